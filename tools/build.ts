@@ -1,0 +1,278 @@
+// `wisp build`: bundle the firmware with esbuild, check the result against espruino-compat.md,
+// enforce each output's size budget (minified bytes are also RAM on Espruino: function source
+// text lives in JsVars), and only then write dist/.
+
+import * as esbuild from "esbuild";
+import { existsSync } from "node:fs";
+import { mkdir, writeFile } from "node:fs/promises";
+import { isBuiltin } from "node:module";
+import * as path from "node:path";
+import { fileURLToPath } from "node:url";
+import { checkEspruinoCompat, formatFinding, type Finding } from "./compat.ts";
+
+export interface Output {
+  /** TypeScript entry, relative to the project root. */
+  entry: string;
+  /** Written file, relative to the project root. */
+  outfile: string;
+  /** Maximum size of the written .js in bytes. */
+  budget: number;
+}
+
+/**
+ * What `wisp build` produces. One line per output. firmware/main.ts → dist/firmware.js joins this
+ * table once its entry exists (e.g. `{ entry: "firmware/main.ts", outfile: "dist/firmware.js", budget: ... }`);
+ * it is not listed before, so a missing entry is always an error rather than silently skipped.
+ */
+export const OUTPUTS: Output[] = [
+  // Espruino module: loaded with Modules.addCached("wisp-mqtt", source) or from Storage file "wisp-mqtt".
+  { entry: "firmware/mqtt/index.ts", outfile: "dist/mqtt.js", budget: 4096 },
+];
+
+/** Modules built into Espruino (ESP32 build): `require("net")` stays a runtime call. */
+export const ESPRUINO_MODULES = ["net", "tls", "http", "dgram", "crypto", "Wifi", "ESP32", "Storage", "Flash", "neopixel", "heatshrink", "Telnet"];
+// Not "fs": Espruino's SD-card fs is absent from Wisp's boards and the name is Node's; importing it is an error.
+
+export const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+
+export class BuildError extends Error {}
+
+/**
+ * esbuild settings shared by the build and the tests.
+ *
+ * format "cjs", not "iife": an entry that assigns `exports.connect` is a CommonJS module to esbuild,
+ * and inside an iife esbuild wraps it in a `__commonJS` shim (so `exports` is a private object, not
+ * the one Espruino hands the module) and routes `require("net")` through a `__require` shim that
+ * tests for `Proxy`: about 500 bytes, and wrong. With "cjs" the entry's `exports.x = ...` and
+ * `require("net")` come out verbatim. Privacy needs no wrapper: Espruino evaluates module source
+ * (Modules.addCached or a Storage file) in its own scope holding `exports` and `module`.
+ */
+export function esbuildOptions(entry: string, outfile: string, root = PROJECT_ROOT): esbuild.BuildOptions {
+  return {
+    absWorkingDir: root,
+    entryPoints: [entry],
+    outfile,
+    bundle: true,
+    minify: true,
+    format: "cjs",
+    // es2019 makes esbuild lower `?.`, `??=`, `||=`, `&&=`; what it cannot lower, compat.ts rejects.
+    target: "es2019",
+    // espruino-compat.md measures these as working; keeping them native is shorter than esbuild's lowering.
+    supported: { "nullish-coalescing": true, "class-field": true, "class-static-field": true },
+    platform: "neutral",
+    external: ESPRUINO_MODULES,
+    plugins: [rejectNodeModules],
+    // Internal properties end in `_` and get short names; public API names must not end in `_`.
+    mangleProps: /_$/,
+    reserveProps: /^__.*__$/,
+    // Espruino supplies `exports` to module code; esbuild warns that ESM files ("type": "module") see it as a global, which is the point.
+    logOverride: { "commonjs-variable-in-esm": "silent" },
+    // Emit-relevant TypeScript settings, pinned so every entry builds alike: no "use strict" prologue
+    // (Espruino ignores it, espruino-compat.md) and TS's assign semantics for class fields, as in
+    // firmware/tsconfig.json (target ES2020). Pinning means tsconfig.json files are not read by esbuild.
+    tsconfigRaw: { compilerOptions: { alwaysStrict: false, useDefineForClassFields: false } },
+    legalComments: "none",
+    // charset left at esbuild's default (ASCII, non-ASCII escaped): the ESP32 build has no Unicode support.
+    sourcemap: "external",
+    sourcesContent: true,
+    metafile: true,
+    write: false,
+    logLevel: "silent",
+  };
+}
+
+const rejectNodeModules: esbuild.Plugin = {
+  name: "wisp-reject-node-modules",
+  setup(build) {
+    build.onResolve({ filter: /^[^./]/ }, (args) => {
+      if (ESPRUINO_MODULES.includes(args.path)) return { path: args.path, external: true };
+      if (isBuiltin(args.path)) {
+        return {
+          errors: [
+            {
+              text: `"${args.path}" is a Node module; firmware runs on Espruino, which has no "${args.path.replace(/^node:/, "")}". Espruino modules available: ${ESPRUINO_MODULES.join(", ")}`,
+            },
+          ],
+        };
+      }
+      return undefined;
+    });
+  },
+};
+
+export interface Bundle {
+  code: string;
+  /** Source map (JSON text); its `sources` are relative to the output file's directory. */
+  map: string;
+  metafile: esbuild.Metafile;
+  /** Absolute path the code is meant for. */
+  outfile: string;
+  warnings: string[];
+}
+
+/** Bundles one entry in memory with the build's settings. Throws BuildError on esbuild errors. */
+export async function bundle(entry: string, options: { outfile?: string; root?: string } = {}): Promise<Bundle> {
+  const root = options.root ?? PROJECT_ROOT;
+  const outfile = path.resolve(root, options.outfile ?? path.join("dist", path.basename(entry).replace(/\.[cm]?[jt]s$/, "") + ".js"));
+  if (!existsSync(path.resolve(root, entry))) throw new BuildError(`entry ${entry} does not exist (needed for ${path.relative(root, outfile)})`);
+  let result: esbuild.BuildResult<esbuild.BuildOptions & { metafile: true; write: false }>;
+  try {
+    result = (await esbuild.build(esbuildOptions(entry, outfile, root))) as typeof result;
+  } catch (e) {
+    const failure = e as esbuild.BuildFailure;
+    if (!failure.errors) throw e;
+    throw new BuildError(`${entry}: esbuild failed\n` + failure.errors.map((m) => "  " + formatMessage(m)).join("\n"));
+  }
+  const js = result.outputFiles.find((f) => f.path === outfile);
+  const map = result.outputFiles.find((f) => f.path === outfile + ".map");
+  if (!js || !map) throw new BuildError(`${entry}: esbuild produced no ${outfile}`);
+  return { code: js.text, map: map.text, metafile: result.metafile, outfile, warnings: result.warnings.map(formatMessage) };
+}
+
+function formatMessage(m: esbuild.Message): string {
+  const where = m.location ? `${m.location.file}:${m.location.line}:${m.location.column + 1}: ` : "";
+  const notes = m.notes.filter((n) => n.text).map((n) => `\n    note: ${n.text}`);
+  return `${where}${m.text}${notes.join("")}`;
+}
+
+/** Compatibility findings for a bundle, with TypeScript positions relative to `root`. */
+export function checkBundle(b: Bundle, root = PROJECT_ROOT): Finding[] {
+  return checkEspruinoCompat(b.code, b.map, { mapDir: path.dirname(b.outfile), root, outputName: path.relative(root, b.outfile) });
+}
+
+/** Bytes each input file contributes to the output, biggest first. */
+export function contributors(b: Bundle, root = PROJECT_ROOT): { input: string; bytes: number }[] {
+  const out = b.metafile.outputs[path.relative(root, b.outfile).split(path.sep).join("/")];
+  if (!out) return [];
+  return Object.entries(out.inputs)
+    .map(([input, v]) => ({ input, bytes: v.bytesInOutput }))
+    .sort((a, b) => b.bytes - a.bytes);
+}
+
+export interface OutputReport {
+  output: Output;
+  bytes: number;
+  bundle: Bundle | null;
+  /** Every reason this output fails (esbuild errors, compat findings, budget); empty when it passes. */
+  errors: string[];
+}
+
+/** Bundles, checks and measures one output (writes nothing). */
+export async function buildOutput(output: Output, root = PROJECT_ROOT): Promise<OutputReport> {
+  let b: Bundle;
+  try {
+    b = await bundle(output.entry, { outfile: output.outfile, root });
+  } catch (e) {
+    if (e instanceof BuildError) return { output, bytes: 0, bundle: null, errors: [e.message] };
+    throw e;
+  }
+  const errors: string[] = [];
+  const findings = checkBundle(b, root);
+  if (findings.length) {
+    errors.push(
+      `${output.outfile}: ${findings.length} construct${findings.length === 1 ? "" : "s"} Espruino cannot run:\n` +
+        findings.map((f) => "  " + formatFinding(f).replace(/\n/g, "\n  ")).join("\n"),
+    );
+  }
+  const bytes = Buffer.byteLength(b.code);
+  if (bytes > output.budget) {
+    errors.push(
+      `${output.outfile} is ${fmt(bytes)} bytes, over its budget of ${fmt(output.budget)} bytes by ${fmt(bytes - output.budget)}. Biggest contributors:\n` +
+        breakdown(b, root),
+    );
+  }
+  return { output, bytes, bundle: b, errors };
+}
+
+function breakdown(b: Bundle, root: string): string {
+  return contributors(b, root)
+    .map((c) => `  ${fmt(c.bytes).padStart(7)}  ${c.input}`)
+    .join("\n");
+}
+
+const fmt = (n: number) => n.toLocaleString("en-US");
+
+export interface BuildOptions {
+  outputs?: Output[];
+  root?: string;
+  verbose?: boolean;
+  /** Write dist/ files when every output passes (default true). */
+  write?: boolean;
+  /** Also write `<outfile>.map` for humans; nothing loads it (default true). */
+  sourcemap?: boolean;
+  /** Receives every line (table, warnings, errors); default: stdout, errors and warnings to stderr. */
+  log?: (line: string) => void;
+}
+
+export interface BuildResult {
+  ok: boolean;
+  reports: OutputReport[];
+  ms: number;
+}
+
+/** Builds every output; writes dist/ only if all of them pass, so dist/ never mixes good and bad. */
+export async function build(options: BuildOptions = {}): Promise<BuildResult> {
+  const started = performance.now();
+  const root = options.root ?? PROJECT_ROOT;
+  const log = options.log ?? ((line: string) => console.log(line));
+  const logError = options.log ?? ((line: string) => console.error(line));
+  const reports = await Promise.all((options.outputs ?? OUTPUTS).map((o) => buildOutput(o, root)));
+  const ok = reports.every((r) => r.errors.length === 0);
+
+  if (ok && options.write !== false) {
+    await Promise.all(
+      reports.map(async (r) => {
+        const b = r.bundle!;
+        await mkdir(path.dirname(b.outfile), { recursive: true });
+        await writeFile(b.outfile, b.code);
+        if (options.sourcemap !== false) await writeFile(b.outfile + ".map", b.map);
+      }),
+    );
+  }
+
+  const width = Math.max(20, ...reports.map((r) => r.output.outfile.length + 2));
+  log(`${"output".padEnd(width)}${"bytes".padStart(8)}${"budget".padStart(9)}${"used".padStart(7)}`);
+  for (const r of reports) {
+    const used = r.bundle ? `${Math.round((100 * r.bytes) / r.output.budget)}%` : "-";
+    const bytes = r.bundle ? fmt(r.bytes) : "-";
+    const flag = r.errors.length ? "  FAILED" : "";
+    log(`${r.output.outfile.padEnd(width)}${bytes.padStart(8)}${fmt(r.output.budget).padStart(9)}${used.padStart(7)}${flag}`);
+  }
+  if (options.verbose) {
+    for (const r of reports) if (r.bundle) log(`\n${r.output.outfile} by input:\n${breakdown(r.bundle, root)}`);
+  }
+  for (const r of reports) for (const w of r.bundle?.warnings ?? []) logError(`warning: ${w}`);
+  for (const r of reports) for (const e of r.errors) logError(`\nerror: ${e}`);
+
+  const ms = performance.now() - started;
+  log(ok ? `\nbuilt in ${Math.round(ms)} ms${options.write === false ? " (nothing written)" : ""}` : `\nbuild failed in ${Math.round(ms)} ms; dist/ not written`);
+  return { ok, reports, ms };
+}
+
+const USAGE = `usage: wisp build [--verbose] [--no-map] [--check]
+
+Bundles the firmware (esbuild), rejects what Espruino 2v29 cannot run (espruino-compat.md),
+enforces each output's byte budget, then writes dist/.
+
+  -v, --verbose   bytes per input file for every output
+  --no-map        do not write dist/*.js.map (the maps are for humans; nothing loads them)
+  --check         bundle and check only; write nothing`;
+
+/** CLI entry: returns the exit code (0 ok, 1 build failed, 2 usage error). */
+export async function main(argv: string[]): Promise<number> {
+  const options: BuildOptions = {};
+  for (const arg of argv) {
+    if (arg === "-v" || arg === "--verbose") options.verbose = true;
+    else if (arg === "--no-map") options.sourcemap = false;
+    else if (arg === "--check") options.write = false;
+    else if (arg === "-h" || arg === "--help") {
+      console.log(USAGE);
+      return 0;
+    } else {
+      console.error(`wisp build: unknown option ${arg}\n\n${USAGE}`);
+      return 2;
+    }
+  }
+  const result = await build(options);
+  return result.ok ? 0 : 1;
+}

@@ -1,0 +1,48 @@
+// The `wisp` command dispatcher (tools/wisp.js loads this through tsx).
+// A command is one table entry; its module is imported only when that command runs, so a slow or
+// broken command never costs the others anything.
+
+export interface CommandModule {
+  /** Runs the command with the arguments after its name; returns the process exit code. */
+  main(argv: string[]): Promise<number> | number;
+}
+
+interface Command {
+  summary: string;
+  load: () => Promise<CommandModule>;
+}
+
+export const COMMANDS: Record<string, Command> = {
+  build: { summary: "bundle firmware into dist/, check it for Espruino, enforce size budgets", load: () => import("./build.ts") },
+};
+
+export function usage(): string {
+  const width = Math.max(...Object.keys(COMMANDS).map((n) => n.length));
+  const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`);
+  return `usage: wisp <command> [options]\n\ncommands:\n${lines.join("\n")}\n\n\`wisp <command> --help\` for a command's options.`;
+}
+
+/** Returns the exit code: the command's own, 2 for an unknown command or missing command. */
+export async function run(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === "--help" || name === "-h" || name === "help") {
+    console.log(usage());
+    return 0;
+  }
+  if (name === undefined) {
+    console.error(usage());
+    return 2;
+  }
+  const command = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
+  if (!command) {
+    console.error(`wisp: unknown command "${name}". Available commands: ${Object.keys(COMMANDS).join(", ")}.\n\n${usage()}`);
+    return 2;
+  }
+  const module = await command.load();
+  return await module.main(rest);
+}
+
+process.exitCode = await run(process.argv.slice(2)).catch((e: unknown) => {
+  console.error(e instanceof Error ? (e.stack ?? e.message) : String(e));
+  return 1;
+});

@@ -1,0 +1,598 @@
+// Espruino compatibility check for built bundles.
+//
+// Runs on the JavaScript esbuild emits (so it sees exactly the bytes the board runs, after
+// esbuild has lowered what it can), and maps every finding back to the TypeScript source through
+// the bundle's source map. Each rule cites a row of /work/shared/espruino-compat.md (Espruino 2v29,
+// measured); nothing is rejected that the document does not mark failing, missing or broken.
+//
+// Deliberately allowed because the document does not list them: `process`, `global`, `globalThis`
+// (Espruino has its own `process` and `global`), regex features, optional catch bindings,
+// private class members. Add a rule here when a measurement shows one fails.
+
+import { parse, type Node } from "acorn";
+import { SourceMapConsumer } from "source-map-js";
+import * as path from "node:path";
+
+export type RuleId =
+  | "class-extends-error"
+  | "class-extends-function"
+  | "tagged-template"
+  | "destructuring"
+  | "spread"
+  | "rest"
+  | "default-param"
+  | "computed-key"
+  | "missing-global"
+  | "bigint-literal"
+  | "async"
+  | "generator"
+  | "optional-chaining"
+  | "logical-assignment"
+  | "exponent"
+  | "label"
+  | "missing-api"
+  | "length-assignment"
+  | "loop-closure"
+  | "non-ascii"
+  | "parse-error";
+
+export interface Finding {
+  rule: RuleId;
+  /** What is wrong, ending with the espruino-compat.md verdict. */
+  message: string;
+  /** One short way to fix it. */
+  hint: string;
+  /** Original source (project-relative when the map and options allow), or "<output>" when unmapped. */
+  file: string;
+  /** 1-based line and column in `file`. */
+  line: number;
+  column: number;
+  /** 1-based position in the emitted JavaScript. */
+  generated: { line: number; column: number };
+}
+
+export interface CheckOptions {
+  /** Directory the map's `sources` are relative to (the output file's directory). */
+  mapDir?: string;
+  /** Paths in findings are made relative to this directory. */
+  root?: string;
+  /** Name used for positions the map does not cover (esbuild runtime helpers). */
+  outputName?: string;
+}
+
+/** `file:line:col: message` plus the fix on the next line. */
+export function formatFinding(f: Finding): string {
+  return `${f.file}:${f.line}:${f.column}: ${f.message}\n    fix: ${f.hint}`;
+}
+
+const DOC = "espruino-compat.md";
+
+interface Rule {
+  /** Sentence describing the problem, without the verdict. */
+  what: (detail: string) => string;
+  status: string;
+  hint: (detail: string) => string;
+}
+
+const RULES: Record<RuleId, Rule> = {
+  "class-extends-error": {
+    what: (d) => `\`class extends ${d}\` is broken in Espruino: super(msg) is a SyntaxError, no .message, not instanceof Error`,
+    status: "broken",
+    hint: () => "give the class its own `message`/`code` fields and extend nothing (or a class of your own)",
+  },
+  "class-extends-function": {
+    what: (d) => `\`class extends ${d}\`, where ${d} is a plain function, is broken in Espruino: super() gives "Function not found!"`,
+    status: "broken",
+    hint: (d) => `turn ${d} into a \`class\` or use composition`,
+  },
+  "tagged-template": {
+    what: () => "tagged template literals are not supported by Espruino",
+    status: "fails",
+    hint: () => "call the function with the string and values as ordinary arguments",
+  },
+  destructuring: {
+    what: (d) => `destructuring (${d}) is not supported by Espruino`,
+    status: "fails",
+    hint: () => "read the fields one by one: `const a = obj.a; const b = obj.b;`",
+  },
+  spread: {
+    what: (d) => `spread \`...\` in ${d} is not supported by Espruino`,
+    status: "fails",
+    hint: (d) =>
+      d === "a call"
+        ? "use `fn.apply(thisArg, array)`"
+        : d === "an object literal"
+          ? "use `Object.assign({}, a, b)`"
+          : "use `a.concat(b)` or `arr.slice()`",
+  },
+  rest: {
+    what: (d) => `rest element \`...\` in ${d} is not supported by Espruino`,
+    status: "fails",
+    hint: (d) => (d === "a parameter list" ? "take an array parameter, or read `arguments`" : "copy the remaining fields/elements explicitly"),
+  },
+  "default-param": {
+    what: () => "default parameter values are not supported by Espruino",
+    status: "fails",
+    hint: () => "make the parameter optional and write `if (x === undefined) x = ...` in the body",
+  },
+  "computed-key": {
+    what: (d) => `computed property names in ${d} are not supported by Espruino`,
+    status: "fails",
+    hint: () => "create the object first, then assign `obj[key] = value`",
+  },
+  "missing-global": {
+    what: (d) => `\`${d}\` does not exist in Espruino`,
+    status: "missing",
+    hint: (d) => MISSING_GLOBALS[d] ?? "avoid it",
+  },
+  "bigint-literal": {
+    what: () => "BigInt literals are not supported by Espruino",
+    status: "missing",
+    hint: () => "use numbers (exact up to 2^53) or split the value into 32-bit halves",
+  },
+  async: {
+    what: (d) => `${d} is not supported by Espruino`,
+    status: "fails",
+    hint: () => "use Promise `.then()` chains or callbacks",
+  },
+  generator: {
+    what: (d) => `${d} is not supported by Espruino`,
+    status: "fails",
+    hint: () => "use an explicit iterator object or a callback per item",
+  },
+  "optional-chaining": {
+    what: () => "optional chaining `?.` is not supported by Espruino",
+    status: "fails",
+    hint: () => "write `a && a.b` or `a == null ? undefined : a.b` (esbuild lowers `?.` at target es2019; check the build target)",
+  },
+  "logical-assignment": {
+    what: (d) => `\`${d}\` is not supported by Espruino`,
+    status: "fails",
+    hint: (d) => `write \`x = x ${d.slice(0, -1)} y\` (esbuild lowers it at target es2019; check the build target)`,
+  },
+  exponent: {
+    what: (d) => `\`${d}\` is not supported by Espruino`,
+    status: "fails",
+    hint: () => "use `Math.pow(a, b)`",
+  },
+  label: {
+    what: () => "labelled statements (labelled break/continue) are not supported by Espruino",
+    status: "fails",
+    hint: () => "move the inner loop into a function and `return`, or use a flag variable",
+  },
+  "missing-api": {
+    what: (d) => `\`${d}\` does not exist in Espruino`,
+    status: "missing",
+    hint: (d) => MISSING_API_HINTS[d] ?? "avoid it",
+  },
+  "length-assignment": {
+    what: () => "assigning to `.length` throws \"Assignment to a constant\" in Espruino",
+    status: "throws",
+    hint: () => "truncate with `arr.splice(n)` (or `arr = arr.slice(0, n)`); if this is your own object, rename the property",
+  },
+  "loop-closure": {
+    what: (d) => `a closure captures \`${d}\`, declared in a \`for (let/const ...)\` head; in Espruino every closure sees the last value`,
+    status: "silently wrong",
+    hint: (d) => `pass \`${d}\` to a function that creates the closure (\`arr.forEach(function (x) {...})\` or \`make(${d})\`), or copy it into a variable declared outside the loop per call`,
+  },
+  "non-ascii": {
+    what: () => "non-ASCII character in the output; the ESP32 build of Espruino has no Unicode support",
+    status: "ESP32 builds lack Unicode support",
+    hint: () => "use `\\xNN` escapes; keep esbuild's default `charset` (ascii)",
+  },
+  "parse-error": {
+    what: (d) => `the output does not parse: ${d}`,
+    status: "n/a",
+    hint: () => "this is a build bug; report it with the entry file",
+  },
+};
+
+const MISSING_GLOBALS: Record<string, string> = {
+  Map: "use a plain object with string keys (`Object.create(null)` is not needed: prefix keys) or parallel arrays",
+  Set: "use an object whose keys are the members, or an array with `includes`",
+  Symbol: "use a string property name",
+  WeakMap: "store the value on the object itself in a property ending in `_`",
+  WeakSet: "mark the object with a property ending in `_`",
+  Proxy: "write explicit getter/setter methods",
+  Reflect: "use `Object.keys`, `Object.defineProperty`, `fn.apply`",
+  BigInt: "use numbers (exact up to 2^53) or split the value into 32-bit halves",
+  TextEncoder: "bytes are chars on Espruino: use the string itself, or `E.toUint8Array(str)`",
+  TextDecoder: "use `E.toString(bytes)` (or `String.fromCharCode.apply(null, bytes)`)",
+  Buffer: "use `Uint8Array`, `E.toString`, `E.toUint8Array`",
+};
+
+const ERROR_CLASSES = new Set(["Error", "TypeError", "RangeError", "SyntaxError", "ReferenceError", "EvalError", "URIError", "InternalError"]);
+
+/** `Object.member` reads that Espruino lacks, keyed by the global object's name. */
+const MISSING_STATICS: Record<string, string[]> = {
+  Array: ["from"],
+  Uint8Array: ["from"],
+  Object: ["freeze"],
+  Number: ["isInteger", "isNaN", "isFinite", "isSafeInteger"],
+  Math: ["trunc"],
+};
+
+const MISSING_API_HINTS: Record<string, string> = {
+  "Array.from": "use a `for` loop, or `Array.prototype.slice.call(x)` for array-likes",
+  "Uint8Array.from": "use `new Uint8Array(arrayOrLength)`, or `E.toUint8Array(...)`",
+  "Object.freeze": "drop it (use `as const` for types); Espruino cannot freeze",
+  "Number.isInteger": "use `typeof x === \"number\" && x % 1 === 0`",
+  "Number.isNaN": "use `x !== x`",
+  "Number.isFinite": "use `typeof x === \"number\" && isFinite(x)`",
+  "Number.isSafeInteger": "use `typeof x === \"number\" && x % 1 === 0 && Math.abs(x) <= 9007199254740991`",
+  "Math.trunc": "use `x < 0 ? Math.ceil(x) : Math.floor(x)` (or `x | 0` below 2^31)",
+  ".flat()": "concatenate in a loop: `out = out.concat(part)`",
+  ".at()": "use `arr[arr.length - 1]` / `arr[i < 0 ? arr.length + i : i]`",
+};
+
+// ---------------------------------------------------------------------------------------------
+// Scopes: just enough name resolution to tell globals from locals and to find loop bindings.
+
+interface Binding {
+  kind: "var" | "let" | "const" | "function" | "class" | "param" | "catch" | "name";
+  /** FunctionDeclaration / FunctionExpression the name is bound to, if statically known. */
+  fn?: Node;
+  /** The for/for-in/for-of statement whose head declared this let/const. */
+  loop?: Node;
+}
+
+interface Scope {
+  node: Node | null;
+  parent: Scope | null;
+  isFunction: boolean;
+  names: Map<string, Binding>;
+}
+
+type AnyNode = Node & Record<string, any>;
+
+const FUNCTION_TYPES = new Set(["FunctionDeclaration", "FunctionExpression", "ArrowFunctionExpression"]);
+const LOOP_TYPES = new Set(["ForStatement", "ForInStatement", "ForOfStatement"]);
+
+function children(node: AnyNode, visit: (child: AnyNode, key: string) => void): void {
+  for (const key in node) {
+    if (key === "type" || key === "start" || key === "end" || key === "loc") continue;
+    const value = node[key];
+    if (Array.isArray(value)) {
+      for (const item of value) if (item && typeof item.type === "string") visit(item, key);
+    } else if (value && typeof value.type === "string") {
+      visit(value, key);
+    }
+  }
+}
+
+function patternNames(pattern: AnyNode, out: AnyNode[] = []): AnyNode[] {
+  switch (pattern.type) {
+    case "Identifier":
+      out.push(pattern);
+      break;
+    case "ObjectPattern":
+      for (const p of pattern.properties) patternNames(p.type === "RestElement" ? p : p.value, out);
+      break;
+    case "ArrayPattern":
+      for (const e of pattern.elements) if (e) patternNames(e, out);
+      break;
+    case "RestElement":
+      patternNames(pattern.argument, out);
+      break;
+    case "AssignmentPattern":
+      patternNames(pattern.left, out);
+      break;
+  }
+  return out;
+}
+
+function functionScopeOf(scope: Scope): Scope {
+  let s = scope;
+  while (!s.isFunction && s.parent) s = s.parent;
+  return s;
+}
+
+/** Pass 1: create a scope for every scope-making node and declare the names bound in it. */
+function buildScopes(program: AnyNode): Map<Node, Scope> {
+  const scopes = new Map<Node, Scope>();
+  const newScope = (node: Node, parent: Scope | null, isFunction: boolean): Scope => {
+    const s: Scope = { node, parent, isFunction, names: new Map() };
+    scopes.set(node, s);
+    return s;
+  };
+  const declare = (scope: Scope, pattern: AnyNode, binding: Binding) => {
+    for (const id of patternNames(pattern)) scope.names.set(id.name, binding);
+  };
+
+  const visit = (node: AnyNode, scope: Scope, parent: AnyNode | null, key: string) => {
+    let inner = scope;
+    switch (node.type) {
+      case "FunctionDeclaration":
+      case "FunctionExpression":
+      case "ArrowFunctionExpression": {
+        let outer = scope;
+        if (node.type === "FunctionDeclaration" && node.id) scope.names.set(node.id.name, { kind: "function", fn: node });
+        if (node.type === "FunctionExpression" && node.id) {
+          // A named function expression sees its own name in a scope between it and its parent.
+          outer = { node: null, parent: scope, isFunction: false, names: new Map([[node.id.name, { kind: "name" as const, fn: node }]]) };
+        }
+        inner = newScope(node, outer, true);
+        for (const p of node.params) declare(inner, p, { kind: "param" });
+        break;
+      }
+      case "ClassDeclaration":
+        if (node.id) scope.names.set(node.id.name, { kind: "class" });
+        inner = newScope(node, scope, false);
+        break;
+      case "ClassExpression":
+        inner = newScope(node, scope, false);
+        if (node.id) inner.names.set(node.id.name, { kind: "class" });
+        break;
+      case "BlockStatement":
+        // A function body shares the function's scope (parameters and body are one scope for our purpose).
+        if (!(parent && FUNCTION_TYPES.has(parent.type) && key === "body")) inner = newScope(node, scope, false);
+        break;
+      case "StaticBlock":
+        inner = newScope(node, scope, true);
+        break;
+      case "ForStatement":
+      case "ForInStatement":
+      case "ForOfStatement":
+      case "SwitchStatement":
+        inner = newScope(node, scope, false);
+        break;
+      case "CatchClause":
+        inner = newScope(node, scope, false);
+        if (node.param) declare(inner, node.param, { kind: "catch" });
+        break;
+      case "VariableDeclaration": {
+        const kind = node.kind as "var" | "let" | "const";
+        const target = kind === "var" ? functionScopeOf(scope) : scope;
+        const loop = kind !== "var" && parent && LOOP_TYPES.has(parent.type) && (key === "init" || key === "left") ? parent : undefined;
+        for (const d of node.declarations) {
+          const fn = d.id.type === "Identifier" && d.init && d.init.type === "FunctionExpression" ? d.init : undefined;
+          declare(target, d.id, { kind, fn, loop });
+        }
+        break;
+      }
+    }
+    children(node, (child, childKey) => visit(child, inner, node, childKey));
+  };
+
+  visit(program, newScope(program, null, true), null, "");
+  return scopes;
+}
+
+function lookup(scope: Scope | null, name: string): { binding: Binding; scope: Scope } | null {
+  for (let s = scope; s; s = s.parent) {
+    const b = s.names.get(name);
+    if (b) return { binding: b, scope: s };
+  }
+  return null;
+}
+
+/** True when the identifier at (parent, key) is a name rather than a variable reference. */
+function isNotReference(parent: AnyNode | null, key: string): boolean {
+  if (!parent) return false;
+  switch (parent.type) {
+    case "MemberExpression":
+      return key === "property" && !parent.computed;
+    case "Property":
+    case "MethodDefinition":
+    case "PropertyDefinition":
+      return key === "key" && !parent.computed;
+    case "LabeledStatement":
+    case "BreakStatement":
+    case "ContinueStatement":
+      return key === "label";
+    case "MetaProperty":
+      return true;
+  }
+  return false;
+}
+
+function staticPropertyName(member: AnyNode): string | null {
+  if (!member.computed && member.property.type === "Identifier") return member.property.name;
+  if (member.computed && member.property.type === "Literal" && typeof member.property.value === "string") return member.property.value;
+  return null;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * Checks emitted JavaScript against espruino-compat.md. With `map` (the esbuild source map as
+ * JSON text) findings point at the original TypeScript; without it, at the JavaScript itself.
+ */
+export function checkEspruinoCompat(js: string, map?: string, options: CheckOptions = {}): Finding[] {
+  const outputName = options.outputName ?? "<output>";
+  const consumer = map ? new SourceMapConsumer(JSON.parse(map)) : null;
+  const findings: Finding[] = [];
+
+  const locate = (line: number, column0: number) => {
+    const generated = { line, column: column0 + 1 };
+    if (!consumer) return { file: outputName, line, column: column0 + 1, generated };
+    let pos = consumer.originalPositionFor({ line, column: column0 });
+    if (pos.source == null) pos = consumer.originalPositionFor({ line, column: column0, bias: SourceMapConsumer.LEAST_UPPER_BOUND });
+    if (pos.source == null) return { file: `${outputName} (esbuild helper)`, line, column: column0 + 1, generated };
+    let file = pos.source;
+    if (options.mapDir) {
+      const abs = path.resolve(options.mapDir, file);
+      file = options.root ? path.relative(options.root, abs).split(path.sep).join("/") : abs;
+    }
+    return { file, line: pos.line, column: pos.column + 1, generated };
+  };
+
+  const report = (rule: RuleId, node: AnyNode, detail = "") => {
+    const r = RULES[rule];
+    const where = locate(node.loc!.start.line, node.loc!.start.column);
+    findings.push({ rule, message: `${r.what(detail)} (${DOC}: ${r.status})`, hint: r.hint(detail), ...where });
+  };
+
+  for (let i = 0; i < js.length; i++) {
+    if (js.charCodeAt(i) > 0x7e) {
+      const before = js.slice(0, i);
+      const line = before.split("\n").length;
+      const column0 = i - (before.lastIndexOf("\n") + 1);
+      const r = RULES["non-ascii"];
+      findings.push({ rule: "non-ascii", message: `${r.what("")} (${DOC}: ${r.status})`, hint: r.hint(""), ...locate(line, column0) });
+      break;
+    }
+  }
+
+  let program: AnyNode;
+  try {
+    program = parse(js, { ecmaVersion: "latest", sourceType: "script", locations: true, allowReturnOutsideFunction: true }) as AnyNode;
+  } catch (e) {
+    const err = e as SyntaxError & { loc?: { line: number; column: number } };
+    const loc = err.loc ?? { line: 1, column: 0 };
+    const r = RULES["parse-error"];
+    findings.push({ rule: "parse-error", message: r.what(err.message), hint: r.hint(""), ...locate(loc.line, loc.column) });
+    return findings;
+  }
+
+  const scopes = buildScopes(program);
+  // One loop-closure finding per (closure created in the loop, captured binding).
+  const reportedCaptures = new Map<Node, Set<Binding>>();
+  const nestedPatterns = new WeakSet<Node>();
+  const markNested = (node: AnyNode) =>
+    children(node, (child) => {
+      if (child.type === "ObjectPattern" || child.type === "ArrayPattern") nestedPatterns.add(child);
+      if (!FUNCTION_TYPES.has(child.type)) markNested(child);
+    });
+
+  const visit = (node: AnyNode, scope: Scope, parent: AnyNode | null, key: string) => {
+    const inner = scopes.get(node) ?? scope;
+
+    switch (node.type) {
+      case "Identifier": {
+        if (isNotReference(parent, key)) break;
+        const found = lookup(scope, node.name);
+        if (!found) {
+          const typeofGuard = parent && parent.type === "UnaryExpression" && parent.operator === "typeof";
+          if (node.name in MISSING_GLOBALS && !typeofGuard) report("missing-global", node, node.name);
+          break;
+        }
+        if (found.binding.loop) checkLoopCapture(node, scope, found.scope, found.binding);
+        break;
+      }
+      case "ClassDeclaration":
+      case "ClassExpression": {
+        const sup = node.superClass as AnyNode | null;
+        if (sup && sup.type === "Identifier") {
+          // Resolved from the class's outer scope; only names whose binding is statically known are judged.
+          const found = lookup(scope, sup.name);
+          if (!found && ERROR_CLASSES.has(sup.name)) report("class-extends-error", node, sup.name);
+          else if (found && found.binding.fn) report("class-extends-function", node, sup.name);
+        }
+        break;
+      }
+      case "TaggedTemplateExpression":
+        report("tagged-template", node);
+        break;
+      case "ObjectPattern":
+      case "ArrayPattern":
+        // One finding per destructuring, not one per nested pattern.
+        if (!nestedPatterns.has(node)) {
+          report("destructuring", node, destructuringContext(parent, key));
+          markNested(node);
+        }
+        break;
+      case "SpreadElement":
+        report("spread", node, parent && (parent.type === "CallExpression" || parent.type === "NewExpression") ? "a call" : parent && parent.type === "ObjectExpression" ? "an object literal" : "an array literal");
+        break;
+      case "RestElement":
+        // Rest inside a pattern is part of a destructuring finding.
+        if (parent && FUNCTION_TYPES.has(parent.type)) report("rest", node, "a parameter list");
+        break;
+      case "AssignmentPattern":
+        if (parent && FUNCTION_TYPES.has(parent.type) && key === "params") report("default-param", node);
+        break;
+      case "Property":
+        if (node.computed && parent && parent.type === "ObjectExpression") report("computed-key", node.key, "object literals");
+        break;
+      case "MethodDefinition":
+      case "PropertyDefinition":
+        if (node.computed) report("computed-key", node.key, "classes");
+        break;
+      case "Literal":
+        if (node.bigint !== undefined) report("bigint-literal", node);
+        break;
+      case "FunctionDeclaration":
+      case "FunctionExpression":
+      case "ArrowFunctionExpression":
+        if (node.async && node.generator) report("async", node, "async generator functions");
+        else if (node.async) report("async", node, "async functions");
+        else if (node.generator) report("generator", node, "generator functions");
+        break;
+      case "AwaitExpression":
+        report("async", node, "`await`");
+        break;
+      case "ForOfStatement":
+        if (node.await) report("async", node, "`for await`");
+        break;
+      case "YieldExpression":
+        report("generator", node, "`yield`");
+        break;
+      case "ChainExpression":
+        report("optional-chaining", node);
+        break;
+      case "AssignmentExpression":
+        if (node.operator === "||=" || node.operator === "&&=" || node.operator === "??=") report("logical-assignment", node, node.operator);
+        else if (node.operator === "**=") report("exponent", node, "**=");
+        if (node.left.type === "MemberExpression" && staticPropertyName(node.left) === "length") report("length-assignment", node.left);
+        break;
+      case "UpdateExpression":
+        if (node.argument.type === "MemberExpression" && staticPropertyName(node.argument) === "length") report("length-assignment", node.argument);
+        break;
+      case "BinaryExpression":
+        if (node.operator === "**") report("exponent", node, "**");
+        break;
+      case "LabeledStatement":
+        report("label", node);
+        break;
+      case "MemberExpression": {
+        const name = staticPropertyName(node);
+        if (name && node.object.type === "Identifier" && MISSING_STATICS[node.object.name]?.includes(name) && !lookup(scope, node.object.name)) {
+          report("missing-api", node, `${node.object.name}.${name}`);
+        }
+        break;
+      }
+      case "CallExpression": {
+        const callee = node.callee as AnyNode;
+        if (callee.type === "MemberExpression") {
+          const name = staticPropertyName(callee);
+          if (name === "flat" || name === "at") report("missing-api", callee.property, `.${name}()`);
+        }
+        break;
+      }
+    }
+
+    children(node, (child, childKey) => visit(child, inner, node, childKey));
+  };
+
+  // A reference to a for-head binding from inside a function created within the loop.
+  const checkLoopCapture = (id: AnyNode, from: Scope, bindingScope: Scope, binding: Binding) => {
+    let closure: Scope | null = null;
+    for (let s: Scope | null = from; s && s !== bindingScope; s = s.parent) if (s.isFunction) closure = s;
+    if (!closure) return;
+    const closureNode = closure.node!;
+    let seen = reportedCaptures.get(closureNode);
+    if (!seen) reportedCaptures.set(closureNode, (seen = new Set()));
+    if (seen.has(binding)) return;
+    seen.add(binding);
+    const where = locate(id.loc!.start.line, id.loc!.start.column);
+    const name = (consumer && consumer.originalPositionFor({ line: id.loc!.start.line, column: id.loc!.start.column }).name) || id.name;
+    const r = RULES["loop-closure"];
+    findings.push({ rule: "loop-closure", message: `${r.what(name)} (${DOC}: ${r.status})`, hint: r.hint(name), ...where });
+  };
+
+  visit(program, scopes.get(program)!, null, "");
+
+  findings.sort((a, b) => (a.file < b.file ? -1 : a.file > b.file ? 1 : a.line - b.line || a.column - b.column));
+  return findings;
+}
+
+function destructuringContext(parent: AnyNode | null, key: string): string {
+  if (!parent) return "pattern";
+  if (parent.type === "VariableDeclarator") return "declaration";
+  if (parent.type === "AssignmentExpression") return "assignment";
+  if (FUNCTION_TYPES.has(parent.type) && key === "params") return "parameter";
+  if (parent.type === "CatchClause") return "catch parameter";
+  if (LOOP_TYPES.has(parent.type)) return "loop head";
+  return "pattern";
+}
