@@ -1,0 +1,290 @@
+// MQTT 3.1.1 packet codec (OASIS standard, 29 October 2014). Pure: bytes in, packet objects out and back.
+//
+// Packets travel as strings whose chars are bytes, the way Espruino sockets deliver them. Text fields
+// (topics, client id, user name) are UTF-8 on the wire [MQTT-1.5.3]; the codec encodes and decodes that
+// itself because the ESP32 build of Espruino has no Unicode support.
+//
+// The client bundles only what a client needs: the encoders of client-to-server packets and the decoder
+// of server-to-client packets. The other direction lives in codec-server.ts, for tests and host tools;
+// the bundler leaves it out of the device build.
+
+export const enum PacketType {
+  CONNECT = 1,
+  CONNACK,
+  PUBLISH,
+  PUBACK,
+  PUBREC,
+  PUBREL,
+  PUBCOMP,
+  SUBSCRIBE,
+  SUBACK,
+  UNSUBSCRIBE,
+  UNSUBACK,
+  PINGREQ,
+  PINGRESP,
+  DISCONNECT,
+}
+
+export interface Will {
+  topic: string;
+  payload: string;
+  qos?: number;
+  retain?: boolean;
+}
+
+export interface ConnectOptions {
+  clientId: string;
+  /** seconds */
+  keepalive: number;
+  /** true unless false */
+  clean?: boolean;
+  username?: string;
+  password?: string;
+  will?: Will;
+}
+
+/** What the decoders return. Fields beyond `type` depend on the packet type. */
+export interface Packet {
+  type: number;
+  messageId?: number;
+  // CONNACK
+  sessionPresent?: boolean;
+  returnCode?: number;
+  // PUBLISH
+  topic?: string;
+  payload?: string;
+  qos?: number;
+  dup?: boolean;
+  retain?: boolean;
+  // SUBACK
+  granted?: number[];
+  // server-bound packets: see codec-server.ts
+  [field: string]: any;
+}
+
+export const chr = String.fromCharCode;
+
+/** Thrown for every protocol violation found while decoding; the client closes the connection on it. */
+export function fail(reason: string): never {
+  throw new Error("malformed packet: " + reason);
+}
+
+/**
+ * Text to UTF-8 bytes. encodeURIComponent does the work: on a host it encodes Unicode, and on an
+ * ESP32, whose strings already hold the UTF-8 bytes of the source text, it gives them back unchanged.
+ */
+export function utf8Encode(s: string): string {
+  return encodeURIComponent(s).replace(/%../g, function (hex) {
+    return chr(parseInt(hex.substr(1), 16));
+  });
+}
+
+/**
+ * UTF-8 bytes to text, strictly: no overlong forms, surrogates or code points past U+10FFFF
+ * [MQTT-1.5.3-1], no U+0000 [MQTT-1.5.3-2]. Checked here because Espruino's decodeURIComponent
+ * does not check; then it decodes as utf8Encode encodes.
+ */
+export function utf8Decode(s: string): string {
+  for (let i = 0; i < s.length; ) {
+    let c = s.charCodeAt(i++);
+    const n = c < 0x80 ? 0 : c < 0xc2 ? 9 : c < 0xe0 ? 1 : c < 0xf0 ? 2 : c < 0xf5 ? 3 : 9,
+      min = [0, 0x80, 0x800, 0x10000][n];
+    c &= 0x7f >> n;
+    for (let k = n; k--; ) {
+      const b = s.charCodeAt(i++);
+      if ((b & 0xc0) != 0x80) c = -1;
+      c = (c << 6) | (b & 63);
+    }
+    // c >> 11 == 27: a surrogate, U+D800 to U+DFFF
+    if (!(c >= min) || !c || c > 0x10ffff || c >> 11 == 27) fail("bad UTF-8");
+  }
+  return decodeURIComponent(s.replace(/[%\x80-\xff]/g, function (ch) {
+    return "%" + ch.charCodeAt(0).toString(16);
+  }));
+}
+
+export function u16(n: number): string {
+  return chr(n >> 8, n & 255);
+}
+
+/** A length-prefixed byte string [MQTT-1.5.3]. */
+export function bin(s: string): string {
+  return u16(s.length) + s;
+}
+
+/** A length-prefixed UTF-8 string. */
+export function str(s: string): string {
+  return bin(utf8Encode(s));
+}
+
+/** Fixed header: type and flags, then the remaining length in 1 to 4 bytes of 7 bits [MQTT-2.2.3]. */
+export function frame(header: number, body: string): string {
+  let n = body.length,
+    len = "";
+  do {
+    len += chr(n > 127 ? (n & 127) | 128 : n);
+    n >>= 7;
+  } while (n);
+  return chr(header) + len + body;
+}
+
+export function encodeConnect(o: ConnectOptions): string {
+  const w = o.will,
+    user = o.username,
+    pass = o.password;
+  let flags = o.clean != false ? 2 : 0,
+    tail = "";
+  if (w) {
+    flags |= 4 | ((w.qos || 0) << 3) | (w.retain ? 32 : 0);
+    tail += str(w.topic) + bin(w.payload);
+  }
+  // [MQTT-3.1.2-22] a password only with a user name
+  if (user != null) {
+    flags |= 128;
+    tail += str(user);
+    if (pass != null) {
+      flags |= 64;
+      tail += str(pass);
+    }
+  }
+  return frame(0x10, str("MQTT") + chr(4, flags) + u16(o.keepalive) + str(o.clientId) + tail);
+}
+
+export function encodePublish(topic: string, payload: string, qos: number, retain: any, dup: any, id: number): string {
+  return frame(0x30 | (dup ? 8 : 0) | (qos << 1) | (retain ? 1 : 0), str(topic) + (qos ? u16(id) : "") + payload);
+}
+
+export function encodeSubscribe(topics: string[], qos: number[], id: number): string {
+  let body = u16(id);
+  for (let i = 0; i < topics.length; i++) body += str(topics[i]) + chr(qos[i]);
+  return frame(0x82, body); // [MQTT-3.8.1-1] flags 0010
+}
+
+export function encodeUnsubscribe(topics: string[], id: number): string {
+  return frame(0xa2, u16(id) + topics.map(str).join("")); // [MQTT-3.10.1-1] flags 0010
+}
+
+/** PUBACK, PUBREC, PUBREL, PUBCOMP, UNSUBACK: a packet id and nothing else. */
+export function encodeAck(type: number, id: number): string {
+  return frame((type << 4) | (type == PacketType.PUBREL ? 2 : 0), u16(id)); // [MQTT-3.6.1-1]
+}
+
+export const PINGREQ = "\xc0\0";
+export const PINGRESP = "\xd0\0";
+export const DISCONNECT = "\xe0\0";
+
+/**
+ * Reads the body of a packet. Each read checks the bytes are there, so a short packet is
+ * malformed rather than silently padded.
+ */
+export interface Reader {
+  u8_(): number;
+  /** [MQTT-2.3.1-1] a packet id is never 0 */
+  id_(): number;
+  u16_(): number;
+  bin_(): string;
+  str_(): string;
+  rest_(): string;
+  more_(): boolean;
+  /** fails unless the body was read to its end */
+  end_(): void;
+}
+
+export function reader(body: string): Reader {
+  let at = 0;
+  function u8() {
+    return at < body.length ? body.charCodeAt(at++) : fail("too short");
+  }
+  function u16() {
+    return (u8() << 8) | u8();
+  }
+  function bin() {
+    const n = u16();
+    if ((at += n) > body.length) fail("too short");
+    return body.substr(at - n, n);
+  }
+  return {
+    u8_: u8,
+    u16_: u16,
+    id_: function () {
+      return u16() || fail("packet id 0");
+    },
+    bin_: bin,
+    str_: function () {
+      return utf8Decode(bin());
+    },
+    rest_: function () {
+      const r = body.substr(at);
+      at = body.length;
+      return r;
+    },
+    more_: function () {
+      return at < body.length;
+    },
+    end_: function () {
+      if (at != body.length) fail("wrong remaining length");
+    },
+  };
+}
+
+/** Decodes the packets a server sends a client; any other type is a protocol violation. */
+export function decodeClientBound(header: number, body: string): Packet {
+  const type = header >> 4,
+    flags = header & 15,
+    r = reader(body),
+    p: Packet = { type };
+  let c;
+  // [MQTT-2.2.2-1], [MQTT-2.2.2-2]: reserved flag bits; PUBREL has 0010, PUBLISH its own
+  if (type != PacketType.PUBLISH && flags != (type == PacketType.PUBREL ? 2 : 0)) fail("reserved flag bits set");
+  if (type == PacketType.CONNACK) {
+    p.sessionPresent = (c = r.u8_()) == 1;
+    // [MQTT-3.2.2-1] bits 7-1 reserved; [MQTT-3.2.2-4] no session with a refusal; return codes 0-5
+    if (c > 1 || (p.returnCode = r.u8_()) > 5 || (c && p.returnCode)) fail("bad CONNACK");
+  } else if (type == PacketType.PUBLISH) {
+    c = p.qos = (flags >> 1) & 3;
+    // [MQTT-3.3.1-4] QoS 3 is malformed; [MQTT-3.3.1-2] DUP only with QoS > 0;
+    // [MQTT-3.3.2-2] no wildcards in a topic name, [MQTT-4.7.3-1] at least one char
+    if (c > 2 || (!c && flags & 8) || /[+#]|^$/.test((p.topic = r.str_()))) fail("bad PUBLISH");
+    if (c) p.messageId = r.id_();
+    p.payload = r.rest_();
+    p.dup = flags > 7;
+    p.retain = (flags & 1) == 1;
+  } else if (type == PacketType.SUBACK) {
+    p.messageId = r.id_();
+    const g: number[] = (p.granted = []);
+    do if ((c = r.u8_()) > 2 && c != 128) fail("bad SUBACK"); // [MQTT-3.9.3-2]
+    while (g.push(c) && r.more_());
+  } else if ((type > 3 && type < 8) || type == PacketType.UNSUBACK) p.messageId = r.id_();
+  else if (type != PacketType.PINGRESP) fail("unexpected packet type " + type);
+  r.end_();
+  return p;
+}
+
+/**
+ * A streaming decoder: `next(data)` adds a socket read and returns the next whole packet, `next()`
+ * the one after, until undefined. Packets may be split at any byte and several may come in one
+ * read. Throws on a malformed packet; the connection must be closed then, since the stream cannot
+ * be resynchronised. `max` is the largest packet accepted, fixed header included.
+ */
+export function decoder(max: number, decode: (header: number, body: string) => Packet): (data?: string) => Packet | undefined {
+  let buf = "";
+  return function (data) {
+    let len = 0,
+      mul = 1,
+      i = 1,
+      c;
+    if (data) buf += data;
+    do {
+      if (i > 4) fail("remaining length over 4 bytes"); // [MQTT-2.2.3]
+      if (i >= buf.length) return;
+      c = buf.charCodeAt(i++);
+      len += (c & 127) * mul;
+      mul *= 128;
+    } while (c & 128);
+    if ((len += i) > max) fail("packet of " + len + " bytes is over the limit of " + max);
+    if (buf.length < len) return;
+    c = buf;
+    buf = buf.substr(len);
+    return decode(c.charCodeAt(0), c.substr(i, len - i));
+  };
+}

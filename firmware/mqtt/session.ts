@@ -1,0 +1,96 @@
+// Session state of one client [MQTT-4.1]: packet ids, outgoing QoS 1/2 flows in flight, incoming QoS 2
+// ids awaiting PUBREL. Pure functions over plain data: no sockets, no timers. The state outlives a
+// connection, which is what a persistent session needs, and keeps the order in which messages were
+// first sent for redelivery [MQTT-4.6.0-1].
+
+import { PacketType, chr, encodeAck } from "./codec";
+
+export type Callback = (err: Error | null, result?: any) => void;
+
+/** One packet waiting for its acknowledgement. */
+export interface Pending {
+  id_: number;
+  /** the packet type that completes this step: PUBACK, PUBREC then PUBCOMP, SUBACK or UNSUBACK */
+  wait_: number;
+  /** the bytes to send again after a reconnect */
+  packet_: string;
+  done_: Callback;
+}
+
+export interface Session {
+  pending_: Pending[];
+  /** incoming QoS 2 packet ids delivered and not yet released by PUBREL */
+  received_: { [id: number]: 1 };
+  lastId_: number;
+}
+
+export function newSession(): Session {
+  return { pending_: [], received_: {}, lastId_: 0 };
+}
+
+function find(s: Session, id: number, wait?: number): number {
+  const l = s.pending_;
+  let i = l.length;
+  while (i-- && (l[i].id_ != id || (wait && l[i].wait_ != wait)));
+  return i;
+}
+
+/** Registers a packet that waits for `wait`, under a new packet id: never 0, never one in use [MQTT-2.3.1-2]. */
+export function track(s: Session, wait: number, encode: (id: number) => string, done: Callback): string {
+  do s.lastId_ = (s.lastId_ % 65535) + 1;
+  while (find(s, s.lastId_) >= 0);
+  const packet = encode(s.lastId_);
+  s.pending_.push({ id_: s.lastId_, wait_: wait, packet_: packet, done_: done });
+  return packet;
+}
+
+/**
+ * An acknowledgement of `type` arrived for `id`. Returns the entry it completes, or undefined when
+ * nothing waits for it (a duplicate). PUBREC moves a QoS 2 publish on to PUBREL in place, so
+ * redelivery keeps the original order [MQTT-4.3.3-1].
+ */
+export function acknowledge(s: Session, type: number, id: number): Pending | undefined {
+  const i = find(s, id, type),
+    e = s.pending_[i];
+  if (e) {
+    if (type == PacketType.PUBREC) {
+      e.wait_ = PacketType.PUBCOMP;
+      e.packet_ = encodeAck(PacketType.PUBREL, id);
+    } else s.pending_.splice(i, 1);
+  }
+  return e;
+}
+
+/** Packets to send again after reconnecting, in order; a PUBLISH goes again with DUP=1 [MQTT-4.4.0-1]. */
+export function redeliver(s: Session): string[] {
+  return s.pending_.map(function (e) {
+    const p = e.packet_,
+      h = p.charCodeAt(0);
+    return (e.packet_ = h >> 4 == PacketType.PUBLISH ? chr(h | 8) + p.substr(1) : p);
+  });
+}
+
+/** Incoming QoS 2: true the first time `id` is seen, false for a resend before PUBREL [MQTT-4.3.3-2]. */
+export function receive(s: Session, id: number): boolean {
+  const fresh = !s.received_[id];
+  s.received_[id] = 1;
+  return fresh;
+}
+
+/** Every waiting callback gets `err`, and the session forgets them. */
+export function abandon(s: Session, err: Error): void {
+  const l = s.pending_;
+  s.pending_ = [];
+  l.forEach(function (e) {
+    e.done_(err);
+  });
+}
+
+/**
+ * Delay before reconnect attempt `attempt` (0-based): doubling from `base`, capped at a minute (or at
+ * `base` when that is longer), with jitter over the upper half so a fleet does not reconnect in step.
+ */
+export function backoff(attempt: number, base: number, random: number): number {
+  const d = Math.min(base * Math.pow(2, attempt), Math.max(base, 60000));
+  return (d * (1 + random)) / 2;
+}

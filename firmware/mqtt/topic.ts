@@ -1,0 +1,30 @@
+// Topic names and filters [MQTT-4.7].
+
+import { utf8Encode } from "./codec";
+
+/**
+ * Why `topic` cannot be used, or "" when it can. A name (for PUBLISH) has no wildcards
+ * [MQTT-3.3.2-2]; in a filter, `#` stands alone as the last level [MQTT-4.7.1-2] and `+` alone
+ * in its level [MQTT-4.7.1-3]. Both are 1 to 65535 bytes of UTF-8 [MQTT-4.7.3-1, -3] without U+0000.
+ */
+export function topicError(topic: any, filter?: boolean): string {
+  return typeof topic != "string" || !topic || topic.indexOf("\0") >= 0 || utf8Encode(topic).length > 65535 ||
+    (filter ? /#.|[^/][+#]|\+[^/]/ : /[+#]/).test(topic)
+    ? "invalid topic " + (filter ? "filter: " : "name: ") + topic
+    : "";
+}
+
+/**
+ * Does `filter` match the topic name? A filter starting with a wildcard does not match topics
+ * starting with `$` [MQTT-4.7.2-1]; `a/#` also matches `a` [MQTT-4.7.1-2].
+ */
+export function topicMatches(filter: string, topic: string): boolean {
+  if (topic[0] == "$" && (filter[0] == "+" || filter[0] == "#")) return false;
+  const f = filter.split("/"),
+    t = topic.split("/");
+  for (let i = 0; i < f.length; i++) {
+    if (f[i] == "#") return true;
+    if (i >= t.length || (f[i] != "+" && f[i] != t[i])) return false;
+  }
+  return f.length == t.length;
+}
