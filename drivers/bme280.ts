@@ -48,22 +48,23 @@ const MEASURE_MS = 10;
 const POLLS = 3; // extra 2 ms status polls before giving up on a measurement
 
 // Fields are `declare`d so no class-field code is emitted: they are all set in the constructor.
+// Names ending in `_` are internal; the build shortens them (tools/build.ts mangleProps).
 export class BME280 {
-  declare i2c: I2CBus;
+  declare i2c_: I2CBus;
   declare address: number;
   /** Trimming parameters dig_T1..T3, P1..P9, H1..H6 in that order (datasheet table 16). */
-  declare cal: Int32Array;
-  declare cmd: Uint8Array;
+  declare cal_: Int32Array;
+  declare cmd_: Uint8Array;
 
   constructor(options: BME280Options) {
-    this.i2c = options.i2c;
+    this.i2c_ = options.i2c;
     this.address = options.address || 0x76;
-    this.cal = new Int32Array(18);
-    this.cmd = new Uint8Array(2);
+    this.cal_ = new Int32Array(18);
+    this.cmd_ = new Uint8Array(2);
     const where = "BME280 not found at 0x" + this.address.toString(16) + ": ";
     let id;
     try {
-      id = this.read(Reg.ChipId, 1)[0];
+      id = this.read_(Reg.ChipId, 1)[0];
     } catch (e) {
       throw new Error(where + "no answer on I2C (" + message(e) + ")");
     }
@@ -78,12 +79,12 @@ export class BME280 {
     }
     try {
       // im_update: calibration is still being copied from NVM after power-on (datasheet 5.4.4).
-      for (let i = 0; this.read(Reg.Status, 1)[0] & STATUS_IM_UPDATE; i++) {
+      for (let i = 0; this.read_(Reg.Status, 1)[0] & STATUS_IM_UPDATE; i++) {
         if (i > 9) throw new Error("calibration not ready");
       }
-      const c = this.cal;
-      const a = this.read(Reg.Calib00, 26);
-      const h = this.read(Reg.Calib26, 7);
+      const c = this.cal_;
+      const a = this.read_(Reg.Calib00, 26);
+      const h = this.read_(Reg.Calib26, 7);
       for (let i = 0; i < 12; i++) c[i] = a[2 * i] | (a[2 * i + 1] << 8);
       for (let i = 0; i < 12; i++) if (i != 0 && i != 3 && c[i] > 32767) c[i] -= 65536; // dig_T1, dig_P1 unsigned
       c[12] = a[25]; // dig_H1
@@ -94,8 +95,8 @@ export class BME280 {
       c[16] = ((h[5] << 24) >> 20) | (h[4] >> 4);
       c[17] = (h[6] << 24) >> 24; // dig_H6 signed char
       // Sleep first: config writes in normal mode may be ignored (datasheet 5.4.6).
-      this.write(Reg.CtrlMeas, CTRL_SLEEP);
-      this.write(Reg.Config, 0);
+      this.write_(Reg.CtrlMeas, CTRL_SLEEP);
+      this.write_(Reg.Config, 0);
     } catch (e) {
       throw failure(this, e);
     }
@@ -111,8 +112,8 @@ export class BME280 {
     try {
       // ctrl_hum only takes effect after a write to ctrl_meas (datasheet 5.4.3); rewritten each
       // time so a sensor that lost power mid-run still measures humidity.
-      this.write(Reg.CtrlHum, OSRS_H);
-      this.write(Reg.CtrlMeas, CTRL_FORCED);
+      this.write_(Reg.CtrlHum, OSRS_H);
+      this.write_(Reg.CtrlMeas, CTRL_FORCED);
     } catch (e) {
       error = e;
     }
@@ -120,11 +121,11 @@ export class BME280 {
       let reading;
       try {
         if (error) throw error;
-        if (this.read(Reg.Status, 1)[0] & STATUS_MEASURING) {
+        if (this.read_(Reg.Status, 1)[0] & STATUS_MEASURING) {
           if (polls++ < POLLS) return setTimeout(finish, 2);
           throw new Error("measurement did not finish");
         }
-        reading = this.compensate(this.read(Reg.Data, 8));
+        reading = this.compensate_(this.read_(Reg.Data, 8));
       } catch (e) {
         return callback(failure(this, e));
       }
@@ -134,8 +135,8 @@ export class BME280 {
   }
 
   /** Turn the 8 data bytes (0xF7..0xFE) into a reading. Datasheet 8.1: double precision formulas. */
-  compensate(d: Uint8Array): BME280Reading {
-    const c = this.cal;
+  compensate_(d: Uint8Array): BME280Reading {
+    const c = this.cal_;
     const adcP = (d[0] << 12) | (d[1] << 4) | (d[2] >> 4);
     const adcT = (d[3] << 12) | (d[4] << 4) | (d[5] >> 4);
     const adcH = (d[6] << 8) | d[7];
@@ -172,15 +173,15 @@ export class BME280 {
     };
   }
 
-  read(reg: number, n: number): Uint8Array {
-    this.i2c.writeTo(this.address, reg);
-    return this.i2c.readFrom(this.address, n);
+  read_(reg: number, n: number): Uint8Array {
+    this.i2c_.writeTo(this.address, reg);
+    return this.i2c_.readFrom(this.address, n);
   }
 
-  write(reg: number, value: number): void {
-    this.cmd[0] = reg;
-    this.cmd[1] = value;
-    this.i2c.writeTo(this.address, this.cmd);
+  write_(reg: number, value: number): void {
+    this.cmd_[0] = reg;
+    this.cmd_[1] = value;
+    this.i2c_.writeTo(this.address, this.cmd_);
   }
 }
 

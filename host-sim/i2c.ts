@@ -31,8 +31,11 @@ export type I2CFaultHook = (transfer: I2CTransfer) => Error | string | undefined
 export interface EmulatedI2COptions {
   /** "hardware" (default): ESP32 I2C1/I2C2 semantics. "software": `new I2C()`, no ACK check. */
   kind?: "hardware" | "software";
-  /** Uint8Array constructor of the realm the firmware runs in (a `vm` context has its own). */
-  Uint8Array?: Uint8ArrayConstructor;
+  /**
+   * Constructors of the realm the firmware runs in (a `vm` context has its own; pass
+   * `runtime.realm`), so results and errors pass the device's `instanceof` checks.
+   */
+  realm?: { Uint8Array: Uint8ArrayConstructor; Error: ErrorConstructor };
 }
 
 /** Espruino's address argument: a number, or `{ address, stop }` to leave the bus claimed. */
@@ -49,16 +52,16 @@ export class EmulatedI2C {
   /** The options last passed to setup(), or undefined while the bus is not set up. */
   options: { scl?: unknown; sda?: unknown; bitrate?: number } | undefined;
   private readonly devices = new Map<number, I2CDevice>();
-  private readonly U8: Uint8ArrayConstructor;
+  private readonly realm: { Uint8Array: Uint8ArrayConstructor; Error: ErrorConstructor };
 
   constructor(options: EmulatedI2COptions = {}) {
     this.kind = options.kind ?? "hardware";
-    this.U8 = options.Uint8Array ?? Uint8Array;
+    this.realm = options.realm ?? { Uint8Array, Error };
   }
 
   setup(options: { scl?: unknown; sda?: unknown; bitrate?: number } = {}): void {
     // src/jsi2c.c jsi2cPopulateI2CInfo
-    if (options.bitrate !== undefined && options.bitrate < 100) throw new Error("Invalid I2C bitrate");
+    if (options.bitrate !== undefined && options.bitrate < 100) throw new this.realm.Error("Invalid I2C bitrate");
     this.options = { bitrate: 100000, ...options };
   }
 
@@ -88,7 +91,7 @@ export class EmulatedI2C {
     if (!(quantity > 0)) return undefined as unknown as Uint8Array;
     const addr = addressOf(address);
     const target = this.route("read", addr, { kind: "read", address: addr, quantity });
-    const out = new this.U8(quantity);
+    const out = new this.realm.Uint8Array(quantity);
     if (!target) return out.fill(0xff);
     const got = target.read(quantity);
     // A device that stops sending leaves SDA released: the master clocks in 0xFF.
@@ -101,12 +104,12 @@ export class EmulatedI2C {
   private route(kind: "write" | "read", address: number, transfer: I2CTransfer): I2CDevice | undefined {
     const where = kind === "write" ? "jshI2CWrite" : "jshI2CRead";
     if (this.kind === "hardware" && !this.options) {
-      throw new Error(`${where}:, unknown error code ${ESP_ERR_INVALID_STATE}`);
+      throw new this.realm.Error(`${where}:, unknown error code ${ESP_ERR_INVALID_STATE}`);
     }
     const injected = this.fault?.(transfer);
-    if (injected) throw typeof injected === "string" ? new Error(injected) : injected;
+    if (injected) throw typeof injected === "string" ? new this.realm.Error(injected) : injected;
     const device = this.devices.get(address & 0x7f);
-    if (!device && this.kind === "hardware") throw new Error(`${where}: slave doesn't ACK the transfer`);
+    if (!device && this.kind === "hardware") throw new this.realm.Error(`${where}: slave doesn't ACK the transfer`);
     return device;
   }
 }
@@ -141,4 +144,22 @@ function toBytes(data: WriteData[]): Uint8Array {
 
 function hex(n: number): string {
   return n.toString(16).padStart(2, "0");
+}
+
+/** The parts of a host-sim Runtime that installI2C needs. */
+export interface I2CHost {
+  realm: { Uint8Array: Uint8ArrayConstructor; Error: ErrorConstructor };
+  defineGlobal(name: string, value: unknown): void;
+}
+
+/**
+ * Give a simulated device ESP32's two hardware buses as the globals I2C1 and I2C2 (not set up,
+ * as after boot). Attach device models to the returned buses. Usable as a runtime plugin:
+ * `plugins: [(rt) => { buses = installI2C(rt) }]`.
+ */
+export function installI2C(host: I2CHost): { I2C1: EmulatedI2C; I2C2: EmulatedI2C } {
+  const buses = { I2C1: new EmulatedI2C({ realm: host.realm }), I2C2: new EmulatedI2C({ realm: host.realm }) };
+  host.defineGlobal("I2C1", buses.I2C1);
+  host.defineGlobal("I2C2", buses.I2C2);
+  return buses;
 }

@@ -1,7 +1,10 @@
+import FakeTimers from "@sinonjs/fake-timers";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { BME280, type BME280Reading } from "../../drivers/bme280.ts";
 import { BME280Model, CALIBRATIONS, type Environment } from "../../host-sim/devices/bme280.ts";
-import { EmulatedI2C, type I2CDevice } from "../../host-sim/i2c.ts";
+import { EmulatedI2C, installI2C, type I2CDevice } from "../../host-sim/i2c.ts";
+import { Runtime } from "../../host-sim/runtime.ts";
+import { bundle } from "../../tools/build.ts";
 
 beforeEach(() => {
   vi.useFakeTimers();
@@ -293,5 +296,42 @@ describe("BME280 errors", () => {
     expect(result.calls).toBe(1);
     expect(statusReads).toBe(4);
     expect(vi.getTimerCount()).toBe(0);
+  });
+});
+
+describe("the bundled driver inside the simulated Espruino device", () => {
+  it("reads the model on I2C1 and reports errors to its callback, never as uncaught errors", async () => {
+    const built = await bundle("drivers/bme280.ts", { outfile: "dist/bme280.js" });
+    const clock = FakeTimers.createClock();
+    const lines: string[] = [];
+    let buses!: ReturnType<typeof installI2C>;
+    const device = new Runtime({ clock, log: (line) => lines.push(line), plugins: [(rt) => void (buses = installI2C(rt))] });
+    try {
+      buses.I2C1.attach(0x76, new BME280Model({
+        environment: () => ({ temperature: 18.25, humidity: 63.4, pressure: 987.65 }),
+        calibration: CALIBRATIONS.partB,
+        now: () => clock.now,
+      }));
+      device.addModule("bme280", built.code);
+      device.run(`
+        I2C1.setup({ scl: 22, sda: 21 });
+        var BME280 = require("bme280").BME280;
+        try { new BME280({ i2c: I2C1, address: 0x77 }); } catch (e) { console.log(e.message); }
+        var sensor = new BME280({ i2c: I2C1 });
+        function report(err, reading) { console.log(err ? err.message : JSON.stringify(reading)); }
+        sensor.sample(report);
+      `);
+      clock.tick(20);
+      buses.I2C1.detach(0x76);
+      device.run("sensor.sample(report);");
+      clock.tick(20);
+      expect(lines).toEqual([
+        "BME280 not found at 0x77: no answer on I2C (jshI2CWrite: slave doesn't ACK the transfer)",
+        '{"temperature":18.25,"humidity":63.4,"pressure":987.65}',
+        "BME280 at 0x76: jshI2CWrite: slave doesn't ACK the transfer",
+      ]);
+    } finally {
+      device.dispose();
+    }
   });
 });

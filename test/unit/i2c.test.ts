@@ -1,6 +1,6 @@
 import vm from "node:vm";
 import { describe, expect, it } from "vitest";
-import { EmulatedI2C, type I2CDevice } from "../../host-sim/i2c.ts";
+import { EmulatedI2C, installI2C, type I2CDevice } from "../../host-sim/i2c.ts";
 
 /** A device that records what it is sent and answers from a fixed list of bytes. */
 function recorder(answer: number[] = []) {
@@ -14,6 +14,13 @@ function recorder(answer: number[] = []) {
     },
   };
   return { device, writes, reads };
+}
+
+/** installI2C against a bare vm context standing in for a host-sim Runtime. */
+function installInContext(context: vm.Context) {
+  const realm = vm.runInContext("({ Uint8Array, Error })", context);
+  const buses = installI2C({ realm, defineGlobal: (name, value) => void (context[name] = value) });
+  return { buses };
 }
 
 function busWith(address: number, device: I2CDevice): EmulatedI2C {
@@ -115,18 +122,21 @@ describe("EmulatedI2C (ESP32 hardware I2C semantics)", () => {
     expect(writes).toEqual([[0xf7], [1]]);
   });
 
-  it("hands back typed arrays of the firmware's realm when given its constructor", () => {
+  it("hands the firmware's realm typed arrays and errors, and takes its arrays", () => {
     const context = vm.createContext({});
-    const RealmU8 = vm.runInContext("Uint8Array", context) as Uint8ArrayConstructor;
-    const bus = new EmulatedI2C({ Uint8Array: RealmU8 });
+    const { buses } = installInContext(context);
+    const bus = buses.I2C1;
+    expect(vm.runInContext("try { I2C1.writeTo(0x10, 1) } catch (e) { e instanceof Error }", context)).toBe(true);
     bus.setup({});
     bus.attach(0x10, recorder([4, 5]).device);
-    context.bus = bus;
-    expect(vm.runInContext("bus.readFrom(0x10, 2) instanceof Uint8Array", context)).toBe(true);
+    expect(vm.runInContext("I2C1.readFrom(0x10, 2) instanceof Uint8Array", context)).toBe(true);
+    expect(vm.runInContext("try { I2C1.readFrom(0x12, 2) } catch (e) { e instanceof Error && e.message }", context)).toBe(
+      "jshI2CRead: slave doesn't ACK the transfer",
+    );
     // and accepts arrays built inside that realm
     const { device, writes } = recorder();
     bus.attach(0x11, device);
-    vm.runInContext("bus.writeTo(0x11, [1, 2]); bus.writeTo(0x11, new Uint8Array([3]))", context);
+    vm.runInContext("I2C1.writeTo(0x11, [1, 2]); I2C1.writeTo(0x11, new Uint8Array([3]))", context);
     expect(writes).toEqual([[1, 2], [3]]);
   });
 });
