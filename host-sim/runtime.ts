@@ -117,6 +117,7 @@ export class Runtime {
   private readonly timers: TimerTable;
   private readonly disposers = new Set<() => void>();
   private readonly jobs = Promise.resolve();
+  private pendingEvents = 0;
   private handlingEvent = false;
   private stopPropagation = false;
   private isDisposed = false;
@@ -256,7 +257,19 @@ export class Runtime {
    */
   queue(target: unknown, listeners: unknown, args: readonly unknown[] = []): void {
     if (this.isDisposed) return;
-    void this.jobs.then(() => this.runListeners(target, listeners, args));
+    this.pendingEvents++;
+    void this.jobs.then(() => {
+      this.pendingEvents--;
+      this.runListeners(target, listeners, args);
+    });
+  }
+
+  /**
+   * Resolves once the event queue is empty, including events queued by the listeners it ran.
+   * Needs no timers, so it works under a fake clock: `clock.tick(1000); await runtime.settle();`.
+   */
+  async settle(): Promise<void> {
+    while (this.pendingEvents > 0 && !this.isDisposed) await this.jobs;
   }
 
   /** Queue `event` on `target` as the interpreter does for its own objects (sockets, Wifi, E). */
