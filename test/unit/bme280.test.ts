@@ -1,7 +1,7 @@
 import FakeTimers from "@sinonjs/fake-timers";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { BME280, type BME280Reading } from "../../drivers/bme280.ts";
-import { BME280Model, CALIBRATIONS, type Environment } from "../../host-sim/devices/bme280.ts";
+import { BME280Model, CALIBRATIONS, compensateH, compensateP, compensateT, invert, type Environment } from "../../host-sim/devices/bme280.ts";
 import { EmulatedI2C, installI2C, type I2CDevice } from "../../host-sim/i2c.ts";
 import { Runtime } from "../../host-sim/runtime.ts";
 import { bundle } from "../../tools/build.ts";
@@ -128,6 +128,80 @@ describe("BME280 compensation (datasheet 8.1), checked against values worked out
       [0xf4, 0x25], // osrs_t x1, osrs_p x1, forced
     ];
     expect(chip.written).toEqual([...trigger, ...trigger]);
+  });
+});
+
+describe("BME280 device model (register level)", () => {
+  const room = () => ({ temperature: 20, humidity: 50, pressure: 1000 });
+  const readReg = (m: BME280Model, reg: number, n = 1) => (m.write(Uint8Array.of(reg)), [...m.read(n)]);
+  const writeReg = (m: BME280Model, reg: number, value: number) => m.write(Uint8Array.of(reg, value));
+
+  it("computes the datasheet example with its own formulas, and inverts them", () => {
+    const c = CALIBRATIONS.datasheet;
+    const t = compensateT(c, 519888);
+    expect(t.tFine).toBe(128422);
+    expect(t.temperature).toBeCloseTo(25.08, 2);
+    expect(compensateP(c, t.tFine, 415148)).toBeCloseTo(100653.26, 1);
+    expect(compensateH(c, t.tFine, 30000)).toBeCloseTo(47.8745, 3);
+    expect(invert(c, { temperature: t.temperature, pressure: compensateP(c, t.tFine, 415148) / 100, humidity: 47.8745 })).toEqual({
+      adcT: 519888,
+      adcP: 415148,
+      adcH: 30000,
+    });
+  });
+
+  it("answers chip id 0x60 and exposes its trimming in the datasheet's byte layout", () => {
+    const m = new BME280Model({ environment: room });
+    expect(readReg(m, 0xd0)).toEqual([0x60]);
+    expect(readReg(m, 0x88, 6)).toEqual([0x70, 0x6b, 0x43, 0x67, 0x18, 0xfc]);
+    expect(readReg(m, 0xe1, 7)).toEqual([0x6a, 0x01, 0x00, 0x14, 0x2d, 0x03, 0x1e]);
+  });
+
+  it("measures on a forced-mode write, keeps status.measuring for the measurement time, then sleeps", () => {
+    let now = 0;
+    const m = new BME280Model({ environment: room, now: () => now });
+    expect(readReg(m, 0xf7, 8)).toEqual([0x80, 0, 0, 0x80, 0, 0, 0x80, 0]); // reset values: skipped
+    writeReg(m, 0xf2, 0x01);
+    writeReg(m, 0xf4, 0x25);
+    expect(readReg(m, 0xf3)).toEqual([0x08]);
+    now = 7.9; // typical time at x1/x1/x1 (9.1): 1 + 2 + 2.5 + 2.5 = 8 ms
+    expect(readReg(m, 0xf3)).toEqual([0x08]);
+    expect(readReg(m, 0xf7, 8)[0]).toBe(0x80); // data not yet updated
+    now = 8;
+    expect(readReg(m, 0xf3)).toEqual([0x00]);
+    expect(readReg(m, 0xf4)).toEqual([0x24]); // back to sleep
+    expect(m.lastRaw).toEqual(invert(CALIBRATIONS.datasheet, room()));
+  });
+
+  it("applies ctrl_hum only at the next ctrl_meas write (datasheet 5.4.3)", () => {
+    const m = new BME280Model({ environment: room });
+    writeReg(m, 0xf4, 0x25); // ctrl_hum still 0: humidity skipped
+    expect(m.lastRaw.adcH).toBe(0x8000);
+    writeReg(m, 0xf2, 0x01);
+    expect(m.measurements).toBe(1);
+    writeReg(m, 0xf4, 0x25);
+    expect(m.lastRaw.adcH).toBe(invert(CALIBRATIONS.datasheet, room()).adcH);
+  });
+
+  it("soft-resets on 0xB6 to 0xE0: control registers cleared, im_update for 2 ms", () => {
+    let now = 100;
+    const m = new BME280Model({ environment: room, now: () => now });
+    writeReg(m, 0xf2, 0x01);
+    writeReg(m, 0xf5, 0xa0);
+    writeReg(m, 0xe0, 0x12); // any other value does nothing
+    expect(readReg(m, 0xf5)).toEqual([0xa0]);
+    writeReg(m, 0xe0, 0xb6);
+    expect(readReg(m, 0xf2, 4)).toEqual([0, 0x01, 0, 0]);
+    now = 102;
+    expect(readReg(m, 0xf3)).toEqual([0]);
+  });
+
+  it("answers as a BMP280 when told to: chip id 0x58, no humidity", () => {
+    const m = new BME280Model({ environment: room, chipId: 0x58 });
+    expect(readReg(m, 0xd0)).toEqual([0x58]);
+    writeReg(m, 0xf2, 0x01);
+    writeReg(m, 0xf4, 0x25);
+    expect(m.lastRaw.adcH).toBe(0x8000);
   });
 });
 
