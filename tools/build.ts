@@ -167,6 +167,15 @@ export async function buildOutput(output: Output, root = PROJECT_ROOT): Promise<
     throw e;
   }
   const errors: string[] = [];
+  const entryFormat = b.metafile.inputs[path.relative(root, path.resolve(root, output.entry)).split(path.sep).join("/")]?.format;
+  const esExports = entryFormat === "esm" ? await entryExports(output.entry, root) : [];
+  if (esExports.length) {
+    // esbuild turns ES exports into a __toCommonJS helper whose getters close over a for-of `let`,
+    // which Espruino breaks (espruino-compat.md: every closure sees the last value).
+    errors.push(
+      `${output.entry}: an entry must not use \`export\` (found: ${esExports.join(", ")}); assign the module's API instead: \`exports.${esExports[0]} = ...\``,
+    );
+  }
   const findings = checkBundle(b, root);
   if (findings.length) {
     errors.push(
@@ -182,6 +191,13 @@ export async function buildOutput(output: Output, root = PROJECT_ROOT): Promise<
     );
   }
   return { output, bytes, bundle: b, errors };
+}
+
+/** ES `export` names of an entry file (the cjs bundle's metafile does not list them). */
+async function entryExports(entry: string, root: string): Promise<string[]> {
+  const { tsconfigRaw } = esbuildOptions(entry, "", root);
+  const r = await esbuild.build({ absWorkingDir: root, entryPoints: [entry], bundle: false, format: "esm", write: false, metafile: true, outdir: "out", tsconfigRaw, logLevel: "silent" });
+  return Object.values(r.metafile.outputs).flatMap((o) => o.exports);
 }
 
 function breakdown(b: Bundle, root: string): string {

@@ -406,8 +406,8 @@ export function checkEspruinoCompat(js: string, map?: string, options: CheckOpti
   const locate = (line: number, column0: number) => {
     const generated = { line, column: column0 + 1 };
     if (!consumer) return { file: outputName, line, column: column0 + 1, generated };
-    let pos = consumer.originalPositionFor({ line, column: column0 });
-    if (pos.source == null) pos = consumer.originalPositionFor({ line, column: column0, bias: SourceMapConsumer.LEAST_UPPER_BOUND });
+    // Nearest mapping at or before the position; esbuild's runtime helpers have none.
+    const pos = consumer.originalPositionFor({ line, column: column0 });
     if (pos.source == null) return { file: `${outputName} (esbuild helper)`, line, column: column0 + 1, generated };
     let file = pos.source;
     if (options.mapDir) {
@@ -416,6 +416,10 @@ export function checkEspruinoCompat(js: string, map?: string, options: CheckOpti
     }
     return { file, line: pos.line, column: pos.column + 1, generated };
   };
+
+  /** The identifier's name in the TypeScript source (the minifier renamed it). */
+  const originalName = (id: AnyNode): string =>
+    (consumer && consumer.originalPositionFor({ line: id.loc!.start.line, column: id.loc!.start.column }).name) || id.name;
 
   const report = (rule: RuleId, node: AnyNode, detail = "") => {
     const r = RULES[rule];
@@ -477,7 +481,7 @@ export function checkEspruinoCompat(js: string, map?: string, options: CheckOpti
           // Resolved from the class's outer scope; only names whose binding is statically known are judged.
           const found = lookup(scope, sup.name);
           if (!found && ERROR_CLASSES.has(sup.name)) report("class-extends-error", node, sup.name);
-          else if (found && found.binding.fn) report("class-extends-function", node, sup.name);
+          else if (found && found.binding.fn) report("class-extends-function", node, originalName(sup));
         }
         break;
       }
@@ -515,9 +519,9 @@ export function checkEspruinoCompat(js: string, map?: string, options: CheckOpti
       case "FunctionDeclaration":
       case "FunctionExpression":
       case "ArrowFunctionExpression":
-        if (node.async && node.generator) report("async", node, "async generator functions");
-        else if (node.async) report("async", node, "async functions");
-        else if (node.generator) report("generator", node, "generator functions");
+        if (node.async && node.generator) report("async", node, "an async generator function");
+        else if (node.async) report("async", node, "an async function");
+        else if (node.generator) report("generator", node, "a generator function");
         break;
       case "AwaitExpression":
         report("async", node, "`await`");
@@ -576,7 +580,7 @@ export function checkEspruinoCompat(js: string, map?: string, options: CheckOpti
     if (seen.has(binding)) return;
     seen.add(binding);
     const where = locate(id.loc!.start.line, id.loc!.start.column);
-    const name = (consumer && consumer.originalPositionFor({ line: id.loc!.start.line, column: id.loc!.start.column }).name) || id.name;
+    const name = originalName(id);
     const r = RULES["loop-closure"];
     findings.push({ rule: "loop-closure", message: `${r.what(name)} (${DOC}: ${r.status})`, hint: r.hint(name), ...where });
   };

@@ -1,0 +1,143 @@
+// `wisp build`: esbuild settings, budgets, Node-module rejection, writing dist/, and the CLI.
+import { execFile } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from "node:fs";
+import { tmpdir } from "node:os";
+import * as path from "node:path";
+import { promisify } from "node:util";
+import { afterAll, describe, expect, it } from "vitest";
+import { build, BuildError, bundle, OUTPUTS, PROJECT_ROOT, type Output } from "../../tools/build.ts";
+
+const FIXTURES = "test/fixtures/compat/build";
+
+async function quietBuild(outputs: Output[], options: { root?: string; write?: boolean } = {}) {
+  const lines: string[] = [];
+  const result = await build({ outputs, write: false, log: (l) => lines.push(l), ...options });
+  return { result, text: lines.join("\n") };
+}
+
+describe("bundle", () => {
+  it("keeps the public API, mangles names ending in _, and leaves require(\"net\") to Espruino", async () => {
+    const { code } = await bundle(`${FIXTURES}/module.ts`);
+    expect(code).toContain("exports.connect=");
+    expect(code).toMatch(/[{}]publish\(/);
+    expect(code).toMatch(/require\("net"\)/);
+    expect(code).not.toMatch(/state_|socket_|open_/);
+    // No esbuild module shims: `exports` must be the object Espruino hands the module.
+    expect(code).not.toMatch(/__commonJS|__require|__toCommonJS|Proxy/);
+  });
+
+  it("emits ASCII only, escaping non-ASCII string content", async () => {
+    const { code } = await bundle(`${FIXTURES}/module.ts`);
+    expect(code).toMatch(/^[\x00-\x7f]*$/);
+    expect(code).toContain("\\xE9");
+  });
+
+  it("rejects an imported Node module with a message naming it and the importing line", async () => {
+    const err = await bundle(`${FIXTURES}/node-import.ts`).catch((e) => e);
+    expect(err).toBeInstanceOf(BuildError);
+    expect(err.message).toContain(`${FIXTURES}/node-import.ts:1:`);
+    expect(err.message).toContain('"fs" is a Node module; firmware runs on Espruino, which has no "fs"');
+    expect(err.message).toContain("net, tls");
+  });
+
+  it("rejects require() of a node: module too", async () => {
+    await expect(bundle(`${FIXTURES}/node-require.ts`)).rejects.toThrow(/"node:child_process" is a Node module/);
+  });
+
+  it("names a missing entry", async () => {
+    await expect(bundle("firmware/does-not-exist.ts")).rejects.toThrow("entry firmware/does-not-exist.ts does not exist");
+  });
+});
+
+describe("build", () => {
+  it("fails over budget, naming the file, its size and budget, and the biggest inputs", async () => {
+    const { result, text } = await quietBuild([{ entry: `${FIXTURES}/module.ts`, outfile: "dist/budget-test.js", budget: 64 }]);
+    expect(result.ok).toBe(false);
+    const bytes = result.reports[0].bytes;
+    expect(bytes).toBeGreaterThan(64);
+    expect(text).toContain(`dist/budget-test.js is ${bytes.toLocaleString("en-US")} bytes, over its budget of 64 bytes`);
+    expect(text).toMatch(new RegExp(`\\d+  ${FIXTURES}/module\\.ts`));
+    expect(text).toMatch(/dist\/budget-test\.js +\d[\d,]* +64 +\d+%  FAILED/);
+  });
+
+  it("passes under budget and prints the size table and the time", async () => {
+    const { result, text } = await quietBuild([{ entry: `${FIXTURES}/module.ts`, outfile: "dist/budget-test.js", budget: 4096 }]);
+    expect(result.ok).toBe(true);
+    expect(text).toMatch(/^output +bytes +budget +used$/m);
+    expect(text).toMatch(/^dist\/budget-test\.js +\d+ +4,096 +\d+%$/m);
+    expect(text).toMatch(/built in \d+ ms \(nothing written\)/);
+  });
+
+  it("fails an entry that uses ES `export`", async () => {
+    const { result, text } = await quietBuild([{ entry: `${FIXTURES}/es-export.ts`, outfile: "dist/es-export.js", budget: 4096 }]);
+    expect(result.ok).toBe(false);
+    expect(text).toContain("an entry must not use `export` (found: connect)");
+  });
+
+  it("fails with every compatibility finding listed", async () => {
+    const { result, text } = await quietBuild([{ entry: "test/fixtures/compat/spread.ts", outfile: "dist/spread.js", budget: 4096 }]);
+    expect(result.ok).toBe(false);
+    expect(text).toContain("dist/spread.js: 4 constructs Espruino cannot run");
+    expect(text.match(/test\/fixtures\/compat\/spread\.ts:\d+:\d+: spread/g)).toHaveLength(4);
+  });
+
+  describe("writing dist/", () => {
+    const root = mkdtempSync(path.join(tmpdir(), "wisp-build-"));
+    mkdirSync(path.join(root, "src"));
+    writeFileSync(path.join(root, "src/ok.ts"), 'exports.hello = function () { return "hi"; };\n');
+    writeFileSync(path.join(root, "src/bad.ts"), "exports.f = (a: number[]) => [...a];\n");
+    afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+    it("writes the .js and a .js.map when every output passes", async () => {
+      const { result } = await quietBuild([{ entry: "src/ok.ts", outfile: "dist/ok.js", budget: 100 }], { root, write: true });
+      expect(result.ok).toBe(true);
+      expect(readFileSync(path.join(root, "dist/ok.js"), "utf8")).toBe(result.reports[0].bundle!.code);
+      expect(JSON.parse(readFileSync(path.join(root, "dist/ok.js.map"), "utf8")).sources).toEqual(["../src/ok.ts"]);
+      // Nothing on the device loads the map; the uploaded file must not point at it.
+      expect(readFileSync(path.join(root, "dist/ok.js"), "utf8")).not.toContain("sourceMappingURL");
+    });
+
+    it("writes nothing when any output fails", async () => {
+      const { result } = await quietBuild(
+        [
+          { entry: "src/ok.ts", outfile: "dist/ok2.js", budget: 100 },
+          { entry: "src/bad.ts", outfile: "dist/bad.js", budget: 100 },
+        ],
+        { root, write: true },
+      );
+      expect(result.ok).toBe(false);
+      expect(existsSync(path.join(root, "dist/ok2.js"))).toBe(false);
+      expect(existsSync(path.join(root, "dist/bad.js"))).toBe(false);
+    });
+  });
+
+  it("lists dist/mqtt.js with a 4096-byte budget", () => {
+    expect(OUTPUTS).toContainEqual({ entry: "firmware/mqtt/index.ts", outfile: "dist/mqtt.js", budget: 4096 });
+  });
+});
+
+describe("wisp CLI", () => {
+  const wisp = (...args: string[]) =>
+    promisify(execFile)(process.execPath, [path.join(PROJECT_ROOT, "tools/wisp.js"), ...args], { cwd: PROJECT_ROOT }).then(
+      (r) => ({ code: 0, stdout: r.stdout, stderr: r.stderr }),
+      (e) => ({ code: e.code as number, stdout: e.stdout as string, stderr: e.stderr as string }),
+    );
+
+  it("lists the commands with --help", async () => {
+    const r = await wisp("--help");
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^ +build +bundle firmware/m);
+  });
+
+  it("rejects an unknown command with exit code 2, naming the available ones", async () => {
+    const r = await wisp("frobnicate");
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('unknown command "frobnicate". Available commands: build');
+  });
+
+  it("rejects an unknown build option with exit code 2", async () => {
+    const r = await wisp("build", "--frob");
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("unknown option --frob");
+  });
+});
