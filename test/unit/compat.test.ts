@@ -134,6 +134,12 @@ describe("checkEspruinoCompat on plain JavaScript (no source map)", () => {
     expect(rules("class A extends mixin(B) {}")).toEqual([]);
   });
 
+  it("tells property names and labels from references to missing globals", () => {
+    expect(rules("var o = { Map: 1, Set() {} }; o.Map; class C { Symbol = 1; Proxy() {} }")).toEqual([]);
+    expect(rules("var o = { Map };")).toEqual(["1:11 missing-global"]);
+    expect(rules("function f(Buffer) { return Buffer; } try {} catch (Map) { Map; }")).toEqual([]);
+  });
+
   it("rejects non-ASCII output (the ESP32 build has no Unicode)", () => {
     expect(rules('var s = "caf\u00e9";')).toEqual(["1:13 non-ascii"]);
   });
