@@ -56,6 +56,8 @@ export function clientContract(setup: () => Promise<ContractBroker>): void {
     await broker?.close();
   });
   beforeEach(({ onTestFailed }) => {
+    proxy = undefined;
+    wisps = [];
     onTestFailed(() => {
       const lines = broker.diagnostics().trimEnd().split("\n");
       const parts = [`--- ${broker.name}, last ${Math.min(lines.length, 80)} log lines ---`, ...lines.slice(-80)];
@@ -68,10 +70,9 @@ export function clientContract(setup: () => Promise<ContractBroker>): void {
     });
   });
   afterEach(async () => {
+    // proxy and wisps stay set until the next test: onTestFailed runs after this and prints them.
     await clients.closeAll();
     await proxy?.close();
-    proxy = undefined;
-    wisps = [];
   });
 
   const topicPrefix = () => `wisp-test/${uniqueId("t")}`;
