@@ -145,10 +145,8 @@ export function connect(url: string, options?: ClientOptions): Client {
     pongTimer = 0;
     emit("close");
     if (was) emit("offline");
-    if (ended) {
-      emit("end");
-      ended(null);
-    } else if (period)
+    if (ended) finish();
+    else if (period)
       reconnectTimer = setTimeout(function () {
         emit("reconnect");
         open();
@@ -195,7 +193,9 @@ export function connect(url: string, options?: ClientOptions): Client {
     } else if ((e = acknowledge(session, type, id))) {
       if (type == PacketType.PUBREC) write(e.packet_);
       else e.done_(null, p.granted);
-      flush();
+      // a graceful end() waits for the last acknowledgement
+      if (ended) session.pending_.length || end(0, ended);
+      else flush();
     }
   }
 
@@ -277,21 +277,31 @@ export function connect(url: string, options?: ClientOptions): Client {
     });
   }
 
-  /** Disconnects and stops reconnecting. Without `force` a DISCONNECT goes first, so the broker discards the will. */
+  /**
+   * Disconnects and stops reconnecting. Without `force`, messages in flight get their acknowledgements
+   * first, then a DISCONNECT goes, so the broker discards the will [MQTT-3.14.4-3]. Queued work fails.
+   */
   function end(force?: any, callback?: Callback): Client {
     const s = socket;
     ended = callbackOf(force, callback);
     clear(reconnectTimer);
-    fail(Error("client ended"));
-    if (s) {
-      if (force !== true && client.connected) write(DISCONNECT);
-      client.connected = false;
-      s.end();
-    } else {
-      emit("end");
-      ended(null);
+    queue.splice(0).forEach(function (w) {
+      w[1](Error("client ended"));
+    });
+    if (force === true || !session.pending_.length || !client.connected) {
+      if (s) {
+        if (force !== true && client.connected) write(DISCONNECT);
+        client.connected = false;
+        s.end();
+      } else finish();
     }
     return client;
+  }
+
+  function finish(): void {
+    fail(Error("client ended"));
+    emit("end");
+    (ended as Callback)(null);
   }
 
   open();
