@@ -49,9 +49,14 @@ const REFUSED = ",unacceptable protocol version,identifier rejected,server unava
 
 function noop() {}
 
-function clear(timer: number) {
-  // Espruino's clearTimeout(undefined) clears every timer: never pass it an unset one.
+/**
+ * Clears a timer that may have fired already and returns 0 to store in its place. Espruino reuses
+ * timer ids as soon as they are free, so a stale id would clear somebody else's timer: every timer
+ * variable here is zeroed when its timer fires or is cleared. And Espruino rejects clearTimeout(undefined).
+ */
+function clear(timer: number): 0 {
   if (timer) clearTimeout(timer);
+  return 0;
 }
 
 /** Payloads are strings whose chars are bytes; a Uint8Array becomes one. */
@@ -95,7 +100,10 @@ export function connect(url: string, options?: ClientOptions): Client {
       s = (socket = require(tls ? "tls" : "net").connect(o, function () {
         write(encodeConnect(o as ConnectOptions));
       }) as Espruino.Socket);
-    connectTimer = setTimeout(drop, o.connectTimeout || 30000, "connect timeout");
+    connectTimer = setTimeout(function () {
+      connectTimer = 0;
+      drop("connect timeout");
+    }, o.connectTimeout || 30000);
     s.on("data", function (data) {
       for (let p: Packet | undefined; ; data = "") {
         try {
@@ -121,11 +129,16 @@ export function connect(url: string, options?: ClientOptions): Client {
     if (!socket) return;
     socket.write(packet);
     // [MQTT-3.1.2-23] a PINGREQ when nothing else was sent within the keepalive period
-    clear(pingTimer);
+    pingTimer = clear(pingTimer);
     if (keepalive)
       pingTimer = setTimeout(function () {
+        pingTimer = 0;
         write(PINGREQ);
-        if (!pongTimer) pongTimer = setTimeout(drop, keepalive, "keepalive timeout");
+        if (!pongTimer)
+          pongTimer = setTimeout(function () {
+            pongTimer = 0;
+            drop("keepalive timeout");
+          }, keepalive);
       }, keepalive);
   }
 
@@ -139,15 +152,15 @@ export function connect(url: string, options?: ClientOptions): Client {
     const was = client.connected;
     socket = undefined;
     client.connected = false;
-    clear(pingTimer);
-    clear(pongTimer);
-    clear(connectTimer);
-    pongTimer = 0;
+    pingTimer = clear(pingTimer);
+    pongTimer = clear(pongTimer);
+    connectTimer = clear(connectTimer);
     emit("close");
     if (was) emit("offline");
     if (ended) finish();
     else if (period)
       reconnectTimer = setTimeout(function () {
+        reconnectTimer = 0;
         emit("reconnect");
         open();
       }, backoff(attempt++, period, Math.random()));
@@ -160,7 +173,7 @@ export function connect(url: string, options?: ClientOptions): Client {
       rc = p.returnCode as number;
     let e: any;
     if (type == PacketType.CONNACK) {
-      clear(connectTimer);
+      connectTimer = clear(connectTimer);
       if (rc) {
         // attempt is not reset, so a refused login backs off instead of looping
         e = Error("Connection refused: " + REFUSED[rc]);
@@ -188,8 +201,7 @@ export function connect(url: string, options?: ClientOptions): Client {
       delete session.received_[id];
       write(encodeAck(PacketType.PUBCOMP, id));
     } else if (type == PacketType.PINGRESP) {
-      clear(pongTimer);
-      pongTimer = 0;
+      pongTimer = clear(pongTimer);
     } else if ((e = acknowledge(session, type, id))) {
       if (type == PacketType.PUBREC) write(e.packet_);
       else e.done_(null, p.granted);
@@ -284,7 +296,7 @@ export function connect(url: string, options?: ClientOptions): Client {
   function end(force?: any, callback?: Callback): Client {
     const s = socket;
     ended = callbackOf(force, callback);
-    clear(reconnectTimer);
+    reconnectTimer = clear(reconnectTimer);
     queue.splice(0).forEach(function (w) {
       w[1](Error("client ended"));
     });
