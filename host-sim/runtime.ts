@@ -142,6 +142,7 @@ export class Runtime {
       if (factory) this.builtins.set(name, factory);
     }
     this.installCore();
+    trackRejections(this);
     for (const [name, value] of Object.entries(options.globals ?? {})) this.defineGlobal(name, value);
     for (const plugin of options.plugins ?? []) plugin(this);
   }
@@ -301,6 +302,7 @@ export class Runtime {
   dispose(): void {
     if (this.isDisposed) return;
     this.isDisposed = true;
+    untrackRejections(this);
     this.timers.clearAll();
     const disposers = [...this.disposers];
     this.disposers.clear();
@@ -387,6 +389,32 @@ export class Runtime {
     });
     g.require = (name: string) => this.require(name);
   }
+}
+
+// A device promise rejected with no handler: Espruino raises "Unhandled promise rejection: <value>"
+// (src/jswrap_promise.c), printed as Uncaught. Node would instead end the whole process, so one
+// process listener routes rejections of device promises to their device's console; any other
+// rejection is rethrown as Node's default would, unless someone else (a test runner) listens too.
+const liveRuntimes = new Set<Runtime>();
+
+function onUnhandledRejection(reason: unknown, promise: Promise<unknown>): void {
+  for (const runtime of liveRuntimes) {
+    if (promise instanceof runtime.realm.Promise) {
+      runtime.reportUncaught(new runtime.realm.Error(`Unhandled promise rejection: ${errorText(reason)}`));
+      return;
+    }
+  }
+  if (process.listenerCount("unhandledRejection") === 1) throw reason;
+}
+
+function trackRejections(runtime: Runtime): void {
+  if (liveRuntimes.size === 0) process.on("unhandledRejection", onUnhandledRejection);
+  liveRuntimes.add(runtime);
+}
+
+function untrackRejections(runtime: Runtime): void {
+  liveRuntimes.delete(runtime);
+  if (liveRuntimes.size === 0) process.off("unhandledRejection", onUnhandledRejection);
 }
 
 export function createRuntime(options: RuntimeOptions = {}): Runtime {

@@ -185,6 +185,13 @@ describe("EventEmitter on every object", () => {
     expect(runtime.errors).toHaveLength(1);
   });
 
+  it("an unhandled rejection of a device promise is printed, as Espruino does, not thrown at Node", async () => {
+    const { runtime, run } = device();
+    run(`new Promise(function (resolve, reject) { reject(new Error("nobody catches me")); });`);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(runtime.logs[0]).toBe("Uncaught Error: Unhandled promise rejection: Error: nobody catches me");
+  });
+
   it("E.stopEventPropagation skips the remaining listeners (tests/test_eventemitter_stoppropagation.js)", async () => {
     const { runtime, run } = device();
     run(`
