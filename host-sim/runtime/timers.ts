@@ -16,12 +16,13 @@ export interface Clock {
   Date: { now(): number };
 }
 
+// Looked up at each call, so a fake clock installed on the globals later is followed too.
 export const realClock: Clock = {
   setTimeout: (cb, ms) => setTimeout(cb, ms),
   clearTimeout: (h) => clearTimeout(h),
   setInterval: (cb, ms) => setInterval(cb, ms),
   clearInterval: (h) => clearInterval(h),
-  Date,
+  Date: { now: () => Date.now() },
 };
 
 const MIN_INTERVAL_MS = 0.1;

@@ -153,6 +153,17 @@ describe('require("net")', () => {
     expect(rt.global.got).toBe("x");
   });
 
+  it("netState().closeAll() drops every connection (a lost network): end then close, no error", async () => {
+    const port = await listen(echoServer());
+    const rt = device();
+    rt.run(RECORD + `var sock = require("net").connect({ host: "127.0.0.1", port: ${port} }, function () { ev.push("connect"); }); record(sock);`);
+    await until(() => rt.global.ev.includes("connect"), "connect");
+    netState(rt).closeAll();
+    await until(() => rt.global.ev.some((e: string) => e.startsWith("close")), "close");
+    expect(rt.run(`ev.join()`)).toBe("connect,drain,end,close false");
+    expect(netState(rt).sockets.size).toBe(0);
+  });
+
   it("throws when the network is down, like Espruino without Wi-Fi", () => {
     const rt = device();
     netState(rt).online = false;

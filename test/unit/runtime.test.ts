@@ -363,6 +363,23 @@ describe("dispose", () => {
 });
 
 describe("real clock", () => {
+  it("accepts a clock installed on Node's globals (withGlobal(globalThis).install())", async () => {
+    const clock = FakeTimers.withGlobal(globalThis).install({
+      now: 5_000,
+      toFake: ["setTimeout", "clearTimeout", "setInterval", "clearInterval", "Date"],
+    });
+    try {
+      const runtime = createRuntime({ clock });
+      runtimes.push(runtime);
+      runtime.run(`var o = {}; o.on("t", function (t) { print("at", t); }); setTimeout(function () { o.emit("t", getTime()); }, 2000);`);
+      await clock.tickAsync(2000);
+      await runtime.settle();
+      expect(runtime.logs).toEqual(["at 7"]);
+    } finally {
+      clock.uninstall();
+    }
+  });
+
   it("defaults to Node's timers", async () => {
     const runtime = createRuntime();
     runtimes.push(runtime);
