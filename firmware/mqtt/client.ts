@@ -1,11 +1,13 @@
 // The MQTT 3.1.1 client: the public API in the style of MQTT.js, over an Espruino socket from
 // require("net") or require("tls"). One connection at a time; the session outlives it.
 //
-// Written as one closure rather than a class: on the device the minified source is also the RAM
-// it takes, and closure variables minify to one letter where `this.x` does not.
+// Shaped by what Espruino keeps in RAM: a function literal's source is copied into JsVars each
+// time the code around it runs, so the work is done by top-level functions taking the client as
+// their first argument, and the public methods live once on the class prototype. Internal fields
+// end in `_` so the build gives them one-letter names.
 
-import { ConnectOptions, DISCONNECT, PINGREQ, Packet, PacketType, Will, decodeClientBound, decoder, encodeAck, encodeConnect, encodePublish, encodeSubscribe, encodeUnsubscribe } from "./codec";
-import { Callback, abandon, acknowledge, backoff, newSession, receive, redeliver, track } from "./session";
+import { ConnectOptions, DISCONNECT, PINGREQ, Packet, PacketType, Will, decodeClientBound, encodeAck, encodeConnect, encodePublish, encodeSubscribe, encodeUnsubscribe, nextPacket } from "./codec";
+import { Callback, Pending, Session, abandon, acknowledge, backoff, newSession, receive, redeliver, track } from "./session";
 import { topicError } from "./topic";
 
 export interface ClientOptions {
@@ -36,14 +38,6 @@ export interface PublishOptions {
   retain?: boolean;
 }
 
-export interface Client {
-  connected: boolean;
-  publish(topic: string, message: string | Uint8Array, options?: PublishOptions | Callback, callback?: Callback): Client;
-  subscribe(topic: string | string[], options?: PublishOptions | Callback, callback?: Callback): Client;
-  unsubscribe(topic: string | string[], options?: object | Callback, callback?: Callback): Client;
-  end(force?: boolean | Callback, callback?: Callback): Client;
-}
-
 // CONNACK return codes 1-5 [MQTT-3.2.2.3]
 const REFUSED = ",unacceptable protocol version,identifier rejected,server unavailable,bad username or password,not authorized".split(",");
 
@@ -52,7 +46,7 @@ function noop() {}
 /**
  * Clears a timer that may have fired already and returns 0 to store in its place. Espruino reuses
  * timer ids as soon as they are free, so a stale id would clear somebody else's timer: every timer
- * variable here is zeroed when its timer fires or is cleared. And Espruino rejects clearTimeout(undefined).
+ * field here is zeroed when its timer fires or is cleared. And Espruino rejects clearTimeout(undefined).
  */
 function clear(timer: number): 0 {
   if (timer) clearTimeout(timer);
@@ -64,271 +58,293 @@ function bytes(payload: string | Uint8Array): string {
   return typeof payload == "string" ? payload : E.toString(payload);
 }
 
-export function connect(url: string, options?: ClientOptions): Client {
-  const o = options || {},
-    proto = url.split(":")[0],
-    // "mqtt://host:port/": the third part is the authority
-    authority = (url.split("/")[2] || "").split(":"),
-    tls = proto == "mqtts",
-    period = o.reconnectPeriod == null ? 1000 : o.reconnectPeriod,
-    session = newSession(),
-    /** subscriptions to restore when the broker has no session for us: filter -> requested QoS */
-    subscriptions: { [filter: string]: number } = {},
-    /** work waiting for a connection or a free in-flight slot, in order, with the callback to fail */
-    queue: [() => void, Callback][] = [],
-    client: Client = { connected: false, publish, subscribe, unsubscribe, end },
-    emit = client.emit.bind(client);
-  let socket: Espruino.Socket | undefined,
-    attempt = 0,
-    ended: Callback | undefined,
-    pingTimer = 0,
-    pongTimer = 0,
-    connectTimer = 0,
-    reconnectTimer = 0;
-
-  if (!/^(mqtts?|tcp)$/.test(proto)) throw Error("unsupported URL " + url + ": use mqtt://host:port or mqtts://host:port");
-  if (o.clientId == null) o.clientId = "wisp_" + ((Math.random() * 1e9) | 0).toString(36);
-  if (o.keepalive == null) o.keepalive = 60;
-  if (o.will) o.will.payload = bytes(o.will.payload);
-  // the options double as the socket's: host, port, and ca, cert, key for TLS
-  (o as any).host = authority[0];
-  (o as any).port = +authority[1] || (tls ? 8883 : 1883);
-  const keepalive = (o.keepalive as number) * 1000;
-
-  function open(): void {
-    const next = decoder(o.maxPacket || 4096, decodeClientBound),
-      s = (socket = require(tls ? "tls" : "net").connect(o, function () {
-        write(encodeConnect(o as ConnectOptions));
-      }) as Espruino.Socket);
-    connectTimer = setTimeout(function () {
-      connectTimer = 0;
-      drop("connect timeout");
-    }, o.connectTimeout || 30000);
-    s.on("data", function (data) {
-      for (let p: Packet | undefined; ; data = "") {
-        try {
-          if (!(p = next(data))) return;
-        } catch (e) {
-          return drop((e as Error).message);
-        }
-        try {
-          handle(p);
-        } catch (e) {
-          // a throwing event handler of the user's must not stop the packets behind it
-          emit("error", e);
-        }
-      }
-    });
-    s.on("error", function (e: any) {
-      emit("error", Error(e.message || e));
-    });
-    s.on("close", closed);
-  }
-
-  function write(packet: string): void {
-    if (!socket) return;
-    socket.write(packet);
-    // [MQTT-3.1.2-23] a PINGREQ when nothing else was sent within the keepalive period
-    pingTimer = clear(pingTimer);
-    if (keepalive)
-      pingTimer = setTimeout(function () {
-        pingTimer = 0;
-        write(PINGREQ);
-        if (!pongTimer)
-          pongTimer = setTimeout(function () {
-            pongTimer = 0;
-            drop("keepalive timeout");
-          }, keepalive);
-      }, keepalive);
-  }
-
-  /** Closes the connection on a protocol error or a timeout; the close handler reconnects. */
-  function drop(reason: string): void {
-    emit("error", Error(reason));
-    if (socket) socket.end();
-  }
-
-  function closed(): void {
-    const was = client.connected;
-    socket = undefined;
-    client.connected = false;
-    pingTimer = clear(pingTimer);
-    pongTimer = clear(pongTimer);
-    connectTimer = clear(connectTimer);
-    emit("close");
-    if (was) emit("offline");
-    if (ended) finish();
-    else if (period)
-      reconnectTimer = setTimeout(function () {
-        reconnectTimer = 0;
-        emit("reconnect");
-        open();
-      }, backoff(attempt++, period, Math.random()));
-    else fail(Error("connection closed"));
-  }
-
-  function handle(p: Packet): void {
-    const type = p.type,
-      id = p.messageId as number,
-      rc = p.returnCode as number;
-    let e: any;
-    if (type == PacketType.CONNACK) {
-      connectTimer = clear(connectTimer);
-      if (rc) {
-        // attempt is not reset, so a refused login backs off instead of looping
-        e = Error("Connection refused: " + REFUSED[rc]);
-        e.code = rc;
-        emit("error", e);
-        return socket && socket.end();
-      }
-      attempt = 0;
-      client.connected = true;
-      if (!p.sessionPresent) {
-        session.received_ = {};
-        e = Object.keys(subscriptions);
-        if (e.length) send(PacketType.SUBACK, encodeSubscribe.bind(null, e, e.map((t: string) => subscriptions[t])), noop);
-      }
-      redeliver(session).forEach(write);
-      emit("connect", p);
-      flush();
-    } else if (type == PacketType.PUBLISH) {
-      if (p.qos == 2) {
-        write(encodeAck(PacketType.PUBREC, id));
-        if (!receive(session, id)) return; // [MQTT-4.3.3-2] a resend with DUP: deliver once
-      } else if (p.qos) write(encodeAck(PacketType.PUBACK, id));
-      emit("message", p.topic, p.payload, p);
-    } else if (type == PacketType.PUBREL) {
-      delete session.received_[id];
-      write(encodeAck(PacketType.PUBCOMP, id));
-    } else if (type == PacketType.PINGRESP) {
-      pongTimer = clear(pongTimer);
-    } else if ((e = acknowledge(session, type, id))) {
-      if (type == PacketType.PUBREC) write(e.packet_);
-      else e.done_(null, p.granted);
-      // a graceful end() waits for the last acknowledgement
-      if (ended) session.pending_.length || end(0, ended);
-      else flush();
-    }
-  }
-
-  function send(wait: number, encode: (id: number) => string, done: Callback): void {
-    write(track(session, wait, encode, done));
-  }
-
-  /** True when `work` can go now: connected, nothing queued before it, room in flight. Else it waits, or fails when the queue is full. */
-  function ready(work: () => void, done: Callback): boolean | void {
-    if (client.connected && !queue.length && session.pending_.length < (o.inflight || 8)) return true;
-    if (ended || queue.length >= (o.queueSize || 16)) done(Error(ended ? "client ended" : "queue full"));
-    else queue.push([work, done]);
-  }
-
-  function flush(): void {
-    while (client.connected && queue.length && session.pending_.length < (o.inflight || 8)) (queue.shift() as [() => void, Callback])[0]();
-  }
-
-  /** Fails everything waiting: nothing is dropped without its callback hearing of it. */
-  function fail(err: Error): void {
-    queue.splice(0).forEach(function (w) {
-      w[1](err);
-    });
-    abandon(session, err);
-  }
-
-  /**
-   * Runs `work` for an API call now or, while offline or the window is full, later by calling the
-   * method again with the same `args`. `bad` says why the arguments cannot be used.
-   */
-  function request(bad: string, done: Callback, method: Function, args: IArguments, work: () => void): Client {
-    if (bad) done(Error(bad));
-    else if (ready(function () {
-      method.apply(client, args);
-    }, done)) work();
-    return client;
-  }
-
-  function publish(topic: string, message: string | Uint8Array, opts?: any, callback?: Callback): Client {
-    const qos = (opts && opts.qos) | 0,
-      retain = opts && opts.retain,
-      done = callbackOf(opts, callback);
-    return request(topicError(topic) || qosError(qos), done, publish, arguments, function () {
-      const payload = bytes(message);
-      if (qos) send(qos + 3, encodePublish.bind(null, topic, payload, qos, retain, 0), done); // waits for PUBACK (4) or PUBREC (5)
-      else {
-        write(encodePublish(topic, payload, 0, retain, 0, 0));
-        done(null);
-      }
-    });
-  }
-
-  function subscribe(topic: string | string[], opts?: any, callback?: Callback): Client {
-    const topics = typeof topic == "string" ? [topic] : topic,
-      qos = (opts && opts.qos) | 0,
-      done = callbackOf(opts, callback);
-    return request(topics.map(filterError).join("") || qosError(qos), done, subscribe, arguments, function () {
-      send(PacketType.SUBACK, encodeSubscribe.bind(null, topics, topics.map(() => qos)), function (err, granted: number[]) {
-        if (err) return done(err);
-        done(
-          null,
-          granted.map(function (g, i) {
-            if (g < 128) subscriptions[topics[i]] = qos;
-            return { topic: topics[i], qos: g };
-          }),
-        );
-      });
-    });
-  }
-
-  function unsubscribe(topic: string | string[], opts?: any, callback?: Callback): Client {
-    const topics = typeof topic == "string" ? [topic] : topic,
-      done = callbackOf(opts, callback);
-    return request(topics.map(filterError).join(""), done, unsubscribe, arguments, function () {
-      topics.forEach(function (t) {
-        delete subscriptions[t];
-      });
-      send(PacketType.UNSUBACK, encodeUnsubscribe.bind(null, topics), done);
-    });
-  }
-
-  /**
-   * Disconnects and stops reconnecting. Without `force`, messages in flight get their acknowledgements
-   * first, then a DISCONNECT goes, so the broker discards the will [MQTT-3.14.4-3]. Queued work fails.
-   */
-  function end(force?: any, callback?: Callback): Client {
-    const s = socket;
-    ended = callbackOf(force, callback);
-    reconnectTimer = clear(reconnectTimer);
-    queue.splice(0).forEach(function (w) {
-      w[1](Error("client ended"));
-    });
-    if (force === true || !session.pending_.length || !client.connected) {
-      if (s) {
-        if (force !== true && client.connected) write(DISCONNECT);
-        client.connected = false;
-        s.end();
-      } else finish();
-    }
-    return client;
-  }
-
-  function finish(): void {
-    fail(Error("client ended"));
-    emit("end");
-    (ended as Callback)(null);
-  }
-
-  open();
-  return client;
-}
-
 /** Options are optional, as in MQTT.js: the callback may come in their place. */
 function callbackOf(options: any, callback?: Callback): Callback {
   return typeof options == "function" ? options : callback || noop;
 }
 
-function filterError(t: string): string {
-  return topicError(t, true);
-}
-
 function qosError(qos: number): string {
   return qos > 2 || qos < 0 ? "invalid QoS " + qos : "";
+}
+
+function filtersError(topics: string[]): string {
+  let bad = "";
+  for (const t of topics) bad = bad || topicError(t, true);
+  return bad;
+}
+
+function topics(topic: string | string[]): string[] {
+  return typeof topic == "string" ? [topic] : topic;
+}
+
+export class Client {
+  connected = false;
+  options_: ClientOptions & ConnectOptions;
+  tls_: boolean;
+  keepalive_: number;
+  session_: Session = newSession();
+  /** subscriptions to restore when the broker has no session for us: filter -> requested QoS */
+  subscriptions_: { [filter: string]: number } = {};
+  /** API calls waiting for a connection or a free in-flight slot: [method, arguments, callback] */
+  queue_: [Function, IArguments, Callback][] = [];
+  socket_: Espruino.Socket | undefined;
+  /** bytes received and not decoded yet */
+  buf_ = "";
+  attempt_ = 0;
+  ended_: Callback | undefined;
+  pingTimer_ = 0;
+  pongTimer_ = 0;
+  connectTimer_ = 0;
+  reconnectTimer_ = 0;
+
+  constructor(url: string, options?: ClientOptions) {
+    const o: any = (this.options_ = options || ({} as any)),
+      proto = url.split(":")[0],
+      // "mqtt://host:port/": the third part is the authority
+      authority = (url.split("/")[2] || "").split(":");
+    if (proto != "mqtt" && proto != "mqtts" && proto != "tcp") throw Error("unsupported URL " + url + ": use mqtt://host:port or mqtts://host:port");
+    this.tls_ = proto == "mqtts";
+    if (o.clientId == null) o.clientId = "wisp_" + ((Math.random() * 1e9) | 0).toString(36);
+    if (o.keepalive == null) o.keepalive = 60;
+    if (o.will) o.will.payload = bytes(o.will.payload);
+    // the options double as the socket's: host, port, and ca, cert, key for TLS
+    o.host = authority[0];
+    o.port = +authority[1] || (this.tls_ ? 8883 : 1883);
+    this.keepalive_ = o.keepalive * 1000;
+    open(this);
+  }
+
+  publish(topic: string, message: string | Uint8Array, options?: PublishOptions | Callback, callback?: Callback): this {
+    const o: any = options || {},
+      qos = o.qos | 0,
+      done = callbackOf(options, callback);
+    if (request(this, topicError(topic) || qosError(qos), done, this.publish, arguments)) {
+      const payload = bytes(message);
+      if (qos) {
+        const e = track(this.session_, qos + 3, done); // waits for PUBACK (4) or PUBREC (5)
+        write(this, (e.packet_ = encodePublish(topic, payload, qos, o.retain, 0, e.id_)));
+      } else {
+        write(this, encodePublish(topic, payload, 0, o.retain, 0, 0));
+        done(null);
+      }
+    }
+    return this;
+  }
+
+  subscribe(topic: string | string[], options?: PublishOptions | Callback, callback?: Callback): this {
+    const filters = topics(topic),
+      qos = (options as any || {}).qos | 0,
+      done = callbackOf(options, callback);
+    if (request(this, filtersError(filters) || qosError(qos), done, this.subscribe, arguments)) {
+      const e = track(this.session_, PacketType.SUBACK, function (err, granted: number[]) {
+        done(err, granted && subscribed(e as Pending & { client_: Client }, granted));
+      }) as Pending & { client_: Client; filters_: string[]; qos_: number };
+      e.client_ = this;
+      e.filters_ = filters;
+      e.qos_ = qos;
+      write(this, (e.packet_ = encodeSubscribe(filters, qos, e.id_)));
+    }
+    return this;
+  }
+
+  unsubscribe(topic: string | string[], options?: object | Callback, callback?: Callback): this {
+    const filters = topics(topic),
+      done = callbackOf(options, callback);
+    if (request(this, filtersError(filters), done, this.unsubscribe, arguments)) {
+      for (const t of filters) delete this.subscriptions_[t];
+      const e = track(this.session_, PacketType.UNSUBACK, done);
+      write(this, (e.packet_ = encodeUnsubscribe(filters, e.id_)));
+    }
+    return this;
+  }
+
+  /**
+   * Disconnects and stops reconnecting. Without `force`, messages in flight get their acknowledgements
+   * first, then a DISCONNECT goes, so the broker discards the will [MQTT-3.14.4-3]. Queued calls fail.
+   */
+  end(force?: boolean | Callback, callback?: Callback): this {
+    const s = this.socket_;
+    this.ended_ = callbackOf(force, callback);
+    this.reconnectTimer_ = clear(this.reconnectTimer_);
+    for (const w of this.queue_.splice(0)) w[2](Error("client ended"));
+    if (force === true || !this.session_.pending_.length || !this.connected) {
+      if (s) {
+        if (force !== true && this.connected) write(this, DISCONNECT);
+        this.connected = false;
+        s.end();
+      } else finish(this);
+    }
+    return this;
+  }
+}
+
+/** A SUBACK arrived: remember the granted filters for resubscribing, and report them as MQTT.js does. */
+function subscribed(e: Pending & { client_: Client; filters_?: string[]; qos_?: number }, granted: number[]) {
+  const f = e.filters_ as string[];
+  return granted.map(function (g, i) {
+    if (g < 128) e.client_.subscriptions_[f[i]] = e.qos_ as number;
+    return { topic: f[i], qos: g };
+  });
+}
+
+function open(c: Client): void {
+  const o = c.options_,
+    s = (c.socket_ = require(c.tls_ ? "tls" : "net").connect(o, function () {
+      write(c, encodeConnect(o));
+    }) as Espruino.Socket);
+  c.buf_ = "";
+  c.connectTimer_ = setTimeout(timeout, o.connectTimeout || 30000, c, "connect");
+  s.on("data", function (data: string) {
+    received(c, data);
+  });
+  s.on("error", function (e: any) {
+    c.emit("error", Error(e.message || e));
+  });
+  s.on("close", function () {
+    closed(c);
+  });
+}
+
+function received(c: Client, data: string): void {
+  for (let p: Packet | undefined; ; data = "") {
+    try {
+      if (!(p = nextPacket(c, c.options_.maxPacket || 4096, decodeClientBound, data))) return;
+    } catch (e) {
+      return drop(c, e as Error);
+    }
+    handle(c, p);
+  }
+}
+
+function write(c: Client, packet: string): void {
+  const s = c.socket_,
+    ka = c.keepalive_;
+  if (!s) return;
+  s.write(packet);
+  // [MQTT-3.1.2-23] a PINGREQ when nothing else was sent within the keepalive period
+  c.pingTimer_ = clear(c.pingTimer_);
+  if (ka) c.pingTimer_ = setTimeout(ping, ka, c);
+}
+
+function ping(c: Client): void {
+  c.pingTimer_ = 0;
+  write(c, PINGREQ);
+  if (!c.pongTimer_) c.pongTimer_ = setTimeout(timeout, c.keepalive_, c, "keepalive");
+}
+
+function timeout(c: Client, what: string): void {
+  if (what == "connect") c.connectTimer_ = 0;
+  else c.pongTimer_ = 0;
+  drop(c, Error(what + " timeout"));
+}
+
+/** Closes the connection on a protocol error, a refusal or a timeout; the close handler reconnects. */
+function drop(c: Client, err: Error): void {
+  c.emit("error", err);
+  if (c.socket_) c.socket_.end();
+}
+
+function closed(c: Client): void {
+  const was = c.connected,
+    period = c.options_.reconnectPeriod;
+  c.socket_ = undefined;
+  c.connected = false;
+  c.pingTimer_ = clear(c.pingTimer_);
+  c.pongTimer_ = clear(c.pongTimer_);
+  c.connectTimer_ = clear(c.connectTimer_);
+  c.emit("close");
+  if (was) c.emit("offline");
+  if (c.ended_) finish(c);
+  else if (period != 0) c.reconnectTimer_ = setTimeout(reconnect, backoff(c.attempt_++, period || 1000, Math.random()), c);
+  else fail(c, Error("connection closed"));
+}
+
+function reconnect(c: Client): void {
+  c.reconnectTimer_ = 0;
+  c.emit("reconnect");
+  open(c);
+}
+
+function finish(c: Client): void {
+  fail(c, Error("client ended"));
+  c.emit("end");
+  (c.ended_ as Callback)(null);
+}
+
+/** Fails everything waiting: nothing is dropped without its callback hearing of it. */
+function fail(c: Client, err: Error): void {
+  for (const w of c.queue_.splice(0)) w[2](err);
+  abandon(c.session_, err);
+}
+
+function handle(c: Client, p: Packet): void {
+  const type = p.type,
+    id = p.messageId as number,
+    rc = p.returnCode as number,
+    s = c.session_;
+  let e: any;
+  if (type == PacketType.CONNACK) {
+    c.connectTimer_ = clear(c.connectTimer_);
+    if (rc) {
+      // attempt_ is not reset, so a refused login backs off instead of looping
+      e = Error("Connection refused: " + REFUSED[rc]);
+      e.code = rc;
+      return drop(c, e);
+    }
+    c.attempt_ = 0;
+    c.connected = true;
+    if (!p.sessionPresent) {
+      s.received_ = {};
+      e = Object.keys(c.subscriptions_);
+      if (e.length) {
+        const r = track(s, PacketType.SUBACK, noop);
+        write(c, (r.packet_ = encodeSubscribe(e, e.map(function (t: string) {
+          return c.subscriptions_[t];
+        }), r.id_)));
+      }
+    }
+    for (const packet of redeliver(s)) write(c, packet);
+    c.emit("connect", p);
+    flush(c);
+  } else if (type == PacketType.PUBLISH) {
+    if (p.qos == 2) {
+      write(c, encodeAck(PacketType.PUBREC, id));
+      if (!receive(s, id)) return; // [MQTT-4.3.3-2] a resend with DUP: deliver once
+    } else if (p.qos) write(c, encodeAck(PacketType.PUBACK, id));
+    c.emit("message", p.topic, p.payload, p);
+  } else if (type == PacketType.PUBREL) {
+    delete s.received_[id];
+    write(c, encodeAck(PacketType.PUBCOMP, id));
+  } else if (type == PacketType.PINGRESP) c.pongTimer_ = clear(c.pongTimer_);
+  else if ((e = acknowledge(s, type, id))) {
+    if (type == PacketType.PUBREC) write(c, e.packet_);
+    else e.done_(null, p.granted);
+    // a graceful end() waits for the last acknowledgement
+    if (c.ended_) s.pending_.length || c.end(0 as any, c.ended_);
+    else flush(c);
+  }
+}
+
+/**
+ * Whether an API call can go now: its arguments are valid (`bad` says why not), the client is
+ * connected, nothing is queued before it, and there is room in flight. Otherwise the call waits in
+ * the queue to be made again with the same `args`, or fails when the queue is full.
+ */
+function request(c: Client, bad: string, done: Callback, method: Function, args: IArguments): boolean {
+  const o = c.options_,
+    q = c.queue_;
+  if (bad) done(Error(bad));
+  else if (c.connected && !q.length && c.session_.pending_.length < (o.inflight || 8)) return true;
+  else if (c.ended_ || q.length >= (o.queueSize || 16)) done(Error(c.ended_ ? "client ended" : "queue full"));
+  else q.push([method, args, done]);
+  return false;
+}
+
+function flush(c: Client): void {
+  const q = c.queue_;
+  let w;
+  while (c.connected && q.length && c.session_.pending_.length < (c.options_.inflight || 8)) {
+    w = q.shift() as [Function, IArguments, Callback];
+    w[0].apply(c, w[1]);
+  }
 }

@@ -2,13 +2,13 @@
 // server sends. The device build never imports this file; tests, the fuzz run and host tools do, so
 // all 14 packet types can be parsed, generated and round-tripped.
 
-import { Packet, PacketType, chr, decodeClientBound, encodeAck, encodeConnect, encodePublish, encodeSubscribe, encodeUnsubscribe, fail, frame, reader, u16, DISCONNECT, PINGREQ, PINGRESP } from "./codec";
+import { Packet, PacketType, chr, decodeClientBound, encodeAck, encodeConnect, encodePublish, encodeSubscribe, encodeUnsubscribe, fail, frame, Reader, u16, DISCONNECT, PINGREQ, PINGRESP } from "./codec";
 
 /** Decodes any of the 14 packet types, as a broker would for client-bound ones and a client for the rest. */
 export function decodeAny(header: number, body: string): Packet {
   const type = header >> 4,
     flags = header & 15,
-    r = reader(body);
+    r = new Reader(body);
   let p: Packet;
   if (type == PacketType.CONNECT) {
     // [MQTT-3.1.2-1] protocol name, [MQTT-3.1.2-2] level 4, [MQTT-3.1.2-3] reserved flag bit 0

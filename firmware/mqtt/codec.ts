@@ -74,33 +74,38 @@ export function fail(reason: string): never {
  * ESP32, whose strings already hold the UTF-8 bytes of the source text, it gives them back unchanged.
  */
 export function utf8Encode(s: string): string {
-  return encodeURIComponent(s).replace(/%../g, function (hex) {
-    return chr(parseInt(hex.substr(1), 16));
-  });
+  return encodeURIComponent(s).replace(/%../g, percentToByte);
+}
+
+// A top-level function, not a literal in the call: Espruino copies a function literal's source into
+// RAM each time the enclosing code runs.
+function percentToByte(hex: string): string {
+  return chr(parseInt(hex.substr(1), 16));
 }
 
 /**
  * UTF-8 bytes to text, strictly: no overlong forms, surrogates or code points past U+10FFFF
  * [MQTT-1.5.3-1], no U+0000 [MQTT-1.5.3-2]. Checked here because Espruino's decodeURIComponent
- * does not check; then it decodes as utf8Encode encodes.
+ * does not check; then decodeURIComponent decodes, as utf8Encode encodes.
  */
 export function utf8Decode(s: string): string {
+  let escaped = "";
   for (let i = 0; i < s.length; ) {
     let c = s.charCodeAt(i++);
     const n = c < 0x80 ? 0 : c < 0xc2 ? 9 : c < 0xe0 ? 1 : c < 0xf0 ? 2 : c < 0xf5 ? 3 : 9,
       min = [0, 0x80, 0x800, 0x10000][n];
+    escaped += "%" + (c + 256).toString(16).substr(1);
     c &= 0x7f >> n;
     for (let k = n; k--; ) {
       const b = s.charCodeAt(i++);
       if ((b & 0xc0) != 0x80) c = -1;
       c = (c << 6) | (b & 63);
+      escaped += "%" + (b + 256).toString(16).substr(1);
     }
     // c >> 11 == 27: a surrogate, U+D800 to U+DFFF
     if (!(c >= min) || !c || c > 0x10ffff || c >> 11 == 27) fail("bad UTF-8");
   }
-  return decodeURIComponent(s.replace(/[%\x80-\xff]/g, function (ch) {
-    return "%" + ch.charCodeAt(0).toString(16);
-  }));
+  return decodeURIComponent(escaped);
 }
 
 export function u16(n: number): string {
@@ -154,9 +159,10 @@ export function encodePublish(topic: string, payload: string, qos: number, retai
   return frame(0x30 | (dup ? 8 : 0) | (qos << 1) | (retain ? 1 : 0), str(topic) + (qos ? u16(id) : "") + payload);
 }
 
-export function encodeSubscribe(topics: string[], qos: number[], id: number): string {
+/** `qos` is the requested QoS of every topic, or of each in turn. */
+export function encodeSubscribe(topics: string[], qos: number | number[], id: number): string {
   let body = u16(id);
-  for (let i = 0; i < topics.length; i++) body += str(topics[i]) + chr(qos[i]);
+  for (let i = 0; i < topics.length; i++) body += str(topics[i]) + chr(typeof qos == "number" ? qos : qos[i]);
   return frame(0x82, body); // [MQTT-3.8.1-1] flags 0010
 }
 
@@ -177,61 +183,46 @@ export const DISCONNECT = "\xe0\0";
  * Reads the body of a packet. Each read checks the bytes are there, so a short packet is
  * malformed rather than silently padded.
  */
-export interface Reader {
-  u8_(): number;
+export class Reader {
+  at_ = 0;
+  constructor(public body_: string) {}
+  u8_(): number {
+    return this.at_ < this.body_.length ? this.body_.charCodeAt(this.at_++) : fail("too short");
+  }
+  u16_(): number {
+    return (this.u8_() << 8) | this.u8_();
+  }
   /** [MQTT-2.3.1-1] a packet id is never 0 */
-  id_(): number;
-  u16_(): number;
-  bin_(): string;
-  str_(): string;
-  rest_(): string;
-  more_(): boolean;
+  id_(): number {
+    return this.u16_() || fail("packet id 0");
+  }
+  bin_(): string {
+    const n = this.u16_();
+    if ((this.at_ += n) > this.body_.length) fail("too short");
+    return this.body_.substr(this.at_ - n, n);
+  }
+  str_(): string {
+    return utf8Decode(this.bin_());
+  }
+  rest_(): string {
+    const r = this.body_.substr(this.at_);
+    this.at_ = this.body_.length;
+    return r;
+  }
+  more_(): boolean {
+    return this.at_ < this.body_.length;
+  }
   /** fails unless the body was read to its end */
-  end_(): void;
-}
-
-export function reader(body: string): Reader {
-  let at = 0;
-  function u8() {
-    return at < body.length ? body.charCodeAt(at++) : fail("too short");
+  end_(): void {
+    if (this.more_()) fail("wrong remaining length");
   }
-  function u16() {
-    return (u8() << 8) | u8();
-  }
-  function bin() {
-    const n = u16();
-    if ((at += n) > body.length) fail("too short");
-    return body.substr(at - n, n);
-  }
-  return {
-    u8_: u8,
-    u16_: u16,
-    id_: function () {
-      return u16() || fail("packet id 0");
-    },
-    bin_: bin,
-    str_: function () {
-      return utf8Decode(bin());
-    },
-    rest_: function () {
-      const r = body.substr(at);
-      at = body.length;
-      return r;
-    },
-    more_: function () {
-      return at < body.length;
-    },
-    end_: function () {
-      if (at != body.length) fail("wrong remaining length");
-    },
-  };
 }
 
 /** Decodes the packets a server sends a client; any other type is a protocol violation. */
 export function decodeClientBound(header: number, body: string): Packet {
   const type = header >> 4,
     flags = header & 15,
-    r = reader(body),
+    r = new Reader(body),
     p: Packet = { type };
   let c;
   // [MQTT-2.2.2-1], [MQTT-2.2.2-2]: reserved flag bits; PUBREL has 0010, PUBLISH its own
@@ -244,7 +235,8 @@ export function decodeClientBound(header: number, body: string): Packet {
     c = p.qos = (flags >> 1) & 3;
     // [MQTT-3.3.1-4] QoS 3 is malformed; [MQTT-3.3.1-2] DUP only with QoS > 0;
     // [MQTT-3.3.2-2] no wildcards in a topic name, [MQTT-4.7.3-1] at least one char
-    if (c > 2 || (!c && flags & 8) || /[+#]|^$/.test((p.topic = r.str_()))) fail("bad PUBLISH");
+    p.topic = r.str_();
+    if (c > 2 || (!c && flags & 8) || !p.topic || /[+#]/.test(p.topic)) fail("bad PUBLISH");
     if (c) p.messageId = r.id_();
     p.payload = r.rest_();
     p.dup = flags > 7;
@@ -260,31 +252,40 @@ export function decodeClientBound(header: number, body: string): Packet {
   return p;
 }
 
+/** The bytes received and not yet decoded. */
+export interface Stream {
+  buf_: string;
+}
+
 /**
- * A streaming decoder: `next(data)` adds a socket read and returns the next whole packet, `next()`
- * the one after, until undefined. Packets may be split at any byte and several may come in one
- * read. Throws on a malformed packet; the connection must be closed then, since the stream cannot
- * be resynchronised. `max` is the largest packet accepted, fixed header included.
+ * Streaming decoding: appends a socket read (if any) to `stream` and returns the next whole packet,
+ * or undefined until more bytes come. Packets may be split at any byte and several may come in one
+ * read. Throws on a malformed packet; the connection must be closed then, since the stream cannot be
+ * resynchronised. `max` is the largest packet accepted, fixed header included.
  */
+export function nextPacket(stream: Stream, max: number, decode: (header: number, body: string) => Packet, data?: string): Packet | undefined {
+  const b = (stream.buf_ += data || "");
+  let len = 0,
+    mul = 1,
+    i = 1,
+    c;
+  do {
+    if (i > 4) fail("remaining length over 4 bytes"); // [MQTT-2.2.3]
+    if (i >= b.length) return;
+    c = b.charCodeAt(i++);
+    len += (c & 127) * mul;
+    mul *= 128;
+  } while (c & 128);
+  if ((len += i) > max) fail("packet of " + len + " bytes is over the limit of " + max);
+  if (b.length < len) return;
+  stream.buf_ = b.substr(len);
+  return decode(b.charCodeAt(0), b.substr(i, len - i));
+}
+
+/** A decoder as one function: `next(data)` then `next()` until undefined. For hosts and tests. */
 export function decoder(max: number, decode: (header: number, body: string) => Packet): (data?: string) => Packet | undefined {
-  let buf = "";
+  const stream = { buf_: "" };
   return function (data) {
-    let len = 0,
-      mul = 1,
-      i = 1,
-      c;
-    if (data) buf += data;
-    do {
-      if (i > 4) fail("remaining length over 4 bytes"); // [MQTT-2.2.3]
-      if (i >= buf.length) return;
-      c = buf.charCodeAt(i++);
-      len += (c & 127) * mul;
-      mul *= 128;
-    } while (c & 128);
-    if ((len += i) > max) fail("packet of " + len + " bytes is over the limit of " + max);
-    if (buf.length < len) return;
-    c = buf;
-    buf = buf.substr(len);
-    return decode(c.charCodeAt(0), c.substr(i, len - i));
+    return nextPacket(stream, max, decode, data);
   };
 }

@@ -1,4 +1,6 @@
 // dist/mqtt.js: the client as an Espruino module, `require("wisp-mqtt").connect(url, options)`.
-import { connect } from "./client";
+import { Client, ClientOptions } from "./client";
 
-exports.connect = connect;
+exports.connect = function (url: string, options?: ClientOptions) {
+  return new Client(url, options);
+};

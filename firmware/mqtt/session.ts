@@ -35,13 +35,16 @@ function find(s: Session, id: number, wait?: number): number {
   return i;
 }
 
-/** Registers a packet that waits for `wait`, under a new packet id: never 0, never one in use [MQTT-2.3.1-2]. */
-export function track(s: Session, wait: number, encode: (id: number) => string, done: Callback): string {
+/**
+ * Registers a packet that will wait for `wait`, under a new packet id: never 0, never one in use
+ * [MQTT-2.3.1-2]. The caller encodes the packet with `id_` and stores it in `packet_`.
+ */
+export function track(s: Session, wait: number, done: Callback): Pending {
   do s.lastId_ = (s.lastId_ % 65535) + 1;
   while (find(s, s.lastId_) >= 0);
-  const packet = encode(s.lastId_);
-  s.pending_.push({ id_: s.lastId_, wait_: wait, packet_: packet, done_: done });
-  return packet;
+  const e = { id_: s.lastId_, wait_: wait, packet_: "", done_: done };
+  s.pending_.push(e);
+  return e;
 }
 
 /**
@@ -63,11 +66,13 @@ export function acknowledge(s: Session, type: number, id: number): Pending | und
 
 /** Packets to send again after reconnecting, in order; a PUBLISH goes again with DUP=1 [MQTT-4.4.0-1]. */
 export function redeliver(s: Session): string[] {
-  return s.pending_.map(function (e) {
-    const p = e.packet_,
-      h = p.charCodeAt(0);
-    return (e.packet_ = h >> 4 == PacketType.PUBLISH ? chr(h | 8) + p.substr(1) : p);
-  });
+  return s.pending_.map(withDup);
+}
+
+function withDup(e: Pending): string {
+  const p = e.packet_,
+    h = p.charCodeAt(0);
+  return (e.packet_ = h >> 4 == PacketType.PUBLISH ? chr(h | 8) + p.substr(1) : p);
 }
 
 /** Incoming QoS 2: true the first time `id` is seen, false for a resend before PUBREL [MQTT-4.3.3-2]. */
@@ -79,9 +84,7 @@ export function receive(s: Session, id: number): boolean {
 
 /** Every waiting callback gets `err`, and the session forgets them. */
 export function abandon(s: Session, err: Error): void {
-  const l = s.pending_;
-  s.pending_ = [];
-  l.forEach(function (e) {
+  s.pending_.splice(0).forEach(function (e) {
     e.done_(err);
   });
 }

@@ -9,7 +9,8 @@ import { utf8Encode } from "./codec";
  */
 export function topicError(topic: any, filter?: boolean): string {
   return typeof topic != "string" || !topic || topic.indexOf("\0") >= 0 || utf8Encode(topic).length > 65535 ||
-    (filter ? /#.|[^/][+#]|\+[^/]/ : /[+#]/).test(topic)
+    // Espruino's RegExp: top-level alternation and classes only, and `/` escaped even inside a class
+    (filter ? /#.|[^\/][+#]|\+[^\/]/ : /[+#]/).test(topic)
     ? "invalid topic " + (filter ? "filter: " : "name: ") + topic
     : "";
 }

@@ -2,21 +2,28 @@ import { describe, expect, it } from "vitest";
 import { encodePublish } from "../../firmware/mqtt/codec";
 import { abandon, acknowledge, backoff, newSession, receive, redeliver, track } from "../../firmware/mqtt/session";
 
-const publish = (topic: string, qos: number) => (id: number) => encodePublish(topic, "x", qos, 0, 0, id);
+import type { Callback, Session } from "../../firmware/mqtt/session";
+
 const noop = () => {};
+/** Tracks a PUBLISH as the client does: a new id, then the packet encoded with it. */
+function publish(s: Session, topic: string, qos: number, done: Callback = noop) {
+  const e = track(s, qos + 3, done);
+  e.packet_ = encodePublish(topic, "x", qos, 0, 0, e.id_);
+  return e;
+}
 
 describe("packet ids", () => {
   it("start at 1 and count up", () => {
     const s = newSession();
-    for (let i = 0; i < 3; i++) track(s, 4, publish("t", 1), noop);
+    for (let i = 0; i < 3; i++) publish(s, "t", 1, noop);
     expect(s.pending_.map((p) => p.id_)).toEqual([1, 2, 3]);
   });
   it("wrap past 65535 without ever giving 0, skipping ids still in use", () => {
     const s = newSession();
-    track(s, 4, publish("t", 1), noop); // id 1 stays in flight
+    publish(s, "t", 1, noop); // id 1 stays in flight
     s.lastId_ = 65534;
-    track(s, 4, publish("t", 1), noop);
-    track(s, 4, publish("t", 1), noop);
+    publish(s, "t", 1, noop);
+    publish(s, "t", 1, noop);
     expect(s.pending_.map((p) => p.id_)).toEqual([1, 65535, 2]);
   });
 });
@@ -25,7 +32,7 @@ describe("outgoing QoS flows", () => {
   it("QoS 1 completes on PUBACK and calls back once", () => {
     const s = newSession(),
       calls: unknown[] = [];
-    track(s, 4, publish("t", 1), (err) => calls.push(err));
+    publish(s, "t", 1, (err) => calls.push(err));
     const e = acknowledge(s, 4, 1);
     e!.done_(null);
     expect(calls).toEqual([null]);
@@ -34,7 +41,7 @@ describe("outgoing QoS flows", () => {
   });
   it("QoS 2 moves to PUBREL on PUBREC, then completes on PUBCOMP", () => {
     const s = newSession();
-    track(s, 5, publish("t", 2), noop);
+    publish(s, "t", 2, noop);
     expect(acknowledge(s, 7, 1)).toBeUndefined(); // PUBCOMP before PUBREC is not ours
     const e = acknowledge(s, 5, 1)!;
     expect(e.packet_).toBe("\x62\x02\x00\x01"); // PUBREL
@@ -44,7 +51,7 @@ describe("outgoing QoS flows", () => {
   });
   it("an acknowledgement of the wrong type completes nothing", () => {
     const s = newSession();
-    track(s, 9, (id) => "sub" + id, noop);
+    track(s, 9, noop);
     expect(acknowledge(s, 4, 1)).toBeUndefined();
     expect(acknowledge(s, 9, 1)).toBeDefined();
   });
@@ -53,10 +60,10 @@ describe("outgoing QoS flows", () => {
 describe("redelivery after reconnect", () => {
   it("sends unacknowledged PUBLISH with DUP=1 and pending PUBREL, in original order", () => {
     const s = newSession();
-    track(s, 4, publish("a", 1), noop); // 1: QoS 1, unacknowledged
-    track(s, 5, publish("b", 2), noop); // 2: QoS 2, PUBREC received -> PUBREL pending
-    track(s, 5, publish("c", 2), noop); // 3: QoS 2, unacknowledged
-    track(s, 4, publish("d", 1), noop); // 4: acknowledged, gone
+    publish(s, "a", 1, noop); // 1: QoS 1, unacknowledged
+    publish(s, "b", 2, noop); // 2: QoS 2, PUBREC received -> PUBREL pending
+    publish(s, "c", 2, noop); // 3: QoS 2, unacknowledged
+    publish(s, "d", 1, noop); // 4: acknowledged, gone
     acknowledge(s, 5, 2);
     acknowledge(s, 4, 4);
     const again = redeliver(s);
@@ -79,8 +86,8 @@ describe("abandon", () => {
   it("fails every waiting callback with the error, once", () => {
     const s = newSession(),
       errs: unknown[] = [];
-    track(s, 4, publish("a", 1), (e) => errs.push(e));
-    track(s, 9, () => "s", (e) => errs.push(e));
+    publish(s, "a", 1, (e) => errs.push(e));
+    track(s, 9, (e) => errs.push(e));
     const err = new Error("client ended");
     abandon(s, err);
     abandon(s, err);
