@@ -26,7 +26,9 @@ export interface Output {
  */
 export const OUTPUTS: Output[] = [
   // Espruino module: loaded with Modules.addCached("wisp-mqtt", source) or from Storage file "wisp-mqtt".
-  { entry: "firmware/mqtt/index.ts", outfile: "dist/mqtt.js", budget: 4096 },
+  { entry: "firmware/mqtt/index.ts", outfile: "dist/mqtt.js", budget: 8192 },
+  // The sensor-node application (client, drivers, app), uploaded as Storage .bootcde.
+  { entry: "firmware/main.ts", outfile: "dist/firmware.js", budget: 16384 },
 ];
 
 /** Modules built into Espruino (ESP32 build): `require("net")` stays a runtime call. */
