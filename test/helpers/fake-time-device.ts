@@ -2,8 +2,9 @@
 // broker. Every device timer, Date and getTime follow `clock`; sockets are real, so tests await socket
 // IO with promises (the broker's `next`, a device's `next`) and then move time with `clock.tick`.
 import FakeTimers from "@sinonjs/fake-timers";
+import { afterEach, beforeEach } from "vitest";
 import { loadMqtt, type Runtime } from "../../host-sim/runtime.ts";
-import { type Connection, ScriptedBroker, startScriptedBroker, type, type ScriptedBrokerOptions } from "./scripted-broker.ts";
+import { type Connection, type Received, ScriptedBroker, startScriptedBroker, type, type ScriptedBrokerOptions } from "./scripted-broker.ts";
 import { MQTT_BUNDLE, withTimeout, type WispClient, type WispOptions } from "./wisp.ts";
 
 export type FakeClock = ReturnType<typeof FakeTimers.createClock>;
@@ -155,6 +156,20 @@ export class Rig {
     await this.runtime.settle();
   }
 
+  /**
+   * Fires device timers in time order until `device` starts a reconnect attempt, and returns its
+   * "reconnect" event. `clock.next()` stops exactly at each timer, so event times are exact.
+   */
+  async nextReconnect(device: Device = this.devices[0], from = 0): Promise<DeviceEvent> {
+    for (let timers = 0; timers < 10 && this.clock.countTimers() > 0; timers++) {
+      this.clock.next();
+      await this.runtime.settle();
+      const attempt = device.of("reconnect", from)[0];
+      if (attempt) return attempt;
+    }
+    throw new Error(`${device.label} made no reconnect attempt\n${this.transcript()}`);
+  }
+
   /** Broker packets and device events, for failure messages and bug reports. */
   transcript(): string {
     return [`broker saw:\n${this.broker.transcript()}`, ...this.devices.map((d) => `${d.label} events:\n${d.transcript()}`),
@@ -165,4 +180,34 @@ export class Rig {
     this.runtime.dispose();
     await this.broker.close();
   }
+}
+
+/** A fresh rig for each test of the calling file, disposed after it; its transcript is printed when the test fails. */
+export function useRig(options: RigOptions = {}): () => Rig {
+  let rig: Rig | undefined;
+  beforeEach(async () => {
+    rig = await Rig.start(options);
+  });
+  afterEach(async (context) => {
+    if (!rig) return;
+    if (context.task.result?.state === "fail") console.log(`${context.task.name}\n${rig.transcript()}`);
+    await rig.dispose();
+    rig = undefined;
+  });
+  return () => {
+    if (!rig) throw new Error("no rig outside a test");
+    return rig;
+  };
+}
+
+/** "PUBLISH a 3 dup": type, topic, packet id and DUP of a received packet. */
+export function brief(r: Received): string {
+  return [r.name, r.packet.topic, r.packet.messageId, r.packet.dup && "dup"].filter((part) => part !== undefined && part !== false).join(" ");
+}
+
+/** A callback that records "`name`: ok" or "`name`: <error message>" in `log` each time it is called. */
+export function recorder(log: string[], name: string): (err?: Error | null) => void {
+  return (err) => {
+    log.push(`${name}: ${err ? err.message : "ok"}`);
+  };
 }

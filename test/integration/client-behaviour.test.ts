@@ -1,17 +1,14 @@
 // Behaviour of the BUILT client (dist/mqtt.js in the host simulator) against a scripted broker, on a
-// fake clock: keepalive, timeouts, reconnect backoff, redelivery, QoS 2 exactly once, resubscribe,
-// malformed input, queues, end() and argument errors. See test/helpers/scripted-broker.ts.
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { type Device, type DeviceEvent, Rig } from "../helpers/fake-time-device.ts";
-import { type Received, type } from "../helpers/scripted-broker.ts";
+// fake clock (test/helpers/scripted-broker.ts, fake-time-device.ts): the connection's life. Keepalive,
+// ping and connect timeouts, reconnect backoff. Siblings: client-qos, client-input, client-api.
+import { beforeEach, describe, expect, it } from "vitest";
+import { type Rig, useRig } from "../helpers/fake-time-device.ts";
+import { type Received } from "../helpers/scripted-broker.ts";
 
+const rigOf = useRig();
 let rig: Rig;
-beforeEach(async () => {
-  rig = await Rig.start();
-});
-afterEach(async (context) => {
-  if (context.task.result?.state === "fail") console.log(rig.transcript());
-  await rig.dispose();
+beforeEach(() => {
+  rig = rigOf();
 });
 
 const noop = () => {};
@@ -102,20 +99,6 @@ describe("keepalive", () => {
   });
 });
 
-/**
- * Fires device timers in time order until the client starts a reconnect attempt, and returns its
- * "reconnect" event. `clock.next()` stops exactly at each timer, so event times are exact.
- */
-async function nextReconnect(dev: Device, from: number): Promise<DeviceEvent> {
-  for (let timers = 0; timers < 10 && rig.clock.countTimers() > 0; timers++) {
-    rig.clock.next();
-    await rig.runtime.settle();
-    const attempt = dev.of("reconnect", from)[0];
-    if (attempt) return attempt;
-  }
-  throw new Error(`the client made no reconnect attempt\n${rig.transcript()}`);
-}
-
 describe("reconnect backoff", () => {
   const refusals = [
     { how: "closes the connection at once", returnCode: 0 },
@@ -138,7 +121,7 @@ describe("reconnect backoff", () => {
           broker.returnCode = 0;
           broker.onConnection = undefined;
         }
-        const reconnect = await nextReconnect(dev, from);
+        const reconnect = await rig.nextReconnect(dev, from);
         const conn = await broker.connection(attempt + 2);
         expect(conn.at).toBe(reconnect.at);
         delays.push(reconnect.at - close.at);
@@ -164,7 +147,7 @@ describe("reconnect backoff", () => {
       // connected: the next drop is followed by a reconnect within reconnectPeriod again
       broker.conn.drop();
       const close = await dev.next("close", connect.index);
-      const reconnect = await nextReconnect(dev, close.index);
+      const reconnect = await rig.nextReconnect(dev, close.index);
       expect(reconnect.at - close.at).toBeGreaterThanOrEqual(500);
       expect(reconnect.at - close.at).toBeLessThanOrEqual(1_000);
       await dev.next("connect", reconnect.index);
@@ -172,64 +155,40 @@ describe("reconnect backoff", () => {
   }
 });
 
-/** "PUBLISH a 3 dup": type, topic, packet id and DUP of a received packet. */
-function brief(r: Received): string {
-  return [r.name, r.packet.topic, r.packet.messageId, r.packet.dup && "dup"].filter((part) => part !== undefined && part !== false).join(" ");
-}
-
-/** A callback that records `name` and its error (null when it succeeded) in `log` each time it is called. */
-function recorder(log: string[], name: string) {
-  return (err?: Error | null) => log.push(`${name}: ${err ? err.message : "ok"}`);
-}
-
-describe("redelivery after a reconnect", () => {
-  it("resends PUBLISH a (DUP), PUBREL b, PUBLISH c (DUP) in that order before new work; callbacks fire once each when their flows complete", async () => {
-    const { broker } = rig;
-    // only "b" gets its PUBREC, and its PUBREL no PUBCOMP
-    broker.script = (r) => {
-      if (r.name === "PUBLISH" && r.packet.topic === "b") r.conn.send({ type: type("PUBREC"), messageId: r.packet.messageId });
-      else if (r.name !== "PUBLISH" && r.name !== "PUBREL") broker.respond(r);
-    };
-    const dev = await rig.connected({ clean: false, reconnectPeriod: 1_000 });
-    const done: string[] = [];
-    dev.client.publish("a", "1", { qos: 1 }, recorder(done, "a"));
-    dev.client.publish("b", "2", { qos: 2 }, recorder(done, "b"));
-    dev.client.publish("c", "3", { qos: 2 }, recorder(done, "c"));
-    const [a, b, c] = await Promise.all(["a", "b", "c"].map((t) => broker.next((r) => r.name === "PUBLISH" && r.packet.topic === t)));
-    const ids = { a: a.packet.messageId, b: b.packet.messageId, c: c.packet.messageId };
-    expect(new Set(Object.values(ids)).size).toBe(3);
-    await broker.next((r) => r.name === "PUBREL" && r.packet.messageId === ids.b);
-
-    broker.conn.drop();
+describe("connect timeout", () => {
+  it("closes with a connect timeout error when the broker accepts TCP but sends no CONNACK, and tries again", async () => {
+    const { clock, broker } = rig;
+    broker.script = () => {};
+    const dev = rig.connect({ connectTimeout: 5_000, reconnectPeriod: 1_000 });
+    const connect1 = await broker.next("CONNECT");
+    clock.tick(4_999);
+    await rig.sync();
+    expect(dev.errors()).toEqual([]);
+    clock.tick(1);
+    const error = await dev.next("error");
+    expect(error.args[0].message).toMatch(/connect timeout/i);
+    expect(error.at).toBe(connect1.conn.at + 5_000);
     const close = await dev.next("close");
-    dev.client.publish("d", "4", { qos: 1 }, recorder(done, "d")); // offline: waits for the connection
-    broker.sessionPresent = true;
-    broker.script = (r) => r.name === "CONNECT" && broker.respond(r);
-    const from = broker.mark();
-    await nextReconnect(dev, close.index);
-    await dev.next("connect", close.index);
-    await broker.next((r) => r.name === "PUBLISH" && r.packet.topic === "d", from);
-    await rig.sync();
-    const resent = broker.seen(() => true, from).map(brief);
-    expect(resent).toEqual(["CONNECT", `PUBLISH a ${ids.a} dup`, `PUBREL ${ids.b}`, `PUBLISH c ${ids.c} dup`, `PUBLISH d ${broker.seen("PUBLISH", from)[2].packet.messageId}`]);
-    expect(broker.seen("PUBLISH", from).map((r) => r.packet.payload)).toEqual(["1", "3", "4"]);
-    expect(done).toEqual([]);
+    await connect1.conn.closed;
+    expect(dev.of("offline")).toEqual([]); // it never was online
 
-    const conn = broker.conn;
-    conn.send({ type: type("PUBACK"), messageId: ids.a });
-    conn.send({ type: type("PUBCOMP"), messageId: ids.b });
-    conn.send({ type: type("PUBREC"), messageId: ids.c });
-    await broker.next((r) => r.name === "PUBREL" && r.packet.messageId === ids.c, from);
+    // the retry times out the same way; the one after it gets in
+    const retry = await rig.nextReconnect(dev, close.index);
+    const connect2 = await broker.next("CONNECT", connect1.index + 1);
+    expect(connect2.conn.id).toBe(2);
+    expect(retry.at - close.at).toBeLessThanOrEqual(1_000);
+    clock.tick(5_000);
+    const error2 = await dev.next("error", retry.index);
+    expect(error2.args[0].message).toMatch(/connect timeout/i);
+    expect(error2.at).toBe(connect2.conn.at + 5_000);
+    const close2 = await dev.next("close", retry.index);
+    broker.script = (r) => broker.respond(r);
+    await rig.nextReconnect(dev, close2.index);
+    await dev.next("connect", close2.index);
+    // connected: the old timeout does not fire later
+    clock.tick(60_000);
     await rig.sync();
-    expect(done).toEqual(["a: ok", "b: ok"]);
-    conn.send({ type: type("PUBCOMP"), messageId: ids.c });
-    conn.send({ type: type("PUBACK"), messageId: broker.seen("PUBLISH", from)[2].packet.messageId });
-    await rig.sync();
-    // duplicates of the acknowledgements change nothing
-    conn.send({ type: type("PUBACK"), messageId: ids.a });
-    conn.send({ type: type("PUBCOMP"), messageId: ids.b });
-    await rig.sync();
-    expect(done).toEqual(["a: ok", "b: ok", "c: ok", "d: ok"]);
-    expect(dev.errors(close.index)).toEqual([]);
+    expect(dev.errors(close2.index)).toEqual([]);
+    expect(dev.client.connected).toBe(true);
   });
 });
