@@ -6,7 +6,7 @@
 // their first argument, and the public methods live once on the class prototype. Internal fields
 // end in `_` so the build gives them one-letter names.
 
-import { ConnectOptions, DISCONNECT, PINGREQ, Packet, PacketType, Will, decodeClientBound, encodeAck, encodeConnect, encodePublish, encodeSubscribe, encodeUnsubscribe, nextPacket } from "./codec";
+import { ConnectOptions, DISCONNECT, PINGREQ, Packet, PacketType, Will, decodeClientBound, encodeAck, encodeConnect, encodePublish, encodeSubscribe, nextPacket } from "./codec";
 import { Callback, Pending, Session, abandon, acknowledge, backoff, newSession, receive, redeliver, track } from "./session";
 import { topicError } from "./topic";
 
@@ -153,7 +153,7 @@ export class Client {
     if (request(this, filtersError(filters), done, this.unsubscribe, arguments)) {
       for (const t of filters) delete this.subscriptions_[t];
       const e = track(this.session_, PacketType.UNSUBACK, done);
-      write(this, (e.packet_ = encodeUnsubscribe(filters, e.id_)));
+      write(this, (e.packet_ = encodeSubscribe(filters, undefined, e.id_)));
     }
     return this;
   }

@@ -2,45 +2,45 @@
 // server sends. The device build never imports this file; tests, the fuzz run and host tools do, so
 // all 14 packet types can be parsed, generated and round-tripped.
 
-import { Packet, PacketType, chr, decodeClientBound, encodeAck, encodeConnect, encodePublish, encodeSubscribe, encodeUnsubscribe, fail, frame, Reader, u16, DISCONNECT, PINGREQ, PINGRESP } from "./codec";
+import { Packet, PacketType, chr, decodeClientBound, encodeAck, encodeConnect, encodePublish, encodeSubscribe, fail, frame, moreToRead, readBin, readFrom, readId, readText, readU16, readU8, u16, DISCONNECT, PINGREQ, PINGRESP } from "./codec";
 
 /** Decodes any of the 14 packet types, as a broker would for client-bound ones and a client for the rest. */
 export function decodeAny(header: number, body: string): Packet {
   const type = header >> 4,
-    flags = header & 15,
-    r = new Reader(body);
+    flags = header & 15;
   let p: Packet;
+  readFrom(body);
   if (type == PacketType.CONNECT) {
     // [MQTT-3.1.2-1] protocol name, [MQTT-3.1.2-2] level 4, [MQTT-3.1.2-3] reserved flag bit 0
-    if (flags || r.str_() != "MQTT" || r.u8_() != 4) fail("not an MQTT 3.1.1 CONNECT");
-    const f = r.u8_(),
+    if (flags || readText() != "MQTT" || readU8() != 4) fail("not an MQTT 3.1.1 CONNECT");
+    const f = readU8(),
       wq = (f >> 3) & 3;
     // [MQTT-3.1.2-11..15] will flags; [MQTT-3.1.2-22] no password without a user name
     if (f & 1 || wq > 2 || (!(f & 4) && f & 56) || (f & 64 && !(f & 128))) fail("bad CONNECT flags");
-    p = { type, keepalive: r.u16_(), clean: (f & 2) > 0, clientId: r.str_() };
-    if (f & 4) p.will = { topic: r.str_(), payload: r.bin_(), qos: wq, retain: (f & 32) > 0 };
-    if (f & 128) p.username = r.str_();
-    if (f & 64) p.password = r.str_();
+    p = { type, keepalive: readU16(), clean: (f & 2) > 0, clientId: readText() };
+    if (f & 4) p.will = { topic: readText(), payload: readBin(), qos: wq, retain: (f & 32) > 0 };
+    if (f & 128) p.username = readText();
+    if (f & 64) p.password = readText();
   } else if (type == PacketType.SUBSCRIBE || type == PacketType.UNSUBSCRIBE) {
     if (flags != 2) fail("reserved flag bits set"); // [MQTT-3.8.1-1], [MQTT-3.10.1-1]
-    p = { type, messageId: r.id_() };
+    p = { type, messageId: readId() };
     const topics: string[] = [],
       qos: number[] = [];
     do {
-      topics.push(r.str_());
+      topics.push(readText());
       if (type == PacketType.SUBSCRIBE) {
-        const q = r.u8_();
+        const q = readU8();
         if (q > 2) fail("bad requested QoS"); // [MQTT-3.8.3-4]
         qos.push(q);
       }
-    } while (r.more_()); // [MQTT-3.8.3-3], [MQTT-3.10.3-2] at least one
+    } while (moreToRead()); // [MQTT-3.8.3-3], [MQTT-3.10.3-2] at least one
     if (type == PacketType.SUBSCRIBE) p.subscriptions = topics.map((topic, i) => ({ topic, qos: qos[i] }));
     else p.topics = topics;
   } else if (type == PacketType.PINGREQ || type == PacketType.DISCONNECT) {
     if (flags) fail("reserved flag bits set");
     p = { type };
   } else return decodeClientBound(header, body);
-  r.end_();
+  if (moreToRead()) fail("wrong remaining length");
   return p;
 }
 
@@ -62,7 +62,7 @@ export function encode(p: Packet): string {
     case PacketType.SUBACK:
       return frame(0x90, u16(p.messageId as number) + chr.apply(null, p.granted as number[]));
     case PacketType.UNSUBSCRIBE:
-      return encodeUnsubscribe(p.topics, p.messageId as number);
+      return encodeSubscribe(p.topics, undefined, p.messageId as number);
     case PacketType.PINGREQ:
       return PINGREQ;
     case PacketType.PINGRESP:

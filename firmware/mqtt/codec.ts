@@ -123,14 +123,11 @@ export function str(s: string): string {
 }
 
 /** Fixed header: type and flags, then the remaining length in 1 to 4 bytes of 7 bits [MQTT-2.2.3]. */
-export function frame(header: number, body: string): string {
-  let n = body.length,
-    len = "";
-  do {
-    len += chr(n > 127 ? (n & 127) | 128 : n);
-    n >>= 7;
-  } while (n);
-  return chr(header) + len + body;
+export function frame(header: number, rest: string): string {
+  let n = rest.length,
+    out = chr(header);
+  for (; n > 127; n >>= 7) out += chr((n & 127) | 128);
+  return out + chr(n) + rest;
 }
 
 export function encodeConnect(o: ConnectOptions): string {
@@ -159,15 +156,14 @@ export function encodePublish(topic: string, payload: string, qos: number, retai
   return frame(0x30 | (dup ? 8 : 0) | (qos << 1) | (retain ? 1 : 0), str(topic) + (qos ? u16(id) : "") + payload);
 }
 
-/** `qos` is the requested QoS of every topic, or of each in turn. */
-export function encodeSubscribe(topics: string[], qos: number | number[], id: number): string {
-  let body = u16(id);
-  for (let i = 0; i < topics.length; i++) body += str(topics[i]) + chr(typeof qos == "number" ? qos : qos[i]);
-  return frame(0x82, body); // [MQTT-3.8.1-1] flags 0010
-}
-
-export function encodeUnsubscribe(topics: string[], id: number): string {
-  return frame(0xa2, u16(id) + topics.map(str).join("")); // [MQTT-3.10.1-1] flags 0010
+/**
+ * SUBSCRIBE when `qos` is given: the requested QoS of every topic, or of each in turn (Espruino
+ * throws on indexing a number, hence typeof). UNSUBSCRIBE without it.
+ */
+export function encodeSubscribe(topics: string[], qos: number | number[] | undefined, id: number): string {
+  let rest = u16(id);
+  for (let i = 0; i < topics.length; i++) rest += str(topics[i]) + (qos == null ? "" : chr(typeof qos == "number" ? qos : qos[i]));
+  return frame(qos == null ? 0xa2 : 0x82, rest); // [MQTT-3.8.1-1], [MQTT-3.10.1-1] flags 0010
 }
 
 /** PUBACK, PUBREC, PUBREL, PUBCOMP, UNSUBACK: a packet id and nothing else. */
@@ -179,76 +175,77 @@ export const PINGREQ = "\xc0\0";
 export const PINGRESP = "\xd0\0";
 export const DISCONNECT = "\xe0\0";
 
-/**
- * Reads the body of a packet. Each read checks the bytes are there, so a short packet is
- * malformed rather than silently padded.
- */
-export class Reader {
-  at_ = 0;
-  constructor(public body_: string) {}
-  u8_(): number {
-    return this.at_ < this.body_.length ? this.body_.charCodeAt(this.at_++) : fail("too short");
-  }
-  u16_(): number {
-    return (this.u8_() << 8) | this.u8_();
-  }
-  /** [MQTT-2.3.1-1] a packet id is never 0 */
-  id_(): number {
-    return this.u16_() || fail("packet id 0");
-  }
-  bin_(): string {
-    const n = this.u16_();
-    if ((this.at_ += n) > this.body_.length) fail("too short");
-    return this.body_.substr(this.at_ - n, n);
-  }
-  str_(): string {
-    return utf8Decode(this.bin_());
-  }
-  rest_(): string {
-    const r = this.body_.substr(this.at_);
-    this.at_ = this.body_.length;
-    return r;
-  }
-  more_(): boolean {
-    return this.at_ < this.body_.length;
-  }
-  /** fails unless the body was read to its end */
-  end_(): void {
-    if (this.more_()) fail("wrong remaining length");
-  }
+// The body being decoded and the read position. Module state rather than a reader object: that would
+// be allocated per packet, and every read would pay for `this.` in the function source Espruino keeps.
+let body = "",
+  at = 0;
+
+/** Starts reading a packet body. Each read checks the bytes are there, so a short packet is malformed. */
+export function readFrom(b: string): void {
+  body = b;
+  at = 0;
+}
+
+export function readU8(): number {
+  return at < body.length ? body.charCodeAt(at++) : fail("too short");
+}
+
+export function readU16(): number {
+  return (readU8() << 8) | readU8();
+}
+
+/** [MQTT-2.3.1-1] a packet id is never 0 */
+export function readId(): number {
+  return readU16() || fail("packet id 0");
+}
+
+/** A length-prefixed byte string; readText for UTF-8. */
+export function readBin(): string {
+  const n = readU16();
+  if ((at += n) > body.length) fail("too short");
+  return body.substr(at - n, n);
+}
+
+export function readText(): string {
+  return utf8Decode(readBin());
+}
+
+export function moreToRead(): boolean {
+  return at < body.length;
 }
 
 /** Decodes the packets a server sends a client; any other type is a protocol violation. */
-export function decodeClientBound(header: number, body: string): Packet {
+export function decodeClientBound(header: number, b: string): Packet {
   const type = header >> 4,
     flags = header & 15,
-    r = new Reader(body),
     p: Packet = { type };
   let c;
+  readFrom(b);
   // [MQTT-2.2.2-1], [MQTT-2.2.2-2]: reserved flag bits; PUBREL has 0010, PUBLISH its own
   if (type != PacketType.PUBLISH && flags != (type == PacketType.PUBREL ? 2 : 0)) fail("reserved flag bits set");
   if (type == PacketType.CONNACK) {
-    p.sessionPresent = (c = r.u8_()) == 1;
+    p.sessionPresent = (c = readU8()) == 1;
     // [MQTT-3.2.2-1] bits 7-1 reserved; [MQTT-3.2.2-4] no session with a refusal; return codes 0-5
-    if (c > 1 || (p.returnCode = r.u8_()) > 5 || (c && p.returnCode)) fail("bad CONNACK");
+    if (c > 1 || (p.returnCode = readU8()) > 5 || (c && p.returnCode)) fail("bad CONNACK");
   } else if (type == PacketType.PUBLISH) {
     c = p.qos = (flags >> 1) & 3;
     // [MQTT-3.3.1-4] QoS 3 is malformed; [MQTT-3.3.1-2] DUP only with QoS > 0;
     // [MQTT-3.3.2-2] no wildcards in a topic name, [MQTT-4.7.3-1] at least one char
-    p.topic = r.str_();
+    p.topic = readText();
     if (c > 2 || (!c && flags & 8) || !p.topic || /[+#]/.test(p.topic)) fail("bad PUBLISH");
-    if (c) p.messageId = r.id_();
-    p.payload = r.rest_();
+    if (c) p.messageId = readId();
+    p.payload = body.substr(at);
+    at = body.length;
     p.dup = flags > 7;
-    p.retain = (flags & 1) == 1;
+    p.retain = !!(flags & 1);
   } else if (type == PacketType.SUBACK) {
-    p.messageId = r.id_();
+    p.messageId = readId();
     const g: number[] = (p.granted = []);
-    do if ((c = r.u8_()) > 2 && c != 128) fail("bad SUBACK"); // [MQTT-3.9.3-2]
-    while (g.push(c) && r.more_());
-  } else if ((type > 3 && type < 8) || type == PacketType.UNSUBACK) p.messageId = r.id_();
+    do if ((c = readU8()) > 2 && c != 128) fail("bad SUBACK"); // [MQTT-3.9.3-2]
+    while (g.push(c) && moreToRead());
+  } else if ((type > 3 && type < 8) || type == PacketType.UNSUBACK) p.messageId = readId();
   else if (type != PacketType.PINGRESP) fail("unexpected packet type " + type);
-  r.end_();
+  if (moreToRead()) fail("wrong remaining length");
   return p;
 }
 

@@ -84,9 +84,7 @@ export function receive(s: Session, id: number): boolean {
 
 /** Every waiting callback gets `err`, and the session forgets them. */
 export function abandon(s: Session, err: Error): void {
-  s.pending_.splice(0).forEach(function (e) {
-    e.done_(err);
-  });
+  for (const e of s.pending_.splice(0)) e.done_(err);
 }
 
 /**
