@@ -1,0 +1,94 @@
+// Behaviour of the BUILT client against a scripted broker on a fake clock: what the broker sends
+// that the client must survive. Malformed packets close that connection with an error that says
+// what was wrong, and the client reconnects; nothing escapes into the device; a throwing "message"
+// handler does not cost the packets behind it.
+import { beforeEach, describe, expect, it } from "vitest";
+import { type Rig, recorder, useRig } from "../helpers/fake-time-device.ts";
+import { type } from "../helpers/scripted-broker.ts";
+import { encode } from "../../firmware/mqtt/codec-server.ts";
+
+const rigOf = useRig();
+let rig: Rig;
+beforeEach(() => {
+  rig = rigOf();
+});
+
+const MAX_PACKET = 64;
+
+const malformed: { what: string; bytes: string; error: RegExp }[] = [
+  // [MQTT-2.2.2-2] PUBACK's flags are 0000
+  { what: "PUBACK with reserved flag bits set", bytes: "\x42\x02\x00\x01", error: /reserved flag bits|flags/i },
+  // [MQTT-2.2.3] at most four bytes of Remaining Length
+  { what: "a Remaining Length of 5 bytes", bytes: "\x30\xff\xff\xff\xff\x01", error: /remaining length/i },
+  // [MQTT-1.5.3-1] "\xc3\x28" is not UTF-8
+  { what: "a PUBLISH whose topic is not UTF-8", bytes: "\x30\x05\x00\x02\xc3\x28x", error: /UTF-8/i },
+  { what: `a packet over maxPacket (${MAX_PACKET} bytes)`, bytes: encode({ type: type("PUBLISH"), topic: "big", payload: "x".repeat(100), qos: 0 }), error: /over|limit|too (big|large)|max/i },
+  // [MQTT-3.3.1-4] QoS 3
+  { what: "a PUBLISH with QoS 3", bytes: "\x36\x05\x00\x01t\x00\x01", error: /PUBLISH|QoS/i },
+  // a server never sends PINGREQ
+  { what: "a PINGREQ from the server", bytes: "\xc0\x00", error: /unexpected packet type/i },
+];
+
+describe("malformed input", () => {
+  for (const bad of malformed) {
+    it(`${bad.what}: an error saying so, that connection closed, a reconnect; nothing thrown in the device`, async () => {
+      const { broker } = rig;
+      const victim = await rig.connected({ clientId: "victim", reconnectPeriod: 1_000, maxPacket: MAX_PACKET });
+      const victimConn = broker.conn;
+      const bystander = await rig.connected({ clientId: "bystander" });
+      const bystanderConn = broker.conn;
+
+      victimConn.write(bad.bytes);
+      const error = await victim.next("error");
+      expect(error.args[0].message).toMatch(bad.error);
+      const close = await victim.next("close");
+      await victim.next("offline");
+      await victimConn.closed;
+      expect(victim.client.connected).toBe(false);
+
+      await rig.nextReconnect(victim, close.index);
+      await victim.next("connect", close.index);
+      expect(broker.conn.id).toBe(3);
+      expect(victim.errors()).toHaveLength(1);
+
+      // the other client in the same device did not notice
+      const done: string[] = [];
+      bystander.client.publish("still/here", "yes", { qos: 1 }, recorder(done, "publish"));
+      await broker.next((r) => r.name === "PUBLISH" && r.conn === bystanderConn);
+      await rig.sync(bystander, bystanderConn);
+      expect(done).toEqual(["publish: ok"]);
+      expect(bystander.events.map((e) => e.name).filter((n) => n !== "message")).toEqual(["connect"]);
+      expect(bystanderConn.closedAt).toBeUndefined();
+
+      expect(rig.runtime.errors).toEqual([]);
+      expect(rig.runtime.logs.filter((l) => /Uncaught/.test(l))).toEqual([]);
+    });
+  }
+});
+
+describe("a throwing message handler", () => {
+  it("does not stop the packet behind it in the same read", async () => {
+    const { broker } = rig;
+    const dev = await rig.connected();
+    dev.client.on("message", (topic) => {
+      if (topic === "boom") throw new Error("handler broke");
+    });
+    broker.conn.write(
+      encode({ type: type("PUBLISH"), topic: "boom", payload: "1", qos: 1, messageId: 1 }) +
+        encode({ type: type("PUBLISH"), topic: "after", payload: "2", qos: 1, messageId: 2 }),
+    );
+    await broker.next((r) => r.name === "PUBACK" && r.packet.messageId === 2);
+    await rig.sync();
+    expect(dev.messages().map((m) => m.topic)).toEqual(["boom", "after"]);
+    expect(broker.seen("PUBACK").map((r) => r.packet.messageId)).toEqual([1, 2]);
+    expect(dev.client.connected).toBe(true);
+    expect(dev.of("close")).toEqual([]);
+    // the device reports it as Espruino does an exception in an event listener, and goes on
+    expect(rig.runtime.logs.join("\n")).toMatch(/Uncaught.*handler broke/);
+
+    // and the connection still works afterwards
+    broker.conn.send({ type: type("PUBLISH"), topic: "later", payload: "3", qos: 0 });
+    await rig.sync();
+    expect(dev.messages().map((m) => m.topic)).toEqual(["boom", "after", "later"]);
+  });
+});
