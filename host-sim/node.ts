@@ -1,0 +1,473 @@
+// One simulated sensor node: an ESP32-DevKitC with Espruino, its flash (Storage), radio (Wi-Fi
+// station), GPIO, I2C bus with a BME280 on it, running whatever its Storage holds as `.bootcde`.
+//
+// Life cycle as on the board (/tmp/node-contract.md "Boot"): powerOn() → a fresh runtime → run
+// `.bootcde` → E "init". reset() and load() are soft resets (Espruino does them once the current
+// code returns: E "kill", the runtime goes, sockets close without MQTT DISCONNECT, the radio stays
+// associated); reset() does not run saved code, load() does. E.reboot(), ESP32.reboot() and
+// ESP32.deepSleep(us) stop the chip (no "kill"); deep sleep boots again after `us`.
+//
+// The node never looks inside the firmware: MQTT state is what its sockets and the broker show,
+// readings are what the broker sees it publish (the simulation routes them here).
+
+import { esp32DevkitC } from "../boards/esp32-devkitc.ts";
+import type { Board } from "../boards/types.ts";
+import { BME280Model, CALIBRATIONS, type Environment } from "./devices/bme280.ts";
+import { installI2C, type EmulatedI2C } from "./i2c.ts";
+import { netState } from "./net.ts";
+import { PinBank, pinsPlugin } from "./pins.ts";
+import { type Clock, createRuntime, type Runtime, type RuntimePlugin } from "./runtime.ts";
+import { FlashStorage, storagePlugin } from "./storage.ts";
+import { type AccessPoint, ipFor, macFor, serialFromMac, type StationState, WifiStation } from "./wifi.ts";
+
+export type { Environment } from "./devices/bme280.ts";
+
+export type PowerState = "off" | "on" | "sleeping";
+export type MqttState = "offline" | "connecting" | "connected";
+
+/** The node's settings file as the firmware reads it (tools/config.ts renderDeviceConfig). */
+export interface NodeConfig {
+  wifi: { ssid: string; password?: string };
+  mqtt: { url: string; clientId?: string; username?: string; password?: string; keepalive?: number; [k: string]: unknown };
+  prefix: string;
+  interval: number;
+  qos?: number;
+  sensors: { name: string; type: string; address?: number }[];
+  [k: string]: unknown;
+}
+
+export interface SimNodeOptions {
+  /** Position in the simulation: picks the serial (with `seed`), IP, sensor calibration and noise. */
+  index: number;
+  /** getSerial() of the chip (default: from a MAC derived from index and seed). */
+  serial?: string;
+  seed?: number;
+  clock: Clock;
+  ap: AccessPoint;
+  /** Replaces mqtt.url of the config written to the node. */
+  brokerUrl?: string;
+  /** Source of the firmware (dist/firmware.js), written to `.bootcde` by the constructor. */
+  firmware?: string;
+  /** wisp.json; wifi and mqtt.url are replaced by the simulation's access point and broker. */
+  config?: NodeConfig;
+  /** The physical environment around the sensor right now. */
+  environment?: () => Environment;
+  /** Every console line of the device, as it is printed. */
+  log?: (line: string, node: SimNode) => void;
+  board?: Board;
+  /** Mirror the node's Storage to this directory. */
+  storageDir?: string;
+  /** Wi-Fi association time, ms (default 1500 plus up to 500 per node, so a fleet does not join in lockstep). */
+  wifiJoinMs?: number;
+  /** Lines kept in `node.log` (default 200). */
+  logLines?: number;
+  /** Samples kept per quantity in `node.history` (default 60). */
+  historyLength?: number;
+  /** Called whenever something shown in a view changes. */
+  onChange?: (node: SimNode) => void;
+  /** Extra runtime plugins, run at every boot after the node's own. */
+  plugins?: RuntimePlugin[];
+  /**
+   * The broker reports this node's sessions through brokerClient() (the embedded broker does).
+   * Without it, a connected TCP socket to the broker counts as "connected".
+   */
+  brokerEvents?: boolean;
+}
+
+export interface Reading {
+  /** Node clock ms when the broker got it. */
+  at: number;
+  values: Record<string, number>;
+}
+
+const DEFAULT_ENVIRONMENT: Environment = { temperature: 21, humidity: 45, pressure: 1013.25 };
+const CALIBRATION_SETS = Object.values(CALIBRATIONS);
+
+export class SimNode {
+  readonly index: number;
+  readonly serial: string;
+  readonly mac: string;
+  readonly clock: Clock;
+  readonly flashStorage: FlashStorage;
+  readonly station: WifiStation;
+  readonly pins = new PinBank();
+  readonly board: Board;
+  power: PowerState = "off";
+  /** Device console, newest last (a ring of `logLines`). */
+  readonly log: string[] = [];
+  /** Last reading per sensor name, as published. */
+  readonly readings: Record<string, Reading> = {};
+  /** Recent values per sensor and quantity: history[sensor][quantity]. */
+  readonly history: Record<string, Record<string, number[]>> = {};
+  /** `<prefix>/status` as last published (retained "online", or the will "offline"). */
+  status: string | undefined;
+  /** `<prefix>/status/<sensor>` as last published. */
+  readonly sensorStatus: Record<string, string> = {};
+  /** Messages the node published, as seen by the broker. */
+  published = 0;
+  /** Boots since creation (power-ons, reboots, soft resets, wake-ups). */
+  boots = 0;
+  /** The runtime of the current boot, while powered. */
+  runtime: Runtime | undefined;
+  /** I2C buses of the current boot. */
+  i2c: { I2C1: EmulatedI2C; I2C2: EmulatedI2C } | undefined;
+
+  private readonly options: SimNodeOptions;
+  private brokerUrl: string | undefined;
+  private bootedAt = 0;
+  private brokerSession = false;
+  private sensor: BME280Model | undefined;
+  private readonly unplugged = new Set<number>();
+  private wakeTimer: unknown;
+  private pendingSoftReset = false;
+  private namesCache: { clientId: string; prefix: string } | undefined;
+
+  constructor(options: SimNodeOptions) {
+    this.options = options;
+    this.index = options.index;
+    this.clock = options.clock;
+    this.board = options.board ?? esp32DevkitC;
+    this.mac = macFor(options.index, options.seed ?? 0);
+    this.serial = options.serial ?? serialFromMac(this.mac);
+    this.brokerUrl = options.brokerUrl;
+    this.flashStorage = new FlashStorage({ size: this.board.flash.storageBytes, dir: options.storageDir });
+    this.station = new WifiStation({
+      ap: options.ap,
+      clock: options.clock,
+      mac: this.mac,
+      ip: ipFor(options.index),
+      joinMs: options.wifiJoinMs ?? 1500 + ((options.index * 97) % 500),
+      onChange: () => this.changed(),
+    });
+    this.pins.onChange = () => this.changed();
+    if (options.firmware !== undefined && options.config) this.flash(options.firmware, options.config);
+  }
+
+  /** Wi-Fi state of the radio. */
+  get wifi(): StationState {
+    return this.station.state;
+  }
+
+  /** MQTT state: a broker session (from the broker's client events) or at least a TCP connection to it. */
+  get mqtt(): MqttState {
+    if (!this.runtime) return "offline";
+    if (this.brokerSession) return "connected";
+    const url = this.brokerUrl ? new URL(this.brokerUrl) : undefined;
+    let state: MqttState = "offline";
+    for (const s of netState(this.runtime).sockets) {
+      if (url && String(s.port) !== (url.port || "1883")) continue;
+      if (s.connected && !this.options.brokerEvents) return "connected";
+      state = "connecting";
+    }
+    return state;
+  }
+
+  /** ms since the chip last booted, 0 while off. */
+  get uptime(): number {
+    return this.power === "on" ? this.clock.Date.now() - this.bootedAt : 0;
+  }
+
+  /** The LED (LED1) is lit. */
+  get led(): boolean {
+    const led = this.board.led;
+    return led ? this.pins.level(led.pin) === led.activeHigh : false;
+  }
+
+  /** The MQTT client id the firmware uses ({id} = serial), from the flashed wisp.json. */
+  get clientId(): string {
+    return this.names().clientId;
+  }
+
+  /** The topic prefix the firmware uses ({id} = serial), from the flashed wisp.json. */
+  get prefix(): string {
+    return this.names().prefix;
+  }
+
+  private names(): { clientId: string; prefix: string } {
+    if (!this.namesCache) {
+      const config = this.config();
+      this.namesCache = {
+        clientId: expand(String(config?.mqtt.clientId ?? "wisp-{id}"), this.serial),
+        prefix: expand(config?.prefix ?? "wisp/{id}", this.serial),
+      };
+    }
+    return this.namesCache;
+  }
+
+  /** wisp.json as stored on the node. */
+  config(): NodeConfig | undefined {
+    const text = this.flashStorage.read("wisp.json");
+    if (text === undefined) return undefined;
+    try {
+      return JSON.parse(text) as NodeConfig;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** What `wisp flash` does: the firmware bytes become `.bootcde`, the settings `wisp.json`. */
+  flash(firmware: string, config: NodeConfig): void {
+    const ap = this.options.ap;
+    const rendered: NodeConfig = {
+      ...config,
+      wifi: { ssid: ap.ssid, password: ap.password },
+      mqtt: { ...config.mqtt, url: this.brokerUrl ?? config.mqtt.url },
+    };
+    this.flashStorage.write(".bootcde", Buffer.from(firmware, "latin1"));
+    this.flashStorage.write("wisp.json", Buffer.from(JSON.stringify(rendered), "latin1"));
+    this.namesCache = undefined;
+  }
+
+  /** Point the node at another broker (rewrites wisp.json; takes effect at the next boot). */
+  setBrokerUrl(url: string): void {
+    this.brokerUrl = url;
+    const config = this.config();
+    if (config) this.flashStorage.write("wisp.json", Buffer.from(JSON.stringify({ ...config, mqtt: { ...config.mqtt, url } }), "latin1"));
+  }
+
+  powerOn(): void {
+    if (this.power === "on") return;
+    this.cancelWake();
+    this.power = "on";
+    this.pins.resetModes();
+    this.sensor = this.newSensor();
+    this.note("power on");
+    this.boot(".bootcde");
+  }
+
+  /** Pull the plug: no "kill" event, no DISCONNECT; the broker sees the connection drop. */
+  powerOff(): void {
+    this.cancelWake();
+    if (this.power === "off") return;
+    this.power = "off";
+    this.stop();
+    this.note("power off");
+    this.changed();
+  }
+
+  /** Press the reset button. */
+  reboot(): void {
+    this.powerOff();
+    this.powerOn();
+  }
+
+  /** The sensor at `address` (default: every configured one) stops answering on the bus. */
+  unplug(address?: number): void {
+    for (const a of address === undefined ? this.sensorAddresses() : [address]) {
+      this.unplugged.add(a);
+      this.i2c?.I2C1.detach(a);
+    }
+    this.changed();
+  }
+
+  plug(address?: number): void {
+    for (const a of address === undefined ? this.sensorAddresses() : [address]) {
+      if (!this.unplugged.delete(a)) continue;
+      if (this.i2c && this.sensor) this.i2c.I2C1.attach(a, this.sensor);
+    }
+    this.changed();
+  }
+
+  get sensorPlugged(): boolean {
+    return this.sensorAddresses().every((a) => !this.unplugged.has(a));
+  }
+
+  /** The broker accepted (true) or lost (false) this node's MQTT session. */
+  brokerClient(connected: boolean): void {
+    if (this.brokerSession === connected) return;
+    this.brokerSession = connected;
+    this.changed();
+  }
+
+  /** A message the node published, seen by the broker. */
+  message(topic: string, payload: string): void {
+    const prefix = this.prefix;
+    if (!topic.startsWith(prefix + "/")) return;
+    this.published++;
+    const sub = topic.slice(prefix.length + 1);
+    if (sub === "status") this.status = payload;
+    else if (sub.startsWith("status/")) this.sensorStatus[sub.slice(7)] = payload;
+    else if (!sub.includes("/")) {
+      let values: unknown;
+      try {
+        values = JSON.parse(payload);
+      } catch {
+        return;
+      }
+      if (typeof values !== "object" || values === null) return;
+      const numbers: Record<string, number> = {};
+      const history = (this.history[sub] ??= {});
+      const keep = this.options.historyLength ?? 60;
+      for (const [k, v] of Object.entries(values)) {
+        if (typeof v !== "number") continue;
+        numbers[k] = v;
+        const list = (history[k] ??= []);
+        list.push(v);
+        if (list.length > keep) list.splice(0, list.length - keep);
+      }
+      this.readings[sub] = { at: this.clock.Date.now(), values: numbers };
+    }
+    this.changed();
+  }
+
+  /** Stop for good (end of simulation). */
+  dispose(): void {
+    this.powerOff();
+    this.station.dispose();
+  }
+
+  private boot(file: string | undefined): void {
+    this.boots++;
+    this.bootedAt = this.clock.Date.now();
+    this.brokerSession = false;
+    const runtime = createRuntime({
+      name: this.serial,
+      clock: this.clock,
+      log: (line) => this.print(line),
+      plugins: [
+        storagePlugin(this.flashStorage),
+        this.station.plugin(),
+        pinsPlugin(this.pins, this.board),
+        (rt) => this.installChip(rt),
+        ...(this.options.plugins ?? []),
+      ],
+    });
+    this.runtime = runtime;
+    this.changed();
+    const source = file === undefined ? undefined : this.flashStorage.read(file);
+    if (source !== undefined) {
+      try {
+        runtime.run(source, file);
+      } catch (err) {
+        runtime.reportUncaught(err);
+      }
+    }
+    // jsiSemiInit runs E's "init" listeners right after the saved code, before queued events.
+    this.fire(runtime, "init");
+  }
+
+  /** Globals and modules of the ESP32 build that touch the chip itself. */
+  private installChip(rt: Runtime): void {
+    this.i2c = installI2C(rt);
+    if (this.sensor) {
+      for (const a of this.sensorAddresses()) if (!this.unplugged.has(a)) this.i2c.I2C1.attach(a, this.sensor);
+    }
+    rt.defineGlobal("getSerial", () => this.serial);
+    rt.defineGlobal("reset", (clearFlash?: unknown) => {
+      if (clearFlash) this.flashStorage.erase(".bootcde");
+      this.softReset(rt, undefined);
+    });
+    rt.defineGlobal("load", (file?: unknown) => this.softReset(rt, file === undefined ? ".bootcde" : String(file)));
+    rt.defineGlobal("save", () => {
+      throw new rt.realm.Error("Cannot save: .bootcde file already exists. Please remove it first.");
+    });
+    rt.global.E.reboot = () => this.hardReset(rt, 0);
+    rt.defineModule("ESP32", (r) =>
+      r.newObject({
+        deepSleep: (us: unknown) => this.hardReset(rt, Math.max(0, Number(us) || 0) / 1000, "deep sleep"),
+        reboot: () => this.hardReset(rt, 0),
+        getState: () => r.newObject({ sdkVersion: "v4.4.8", freeHeap: 120000, BLE: false, Wifi: true, minFreeHeap: 100000 }),
+        setBLE_Debug: () => undefined,
+        enableWifi: () => undefined,
+      }),
+    );
+  }
+
+  /** reset()/load(): once the running code returns, E "kill", then a fresh interpreter. */
+  private softReset(rt: Runtime, file: string | undefined): void {
+    if (this.pendingSoftReset || rt !== this.runtime) return;
+    this.pendingSoftReset = true;
+    void Promise.resolve().then(() => {
+      this.pendingSoftReset = false;
+      if (rt !== this.runtime || rt.disposed) return;
+      this.fire(rt, "kill");
+      this.stopRuntime();
+      this.note(file === undefined ? "reset()" : `load(${JSON.stringify(file)})`);
+      this.boot(file);
+    });
+  }
+
+  /** The chip stops at once (E.reboot, deep sleep); it boots again after `sleepMs`. */
+  private hardReset(rt: Runtime, sleepMs: number, what = "reboot"): void {
+    if (rt !== this.runtime) return;
+    this.stop();
+    this.note(sleepMs > 0 ? `${what} for ${Math.round(sleepMs)} ms` : what);
+    this.power = "sleeping";
+    this.changed();
+    this.wakeTimer = this.clock.setTimeout(() => {
+      this.wakeTimer = undefined;
+      if (this.power !== "sleeping") return;
+      this.power = "off";
+      this.powerOn();
+    }, Math.max(1, sleepMs));
+  }
+
+  private fire(rt: Runtime, event: string): void {
+    const listeners = rt.listeners(rt.global.E, event);
+    for (const listener of listeners ? [...listeners] : []) rt.invoke(listener, rt.global.E);
+  }
+
+  private stop(): void {
+    this.stopRuntime();
+    this.station.powerOff();
+    this.sensor = undefined;
+  }
+
+  private stopRuntime(): void {
+    const rt = this.runtime;
+    this.runtime = undefined;
+    this.i2c = undefined;
+    this.brokerSession = false;
+    if (rt) {
+      try {
+        rt.dispose();
+      } catch (err) {
+        this.note(`dispose failed: ${(err as Error).message}`);
+      }
+    }
+  }
+
+  private cancelWake(): void {
+    if (this.wakeTimer !== undefined) this.clock.clearTimeout(this.wakeTimer);
+    this.wakeTimer = undefined;
+  }
+
+  private newSensor(): BME280Model {
+    const environment = this.options.environment ?? (() => DEFAULT_ENVIRONMENT);
+    return new BME280Model({
+      environment,
+      calibration: CALIBRATION_SETS[this.index % CALIBRATION_SETS.length],
+      now: () => this.clock.Date.now(),
+      noise: { seed: (this.options.seed ?? 0) * 7919 + this.index + 1 },
+    });
+  }
+
+  private sensorAddresses(): number[] {
+    const sensors = this.config()?.sensors ?? [];
+    return [...new Set(sensors.filter((s) => s.type === "bme280").map((s) => s.address ?? 0x76))];
+  }
+
+  private print(line: string): void {
+    this.log.push(line);
+    const keep = this.options.logLines ?? 200;
+    if (this.log.length > keep) this.log.splice(0, this.log.length - keep);
+    // The runtime keeps its own unbounded copy; a long simulation must not grow it forever.
+    const rt = this.runtime;
+    if (rt && rt.logs.length > 4 * keep) rt.logs.splice(0, rt.logs.length - keep);
+    if (rt && rt.errors.length > keep) rt.errors.splice(0, rt.errors.length - keep);
+    this.options.log?.(line, this);
+  }
+
+  /** A host line in the node's log (not device output). */
+  private note(text: string): void {
+    this.print(`-- ${text} --`);
+  }
+
+  private changed(): void {
+    this.options.onChange?.(this);
+  }
+}
+
+function expand(template: string, id: string): string {
+  return template.split("{id}").join(id);
+}

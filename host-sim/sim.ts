@@ -1,0 +1,429 @@
+// A simulation: one MQTT broker, one Wi-Fi access point, N sensor nodes running the built
+// firmware, a scenario (environment + faults), all on one clock.
+//
+// API
+//
+//   const sim = await createSimulation({
+//     nodes: 3,                       // how many nodes (default 1)
+//     clock: "fake",                  // "fake" (default): one @sinonjs/fake-timers clock for every node,
+//                                     //   moved only by sim.advance(ms); "real": wall-clock time
+//     startMs: Date.UTC(2025, 5, 1),  // fake clock start (default 2025-06-01T06:00:00Z)
+//     brokerUrl: "mqtt://host:1883",  // use this broker; default: an embedded aedes on 127.0.0.1
+//     port: 0,                        // embedded broker port (default 0 = random; portFallback tries the next ones)
+//     scenario: "scenarios/faults.json" | Scenario,  // default: constant 21 °C, 45 %RH, 1013.25 hPa
+//     firmwarePath: "dist/firmware.js",             // or firmware: "<source>" (tests use tiny scripts)
+//     config: { ...wisp.json },       // default: DEFAULT_NODE_CONFIG; wifi/mqtt.url are the simulation's
+//     seed: 0,                        // serials, calibrations and noise derive from it and the node index
+//     storageDir: "/tmp/nodes",       // keep each node's Storage in <dir>/<serial>/
+//     log: (line, node) => {},        // every device console line
+//   });
+//   sim.nodes[0].wifi / .mqtt / .uptime / .readings / .history / .log / .status   (see SimNode)
+//   await sim.advance(3_600_000);     // fake: run an hour of node time (returns when IO has settled)
+//                                     // real: wait that long
+//   await sim.settle();               // let socket IO between nodes and broker finish (fake clock)
+//   sim.traffic                       // recent messages seen by the broker [{ at, topic, payload, node }]
+//   sim.on("message" | "fault" | "node", listener)
+//   sim.dropWifi(ms) / sim.restartBroker(ms) / sim.now()   // faults by hand; now() = ms since start
+//   await sim.stop();                 // nodes off, broker closed
+//
+// Deterministic mode: the fake clock is moved timer by timer (to the next timer due, at most
+// `maxStepMs`), and after each move the simulation waits for real socket IO with the in-process
+// broker to go quiet: rounds of setImmediate until nothing happened for a few rounds (events queued
+// on any node, broker events), bounded. Network latency is therefore zero in node time.
+
+import { EventEmitter } from "node:events";
+import { existsSync, readFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import FakeTimers from "@sinonjs/fake-timers";
+import mqtt from "mqtt";
+import { esp32DevkitC } from "../boards/esp32-devkitc.ts";
+import { type Broker, startBroker } from "./broker.ts";
+import { type NodeConfig, SimNode } from "./node.ts";
+import { type Clock, distPath, realClock, type Runtime } from "./runtime.ts";
+import { constantScenario, environmentSource, type Fault, loadScenario, parseScenario, type Scenario } from "./scenario.ts";
+import { AccessPoint } from "./wifi.ts";
+
+export type { NodeConfig } from "./node.ts";
+export { SimNode } from "./node.ts";
+
+export interface SimulationOptions {
+  nodes?: number;
+  clock?: "real" | "fake";
+  startMs?: number;
+  brokerUrl?: string;
+  port?: number;
+  portFallback?: boolean;
+  scenario?: Scenario | string;
+  firmwarePath?: string;
+  firmware?: string;
+  config?: NodeConfig;
+  seed?: number;
+  storageDir?: string;
+  ap?: { ssid?: string; password?: string };
+  log?: (line: string, node: SimNode) => void;
+  /** Power the nodes on at creation (default true). */
+  powerOn?: boolean;
+  /** Fake clock: the largest single move (default 60 s). */
+  maxStepMs?: number;
+  /** Messages kept in `traffic` (default 200). */
+  trafficLength?: number;
+  /** Wi-Fi association time per node, ms (default 1500 + up to 500). */
+  wifiJoinMs?: number;
+}
+
+export interface TrafficEntry {
+  /** ms since the start of the simulation. */
+  at: number;
+  topic: string;
+  payload: string;
+  retain: boolean;
+  node: SimNode | undefined;
+}
+
+export interface FaultEvent {
+  fault: Fault["fault"];
+  phase: "start" | "end";
+  node?: number;
+  /** ms since the start. */
+  at: number;
+}
+
+export const DEFAULT_NODE_CONFIG: NodeConfig = {
+  wifi: { ssid: "wisp-sim", password: "wisp-sim-password" },
+  mqtt: { url: "mqtt://127.0.0.1:1883", clientId: "wisp-{id}", keepalive: 30 },
+  prefix: "wisp/{id}",
+  interval: 10,
+  qos: 1,
+  i2c: { sda: esp32DevkitC.i2c.sda, scl: esp32DevkitC.i2c.scl, bitrate: esp32DevkitC.i2c.bitrate },
+  sensors: [{ name: "climate", type: "bme280", address: 0x76 }],
+};
+
+const DEFAULT_START_MS = Date.UTC(2025, 5, 1, 6, 0, 0);
+const QUIET_ROUNDS = 4;
+const MAX_SETTLE_ROUNDS = 2000;
+
+export class Simulation extends EventEmitter {
+  readonly nodes: SimNode[] = [];
+  readonly ap: AccessPoint;
+  readonly clock: Clock;
+  /** The fake clock, in deterministic mode. */
+  readonly fakeClock: FakeTimers.Clock | undefined;
+  readonly scenario: Scenario;
+  readonly startMs: number;
+  readonly traffic: TrafficEntry[] = [];
+  /** The broker's URL, embedded or given. */
+  brokerUrl = "";
+  /** Messages seen on the broker since the start. */
+  messages = 0;
+  private embedded: Broker | undefined;
+  private observer: mqtt.MqttClient | undefined;
+  private readonly options: SimulationOptions;
+  private readonly byClientId = new Map<string, SimNode>();
+  private readonly byPrefix = new Map<string, SimNode>();
+  private readonly timers = new Set<unknown>();
+  private readonly pending = new Set<Promise<unknown>>();
+  private activity = 0;
+  private stopped = false;
+
+  constructor(options: SimulationOptions, scenario: Scenario) {
+    super();
+    this.setMaxListeners(0);
+    this.options = options;
+    this.scenario = scenario;
+    this.startMs = options.startMs ?? DEFAULT_START_MS;
+    if (options.clock === "real") {
+      this.clock = realClock;
+      this.startMs = Date.now();
+    } else {
+      this.fakeClock = FakeTimers.createClock(this.startMs, 1e9);
+      this.clock = this.fakeClock as unknown as Clock;
+    }
+    this.ap = new AccessPoint(options.ap);
+  }
+
+  /** The embedded broker (undefined with an external brokerUrl, or while a broker-restart fault has it down). */
+  get broker(): Broker | undefined {
+    return this.embedded;
+  }
+
+  /** ms of simulation time since the start. */
+  now(): number {
+    return this.clock.Date.now() - this.startMs;
+  }
+
+  /** Advance the simulation by `ms`: fake clock, timer by timer with IO settled; real clock, wait. */
+  async advance(ms: number): Promise<void> {
+    const fake = this.fakeClock;
+    if (!fake) {
+      await new Promise((r) => setTimeout(r, ms));
+      return;
+    }
+    const end = fake.now + ms;
+    const maxStep = this.options.maxStepMs ?? 60_000;
+    await this.settle();
+    while (fake.now < end && !this.stopped) {
+      const next = nextTimerAt(fake);
+      const target = Math.min(end, fake.now + maxStep, next === undefined ? end : Math.max(next, fake.now));
+      await fake.tickAsync(target - fake.now);
+      this.activity++;
+      await this.settle();
+    }
+  }
+
+  /** Wait until socket IO with the broker and queued node events have gone quiet (bounded). */
+  async settle(): Promise<void> {
+    let quiet = 0;
+    let seen = -1;
+    for (let round = 0; round < MAX_SETTLE_ROUNDS && quiet < QUIET_ROUNDS; round++) {
+      if (this.pending.size) {
+        await Promise.allSettled([...this.pending]);
+        quiet = 0;
+        continue;
+      }
+      await new Promise<void>((r) => setImmediate(r));
+      if (this.activity === seen) quiet++;
+      else {
+        seen = this.activity;
+        quiet = 0;
+      }
+    }
+  }
+
+  /** The access point goes down for `ms` (scenario fault "wifi-drop"). */
+  dropWifi(ms: number): void {
+    this.ap.down();
+    this.fault({ fault: "wifi-drop", phase: "start" });
+    this.after(ms, () => {
+      this.ap.restore();
+      this.fault({ fault: "wifi-drop", phase: "end" });
+    });
+  }
+
+  /** Stop the embedded broker; start it again on the same port after `ms` (fault "broker-restart"). */
+  restartBroker(ms: number): void {
+    const broker = this.embedded;
+    if (!broker) {
+      this.fault({ fault: "broker-restart", phase: "start" });
+      this.emit("warning", "broker-restart needs the embedded broker; ignored");
+      return;
+    }
+    this.embedded = undefined;
+    this.track(broker.close());
+    for (const node of this.nodes) node.brokerClient(false);
+    this.fault({ fault: "broker-restart", phase: "start" });
+    this.after(ms, () => {
+      if (this.stopped) return;
+      this.track(
+        startBroker({ port: broker.port, host: broker.host }).then((b) => {
+          if (this.stopped) return b.close();
+          this.attachBroker(b);
+          this.fault({ fault: "broker-restart", phase: "end" });
+        }),
+      );
+    });
+  }
+
+  /** Nodes off, broker closed, timers cancelled. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    for (const t of this.timers) this.clock.clearTimeout(t);
+    this.timers.clear();
+    for (const node of this.nodes) node.dispose();
+    await Promise.allSettled([...this.pending]);
+    if (this.observer) await this.observer.endAsync(true).catch(() => undefined);
+    await this.embedded?.close();
+    this.embedded = undefined;
+  }
+
+  /** @internal */
+  async init(): Promise<void> {
+    const o = this.options;
+    const firmware = o.firmware ?? readFirmware(o.firmwarePath ?? distPath("firmware.js"));
+    const config = o.config ?? DEFAULT_NODE_CONFIG;
+    if (o.brokerUrl) {
+      this.brokerUrl = o.brokerUrl;
+    } else {
+      this.attachBroker(await startBroker({ port: o.port ?? 0, fallback: o.portFallback }));
+    }
+    const count = o.nodes ?? 1;
+    const countActivity = (rt: Runtime) => {
+      const queue = rt.queue.bind(rt);
+      rt.queue = (target, listeners, args) => {
+        this.activity++;
+        queue(target, listeners, args);
+      };
+    };
+    for (let index = 0; index < count; index++) {
+      const node: SimNode = new SimNode({
+        index,
+        seed: o.seed,
+        clock: this.clock,
+        ap: this.ap,
+        brokerUrl: this.brokerUrl,
+        firmware,
+        config,
+        environment: environmentSource(this.scenario, this.startMs, () => this.clock.Date.now(), ((o.seed ?? 0) << 16) + index),
+        log: o.log,
+        storageDir: o.storageDir ? join(o.storageDir, `node-${index}`) : undefined,
+        brokerEvents: !o.brokerUrl,
+        wifiJoinMs: o.wifiJoinMs,
+        plugins: [countActivity],
+        onChange: (n) => this.emit("node", n),
+      });
+      this.nodes.push(node);
+      this.byClientId.set(node.clientId, node);
+      this.byPrefix.set(node.prefix, node);
+    }
+    if (o.brokerUrl) await this.observe(o.brokerUrl);
+    this.scheduleFaults();
+    if (o.powerOn !== false) {
+      // Creating an interpreter takes a few ms; booting in slices keeps the broker and IO responsive.
+      for (let i = 0; i < this.nodes.length; i++) {
+        this.nodes[i]!.powerOn();
+        if (i % 25 === 24) await new Promise((r) => setImmediate(r));
+      }
+    }
+    if (this.fakeClock) await this.settle();
+  }
+
+  private attachBroker(broker: Broker): void {
+    this.embedded = broker;
+    this.brokerUrl = broker.url;
+    const aedes = broker.aedes;
+    const bump = () => {
+      this.activity++;
+    };
+    for (const event of ["client", "clientDisconnect", "clientError", "connectionError", "keepaliveTimeout", "ack", "ping", "subscribe", "unsubscribe", "connackSent", "closed"]) {
+      aedes.on(event as "client", bump);
+    }
+    // A node that reconnects under the same client id takes over the session; the old one's
+    // disconnect may be reported after the new one is ready, so only the current client counts.
+    const current = new Map<string, unknown>();
+    aedes.on("clientReady", (client) => {
+      this.activity++;
+      current.set(client.id, client);
+      this.byClientId.get(client.id)?.brokerClient(true);
+    });
+    aedes.on("clientDisconnect", (client) => {
+      if (current.get(client.id) !== client) return;
+      current.delete(client.id);
+      this.byClientId.get(client.id)?.brokerClient(false);
+    });
+    aedes.on("publish", (packet) => {
+      this.activity++;
+      if (packet.topic.startsWith("$SYS")) return;
+      this.record(packet.topic, Buffer.from(packet.payload as Buffer | string).toString("utf8"), packet.retain);
+    });
+  }
+
+  /** With an external broker, watch the nodes' topics with an MQTT.js subscriber. */
+  private async observe(url: string): Promise<void> {
+    const bases = new Set([...this.byPrefix.keys()].map((p) => `${p.split("/")[0]}/#`));
+    const client = await mqtt.connectAsync(url, { clientId: `wisp-sim-observer-${process.pid}`, reconnectPeriod: 1000 });
+    await client.subscribeAsync([...bases], { qos: 0 });
+    client.on("message", (topic, payload, packet) => {
+      this.activity++;
+      this.record(topic, payload.toString("utf8"), packet.retain);
+    });
+    this.observer = client;
+  }
+
+  private record(topic: string, payload: string, retain: boolean): void {
+    this.messages++;
+    const node = this.nodeForTopic(topic);
+    node?.message(topic, payload);
+    const entry: TrafficEntry = { at: this.now(), topic, payload, retain, node };
+    this.traffic.push(entry);
+    const keep = this.options.trafficLength ?? 200;
+    if (this.traffic.length > keep) this.traffic.splice(0, this.traffic.length - keep);
+    this.emit("message", entry);
+  }
+
+  private nodeForTopic(topic: string): SimNode | undefined {
+    for (let i = topic.indexOf("/"); i > 0; i = topic.indexOf("/", i + 1)) {
+      const node = this.byPrefix.get(topic.slice(0, i));
+      if (node) return node;
+    }
+    return undefined;
+  }
+
+  private scheduleFaults(): void {
+    for (const f of this.scenario.faults) {
+      this.after(f.at * 1000, () => this.startFault(f));
+    }
+  }
+
+  private startFault(f: Fault): void {
+    const ms = f.for * 1000;
+    const targets = f.node === undefined ? this.nodes : this.nodes.filter((n) => n.index === f.node);
+    switch (f.fault) {
+      case "wifi-drop":
+        return this.dropWifi(ms);
+      case "broker-restart":
+        return this.restartBroker(ms);
+      case "sensor-unplug":
+        for (const n of targets) n.unplug();
+        this.fault({ fault: f.fault, phase: "start", node: f.node });
+        this.after(ms, () => {
+          for (const n of targets) n.plug();
+          this.fault({ fault: f.fault, phase: "end", node: f.node });
+        });
+        return;
+      case "power-cut":
+        for (const n of targets) n.powerOff();
+        this.fault({ fault: f.fault, phase: "start", node: f.node });
+        this.after(ms, () => {
+          for (const n of targets) n.powerOn();
+          this.fault({ fault: f.fault, phase: "end", node: f.node });
+        });
+        return;
+    }
+  }
+
+  private fault(event: Omit<FaultEvent, "at">): void {
+    this.activity++;
+    this.emit("fault", { ...event, at: this.now() });
+  }
+
+  /** A host timer on the simulation clock (cancelled by stop()). */
+  private after(ms: number, fn: () => void): void {
+    const handle = this.clock.setTimeout(() => {
+      this.timers.delete(handle);
+      if (!this.stopped) fn();
+    }, ms);
+    this.timers.add(handle);
+  }
+
+  private track(promise: Promise<unknown>): void {
+    const p = promise.catch((err: unknown) => this.emit("warning", `broker: ${(err as Error).message}`));
+    this.pending.add(p);
+    void p.finally(() => this.pending.delete(p));
+  }
+}
+
+export async function createSimulation(options: SimulationOptions = {}): Promise<Simulation> {
+  const scenario =
+    options.scenario === undefined ? constantScenario() : typeof options.scenario === "string" ? loadScenario(options.scenario) : parseScenario(options.scenario);
+  const sim = new Simulation(options, scenario);
+  try {
+    await sim.init();
+  } catch (err) {
+    await sim.stop();
+    throw err;
+  }
+  return sim;
+}
+
+function readFirmware(path: string): string {
+  const file = resolve(path);
+  if (!existsSync(file)) throw new Error(`${file} not found: run \`npm run build\` first to produce the firmware`);
+  return readFileSync(file, "latin1");
+}
+
+/** When the fake clock's next timer is due (fake-timers keeps them in a heap), if any. */
+function nextTimerAt(clock: FakeTimers.Clock): number | undefined {
+  const heap = (clock as unknown as { timerHeap?: { peek(): { callAt: number } | undefined } }).timerHeap;
+  if (heap) return heap.peek()?.callAt;
+  return clock.countTimers() > 0 ? clock.now + 1 : undefined;
+}
