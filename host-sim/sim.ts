@@ -16,13 +16,15 @@
 //     seed: 0,                        // serials, calibrations and noise derive from it and the node index
 //     storageDir: "/tmp/nodes",       // keep each node's Storage in <dir>/<serial>/
 //     log: (line, node) => {},        // every device console line
+//     powerOn: true,                  // false: call `await sim.powerOn()` later (e.g. after attaching listeners)
 //   });
 //   sim.nodes[0].wifi / .mqtt / .uptime / .readings / .history / .log / .status   (see SimNode)
 //   await sim.advance(3_600_000);     // fake: run an hour of node time (returns when IO has settled)
 //                                     // real: wait that long
 //   await sim.settle();               // let socket IO between nodes and broker finish (fake clock)
 //   sim.traffic                       // recent messages seen by the broker [{ at, topic, payload, node }]
-//   sim.on("message" | "fault" | "node", listener)
+//   sim.on("message", (entry) => {}) / on("fault", (event) => {}) / on("node", (node) => {})   // node: state changed
+//   sim.on("log", (line, node) => {}) / on("warning", (text) => {})
 //   sim.dropWifi(ms) / sim.restartBroker(ms) / sim.now()   // faults by hand; now() = ms since start
 //   await sim.stop();                 // nodes off, broker closed
 //
@@ -146,6 +148,11 @@ export class Simulation extends EventEmitter {
     return this.embedded;
   }
 
+  /** The nodes use a broker given by URL, not the embedded one. */
+  get external(): boolean {
+    return this.options.brokerUrl !== undefined;
+  }
+
   /** ms of simulation time since the start. */
   now(): number {
     return this.clock.Date.now() - this.startMs;
@@ -264,7 +271,10 @@ export class Simulation extends EventEmitter {
         firmware,
         config,
         environment: environmentSource(this.scenario, this.startMs, () => this.clock.Date.now(), ((o.seed ?? 0) << 16) + index),
-        log: o.log,
+        log: (line, n) => {
+          o.log?.(line, n);
+          this.emit("log", line, n);
+        },
         storageDir: o.storageDir ? join(o.storageDir, `node-${index}`) : undefined,
         brokerEvents: !o.brokerUrl,
         wifiJoinMs: o.wifiJoinMs,
@@ -277,12 +287,15 @@ export class Simulation extends EventEmitter {
     }
     if (o.brokerUrl) await this.observe(o.brokerUrl);
     this.scheduleFaults();
-    if (o.powerOn !== false) {
-      // Creating an interpreter takes a few ms; booting in slices keeps the broker and IO responsive.
-      for (let i = 0; i < this.nodes.length; i++) {
-        this.nodes[i]!.powerOn();
-        if (i % 25 === 24) await new Promise((r) => setImmediate(r));
-      }
+    if (o.powerOn !== false) await this.powerOn();
+  }
+
+  /** Power on every node that is off (createSimulation does it unless `powerOn: false`). */
+  async powerOn(): Promise<void> {
+    // Creating an interpreter takes a few ms; booting in slices keeps the broker and IO responsive.
+    for (let i = 0; i < this.nodes.length; i++) {
+      if (this.nodes[i]!.power === "off") this.nodes[i]!.powerOn();
+      if (i % 25 === 24) await new Promise((r) => setImmediate(r));
     }
     if (this.fakeClock) await this.settle();
   }

@@ -14,6 +14,7 @@ interface Command {
 
 export const COMMANDS: Record<string, Command> = {
   build: { summary: "bundle firmware into dist/, check it for Espruino, enforce size budgets", load: () => import("./build.ts") },
+  sim: { summary: "run simulated sensor nodes (the built firmware) against a local broker, with a live view", load: () => import("./sim.ts") },
 };
 
 export function usage(): string {
