@@ -3,11 +3,13 @@
 // Runs on the JavaScript esbuild emits (so it sees exactly the bytes the board runs, after
 // esbuild has lowered what it can), and maps every finding back to the TypeScript source through
 // the bundle's source map. Each rule cites a row of /work/shared/espruino-compat.md (Espruino 2v29,
-// measured); nothing is rejected that the document does not mark failing, missing or broken.
+// measured) or, for what was measured later on the interpreter, docs/espruino-notes.md; nothing is
+// rejected that one of them does not mark failing, missing or broken.
 //
-// Deliberately allowed because the document does not list them: `process`, `global`, `globalThis`
-// (Espruino has its own `process` and `global`), regex features, optional catch bindings,
-// private class members. Add a rule here when a measurement shows one fails.
+// Deliberately allowed because neither document lists them: `process`, `global`, `globalThis`
+// (Espruino has its own `process` and `global`), optional catch bindings, private class members,
+// `.` in a RegExp (it also matches "\n" on Espruino; no firmware input has line breaks). Add a rule
+// here when a measurement shows one fails.
 
 import { parse, type Node } from "acorn";
 import { SourceMapConsumer } from "source-map-js";
@@ -33,6 +35,10 @@ export type RuleId =
   | "missing-api"
   | "length-assignment"
   | "loop-closure"
+  | "function-hoisting"
+  | "regexp"
+  | "bind-args"
+  | "emit-args"
   | "non-ascii"
   | "parse-error";
 
@@ -66,12 +72,15 @@ export function formatFinding(f: Finding): string {
 }
 
 const DOC = "espruino-compat.md";
+const NOTES = "espruino-notes.md";
 
 interface Rule {
   /** Sentence describing the problem, without the verdict. */
   what: (detail: string) => string;
   status: string;
   hint: (detail: string) => string;
+  /** Where the measurement is written down, when not espruino-compat.md. */
+  doc?: string;
 }
 
 const RULES: Record<RuleId, Rule> = {
@@ -175,6 +184,45 @@ const RULES: Record<RuleId, Rule> = {
     status: "silently wrong",
     hint: (d) => `pass \`${d}\` to a function that creates the closure (\`arr.forEach(function (x) {...})\` or \`make(${d})\`), or copy it into a variable declared outside the loop per call`,
   },
+  "function-hoisting": {
+    // detail: "name" (a direct use), "callee>name" (a call that runs a use), "!name" (never defined)
+    what: (d) => {
+      const [callee, name] = d.includes(">") ? d.split(">") : ["", d.replace(/^!/, "")];
+      if (d.startsWith("!")) return `\`${name}\` is declared after a return/throw/break at the same level, so Espruino never defines it (no hoisting)`;
+      const use = callee ? `${callee} runs here and uses \`${name}\`` : `\`${name}\` is used here`;
+      return `${use} before \`function ${name}\` is declared; Espruino does not hoist function declarations (ReferenceError)`;
+    },
+    status: "throws",
+    doc: NOTES,
+    hint: (d) => {
+      const name = d.split(">").pop()!.replace(/^!/, "");
+      return d.startsWith("!")
+        ? `move \`function ${name}\` above the return`
+        : `move \`function ${name}\` above this statement (declare helpers before the code that runs them)`;
+    },
+  },
+  regexp: {
+    // detail: "<feature key> <regex>"
+    what: (d) => {
+      const at = d.indexOf(" ");
+      return `\`${d.slice(at + 1)}\`: ${REGEXP_FEATURES[d.slice(0, at)].what}`;
+    },
+    status: "broken",
+    doc: NOTES,
+    hint: (d) => REGEXP_FEATURES[d.slice(0, d.indexOf(" "))].hint,
+  },
+  "bind-args": {
+    what: () => "`fn.bind(thisArg, ...args)` with bound arguments: Espruino drops bound arguments that are undefined, shifting the rest",
+    status: "silently wrong",
+    doc: NOTES,
+    hint: () => "bind only `this` and pass the arguments in a closure or a top-level function: `function () { return fn.call(self, a, b); }`",
+  },
+  "emit-args": {
+    what: (d) => `\`.emit(event, ...)\` with ${d} arguments after the event name: Espruino throws "Too many arguments (>4)" (and still queues the listener with the first 4)`,
+    status: "throws",
+    doc: NOTES,
+    hint: () => "emit at most 4 arguments: pass one object holding the values",
+  },
   "non-ascii": {
     what: () => "non-ASCII character in the output; the ESP32 build of Espruino has no Unicode support",
     status: "ESP32 builds lack Unicode support",
@@ -225,6 +273,172 @@ const MISSING_API_HINTS: Record<string, string> = {
   ".at()": "use `arr[arr.length - 1]` / `arr[i < 0 ? arr.length + i : i]`",
 };
 
+/**
+ * What Espruino 2v29's RegExp engine (src/jswrap_regexp.c, a backtracking matcher over the source
+ * text) gets wrong, each measured against Node on the ESP32-layout build (docs/espruino-notes.md).
+ * It handles literal characters, `.`, `[...]` with ranges, `\d \w \s \xNN` and escaped
+ * punctuation, `*` and `+` after one of those, `^`, `$`, plain groups and top-level `|`.
+ */
+const REGEXP_FEATURES: Record<string, { what: string; hint: string }> = {
+  optional: {
+    what: "the `?` quantifier is matched as a literal `?`, so the pattern never matches what it means",
+    hint: "write the alternatives out at top level (`/^ab$|^b$/` for `/^ab?$/`) or test the optional part in code",
+  },
+  counted: {
+    what: "`{n}`/`{n,m}` quantifiers are matched as literal text",
+    hint: "repeat the atom (`\\d\\d\\d\\d`), or use `+` and check `.length` in code",
+  },
+  lazy: {
+    what: "lazy quantifiers (`*?`, `+?`) never match",
+    hint: "use a negated class: `/a[^b]*b/` instead of `/a.*?b/`",
+  },
+  "group-quantifier": {
+    what: "a quantifier after a group applies to nothing (`/^(ab)+$/` never matches \"abab\")",
+    hint: "repeat in code (a loop, or the `g` flag with `match`), or quantify a character class",
+  },
+  "group-alternation": {
+    what: "`|` inside a group: Espruino splits the whole pattern at every `|`, ignoring parentheses (`/^(a|b)$/` accepts \"ax\", `/^a(b|c)d$/` rejects \"acd\")",
+    hint: "use a class for single characters (`/^a[bc]d$/`) or write whole alternatives at top level (`/^abd$|^acd$/`)",
+  },
+  "special-group": {
+    what: "`(?:`, `(?=`, `(?!`, `(?<=`, `(?<!` and `(?<name>` groups are not supported (the `?` is read literally)",
+    hint: "use a plain group (or none), and test what follows or precedes the match in code",
+  },
+  "nested-group": {
+    what: "nested groups: a `)` closes the most recently opened group, so the outer group captures \"\"",
+    hint: "use one level of groups and build the larger part from the match in code",
+  },
+  "many-groups": {
+    what: "more than 9 groups: Espruino keeps 9 and the captures come out wrong",
+    hint: "use at most 9 groups, or split the pattern",
+  },
+  "word-boundary": {
+    what: "`\\b` matches a backspace character and `\\B` the letter B, not word boundaries",
+    hint: "match the separator itself (`\\W`, `[ ,]`) or check the neighbouring characters in code",
+  },
+  backreference: {
+    what: "backreferences (`\\1`...) throw \"Backreferences not supported\"",
+    hint: "capture the groups and compare them in code",
+  },
+  "unicode-escape": {
+    what: "`\\uXXXX` matches the letter u followed by the digits",
+    hint: "use `\\xNN` (ESP32 builds have no Unicode: characters are bytes)",
+  },
+  "anchored-alternative": {
+    what: "`^` starts an alternative and a later one has none: when `^` fails Espruino gives up without trying the rest (`/^a|b/` does not match \"xb\")",
+    hint: "anchor every alternative or none, or test two regexes",
+  },
+  "slash-in-class": {
+    what: "an unescaped `/` inside `[...]` ends the regex literal in Espruino's lexer (SyntaxError when the module loads)",
+    hint: "escape it: `[^\\/]`",
+  },
+  "after-paren": {
+    what: "a regex literal right after `)` is read as a division by Espruino's lexer (SyntaxError)",
+    hint: "put the regex in parentheses or in a variable",
+  },
+  "flag-syntax": {
+    what: "Espruino's lexer accepts only the flags g, i, m, y, u after a regex literal (SyntaxError); `.` already matches \"\\n\"",
+    hint: "drop the flag (for `s`: Espruino's `.` matches any character; for `d`: use `match.index`)",
+  },
+  "flag-ignored": {
+    what: "the `m` and `y` flags are ignored: `^`/`$` match only at the ends of the string, and matching is not sticky",
+    hint: "split the text into lines first (`m`), or slice at `lastIndex` and anchor with `^` (`y`)",
+  },
+};
+
+/** REGEXP_FEATURES keys that apply to a pattern, each once, in the order first found. */
+export function regexpProblems(pattern: string, flags: string, literal: boolean): string[] {
+  const found = new Set<string>();
+  // Open groups: capturing or not, and whether a `|` was seen inside.
+  const groups: { capturing: boolean; alternation: boolean }[] = [];
+  let groupCount = 0;
+  let quantifiable: "atom" | "group" | null = null;
+  let inClass = false;
+  let anchors = false;
+  // Per top-level alternative: does it start with `^`?
+  const anchored: boolean[] = [pattern[0] === "^"];
+  for (let i = 0; i < pattern.length; i++) {
+    const c = pattern[i];
+    if (c === "\\") {
+      const e = pattern[++i] ?? "";
+      if (e === "u") found.add("unicode-escape");
+      else if (!inClass && (e === "b" || e === "B")) found.add("word-boundary");
+      else if (!inClass && e >= "1" && e <= "9") found.add("backreference");
+      quantifiable = "atom";
+      continue;
+    }
+    if (inClass) {
+      if (c === "]") inClass = false;
+      else if (c === "/" && literal) found.add("slash-in-class");
+      continue;
+    }
+    switch (c) {
+      case "[":
+        inClass = true;
+        // `]` right after `[` or `[^` is a member in Espruino but closes an empty class in JS; both are rare.
+        quantifiable = "atom";
+        break;
+      case "(": {
+        const special = pattern[i + 1] === "?";
+        if (special) {
+          found.add("special-group");
+          i += pattern[i + 2] === "<" && pattern[i + 3] !== "=" && pattern[i + 3] !== "!" ? pattern.indexOf(">", i) - i : pattern[i + 2] === "<" ? 3 : 2;
+        }
+        if (groups.length && !special && groups[groups.length - 1].capturing) found.add("nested-group");
+        groups.push({ capturing: !special, alternation: false });
+        if (++groupCount > 9) found.add("many-groups");
+        quantifiable = null;
+        break;
+      }
+      case ")": {
+        const g = groups.pop();
+        if (g && g.alternation) found.add("group-alternation");
+        quantifiable = "group";
+        break;
+      }
+      case "|":
+        if (groups.length) groups[groups.length - 1].alternation = true;
+        else anchored.push(pattern[i + 1] === "^");
+        quantifiable = null;
+        break;
+      case "^":
+      case "$":
+        anchors = true;
+        quantifiable = null;
+        break;
+      case "*":
+      case "+":
+      case "?":
+      case "{": {
+        const counted = c === "{" ? /^\{\d+(,\d*)?\}/.exec(pattern.slice(i)) : null;
+        if (c === "{" && !counted) {
+          quantifiable = "atom"; // a literal `{`, as in JS without the u flag
+          break;
+        }
+        if (!quantifiable) break; // not a quantifier (JS would not have parsed it)
+        if (c === "?") found.add("optional");
+        else if (counted) found.add("counted");
+        else if (quantifiable === "group") found.add("group-quantifier");
+        if (counted) i += counted[0].length - 1;
+        if (pattern[i + 1] === "?") {
+          found.add("lazy");
+          i++;
+        }
+        quantifiable = null;
+        break;
+      }
+      default:
+        quantifiable = "atom";
+    }
+  }
+  if (anchored.some((a, k) => a && anchored.slice(k + 1).some((b) => !b))) found.add("anchored-alternative");
+  for (const f of flags) {
+    if (literal && "gimyu".indexOf(f) < 0) found.add("flag-syntax");
+    if (f === "y" || (f === "m" && anchors)) found.add("flag-ignored");
+  }
+  return [...found];
+}
+
 // ---------------------------------------------------------------------------------------------
 // Scopes: just enough name resolution to tell globals from locals and to find loop bindings.
 
@@ -234,6 +448,8 @@ interface Binding {
   fn?: Node;
   /** The for/for-in/for-of statement whose head declared this let/const. */
   loop?: Node;
+  /** What a call or `new` of the name runs: a function (declaration, or a var initialised with one) or a class. */
+  runs?: Node;
 }
 
 interface Scope {
@@ -244,6 +460,9 @@ interface Scope {
 }
 
 type AnyNode = Node & Record<string, any>;
+
+/** Array methods that call their callback before returning. */
+const SYNC_CALLBACK_METHODS = ["forEach", "map", "filter", "some", "every", "reduce", "reduceRight", "find", "findIndex", "sort"];
 
 const FUNCTION_TYPES = new Set(["FunctionDeclaration", "FunctionExpression", "ArrowFunctionExpression"]);
 const LOOP_TYPES = new Set(["ForStatement", "ForInStatement", "ForOfStatement"]);
@@ -306,7 +525,7 @@ function buildScopes(program: AnyNode): Map<Node, Scope> {
       case "FunctionExpression":
       case "ArrowFunctionExpression": {
         let outer = scope;
-        if (node.type === "FunctionDeclaration" && node.id) scope.names.set(node.id.name, { kind: "function", fn: node });
+        if (node.type === "FunctionDeclaration" && node.id) scope.names.set(node.id.name, { kind: "function", fn: node, runs: node });
         if (node.type === "FunctionExpression" && node.id) {
           // A named function expression sees its own name in a scope between it and its parent.
           outer = { node: null, parent: scope, isFunction: false, names: new Map([[node.id.name, { kind: "name" as const, fn: node }]]) };
@@ -316,7 +535,7 @@ function buildScopes(program: AnyNode): Map<Node, Scope> {
         break;
       }
       case "ClassDeclaration":
-        if (node.id) scope.names.set(node.id.name, { kind: "class" });
+        if (node.id) scope.names.set(node.id.name, { kind: "class", runs: node });
         inner = newScope(node, scope, false);
         break;
       case "ClassExpression":
@@ -345,8 +564,10 @@ function buildScopes(program: AnyNode): Map<Node, Scope> {
         const target = kind === "var" ? functionScopeOf(scope) : scope;
         const loop = kind !== "var" && parent && LOOP_TYPES.has(parent.type) && (key === "init" || key === "left") ? parent : undefined;
         for (const d of node.declarations) {
-          const fn = d.id.type === "Identifier" && d.init && d.init.type === "FunctionExpression" ? d.init : undefined;
-          declare(target, d.id, { kind, fn, loop });
+          const init = d.id.type === "Identifier" ? d.init : null;
+          const fn = init && init.type === "FunctionExpression" ? init : undefined;
+          const runs = init && (FUNCTION_TYPES.has(init.type) || init.type === "ClassExpression") ? init : undefined;
+          declare(target, d.id, { kind, fn, loop, runs });
         }
         break;
       }
@@ -424,7 +645,7 @@ export function checkEspruinoCompat(js: string, map?: string, options: CheckOpti
   const report = (rule: RuleId, node: AnyNode, detail = "") => {
     const r = RULES[rule];
     const where = locate(node.loc!.start.line, node.loc!.start.column);
-    findings.push({ rule, message: `${r.what(detail)} (${DOC}: ${r.status})`, hint: r.hint(detail), ...where });
+    findings.push({ rule, message: `${r.what(detail)} (${r.doc ?? DOC}: ${r.status})`, hint: r.hint(detail), ...where });
   };
 
   for (let i = 0; i < js.length; i++) {
@@ -459,6 +680,116 @@ export function checkEspruinoCompat(js: string, map?: string, options: CheckOpti
       if (!FUNCTION_TYPES.has(child.type)) markNested(child);
     });
 
+
+  // Function hoisting. Espruino defines a function when execution reaches its declaration
+  // (src/jsparse.c jspeStatementFunctionDecl), so a use that runs earlier throws ReferenceError.
+  // For each statement list, every statement before a declaration is walked as it runs: nested
+  // function bodies are skipped (they usually run later) unless this statement calls them.
+  const declarations = new Map<Node, { list: AnyNode[]; index: number; unreachable: boolean }>();
+  const reportedHoisting = new Set<string>();
+  const reportHoisting = (at: AnyNode, detail: string) => {
+    const id = `${at.start}:${detail}`;
+    if (!reportedHoisting.has(id)) {
+      reportedHoisting.add(id);
+      report("function-hoisting", at, detail);
+    }
+  };
+
+  const checkHoisting = (list: AnyNode[], scope: Scope) => {
+    let exited = false;
+    let last = -1;
+    list.forEach((stmt, index) => {
+      if (stmt.type === "FunctionDeclaration") {
+        declarations.set(stmt, { list, index, unreachable: exited });
+        if (!exited) last = index;
+      } else if (/^(Return|Throw|Break|Continue)Statement$/.test(stmt.type)) exited = true;
+    });
+    for (let k = 0; k < last; k++) {
+      if (list[k].type !== "FunctionDeclaration") runs(list[k], scope, null, "", { list, k, site: null, entered: new Set() });
+    }
+  };
+
+  interface Run {
+    list: AnyNode[];
+    /** Index in `list` of the statement running now. */
+    k: number;
+    /** Outermost call in that statement through which we got here, if any. */
+    site: AnyNode | null;
+    entered: Set<Node>;
+  }
+
+  const runs = (node: AnyNode, scope: Scope, parent: AnyNode | null, key: string, run: Run): void => {
+    const inner = scopes.get(node) ?? scope;
+    if (FUNCTION_TYPES.has(node.type)) return;
+    if (node.type === "Identifier") {
+      if (isNotReference(parent, key) || key === "id") return;
+      const found = lookup(scope, node.name);
+      const decl = found && found.binding.fn && declarations.get(found.binding.fn);
+      if (decl && decl.list === run.list && !decl.unreachable && decl.index > run.k) {
+        const name = originalName(node);
+        reportHoisting(run.site ? run.site.callee : node, run.site ? `${describeCall(run.site)}>${name}` : name);
+      }
+      return;
+    }
+    if (node.type === "ClassDeclaration" || node.type === "ClassExpression") {
+      // Only the heritage, computed keys and static parts run when the class is defined.
+      if (node.superClass) runs(node.superClass, scope, node, "superClass", run);
+      for (const m of node.body.body as AnyNode[]) {
+        if (m.computed) runs(m.key, inner, m, "key", run);
+        if (m.type === "StaticBlock") runs(m, inner, node, "body", run);
+        else if (m.type === "PropertyDefinition" && m.static && m.value) runs(m.value, inner, m, "value", run);
+      }
+      return;
+    }
+    if (node.type === "CallExpression" || node.type === "NewExpression") {
+      for (const target of calledNow(node, scope)) {
+        if (run.entered.has(target)) continue;
+        run.entered.add(target);
+        enter(target, { ...run, site: run.site ?? node });
+      }
+    }
+    children(node, (child, childKey) => runs(child, inner, node, childKey, run));
+  };
+
+  /** Runs the body of a function, or the constructor and instance fields of a class. */
+  const enter = (target: AnyNode, run: Run) => {
+    const own = scopes.get(target)!;
+    if (FUNCTION_TYPES.has(target.type)) return runs(target.body, own, target, "body", run);
+    for (const m of target.body.body as AnyNode[]) {
+      if (m.kind === "constructor") enter(m.value, run);
+      else if (m.type === "PropertyDefinition" && !m.static && m.value) runs(m.value, own, m, "value", run);
+    }
+  };
+
+  /** Functions and classes a call or `new` runs before it returns (as far as is statically known). */
+  const calledNow = (call: AnyNode, scope: Scope): AnyNode[] => {
+    const known = (e: AnyNode | undefined): AnyNode | undefined => {
+      if (!e) return undefined;
+      if (FUNCTION_TYPES.has(e.type) || e.type === "ClassExpression") return e;
+      if (e.type === "Identifier") return lookup(scope, e.name)?.binding.runs as AnyNode | undefined;
+      return undefined;
+    };
+    const callee = call.callee as AnyNode;
+    const out: (AnyNode | undefined)[] = [known(callee)];
+    if (callee.type === "MemberExpression") {
+      const name = staticPropertyName(callee);
+      if (name === "call" || name === "apply") out.push(known(callee.object));
+      if (name && SYNC_CALLBACK_METHODS.includes(name)) out.push(known(call.arguments[0]));
+    }
+    if (call.type === "NewExpression" && callee.type === "Identifier" && callee.name === "Promise" && !lookup(scope, "Promise")) out.push(known(call.arguments[0]));
+    const isClass = (f: AnyNode) => f.type === "ClassDeclaration" || f.type === "ClassExpression";
+    return out.filter((f): f is AnyNode => !!f && (!isClass(f) || call.type === "NewExpression"));
+  };
+
+  const describeCall = (call: AnyNode): string => {
+    const callee = call.callee as AnyNode;
+    if (callee.type === "Identifier") return `\`${call.type === "NewExpression" ? "new " : ""}${originalName(callee)}()\``;
+    const name = callee.type === "MemberExpression" && staticPropertyName(callee);
+    if (name === "call" || name === "apply") return `\`${callee.object.type === "Identifier" ? originalName(callee.object) : "..."}.${name}()\``;
+    if (name) return `the callback of \`.${name}()\``;
+    return "this immediately called function";
+  };
+
   const visit = (node: AnyNode, scope: Scope, parent: AnyNode | null, key: string) => {
     const inner = scopes.get(node) ?? scope;
 
@@ -472,6 +803,7 @@ export function checkEspruinoCompat(js: string, map?: string, options: CheckOpti
           break;
         }
         if (found.binding.loop) checkLoopCapture(node, scope, found.scope, found.binding);
+        if (key !== "id" && found.binding.fn && declarations.get(found.binding.fn)?.unreachable) reportHoisting(node, "!" + originalName(node));
         break;
       }
       case "ClassDeclaration":
@@ -515,6 +847,19 @@ export function checkEspruinoCompat(js: string, map?: string, options: CheckOpti
         break;
       case "Literal":
         if (node.bigint !== undefined) report("bigint-literal", node);
+        if (node.regex) {
+          const problems = regexpProblems(node.regex.pattern, node.regex.flags, true);
+          if (/\)\s*$/.test(js.slice(Math.max(0, node.start - 20), node.start))) problems.push("after-paren");
+          for (const p of problems) report("regexp", node, `${p} ${node.raw}`);
+        }
+        break;
+      case "Program":
+      case "BlockStatement":
+      case "StaticBlock":
+        checkHoisting(node.body, inner);
+        break;
+      case "SwitchStatement":
+        checkHoisting(node.cases.flatMap((c: AnyNode) => c.consequent), inner);
         break;
       case "FunctionDeclaration":
       case "FunctionExpression":
@@ -556,11 +901,22 @@ export function checkEspruinoCompat(js: string, map?: string, options: CheckOpti
         }
         break;
       }
-      case "CallExpression": {
+      case "CallExpression":
+      case "NewExpression": {
         const callee = node.callee as AnyNode;
-        if (callee.type === "MemberExpression") {
+        const args = node.arguments as AnyNode[];
+        if (callee.type === "MemberExpression" && node.type === "CallExpression") {
           const name = staticPropertyName(callee);
           if (name === "flat" || name === "at") report("missing-api", callee.property, `.${name}()`);
+          if (name === "bind" && args.length > 1) report("bind-args", callee.property);
+          if (name === "emit" && args.length > 5) report("emit-args", callee.property, String(args.length - 1));
+        }
+        if (callee.type === "Identifier" && callee.name === "RegExp" && !lookup(scope, "RegExp")) {
+          const [source, flags] = args;
+          if (source && source.type === "Literal" && typeof source.value === "string") {
+            const f = flags && flags.type === "Literal" && typeof flags.value === "string" ? flags.value : "";
+            for (const p of regexpProblems(source.value, f, false)) report("regexp", node, `${p} ${js.slice(node.start, node.end)}`);
+          }
         }
         break;
       }

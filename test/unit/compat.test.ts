@@ -4,10 +4,10 @@ import { readdirSync, readFileSync } from "node:fs";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
 import { BuildError, bundle, checkBundle, PROJECT_ROOT } from "../../tools/build.ts";
-import { checkEspruinoCompat, formatFinding, type Finding } from "../../tools/compat.ts";
+import { checkEspruinoCompat, formatFinding, regexpProblems, type Finding } from "../../tools/compat.ts";
 
 const FIXTURES = "test/fixtures/compat";
-const PASSING = ["clean.ts", "lowered.ts"];
+const PASSING = ["clean.ts", "lowered.ts", "espruino-ok.ts"];
 
 /** `// expect: <rule>` markers: the finding the line must produce. */
 function markers(file: string): string[] {
@@ -34,7 +34,7 @@ describe("checkEspruinoCompat on bundled fixtures", () => {
     expect(expected.length).toBeGreaterThan(0);
     expect([...new Set(findings.map(key))].sort()).toEqual(expected);
     for (const f of findings) {
-      expect(f.message).toMatch(/\(espruino-compat\.md: [a-z ]+\)$/);
+      expect(f.message).toMatch(/\((espruino-compat|espruino-notes)\.md: [a-z ]+\)$/);
       expect(f.hint.length).toBeGreaterThan(5);
     }
   });
@@ -42,6 +42,14 @@ describe("checkEspruinoCompat on bundled fixtures", () => {
   it("passes classes, arrows, template literals, let/const, for...of, ?? and a for-let loop without closures", async () => {
     const { findings } = await findingsFor(`${FIXTURES}/clean.ts`);
     expect(findings).toEqual([]);
+  });
+
+  it("passes what Espruino runs next to the espruino-notes.md rules: late helpers used only in callbacks, plain regexes, bind(this), emit with 4 arguments", async () => {
+    const { findings, code } = await findingsFor(`${FIXTURES}/espruino-ok.ts`);
+    expect(findings).toEqual([]);
+    // The fixture does exercise the allowed forms after minification.
+    expect(code).toMatch(/\.bind\(null\)/);
+    expect(code).toMatch(/\.emit\("message",.*,1,2,3\)\}/);
   });
 
   it("passes ?. ??= ||= &&= because esbuild lowers them at target es2019", async () => {
@@ -146,5 +154,114 @@ describe("checkEspruinoCompat on plain JavaScript (no source map)", () => {
 
   it("reports unparsable output as a build bug rather than throwing", () => {
     expect(rules("var = ;")[0]).toMatch(/parse-error$/);
+  });
+});
+
+describe("espruino-notes.md rules on plain JavaScript", () => {
+  const rules = (js: string) => checkEspruinoCompat(js).map((f) => `${f.line}:${f.column} ${f.rule}`);
+  const messages = (js: string) => checkEspruinoCompat(js).map((f) => f.message);
+
+  describe("function-hoisting", () => {
+    it("rejects a use that runs before the declaration, at top level and in function bodies", () => {
+      expect(rules("var o = { a: K };\nfunction K() {}")).toEqual(["1:14 function-hoisting"]);
+      expect(rules("function f() { var x = 1; var r = [x].map(K); function K(y) { return y; } return r; }")).toEqual(["1:43 function-hoisting"]);
+      expect(rules("switch (x) { case 1: K(); function K() {} }")).toEqual(["1:22 function-hoisting"]);
+      expect(rules("{ K(); function K() {} }")).toEqual(["1:3 function-hoisting"]);
+    });
+
+    it("allows uses inside functions that only run later, and uses after the declaration", () => {
+      expect(rules("var o = { a: function () { return K(); } }; setTimeout(function () { K(); }, 1); function K() {} K();")).toEqual([]);
+      expect(rules("function g() { return K(); } function K() {} g();")).toEqual([]);
+      expect(rules("class C { m() { return K(); } } var c = new C(); function K() {}")).toEqual([]);
+      expect(rules("function K() {} var o = { a: K };")).toEqual([]);
+    });
+
+    it("follows calls made now: named functions, IIFEs, new, .call, array callbacks, the Promise executor", () => {
+      expect(rules("function g() { return K(); } g(); function K() {}")).toEqual(["1:30 function-hoisting"]);
+      expect(rules("function h() { return g(); } function g() { return K(); } h(); function K() {}")).toEqual(["1:59 function-hoisting"]);
+      expect(rules("(function () { K(); })(); function K() {}")).toEqual(["1:2 function-hoisting"]);
+      expect(rules("var a = () => K(); a(); function K() {}")).toEqual(["1:20 function-hoisting"]);
+      expect(rules("class C { constructor() { this.v = K(); } } new C(); function K() {}")).toEqual(["1:49 function-hoisting"]);
+      expect(rules("class C { static s = K(); } function K() {}")).toEqual(["1:22 function-hoisting"]);
+      expect(rules("function g() { K(); } g.call(null); function K() {}")).toEqual(["1:23 function-hoisting"]);
+      expect(rules("[1].forEach(function () { K(); }); function K() {}")).toEqual(["1:1 function-hoisting"]);
+      expect(rules("new Promise(function (res) { res(K()); }); function K() {}")).toEqual(["1:5 function-hoisting"]);
+      expect(messages("function g() { return K(); } g(); function K() {}")[0]).toContain("`g()` runs here and uses `K` before `function K` is declared");
+    });
+
+    it("rejects every use of a function declared after a return: Espruino never defines it", () => {
+      expect(rules("function f() { return function () { return K(); }; function K() {} }")).toEqual(["1:44 function-hoisting"]);
+      expect(messages("function f() { return K(); function K() {} }")[0]).toContain("never defines it");
+    });
+
+    it("resolves names: a shadowing local or parameter is not the late function", () => {
+      expect(rules("function f(K) { return K; } f(1); function K() {}")).toEqual([]);
+      expect(rules("function f() { var K = 1; return K; } f(); function K() {}")).toEqual([]);
+      expect(rules("var o = { K: 1 }; o.K; function K() {}")).toEqual([]);
+    });
+  });
+
+  describe("regexp", () => {
+    it.each([
+      ["a?b", "", "optional"],
+      ["(ab)?c", "", "optional"],
+      ["^\\d{4}$", "", "counted"],
+      ["a{1,3}", "", "counted"],
+      ["a.*?b", "", "lazy"],
+      ["a+?", "", "lazy"],
+      ["^(ab)+$", "", "group-quantifier"],
+      ["^a(b|c)d$", "", "group-alternation"],
+      ["^(mqtt|mqtts)$", "", "group-alternation"],
+      ["(?:ab)", "", "special-group"],
+      ["a(?!b)", "", "special-group"],
+      ["(?<!a)b", "", "special-group"],
+      ["(?<n>a)", "", "special-group"],
+      ["((a)b)", "", "nested-group"],
+      ["(a)(b)(c)(d)(e)(f)(g)(h)(i)(j)", "", "many-groups"],
+      ["\\bx", "", "word-boundary"],
+      ["\\Bx", "", "word-boundary"],
+      ["(a)\\1", "", "backreference"],
+      ["\\u00ff", "", "unicode-escape"],
+      ["[\\u0000-\\u001f]", "", "unicode-escape"],
+      ["^a|b", "", "anchored-alternative"],
+      ["^a$", "m", "flag-ignored"],
+      ["a", "y", "flag-ignored"],
+    ])("/%s/%s -> %s", (pattern, flags, feature) => {
+      expect(regexpProblems(pattern, flags, true)).toContain(feature);
+    });
+
+    it.each([
+      "^ab*c$", "[+#]", "#.|[^\\/][+#]|\\+[^\\/]", "%..", "^\\d+\\.\\w*$", "[\\x00-\\x1f]", "a|b", "^a|^b", "b|^a", "(a)b(c)", "x(a)", "a{", "[?{(|)]", "\\?\\{2\\}", "^$",
+    ])("allows /%s/", (pattern) => {
+      expect(regexpProblems(pattern, "gi", true)).toEqual([]);
+    });
+
+    it("treats `/` in a class and the s flag as literal-only problems (Espruino's lexer), not RegExp-constructor ones", () => {
+      expect(regexpProblems("[^/]x", "", true)).toEqual(["slash-in-class"]);
+      expect(regexpProblems("[^/]x", "", false)).toEqual([]);
+      expect(regexpProblems("a.b", "s", true)).toEqual(["flag-syntax"]);
+      expect(regexpProblems("a.b", "s", false)).toEqual([]);
+      expect(regexpProblems("a", "m", true)).toEqual([]);
+    });
+
+    it("checks literals and `new RegExp`/`RegExp` with a literal string, naming the regex", () => {
+      expect(rules('var a = /a?b/, b = new RegExp("x{2}", "g"), c = RegExp("(?:x)"), d = new RegExp(s);')).toEqual(["1:9 regexp", "1:20 regexp", "1:49 regexp"]);
+      expect(messages("var a = /[^/]x/;")[0]).toContain("`/[^/]x/`: an unescaped `/` inside `[...]` ends the regex literal");
+      expect(rules('function RegExp(s) {} new RegExp("a?b");')).toEqual([]);
+    });
+
+    it("rejects a regex literal right after `)` (Espruino lexes it as division), once per regex", () => {
+      expect(rules("if (x) /a/.test(s);")).toEqual(["1:8 regexp"]);
+      expect(rules("if (x) (/a/).test(s); f(/a/);")).toEqual([]);
+    });
+  });
+
+  it("bind-args: rejects bound arguments beyond thisArg, allows bind(thisArg)", () => {
+    expect(rules("f.bind(null); f.bind(o); g.bind(null, 1); g.bind(o, a, b);")).toEqual(["1:28 bind-args", "1:45 bind-args"]);
+  });
+
+  it("emit-args: rejects more than 4 arguments after the event name", () => {
+    expect(rules('o.emit("a", 1, 2, 3, 4); o.emit("a", 1, 2, 3, 4, 5); emit("a", 1, 2, 3, 4, 5, 6);')).toEqual(["1:28 emit-args"]);
+    expect(messages('o.emit("a", 1, 2, 3, 4, 5, 6);')[0]).toContain("with 6 arguments after the event name");
   });
 });
