@@ -320,10 +320,14 @@ export class SimNode {
     this.boots++;
     this.bootedAt = this.clock.Date.now();
     this.brokerSession = false;
-    const runtime = createRuntime({
+    // Output of a runtime that is no longer the node's (code still unwinding after deep sleep) goes nowhere.
+    let runtime: Runtime | undefined;
+    runtime = createRuntime({
       name: this.serial,
       clock: this.clock,
-      log: (line) => this.print(line),
+      log: (line) => {
+        if (runtime === undefined || runtime === this.runtime) this.print(line);
+      },
       plugins: [
         storagePlugin(this.flashStorage),
         this.station.plugin(),
@@ -387,9 +391,12 @@ export class SimNode {
     });
   }
 
-  /** The chip stops at once (E.reboot, deep sleep); it boots again after `sleepMs`. */
-  private hardReset(rt: Runtime, sleepMs: number, what = "reboot"): void {
-    if (rt !== this.runtime) return;
+  /**
+   * The chip stops at once (E.reboot, deep sleep); it boots again after `sleepMs`. The calling
+   * code must not go on (on the chip the call never returns), so this throws out of it.
+   */
+  private hardReset(rt: Runtime, sleepMs: number, what = "reboot"): never {
+    if (rt !== this.runtime) throw new rt.realm.Error(`${what}: the chip is already stopped`);
     this.stop();
     this.note(sleepMs > 0 ? `${what} for ${Math.round(sleepMs)} ms` : what);
     this.power = "sleeping";
@@ -400,6 +407,7 @@ export class SimNode {
       this.power = "off";
       this.powerOn();
     }, Math.max(1, sleepMs));
+    throw new rt.realm.Error(`${what}: the chip stopped`);
   }
 
   private fire(rt: Runtime, event: string): void {
