@@ -1,8 +1,11 @@
 // Client behaviour that the behaviour tests found wrong in the BUILT client (dist/mqtt.js). These
 // tests state what the client should do; they fail until firmware/mqtt/ is fixed. Each says what
 // the client did instead, as the scripted broker saw it.
+import { execFile } from "node:child_process";
+import { fileURLToPath } from "node:url";
 import { beforeEach, describe, expect, it } from "vitest";
 import { brief, type Rig, useRig } from "../helpers/fake-time-device.ts";
+import type { ScenarioResult } from "./client-bugs.scenarios.ts";
 
 const rigOf = useRig();
 let rig: Rig;
@@ -26,5 +29,51 @@ describe("client bugs", () => {
     await broker.next("SUBSCRIBE", from);
     await rig.sync();
     expect(broker.seen(() => true, from).map(brief)).toEqual(["CONNECT", expect.stringMatching(/^SUBSCRIBE \d+$/)]);
+  });
+});
+
+const SCENARIOS = fileURLToPath(new URL("./client-bugs.scenarios.ts", import.meta.url));
+/** A scenario takes about a second; one still running after this is stuck in a loop. */
+const HUNG_AFTER_MS = 8_000;
+
+/** Runs a scenario of client-bugs.scenarios.ts in its own process, killed if it hangs. */
+function runScenario(name: string): Promise<{ result?: ScenarioResult; output: string; hung: boolean }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, ["--import", "tsx", SCENARIOS, name], { timeout: HUNG_AFTER_MS, encoding: "utf8" }, (err, stdout, stderr) => {
+      const line = stdout.split("\n").find((l) => l.startsWith("RESULT "));
+      resolve({
+        result: line ? JSON.parse(line.slice("RESULT ".length)) : undefined,
+        output: `${stdout}${stderr}`.trim(),
+        hung: Boolean(err && (err as { killed?: boolean }).killed),
+      });
+    });
+  });
+}
+
+// Seen: with two or more publish/subscribe calls waiting (offline, or the in-flight window full), the
+// device hangs for good in a synchronous loop as soon as they may go: flush() in client.ts shifts
+// the first waiting call and runs it again; ready() then finds the queue not empty (the others still
+// wait), so the call queues itself again at the back, and flush() goes round forever. No packet is
+// sent, no timer or event runs again; on a board the watchdog or the user must reset it. One waiting
+// call is fine, which is why the single-item cases in client-api.test.ts pass.
+describe.concurrent("client bugs: two or more waiting calls hang the device", () => {
+  it("queueSize 2: three publishes while offline, then CONNACK: the first two go out in order", async ({ expect }) => {
+    const run = await runScenario("offline-queue");
+    expect(run.hung, `the device hung; its last words:\n${run.output}`).toBe(false);
+    expect(run.result?.done).toEqual(["3: queue full", "1: ok", "2: ok"]);
+    expect(run.result?.packets.filter((p) => p.startsWith("PUBLISH"))).toHaveLength(2);
+  });
+
+  it("inflight 2: four QoS 1 publishes go out as PUBACKs free the window", async ({ expect }) => {
+    const run = await runScenario("inflight-window");
+    expect(run.hung, `the device hung; its last words:\n${run.output}`).toBe(false);
+    expect(run.result?.done).toEqual(["1: ok", "2: ok", "3: ok", "4: ok"]);
+  });
+
+  it("subscribe and publish called right after connect(), before CONNACK, both go out after it", async ({ expect }) => {
+    const run = await runScenario("subscribe-and-publish-at-boot");
+    expect(run.hung, `the device hung; its last words:\n${run.output}`).toBe(false);
+    expect(run.result?.done).toEqual(["subscribe: ok", "publish: ok"]);
+    expect(run.result?.packets.map((p) => p.split(" ")[0])).toEqual(["CONNECT", "SUBSCRIBE", "PUBLISH"]);
   });
 });
