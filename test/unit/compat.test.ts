@@ -52,6 +52,12 @@ describe("checkEspruinoCompat on bundled fixtures", () => {
     expect(code).toMatch(/\.emit\("message",.*,1,2,3\)\}/);
   });
 
+  it("sees `/` inside a regex class as written: esbuild does not escape it, so Espruino's lexer would end the literal there", async () => {
+    const { findings, code } = await findingsFor(`${FIXTURES}/regexp.ts`);
+    expect(code).toContain("/[^/]\\+/");
+    expect(findings.find((f) => f.line === 17)!.message).toContain("an unescaped `/` inside `[...]`");
+  });
+
   it("passes ?. ??= ||= &&= because esbuild lowers them at target es2019", async () => {
     const { findings, code } = await findingsFor(`${FIXTURES}/lowered.ts`);
     expect(findings).toEqual([]);
