@@ -90,12 +90,23 @@ describe("keepalive", () => {
 
     // the first reconnect comes within reconnectPeriod
     broker.script = (r) => broker.respond(r);
-    clock.tick(1_000);
+    const reconnect = await rig.nextReconnect(dev, from);
+    expect(reconnect.at - close.at).toBeLessThanOrEqual(1_000);
     const again = await broker.next("CONNECT", ping.index);
     expect(again.conn.id).toBe(2);
-    await dev.next("reconnect", from);
+    expect(again.at).toBe(reconnect.at);
     await dev.next("connect", from);
     expect(dev.client.connected).toBe(true);
+
+    // keepalive runs afresh on the new connection: a PINGREQ 10 s after its CONNECT, answered
+    clock.tick(10_000);
+    const ping2 = await broker.next("PINGREQ", again.index);
+    expect(ping2.at).toBe(again.at + 10_000);
+    await rig.sync();
+    clock.tick(10_000);
+    await broker.next("PINGREQ", ping2.index + 1);
+    await rig.sync();
+    expect(dev.errors(from)).toHaveLength(1);
   });
 });
 

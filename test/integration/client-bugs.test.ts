@@ -32,6 +32,26 @@ describe("client bugs", () => {
   });
 });
 
+describe("client bugs: end()", () => {
+  // Seen: end(false, cb1) then end(false, cb2) while connected: one DISCONNECT, one "end", and only
+  // cb2 is called; cb1 never is (client.ts keeps one `ended_` callback and the second call replaces
+  // it). Code that waits for its own end() callback (a shutdown step, say) waits for good. MQTT.js
+  // calls the callback of an end() made while already ending.
+  it("calls the callback of every end() call, once", async () => {
+    const dev = await rig.connected();
+    const calls: string[] = [];
+    dev.client.end(false, () => calls.push("first"));
+    dev.client.end(false, () => calls.push("second"));
+    await dev.next("end");
+    await rig.broker.next("DISCONNECT");
+    rig.clock.tick(60_000);
+    await rig.runtime.settle();
+    expect(calls.sort()).toEqual(["first", "second"]);
+    expect(dev.of("end")).toHaveLength(1);
+    expect(rig.broker.seen("DISCONNECT")).toHaveLength(1);
+  });
+});
+
 const SCENARIOS = fileURLToPath(new URL("./client-bugs.scenarios.ts", import.meta.url));
 /** A scenario takes about a second; one still running after this is stuck in a loop. */
 const HUNG_AFTER_MS = 8_000;

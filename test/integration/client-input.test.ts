@@ -66,6 +66,26 @@ describe("malformed input", () => {
   }
 });
 
+describe("maxPacket", () => {
+  it("accepts a packet of exactly maxPacket bytes and rejects one byte more", async () => {
+    const { broker } = rig;
+    const dev = await rig.connected({ maxPacket: MAX_PACKET, reconnectPeriod: 1_000 });
+    // header 2 + topic 2+1 + payload: 59 bytes of payload make 64
+    const fits = encode({ type: type("PUBLISH"), topic: "t", payload: "x".repeat(MAX_PACKET - 5), qos: 0 });
+    expect(fits.length).toBe(MAX_PACKET);
+    broker.conn.write(fits);
+    await rig.sync();
+    expect(dev.messages()).toHaveLength(1);
+    expect(dev.errors()).toEqual([]);
+
+    broker.conn.write(encode({ type: type("PUBLISH"), topic: "t", payload: "x".repeat(MAX_PACKET - 4), qos: 0 }));
+    const error = await dev.next("error");
+    expect(error.args[0].message).toMatch(new RegExp(`${MAX_PACKET + 1}.*${MAX_PACKET}`));
+    await dev.next("close");
+    expect(dev.messages()).toHaveLength(1);
+  });
+});
+
 describe("a throwing message handler", () => {
   it("does not stop the packet behind it in the same read", async () => {
     const { broker } = rig;

@@ -87,6 +87,43 @@ describe("incoming messages", () => {
     expect(broker.seen(() => true, 1).map(brief)).toEqual(["PUBREC 5", "PUBREC 5", "PUBCOMP 5", "PUBREC 5"]);
   });
 
+  it("QoS 2 across a reconnect: with the session kept, a resend is not delivered again; without it, it is new", async () => {
+    const { broker } = rig;
+    const dev = await rig.connected({ clean: false, reconnectPeriod: 1_000 });
+    const publish = { type: type("PUBLISH"), topic: "in/two", payload: "once", qos: 2, messageId: 9 };
+    broker.conn.send(publish);
+    await broker.next("PUBREC");
+    await rig.sync();
+
+    // the broker kept the session and resends before PUBREL: PUBREC again, no second delivery
+    broker.sessionPresent = true;
+    broker.conn.drop();
+    let close = await dev.next("close");
+    await rig.nextReconnect(dev, close.index);
+    await dev.next("connect", close.index);
+    let from = broker.mark();
+    broker.conn.send({ ...publish, dup: true });
+    await broker.next("PUBREC", from);
+    broker.conn.send({ type: type("PUBREL"), messageId: 9 });
+    await broker.next("PUBCOMP", from);
+    await rig.sync();
+    expect(dev.messages().map((m) => m.payload)).toEqual(["once"]);
+
+    // a message under id 9 that was never released, then a broker without our session: it is new
+    broker.conn.send({ ...publish, payload: "second" });
+    await broker.next("PUBREC", from + 2);
+    broker.sessionPresent = false;
+    broker.conn.drop();
+    close = await dev.next("close", close.index + 1);
+    await rig.nextReconnect(dev, close.index);
+    await dev.next("connect", close.index);
+    from = broker.mark();
+    broker.conn.send({ ...publish, payload: "third" });
+    await broker.next("PUBREC", from);
+    await rig.sync();
+    expect(dev.messages().map((m) => m.payload)).toEqual(["once", "second", "third"]);
+  });
+
   it("QoS 1: delivered and answered with PUBACK", async () => {
     const { broker } = rig;
     const dev = await rig.connected();
