@@ -67,6 +67,17 @@ describe("keepalive", () => {
     expect(broker.connections).toHaveLength(1);
   });
 
+  it("keepalive 0: never pings, and no timer runs once connected", async () => {
+    const { clock, broker } = rig;
+    const dev = await rig.connected({ keepalive: 0 });
+    expect(broker.seen("CONNECT")[0].packet.keepalive).toBe(0);
+    clock.tick(3_600_000);
+    await rig.sync();
+    expect(broker.seen("PINGREQ")).toEqual([]);
+    expect(rig.runtime.timerCount).toBe(0);
+    expect(dev.client.connected).toBe(true);
+  });
+
   it("closes with a keepalive timeout error when PINGRESP does not come, then reconnects", async () => {
     const { clock, broker } = rig;
     broker.script = (r) => r.name !== "PINGREQ" && broker.respond(r);
@@ -201,5 +212,27 @@ describe("connect timeout", () => {
     await rig.sync();
     expect(dev.errors(close2.index)).toEqual([]);
     expect(dev.client.connected).toBe(true);
+  });
+});
+
+describe("CONNECT", () => {
+  it("carries the client id, keepalive, clean flag, credentials and will the options give", async () => {
+    const { broker } = rig;
+    await rig.connected({
+      clientId: "node-7",
+      keepalive: 30,
+      clean: false,
+      username: "user",
+      password: "pa55",
+      will: { topic: "nodes/node-7/status", payload: "offline", qos: 1, retain: true },
+    });
+    expect(broker.seen("CONNECT")[0].packet).toMatchObject({
+      clientId: "node-7",
+      keepalive: 30,
+      clean: false,
+      username: "user",
+      password: "pa55",
+      will: { topic: "nodes/node-7/status", payload: "offline", qos: 1, retain: true },
+    });
   });
 });

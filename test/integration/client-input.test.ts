@@ -86,6 +86,23 @@ describe("maxPacket", () => {
   });
 });
 
+describe("a dropped connection", () => {
+  it("leaves no half-read packet behind to corrupt the next connection", async () => {
+    const { broker } = rig;
+    const dev = await rig.connected({ reconnectPeriod: 1_000 });
+    // the start of a 16-byte PUBLISH, then the broker closes (FIN, so the bytes are read first)
+    broker.conn.socket.end(Buffer.from("\x30\x10\x00\x05", "latin1"));
+    const close = await dev.next("close");
+    await rig.nextReconnect(dev, close.index);
+    await dev.next("connect", close.index);
+    broker.conn.send({ type: type("PUBLISH"), topic: "fresh", payload: "ok", qos: 1, messageId: 1 });
+    await broker.next("PUBACK");
+    await rig.sync();
+    expect(dev.messages().map((m) => [m.topic, m.payload])).toEqual([["fresh", "ok"]]);
+    expect(dev.errors()).toEqual([]);
+  });
+});
+
 describe("a throwing message handler", () => {
   it("does not stop the packet behind it in the same read", async () => {
     const { broker } = rig;
