@@ -31,18 +31,30 @@ export interface Proxy {
   release(): void;
   /** Resolves with the first packet (seen so far or later) that matches. */
   seen(match: (packet: SeenPacket) => boolean, timeoutMs?: number): Promise<SeenPacket>;
+  /** Cuts every proxied connection at once, as a network failure would (the client sees its socket close). */
+  dropConnections(): void;
   /** The exchange so far, one packet a line, for failure messages and bug reports. */
   transcript(): string;
   close(): Promise<void>;
 }
 
-export async function startProxy(target: { host: string; port: number }): Promise<Proxy> {
+export interface ProxyOptions {
+  /**
+   * Deliver broker-to-client bytes in pieces of this size, one piece per timer tick, so the client
+   * receives packets split across many reads (as on a device, where TCP segments are small).
+   */
+  fragment?: number;
+}
+
+export async function startProxy(target: { host: string; port: number }, options: ProxyOptions = {}): Promise<Proxy> {
   const packets: SeenPacket[] = [];
   const waiters: { match: (p: SeenPacket) => boolean; resolve: (p: SeenPacket) => void }[] = [];
-  const holds: Record<Direction, { name?: PacketName; active: boolean; held: Buffer[]; to?: net.Socket }> = {
+  const holds: Record<Direction, { name?: PacketName; active: boolean; held: Buffer[] }> = {
     up: { active: false, held: [] },
     down: { active: false, held: [] },
   };
+  // Held packets go out through the forwarder of the latest connection in their direction.
+  const heldForwarders: Partial<Record<Direction, (bytes: Buffer) => void>> = {};
   const sockets = new Set<net.Socket>();
 
   const record = (packet: SeenPacket) => {
@@ -54,6 +66,28 @@ export async function startProxy(target: { host: string; port: number }): Promis
 
   const pipe = (from: net.Socket, to: net.Socket, direction: Direction) => {
     let pending = Buffer.alloc(0);
+    const pieces: Buffer[] = [];
+    let pumping = false;
+    const pump = () => {
+      const piece = pieces.shift();
+      if (!piece || to.destroyed) {
+        pumping = false;
+        return;
+      }
+      to.write(piece);
+      setTimeout(pump, 1);
+    };
+    const forward = (bytes: Buffer) => {
+      if (to.destroyed) return;
+      const size = direction === "down" ? options.fragment : undefined;
+      if (!size) return void to.write(bytes);
+      for (let at = 0; at < bytes.length; at += size) pieces.push(bytes.subarray(at, at + size));
+      if (!pumping) {
+        pumping = true;
+        pump();
+      }
+    };
+    heldForwarders[direction] = forward;
     from.on("data", (chunk: Buffer) => {
       pending = Buffer.concat([pending, chunk]);
       for (;;) {
@@ -65,18 +99,15 @@ export async function startProxy(target: { host: string; port: number }): Promis
         const hold = holds[direction];
         if (hold.name === packet.name) hold.active = true;
         record(packet);
-        if (hold.active) {
-          hold.held.push(bytes);
-          hold.to = to;
-        } else if (!to.destroyed) {
-          to.write(bytes);
-        }
+        if (hold.active) hold.held.push(bytes);
+        else forward(bytes);
       }
     });
   };
 
   const server = net.createServer((client) => {
     const broker = net.connect(target.port, target.host);
+    client.setNoDelay(true);
     for (const socket of [client, broker]) {
       sockets.add(socket);
       socket.on("error", () => {});
@@ -100,8 +131,9 @@ export async function startProxy(target: { host: string; port: number }): Promis
       holds[direction].name = name;
     },
     release() {
-      for (const hold of Object.values(holds)) {
-        for (const bytes of hold.held) if (hold.to && !hold.to.destroyed) hold.to.write(bytes);
+      for (const direction of ["up", "down"] as const) {
+        const hold = holds[direction];
+        for (const bytes of hold.held) heldForwarders[direction]?.(bytes);
         hold.held = [];
         hold.active = false;
         hold.name = undefined;
@@ -111,6 +143,9 @@ export async function startProxy(target: { host: string; port: number }): Promis
       const found = packets.find(match);
       if (found) return Promise.resolve(found);
       return withTimeout(new Promise((resolve) => waiters.push({ match, resolve })), timeoutMs, "the proxy saw no such packet");
+    },
+    dropConnections() {
+      for (const socket of sockets) socket.destroy();
     },
     transcript() {
       return packets.map(format).join("\n");

@@ -364,6 +364,134 @@ export function clientContract(setup: () => Promise<ContractBroker>): void {
     });
   });
 
+  describe("connection, queue and window", () => {
+    it("messages published before the connection is up wait and go out in order once connected", async () => {
+      const topic = `${topicPrefix()}/early`;
+      const receiver = await peer();
+      await receiver.client.subscribeAsync(topic, { qos: 1 });
+      const node = await wisp();
+
+      const sent = ["first", "second", "third"].map((text) => publish(node.client, topic, text, { qos: 1 }));
+      expect(node.client.connected).toBe(false);
+      await Promise.all(sent);
+
+      await receiver.inbox.next((m) => m.topic === topic && m.payload.toString() === "third");
+      expect(receiver.inbox.on(topic).map((m) => m.payload.toString())).toEqual(["first", "second", "third"]);
+    });
+
+    it("past queueSize, a publish made while offline fails its callback with an Error", async () => {
+      const topic = `${topicPrefix()}/overflow`;
+      const node = await wisp({ queueSize: 2 });
+
+      const results = ["a", "b", "c"].map((text) =>
+        publish(node.client, topic, text, { qos: 1 }).then(() => "sent", (err: Error) => err),
+      );
+
+      // The Error comes from the device's realm: check its message, not instanceof.
+      expect(((await results[2]) as Error).message).toMatch(/queue/i);
+      expect(await Promise.all(results.slice(0, 2))).toEqual(["sent", "sent"]);
+    });
+
+    it("no more than `inflight` QoS 1 messages are unacknowledged at once, and all arrive in order", async () => {
+      proxy = await startProxy(broker);
+      const topic = `${topicPrefix()}/window`;
+      const receiver = await peer();
+      await receiver.client.subscribeAsync(topic, { qos: 1 });
+      const node = await connectedWisp({ inflight: 2, queueSize: 32 }, proxy.url);
+      const order: number[] = [];
+      const upPublishes = () => proxy!.packets.filter((p) => p.direction === "up" && p.name === "PUBLISH").length;
+
+      // With the broker's PUBACKs held back, the window fills and then nothing more may go out.
+      proxy.holdFrom("down", "PUBACK");
+      const all = Promise.all(
+        Array.from({ length: 20 }, (_, i) => publish(node.client, topic, `m${i}`, { qos: 1 }).then(() => order.push(i))),
+      );
+      await proxy.seen((p) => p.direction === "up" && p.name === "PUBLISH" && p.messageId !== undefined && upPublishes() >= 2);
+      // A round trip of the peer's through the broker lets any extra PUBLISH reach the proxy first.
+      await receiver.client.publishAsync(`${topic}/settle`, "", { qos: 1 });
+      expect(upPublishes()).toBe(2);
+      proxy.release();
+      await all;
+
+      let outstanding = 0;
+      let most = 0;
+      for (const packet of proxy.packets) {
+        if (packet.direction === "up" && packet.name === "PUBLISH") most = Math.max(most, ++outstanding);
+        if (packet.direction === "down" && packet.name === "PUBACK") outstanding--;
+      }
+      expect(most).toBeLessThanOrEqual(2);
+      expect(order).toEqual(Array.from({ length: 20 }, (_, i) => i));
+      await receiver.inbox.next((m) => m.topic === topic && m.payload.toString() === "m19");
+      expect(receiver.inbox.on(topic).map((m) => m.payload.toString())).toEqual(Array.from({ length: 20 }, (_, i) => `m${i}`));
+    });
+
+    it("after the network drops, Wisp reconnects, restores its subscriptions and events come in order", async () => {
+      proxy = await startProxy(broker);
+      const topic = `${topicPrefix()}/after-drop`;
+      const node = await connectedWisp({ reconnectPeriod: 100, clean: true }, proxy.url);
+      await subscribe(node.client, topic, 1);
+      const events: string[] = [];
+      for (const event of ["close", "offline", "reconnect", "connect"] as const) node.client.on(event as "close", () => events.push(event));
+      const reconnected = nextEvent(node.client, "connect");
+
+      const dropAt = proxy.packets.length;
+      proxy.dropConnections();
+      await reconnected;
+      // The broker lost the clean session: the client must subscribe again on its own.
+      await proxy.seen((p) => proxy!.packets.indexOf(p) >= dropAt && p.direction === "down" && p.name === "SUBACK");
+
+      expect(events).toEqual(["close", "offline", "reconnect", "connect"]);
+      const sender = await peer();
+      await sender.client.publishAsync(topic, "still here", { qos: 1 });
+      expect((await node.inbox.next(topic)).payload.toString()).toBe("still here");
+    });
+
+    it("keepalive: an idle Wisp sends PINGREQ, gets PINGRESP and stays connected", async () => {
+      proxy = await startProxy(broker);
+      const node = await connectedWisp({ keepalive: 1 }, proxy.url);
+
+      await proxy.seen((p) => p.direction === "up" && p.name === "PINGREQ", 3_000);
+      await proxy.seen((p) => p.direction === "down" && p.name === "PINGRESP", 3_000);
+
+      expect(node.client.connected).toBe(true);
+      expect(node.errors).toEqual([]);
+    });
+
+    it("packets split across many small reads are put back together", async () => {
+      proxy = await startProxy(broker, { fragment: 7 });
+      const prefix = topicPrefix();
+      const node = await connectedWisp({ maxPacket: 8192 }, proxy.url);
+      await subscribe(node.client, `${prefix}/#`, 2);
+      const sender = await peer();
+      const sizes = [1, 300, 3000];
+
+      for (const [i, size] of sizes.entries()) {
+        await sender.client.publishAsync(`${prefix}/${i}`, Buffer.alloc(size, i + 1), { qos: ((i % 2) + 1) as 1 | 2 });
+      }
+
+      for (const [i, size] of sizes.entries()) {
+        const message = await node.inbox.next(`${prefix}/${i}`);
+        expect(message.payload.equals(Buffer.alloc(size, i + 1))).toBe(true);
+      }
+    });
+
+    it("an incoming packet larger than maxPacket closes the connection with an error", async () => {
+      const topic = `${topicPrefix()}/huge`;
+      const node = await connectedWisp({ maxPacket: 512 });
+      await subscribe(node.client, topic, 0);
+      const closed = nextEvent(node.client, "close");
+      const failed = nextEvent<Error>(node.client, "error");
+      const sender = await peer();
+
+      await sender.client.publishAsync(topic, Buffer.alloc(2_000, 0x55), { qos: 0 });
+
+      expect((await failed).message).toBeTruthy();
+      await closed;
+      expect(node.client.connected).toBe(false);
+      expect(node.inbox.on(topic)).toEqual([]);
+    });
+  });
+
   it("binary payloads: every byte value 0..255 survives both ways", async () => {
     const prefix = topicPrefix();
     const bytes = Uint8Array.from({ length: 256 }, (_, i) => i);
