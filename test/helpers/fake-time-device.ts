@@ -4,7 +4,7 @@
 import FakeTimers from "@sinonjs/fake-timers";
 import { afterEach, beforeEach } from "vitest";
 import { loadMqtt, type Runtime } from "../../host-sim/runtime.ts";
-import { type Connection, type Received, ScriptedBroker, startScriptedBroker, type, type ScriptedBrokerOptions } from "./scripted-broker.ts";
+import { type Connection, type Received, type ScriptedBroker, type ScriptedBrokerOptions, startScriptedBroker, type } from "./scripted-broker.ts";
 import { MQTT_BUNDLE, withTimeout, type WispClient, type WispOptions } from "./wisp.ts";
 
 export type FakeClock = ReturnType<typeof FakeTimers.createClock>;
@@ -103,7 +103,7 @@ function show(value: unknown): string {
   }
 }
 
-export interface RigOptions extends Partial<ScriptedBrokerOptions> {
+export interface RigOptions extends Omit<ScriptedBrokerOptions, "now"> {
   /** Start time of the fake clock (default 0). */
   start?: number;
 }
@@ -121,8 +121,9 @@ export class Rig {
   ) {}
 
   static async start(options: RigOptions = {}): Promise<Rig> {
-    const clock = FakeTimers.createClock(options.start ?? 0);
-    const broker = await startScriptedBroker({ now: () => clock.now, ...options });
+    const { start = 0, ...brokerOptions } = options;
+    const clock = FakeTimers.createClock(start);
+    const broker = await startScriptedBroker({ ...brokerOptions, now: () => clock.now });
     const loaded = loadMqtt({ clock, ...(MQTT_BUNDLE ? { path: MQTT_BUNDLE } : {}) });
     return new Rig(clock, broker, loaded.runtime, loaded.mqtt);
   }
