@@ -4,7 +4,9 @@
 import { execFile } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { beforeEach, describe, expect, it } from "vitest";
-import { brief, type Rig, useRig } from "../helpers/fake-time-device.ts";
+import { encode } from "../../firmware/mqtt/codec-server.ts";
+import { brief, type Rig, recorder, useRig } from "../helpers/fake-time-device.ts";
+import { type } from "../helpers/scripted-broker.ts";
 import type { ScenarioResult } from "./client-bugs.scenarios.ts";
 
 const rigOf = useRig();
@@ -49,6 +51,37 @@ describe("client bugs: end()", () => {
     expect(calls.sort()).toEqual(["first", "second"]);
     expect(dev.of("end")).toHaveLength(1);
     expect(rig.broker.seen("DISCONNECT")).toHaveLength(1);
+  });
+});
+
+describe("client bugs: a throwing callback", () => {
+  // Seen: the publish callback runs inside the socket's data listener (handle() from received()), so
+  // its exception leaves the listener: the device prints "Uncaught Error: callback broke", and the
+  // packets that came in the same read stay undecoded in the client's buffer until the broker next
+  // sends something (a PINGRESP, keepalive seconds later; with keepalive 0 maybe never). Here: the
+  // second PUBACK (its callback does not fire) and a QoS 1 PUBLISH (neither delivered nor PUBACKed).
+  // STYLE.md: deliver to user callbacks outside the receive path, each call guarded.
+  it("a publish callback that throws does not hold up the packets behind it", async () => {
+    const { broker } = rig;
+    broker.script = (r) => r.name !== "PUBLISH" && broker.respond(r);
+    const dev = await rig.connected();
+    const done: string[] = [];
+    dev.client.publish("a", "1", { qos: 1 }, () => {
+      done.push("a: ok");
+      throw new Error("callback broke");
+    });
+    dev.client.publish("b", "2", { qos: 1 }, recorder(done, "b"));
+    const a = await broker.next((r) => r.name === "PUBLISH" && r.packet.topic === "a");
+    const b = await broker.next((r) => r.name === "PUBLISH" && r.packet.topic === "b");
+    broker.conn.write(
+      encode({ type: type("PUBACK"), messageId: a.packet.messageId }) +
+        encode({ type: type("PUBACK"), messageId: b.packet.messageId }) +
+        encode({ type: type("PUBLISH"), topic: "in", payload: "x", qos: 1, messageId: 7 }),
+    );
+    await broker.next((r) => r.name === "PUBACK" && r.packet.messageId === 7, 0, 3_000);
+    await rig.runtime.settle();
+    expect(done).toEqual(["a: ok", "b: ok"]);
+    expect(dev.messages().map((m) => m.topic)).toEqual(["in"]);
   });
 });
 
