@@ -91,8 +91,12 @@ export class ScriptedBroker {
     this.server = net.createServer((socket) => this.accept(socket));
   }
 
-  async listen(): Promise<this> {
-    await new Promise<void>((resolve) => this.server.listen(0, "127.0.0.1", resolve));
+  /** Listens on 127.0.0.1, on `port` or (0) a free one. */
+  async listen(port = 0): Promise<this> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once("error", reject);
+      this.server.listen(port, "127.0.0.1", resolve);
+    });
     this.port = (this.server.address() as net.AddressInfo).port;
     this.url = `mqtt://127.0.0.1:${this.port}`;
     return this;
@@ -252,8 +256,17 @@ export class ScriptedBroker {
   }
 }
 
-export async function startScriptedBroker(options: ScriptedBrokerOptions): Promise<ScriptedBroker> {
-  return new ScriptedBroker(options).listen();
+export async function startScriptedBroker(options: ScriptedBrokerOptions, port = 0): Promise<ScriptedBroker> {
+  return new ScriptedBroker(options).listen(port);
+}
+
+/** A port on 127.0.0.1 that nothing listens on (it was free a moment ago): connecting is refused. */
+export async function closedPort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const port = (server.address() as net.AddressInfo).port;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
 }
 
 /** Bytes of the whole packet at the start of `s`: header, Remaining Length [MQTT-2.2.3], body. */

@@ -3,7 +3,7 @@
 // ping and connect timeouts, reconnect backoff. Siblings: client-qos, client-input, client-api.
 import { beforeEach, describe, expect, it } from "vitest";
 import { type Rig, useRig } from "../helpers/fake-time-device.ts";
-import { type Received } from "../helpers/scripted-broker.ts";
+import { closedPort, type Received, startScriptedBroker } from "../helpers/scripted-broker.ts";
 
 const rigOf = useRig();
 let rig: Rig;
@@ -175,6 +175,33 @@ describe("reconnect backoff", () => {
       await dev.next("connect", reconnect.index);
     });
   }
+});
+
+describe("broker down", () => {
+  it("connection refused: an error, then attempts with growing delays until the broker listens, then connected", async () => {
+    const port = await closedPort();
+    const dev = rig.connect({ reconnectPeriod: 1_000 }, `mqtt://127.0.0.1:${port}`);
+    let from = 0;
+    for (const ceiling of [1_000, 2_000, 4_000]) {
+      const close = await dev.next("close", from);
+      const reconnect = await rig.nextReconnect(dev, close.index);
+      expect(reconnect.at - close.at).toBeGreaterThanOrEqual(ceiling / 2);
+      expect(reconnect.at - close.at).toBeLessThanOrEqual(ceiling);
+      from = reconnect.index + 1;
+    }
+    expect(dev.errors().length).toBeGreaterThanOrEqual(3);
+    expect(dev.of("offline")).toEqual([]);
+
+    const close = await dev.next("close", from);
+    const broker = await startScriptedBroker({ now: () => rig.clock.now }, port);
+    try {
+      await rig.nextReconnect(dev, close.index);
+      await dev.next("connect", close.index);
+      expect((await broker.next("CONNECT")).packet.clientId).toBe("dev1");
+    } finally {
+      await broker.close();
+    }
+  });
 });
 
 describe("connect timeout", () => {
