@@ -213,4 +213,8 @@ async function main(): Promise<void> {
   }
 }
 
-await main();
+await main().catch((err: Error) => {
+  // e.g. Mosquitto missing: say so in one line, not a stack trace.
+  console.error(`benchmark failed: ${err.message}`);
+  process.exitCode = 1;
+});
