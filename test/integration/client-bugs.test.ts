@@ -16,9 +16,10 @@ beforeEach(() => {
 });
 
 describe("client bugs", () => {
-  // Seen: after CONNACK sessionPresent=0 the client sends `SUBSCRIBE id 5 a/+@1` twice, same id,
-  // back to back: client.ts tracks the resubscribe in the session and writes it, then
-  // redeliver(session) writes every pending entry again, the new SUBSCRIBE included.
+  // Seen (client as committed in bc4ea6f): after CONNACK sessionPresent=0 the client sends
+  // `SUBSCRIBE id 5 a/+@1` twice, same id, back to back: it tracks the resubscribe in the session and
+  // writes it, then redeliver() writes every pending entry again, the new SUBSCRIBE included.
+  // (The uncommitted client.ts of 04:22 resubscribes after redelivering, and passes.)
   it("restores subscriptions with one SUBSCRIBE after a reconnect without a session", async () => {
     const { broker } = rig;
     const dev = await rig.connected({ reconnectPeriod: 1_000 });
