@@ -11,8 +11,7 @@ beforeEach(() => {
 });
 
 describe("offline queue", () => {
-  // The brief's case, queueSize 2 and three publishes, hangs the device (client-bugs.test.ts): with
-  // two or more waiting, flush() never ends. Here one waits, which shows the rest of the contract.
+  // queueSize 2 with three publishes is in client-regressions.test.ts (it used to hang the device).
   it("keeps queueSize publishes while offline, fails the next one at once with queue full, sends the kept one on connect", async () => {
     const { broker } = rig;
     broker.script = (r) => r.name !== "CONNECT" && broker.respond(r); // CONNACK when the test says

@@ -1,6 +1,6 @@
-// Scenarios of client-bugs.test.ts that hang the device in a synchronous loop. A hung loop cannot be
+// Scenarios of client-regressions.test.ts that hang the device in a synchronous loop. A hung loop cannot be
 // interrupted inside the test runner's process, so each runs in its own process, which the test kills
-// after a deadline: `node --import tsx client-bugs.scenarios.ts <name>`. Each prints progress lines
+// after a deadline: `node --import tsx client-regressions.scenarios.ts <name>`. Each prints progress lines
 // (the last one shows where it stuck) and, when it finishes, `RESULT <json>`.
 import { brief, Rig, recorder } from "../helpers/fake-time-device.ts";
 import { type } from "../helpers/scripted-broker.ts";

@@ -1,13 +1,14 @@
-// Client behaviour that the behaviour tests found wrong in the BUILT client (dist/mqtt.js). These
-// tests state what the client should do; they fail until firmware/mqtt/ is fixed. Each says what
-// the client did instead, as the scripted broker saw it.
+// Regression tests for bugs the behaviour tests found in the BUILT client (dist/mqtt.js), each with
+// what the client used to do, as the scripted broker saw it. The ones that used to hang the device
+// in a synchronous loop run in a child process with a deadline, so a regression fails instead of
+// freezing the test run.
 import { execFile } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { beforeEach, describe, expect, it } from "vitest";
 import { encode } from "../../firmware/mqtt/codec-server.ts";
 import { brief, type Rig, recorder, useRig } from "../helpers/fake-time-device.ts";
 import { type } from "../helpers/scripted-broker.ts";
-import type { ScenarioResult } from "./client-bugs.scenarios.ts";
+import type { ScenarioResult } from "./client-regressions.scenarios.ts";
 
 const rigOf = useRig();
 let rig: Rig;
@@ -15,11 +16,10 @@ beforeEach(() => {
   rig = rigOf();
 });
 
-describe("client bugs", () => {
-  // Seen (client as committed in bc4ea6f): after CONNACK sessionPresent=0 the client sends
+describe("client regressions", () => {
+  // Seen in bc4ea6f: after CONNACK sessionPresent=0 the client sends
   // `SUBSCRIBE id 5 a/+@1` twice, same id, back to back: it tracks the resubscribe in the session and
   // writes it, then redeliver() writes every pending entry again, the new SUBSCRIBE included.
-  // (The uncommitted client.ts of 04:22 resubscribes after redelivering, and passes.)
   it("restores subscriptions with one SUBSCRIBE after a reconnect without a session", async () => {
     const { broker } = rig;
     const dev = await rig.connected({ reconnectPeriod: 1_000 });
@@ -35,7 +35,7 @@ describe("client bugs", () => {
   });
 });
 
-describe("client bugs: end()", () => {
+describe("client regressions: end()", () => {
   // Seen: end(false, cb1) then end(false, cb2) while connected: one DISCONNECT, one "end", and only
   // cb2 is called; cb1 never is (client.ts keeps one `ended_` callback and the second call replaces
   // it). Code that waits for its own end() callback (a shutdown step, say) waits for good. MQTT.js
@@ -55,7 +55,7 @@ describe("client bugs: end()", () => {
   });
 });
 
-describe("client bugs: a throwing callback", () => {
+describe("client regressions: a throwing callback", () => {
   // Seen: the publish callback runs inside the socket's data listener (handle() from received()), so
   // its exception leaves the listener: the device prints "Uncaught Error: callback broke", and the
   // packets that came in the same read stay undecoded in the client's buffer until the broker next
@@ -86,11 +86,11 @@ describe("client bugs: a throwing callback", () => {
   });
 });
 
-const SCENARIOS = fileURLToPath(new URL("./client-bugs.scenarios.ts", import.meta.url));
+const SCENARIOS = fileURLToPath(new URL("./client-regressions.scenarios.ts", import.meta.url));
 /** A scenario takes about a second; one still running after this is stuck in a loop. */
 const HUNG_AFTER_MS = 8_000;
 
-/** Runs a scenario of client-bugs.scenarios.ts in its own process, killed if it hangs. */
+/** Runs a scenario of client-regressions.scenarios.ts in its own process, killed if it hangs. */
 function runScenario(name: string): Promise<{ result?: ScenarioResult; output: string; hung: boolean }> {
   return new Promise((resolve) => {
     execFile(process.execPath, ["--import", "tsx", SCENARIOS, name], { timeout: HUNG_AFTER_MS, encoding: "utf8" }, (err, stdout, stderr) => {
@@ -110,7 +110,7 @@ function runScenario(name: string): Promise<{ result?: ScenarioResult; output: s
 // wait), so the call queues itself again at the back, and flush() goes round forever. No packet is
 // sent, no timer or event runs again; on a board the watchdog or the user must reset it. One waiting
 // call is fine, which is why the single-item cases in client-api.test.ts pass.
-describe.concurrent("client bugs: two or more waiting calls hang the device", () => {
+describe.concurrent("client regressions: two or more waiting calls used to hang the device", () => {
   it("queueSize 2: three publishes while offline, then CONNACK: the first two go out in order", async ({ expect }) => {
     const run = await runScenario("offline-queue");
     expect(run.hung, `the device hung; its last words:\n${run.output}`).toBe(false);
