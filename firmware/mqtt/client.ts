@@ -3,11 +3,12 @@
 //
 // Shaped by what Espruino keeps in RAM: a function literal's source is copied into JsVars each
 // time the code around it runs, so the work is done by top-level functions taking the client as
-// their first argument, and the public methods live once on the class prototype. Internal fields
-// end in `_` so the build gives them one-letter names.
+// their first argument (socket listeners find it as `this.client_`), and the public methods live
+// once on the class prototype. Internal fields end in `_` so the build gives them one-letter names.
+// The client is its own session state (session.ts) and its own decoder stream (codec.ts).
 
 import { ConnectOptions, DISCONNECT, PINGREQ, Packet, PacketType, Will, decodeClientBound, encodeAck, encodeConnect, encodePublish, encodeSubscribe, nextPacket } from "./codec";
-import { Callback, Pending, Session, abandon, acknowledge, backoff, newSession, receive, redeliver, track } from "./session";
+import { Callback, Pending, Session, abandon, acknowledge, backoff, receive, redeliver, track } from "./session";
 import { topicError } from "./topic";
 
 export interface ClientOptions {
@@ -38,8 +39,17 @@ export interface PublishOptions {
   retain?: boolean;
 }
 
+/** A SUBSCRIBE waiting for its SUBACK: what to record when it comes. A resubscription has neither. */
+interface Subscribing extends Pending {
+  filters_?: string[];
+  qos_?: number;
+}
+
+type Socket = Espruino.Socket & { client_: Client };
+
 // CONNACK return codes 1-5 [MQTT-3.2.2.3]
 const REFUSED = ",unacceptable protocol version,identifier rejected,server unavailable,bad username or password,not authorized".split(",");
+const ENDED = "client ended";
 
 function noop() {}
 
@@ -67,50 +77,51 @@ function qosError(qos: number): string {
   return qos > 2 || qos < 0 ? "invalid QoS " + qos : "";
 }
 
-function filtersError(topics: string[]): string {
+/** One filter or a list of them, and why they cannot be used ("" when they can). */
+function filters(topic: string | string[]): [string[], string] {
+  const list = typeof topic == "string" ? [topic] : topic;
   let bad = "";
-  for (const t of topics) bad = bad || topicError(t, true);
-  return bad;
+  for (const t of list) bad = bad || topicError(t, true);
+  return [list, bad];
 }
 
-function topics(topic: string | string[]): string[] {
-  return typeof topic == "string" ? [topic] : topic;
-}
-
-export class Client {
+export class Client implements Session {
   connected = false;
   options_: ClientOptions & ConnectOptions;
-  tls_: boolean;
-  keepalive_: number;
-  session_: Session = newSession();
+  /** require("net") or require("tls") */
+  net_: { connect(options: object, callback: () => void): Espruino.Socket };
+  pending_: Pending[] = [];
+  received_: { [id: number]: 1 } = {};
+  lastId_ = 0;
   /** subscriptions to restore when the broker has no session for us: filter -> requested QoS */
   subscriptions_: { [filter: string]: number } = {};
   /** API calls waiting for a connection or a free in-flight slot: [method, arguments, callback] */
   queue_: [Function, IArguments, Callback][] = [];
-  socket_: Espruino.Socket | undefined;
+  socket_: Socket | undefined;
   /** bytes received and not decoded yet */
-  buf_ = "";
+  buf_!: string;
   attempt_ = 0;
   ended_: Callback | undefined;
-  pingTimer_ = 0;
-  pongTimer_ = 0;
-  connectTimer_ = 0;
-  reconnectTimer_ = 0;
+  // timer ids, 0 or undefined when none runs
+  pingTimer_!: number;
+  pongTimer_!: number;
+  connectTimer_!: number;
+  reconnectTimer_!: number;
 
   constructor(url: string, options?: ClientOptions) {
     const o: any = (this.options_ = options || ({} as any)),
       proto = url.split(":")[0],
+      tls = proto == "mqtts",
       // "mqtt://host:port/": the third part is the authority
       authority = (url.split("/")[2] || "").split(":");
-    if (proto != "mqtt" && proto != "mqtts" && proto != "tcp") throw Error("unsupported URL " + url + ": use mqtt://host:port or mqtts://host:port");
-    this.tls_ = proto == "mqtts";
+    if (proto != "mqtt" && !tls && proto != "tcp") throw Error("unsupported URL " + url);
+    this.net_ = tls ? require("tls") : require("net");
     if (o.clientId == null) o.clientId = "wisp_" + ((Math.random() * 1e9) | 0).toString(36);
     if (o.keepalive == null) o.keepalive = 60;
     if (o.will) o.will.payload = bytes(o.will.payload);
     // the options double as the socket's: host, port, and ca, cert, key for TLS
     o.host = authority[0];
-    o.port = +authority[1] || (this.tls_ ? 8883 : 1883);
-    this.keepalive_ = o.keepalive * 1000;
+    o.port = +authority[1] || (tls ? 8883 : 1883);
     open(this);
   }
 
@@ -121,7 +132,7 @@ export class Client {
     if (request(this, topicError(topic) || qosError(qos), done, this.publish, arguments)) {
       const payload = bytes(message);
       if (qos) {
-        const e = track(this.session_, qos + 3, done); // waits for PUBACK (4) or PUBREC (5)
+        const e = track(this, qos + 3, done); // waits for PUBACK (4) or PUBREC (5)
         write(this, (e.packet_ = encodePublish(topic, payload, qos, o.retain, 0, e.id_)));
       } else {
         write(this, encodePublish(topic, payload, 0, o.retain, 0, 0));
@@ -132,28 +143,25 @@ export class Client {
   }
 
   subscribe(topic: string | string[], options?: PublishOptions | Callback, callback?: Callback): this {
-    const filters = topics(topic),
-      qos = (options as any || {}).qos | 0,
+    const f = filters(topic),
+      qos = ((options as any) || {}).qos | 0,
       done = callbackOf(options, callback);
-    if (request(this, filtersError(filters) || qosError(qos), done, this.subscribe, arguments)) {
-      const e = track(this.session_, PacketType.SUBACK, function (err, granted: number[]) {
-        done(err, granted && subscribed(e as Pending & { client_: Client }, granted));
-      }) as Pending & { client_: Client; filters_: string[]; qos_: number };
-      e.client_ = this;
-      e.filters_ = filters;
+    if (request(this, f[1] || qosError(qos), done, this.subscribe, arguments)) {
+      const e: Subscribing = track(this, PacketType.SUBACK, done);
+      e.filters_ = f[0];
       e.qos_ = qos;
-      write(this, (e.packet_ = encodeSubscribe(filters, qos, e.id_)));
+      write(this, (e.packet_ = encodeSubscribe(f[0], qos, e.id_)));
     }
     return this;
   }
 
   unsubscribe(topic: string | string[], options?: object | Callback, callback?: Callback): this {
-    const filters = topics(topic),
+    const f = filters(topic),
       done = callbackOf(options, callback);
-    if (request(this, filtersError(filters), done, this.unsubscribe, arguments)) {
-      for (const t of filters) delete this.subscriptions_[t];
-      const e = track(this.session_, PacketType.UNSUBACK, done);
-      write(this, (e.packet_ = encodeSubscribe(filters, undefined, e.id_)));
+    if (request(this, f[1], done, this.unsubscribe, arguments)) {
+      for (const t of f[0]) delete this.subscriptions_[t];
+      const e = track(this, PacketType.UNSUBACK, done);
+      write(this, (e.packet_ = encodeSubscribe(f[0], undefined, e.id_)));
     }
     return this;
   }
@@ -166,8 +174,8 @@ export class Client {
     const s = this.socket_;
     this.ended_ = callbackOf(force, callback);
     this.reconnectTimer_ = clear(this.reconnectTimer_);
-    for (const w of this.queue_.splice(0)) w[2](Error("client ended"));
-    if (force === true || !this.session_.pending_.length || !this.connected) {
+    fail(this, Error(ENDED), true);
+    if (force === true || !this.pending_.length || !this.connected) {
       if (s) {
         if (force !== true && this.connected) write(this, DISCONNECT);
         this.connected = false;
@@ -178,34 +186,29 @@ export class Client {
   }
 }
 
-/** A SUBACK arrived: remember the granted filters for resubscribing, and report them as MQTT.js does. */
-function subscribed(e: Pending & { client_: Client; filters_?: string[]; qos_?: number }, granted: number[]) {
-  const f = e.filters_ as string[];
-  return granted.map(function (g, i) {
-    if (g < 128) e.client_.subscriptions_[f[i]] = e.qos_ as number;
-    return { topic: f[i], qos: g };
-  });
-}
-
 function open(c: Client): void {
   const o = c.options_,
-    s = (c.socket_ = require(c.tls_ ? "tls" : "net").connect(o, function () {
-      write(c, encodeConnect(o));
-    }) as Espruino.Socket);
+    s = (c.socket_ = c.net_.connect(o, connected) as Socket);
+  s.client_ = c;
   c.buf_ = "";
   c.connectTimer_ = setTimeout(timeout, o.connectTimeout || 30000, c, "connect");
-  s.on("data", function (data: string) {
-    received(c, data);
-  });
-  s.on("error", function (e: any) {
-    c.emit("error", Error(e.message || e));
-  });
-  s.on("close", function () {
-    closed(c);
-  });
+  s.on("data", received);
+  s.on("error", socketError);
+  s.on("close", closed);
 }
 
-function received(c: Client, data: string): void {
+// Socket listeners: Espruino calls them with the socket as `this`.
+
+function connected(this: Socket): void {
+  write(this.client_, encodeConnect(this.client_.options_));
+}
+
+function socketError(this: Socket, e: any): void {
+  this.client_.emit("error", Error(e.message || e));
+}
+
+function received(this: Socket, data: string): void {
+  const c = this.client_;
   for (let p: Packet | undefined; ; data = "") {
     try {
       if (!(p = nextPacket(c, c.options_.maxPacket || 4096, decodeClientBound, data))) return;
@@ -216,9 +219,25 @@ function received(c: Client, data: string): void {
   }
 }
 
+function closed(this: Socket): void {
+  const c = this.client_,
+    was = c.connected,
+    period = c.options_.reconnectPeriod;
+  c.socket_ = undefined;
+  c.connected = false;
+  c.pingTimer_ = clear(c.pingTimer_);
+  c.pongTimer_ = clear(c.pongTimer_);
+  c.connectTimer_ = clear(c.connectTimer_);
+  c.emit("close");
+  if (was) c.emit("offline");
+  if (c.ended_) finish(c);
+  else if (period != 0) c.reconnectTimer_ = setTimeout(reconnect, backoff(c.attempt_++, period || 1000, Math.random()), c);
+  else fail(c, Error("connection closed"));
+}
+
 function write(c: Client, packet: string): void {
   const s = c.socket_,
-    ka = c.keepalive_;
+    ka = c.options_.keepalive * 1000;
   if (!s) return;
   s.write(packet);
   // [MQTT-3.1.2-23] a PINGREQ when nothing else was sent within the keepalive period
@@ -229,7 +248,7 @@ function write(c: Client, packet: string): void {
 function ping(c: Client): void {
   c.pingTimer_ = 0;
   write(c, PINGREQ);
-  if (!c.pongTimer_) c.pongTimer_ = setTimeout(timeout, c.keepalive_, c, "keepalive");
+  if (!c.pongTimer_) c.pongTimer_ = setTimeout(timeout, c.options_.keepalive * 1000, c, "keepalive");
 }
 
 function timeout(c: Client, what: string): void {
@@ -244,21 +263,6 @@ function drop(c: Client, err: Error): void {
   if (c.socket_) c.socket_.end();
 }
 
-function closed(c: Client): void {
-  const was = c.connected,
-    period = c.options_.reconnectPeriod;
-  c.socket_ = undefined;
-  c.connected = false;
-  c.pingTimer_ = clear(c.pingTimer_);
-  c.pongTimer_ = clear(c.pongTimer_);
-  c.connectTimer_ = clear(c.connectTimer_);
-  c.emit("close");
-  if (was) c.emit("offline");
-  if (c.ended_) finish(c);
-  else if (period != 0) c.reconnectTimer_ = setTimeout(reconnect, backoff(c.attempt_++, period || 1000, Math.random()), c);
-  else fail(c, Error("connection closed"));
-}
-
 function reconnect(c: Client): void {
   c.reconnectTimer_ = 0;
   c.emit("reconnect");
@@ -266,23 +270,24 @@ function reconnect(c: Client): void {
 }
 
 function finish(c: Client): void {
-  fail(c, Error("client ended"));
+  fail(c, Error(ENDED));
   c.emit("end");
   (c.ended_ as Callback)(null);
 }
 
-/** Fails everything waiting: nothing is dropped without its callback hearing of it. */
-function fail(c: Client, err: Error): void {
+/** Fails everything waiting, queued calls and (unless `queueOnly`) the session's: nothing is dropped unheard. */
+function fail(c: Client, err: Error, queueOnly?: boolean): void {
   for (const w of c.queue_.splice(0)) w[2](err);
-  abandon(c.session_, err);
+  if (!queueOnly) abandon(c, err);
 }
 
 function handle(c: Client, p: Packet): void {
   const type = p.type,
     id = p.messageId as number,
     rc = p.returnCode as number,
-    s = c.session_;
-  let e: any;
+    subs = c.subscriptions_,
+    g = p.granted as number[];
+  let e: any, list: any, i;
   if (type == PacketType.CONNACK) {
     c.connectTimer_ = clear(c.connectTimer_);
     if (rc) {
@@ -293,36 +298,50 @@ function handle(c: Client, p: Packet): void {
     }
     c.attempt_ = 0;
     c.connected = true;
+    for (e of redeliver(c)) write(c, e);
     if (!p.sessionPresent) {
-      s.received_ = {};
-      e = Object.keys(c.subscriptions_);
-      if (e.length) {
-        const r = track(s, PacketType.SUBACK, noop);
-        write(c, (r.packet_ = encodeSubscribe(e, e.map(function (t: string) {
-          return c.subscriptions_[t];
-        }), r.id_)));
+      c.received_ = {};
+      list = [];
+      i = [];
+      for (e in subs) {
+        list.push(e);
+        i.push(subs[e]);
+      }
+      if (list.length) {
+        e = track(c, PacketType.SUBACK, noop);
+        write(c, (e.packet_ = encodeSubscribe(list, i, e.id_)));
       }
     }
-    for (const packet of redeliver(s)) write(c, packet);
     c.emit("connect", p);
     flush(c);
   } else if (type == PacketType.PUBLISH) {
-    if (p.qos == 2) {
-      write(c, encodeAck(PacketType.PUBREC, id));
-      if (!receive(s, id)) return; // [MQTT-4.3.3-2] a resend with DUP: deliver once
-    } else if (p.qos) write(c, encodeAck(PacketType.PUBACK, id));
-    c.emit("message", p.topic, p.payload, p);
+    // PUBACK for QoS 1, PUBREC for QoS 2; [MQTT-4.3.3-2] a QoS 2 resend with DUP is delivered once
+    if (p.qos) write(c, encodeAck(p.qos + 3, id));
+    if ((p.qos as number) < 2 || receive(c, id)) c.emit("message", p.topic, p.payload, p);
   } else if (type == PacketType.PUBREL) {
-    delete s.received_[id];
+    delete c.received_[id];
     write(c, encodeAck(PacketType.PUBCOMP, id));
   } else if (type == PacketType.PINGRESP) c.pongTimer_ = clear(c.pongTimer_);
-  else if ((e = acknowledge(s, type, id))) {
+  else if ((e = acknowledge(c, type, id))) {
     if (type == PacketType.PUBREC) write(c, e.packet_);
-    else e.done_(null, p.granted);
+    else {
+      // a SUBACK: remember the granted filters for resubscribing, and report them as MQTT.js does
+      if (e.filters_)
+        for (list = [], i = 0; i < g.length; i++) {
+          if (g[i] < 128) subs[e.filters_[i]] = e.qos_;
+          list.push({ topic: e.filters_[i], qos: g[i] });
+        }
+      e.done_(null, list);
+    }
     // a graceful end() waits for the last acknowledgement
-    if (c.ended_) s.pending_.length || c.end(0 as any, c.ended_);
+    if (c.ended_) c.pending_.length || c.end(0 as any, c.ended_);
     else flush(c);
   }
+}
+
+/** Room in flight for one more request, on a live connection. */
+function ready(c: Client): boolean {
+  return c.connected && c.pending_.length < (c.options_.inflight || 8);
 }
 
 /**
@@ -330,20 +349,18 @@ function handle(c: Client, p: Packet): void {
  * connected, nothing is queued before it, and there is room in flight. Otherwise the call waits in
  * the queue to be made again with the same `args`, or fails when the queue is full.
  */
-function request(c: Client, bad: string, done: Callback, method: Function, args: IArguments): boolean {
-  const o = c.options_,
-    q = c.queue_;
+function request(c: Client, bad: string, done: Callback, method: Function, args: IArguments): boolean | void {
+  const q = c.queue_;
   if (bad) done(Error(bad));
-  else if (c.connected && !q.length && c.session_.pending_.length < (o.inflight || 8)) return true;
-  else if (c.ended_ || q.length >= (o.queueSize || 16)) done(Error(c.ended_ ? "client ended" : "queue full"));
+  else if (!q.length && ready(c)) return true;
+  else if (c.ended_ || q.length >= (c.options_.queueSize || 16)) done(Error(c.ended_ ? ENDED : "queue full"));
   else q.push([method, args, done]);
-  return false;
 }
 
 function flush(c: Client): void {
   const q = c.queue_;
   let w;
-  while (c.connected && q.length && c.session_.pending_.length < (c.options_.inflight || 8)) {
+  while (q.length && ready(c)) {
     w = q.shift() as [Function, IArguments, Callback];
     w[0].apply(c, w[1]);
   }
