@@ -91,16 +91,15 @@ function percentToByte(hex: string): string {
 export function utf8Decode(s: string): string {
   let escaped = "";
   for (let i = 0; i < s.length; ) {
-    let c = s.charCodeAt(i++);
+    let c = s.charCodeAt(i);
+    // continuation bytes after this lead byte (9: not a lead byte), and the least code point they may encode
     const n = c < 0x80 ? 0 : c < 0xc2 ? 9 : c < 0xe0 ? 1 : c < 0xf0 ? 2 : c < 0xf5 ? 3 : 9,
       min = [0, 0x80, 0x800, 0x10000][n];
-    escaped += "%" + (c + 256).toString(16).substr(1);
     c &= 0x7f >> n;
-    for (let k = n; k--; ) {
-      const b = s.charCodeAt(i++);
-      if ((b & 0xc0) != 0x80) c = -1;
-      c = (c << 6) | (b & 63);
+    for (let k = 0; k <= n; k++) {
+      const b = s.charCodeAt(i++); // NaN past the end: not a continuation byte
       escaped += "%" + (b + 256).toString(16).substr(1);
+      if (k) c = (b & 0xc0) == 0x80 ? (c << 6) | (b & 63) : -1;
     }
     // c >> 11 == 27: a surrogate, U+D800 to U+DFFF
     if (!(c >= min) || !c || c > 0x10ffff || c >> 11 == 27) fail("bad UTF-8");
@@ -149,7 +148,8 @@ export function encodeConnect(o: ConnectOptions): string {
       tail += str(pass);
     }
   }
-  return frame(0x10, str("MQTT") + chr(4, flags) + u16(o.keepalive) + str(o.clientId) + tail);
+  // protocol name "MQTT" and level 4 [MQTT-3.1.2-1], [MQTT-3.1.2-2]
+  return frame(0x10, "\0\x04MQTT\x04" + chr(flags) + u16(o.keepalive) + str(o.clientId) + tail);
 }
 
 export function encodePublish(topic: string, payload: string, qos: number, retain: any, dup: any, id: number): string {
@@ -199,7 +199,7 @@ export function readId(): number {
   return readU16() || fail("packet id 0");
 }
 
-/** A length-prefixed byte string; readText for UTF-8. */
+/** A length-prefixed byte string; utf8Decode() it for text. */
 export function readBin(): string {
   const n = readU16();
   if ((at += n) > body.length) fail("too short");
@@ -220,7 +220,8 @@ export function decodeClientBound(header: number, b: string): Packet {
     flags = header & 15,
     p: Packet = { type };
   let c;
-  readFrom(b);
+  body = b;
+  at = 0;
   // [MQTT-2.2.2-1], [MQTT-2.2.2-2]: reserved flag bits; PUBREL has 0010, PUBLISH its own
   if (type != PacketType.PUBLISH && flags != (type == PacketType.PUBREL ? 2 : 0)) fail("reserved flag bits set");
   if (type == PacketType.CONNACK) {
@@ -231,7 +232,7 @@ export function decodeClientBound(header: number, b: string): Packet {
     c = p.qos = (flags >> 1) & 3;
     // [MQTT-3.3.1-4] QoS 3 is malformed; [MQTT-3.3.1-2] DUP only with QoS > 0;
     // [MQTT-3.3.2-2] no wildcards in a topic name, [MQTT-4.7.3-1] at least one char
-    p.topic = readText();
+    p.topic = utf8Decode(readBin());
     if (c > 2 || (!c && flags & 8) || !p.topic || /[+#]/.test(p.topic)) fail("bad PUBLISH");
     if (c) p.messageId = readId();
     p.payload = body.substr(at);
@@ -242,10 +243,10 @@ export function decodeClientBound(header: number, b: string): Packet {
     p.messageId = readId();
     const g: number[] = (p.granted = []);
     do if ((c = readU8()) > 2 && c != 128) fail("bad SUBACK"); // [MQTT-3.9.3-2]
-    while (g.push(c) && moreToRead());
+    while (g.push(c) && at < body.length);
   } else if ((type > 3 && type < 8) || type == PacketType.UNSUBACK) p.messageId = readId();
   else if (type != PacketType.PINGRESP) fail("unexpected packet type " + type);
-  if (moreToRead()) fail("wrong remaining length");
+  if (at < body.length) fail("wrong remaining length");
   return p;
 }
 

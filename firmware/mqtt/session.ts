@@ -66,13 +66,13 @@ export function acknowledge(s: Session, type: number, id: number): Pending | und
 
 /** Packets to send again after reconnecting, in order; a PUBLISH goes again with DUP=1 [MQTT-4.4.0-1]. */
 export function redeliver(s: Session): string[] {
-  return s.pending_.map(withDup);
-}
-
-function withDup(e: Pending): string {
-  const p = e.packet_,
-    h = p.charCodeAt(0);
-  return (e.packet_ = h >> 4 == PacketType.PUBLISH ? chr(h | 8) + p.substr(1) : p);
+  const out = [];
+  for (const e of s.pending_) {
+    const p = e.packet_,
+      h = p.charCodeAt(0);
+    out.push((e.packet_ = h >> 4 == PacketType.PUBLISH ? chr(h | 8) + p.substr(1) : p));
+  }
+  return out;
 }
 
 /** Incoming QoS 2: true the first time `id` is seen, false for a resend before PUBREL [MQTT-4.3.3-2]. */
