@@ -111,14 +111,10 @@ export function u16(n: number): string {
   return chr(n >> 8, n & 255);
 }
 
-/** A length-prefixed byte string [MQTT-1.5.3]. */
-export function bin(s: string): string {
-  return u16(s.length) + s;
-}
-
-/** A length-prefixed UTF-8 string. */
+/** A length-prefixed UTF-8 string [MQTT-1.5.3]. */
 export function str(s: string): string {
-  return bin(utf8Encode(s));
+  s = utf8Encode(s);
+  return u16(s.length) + s;
 }
 
 /** Fixed header: type and flags, then the remaining length in 1 to 4 bytes of 7 bits [MQTT-2.2.3]. */
@@ -137,7 +133,7 @@ export function encodeConnect(o: ConnectOptions): string {
     tail = "";
   if (w) {
     flags |= 4 | ((w.qos || 0) << 3) | (w.retain ? 32 : 0);
-    tail += str(w.topic) + bin(w.payload);
+    tail += str(w.topic) + u16(w.payload.length) + w.payload;
   }
   // [MQTT-3.1.2-22] a password only with a user name
   if (user != null) {
@@ -201,7 +197,7 @@ export function readId(): number {
 
 /** A length-prefixed byte string; utf8Decode() it for text. */
 export function readBin(): string {
-  const n = readU16();
+  const n = (readU8() << 8) | readU8();
   if ((at += n) > body.length) fail("too short");
   return body.substr(at - n, n);
 }
