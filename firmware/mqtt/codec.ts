@@ -192,7 +192,7 @@ export function readU16(): number {
 
 /** [MQTT-2.3.1-1] a packet id is never 0 */
 export function readId(): number {
-  return readU16() || fail("packet id 0");
+  return ((readU8() << 8) | readU8()) || fail("packet id 0");
 }
 
 /** A length-prefixed byte string; utf8Decode() it for text. */
@@ -235,13 +235,15 @@ export function decodeClientBound(header: number, b: string): Packet {
     at = body.length;
     p.dup = flags > 7;
     p.retain = !!(flags & 1);
-  } else if (type == PacketType.SUBACK) {
+  } else if ((0xaf0 >> type) & 1) {
+    // bits 4-7, 9, 11: PUBACK, PUBREC, PUBREL, PUBCOMP, SUBACK, UNSUBACK start with a packet id
     p.messageId = readId();
-    const g: number[] = (p.granted = []);
-    do if ((c = readU8()) > 2 && c != 128) fail("bad SUBACK"); // [MQTT-3.9.3-2]
-    while (g.push(c) && at < body.length);
-  } else if ((type > 3 && type < 8) || type == PacketType.UNSUBACK) p.messageId = readId();
-  else if (type != PacketType.PINGRESP) fail("unexpected packet type " + type);
+    if (type == PacketType.SUBACK) {
+      const g: number[] = (p.granted = []);
+      do if ((c = readU8()) > 2 && c != 128) fail("bad SUBACK"); // [MQTT-3.9.3-2]
+      while (g.push(c) && at < body.length);
+    }
+  } else if (type != PacketType.PINGRESP) fail("unexpected packet type " + type);
   if (at < body.length) fail("wrong remaining length");
   return p;
 }
