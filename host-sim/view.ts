@@ -60,11 +60,11 @@ function formatReading(node: SimNode): { text: string; spark: string } {
   const name = Object.keys(node.readings)[0];
   if (!name) return { text: pc.dim("–"), spark: "" };
   const r = node.readings[name]!.values;
-  const parts: string[] = [];
-  if (r.temperature !== undefined) parts.push(`${r.temperature.toFixed(2)} °C`);
-  if (r.humidity !== undefined) parts.push(`${r.humidity.toFixed(1)} %RH`);
-  if (r.pressure !== undefined) parts.push(`${r.pressure.toFixed(1)} hPa`);
-  const history = node.history[name]?.temperature ?? [];
+  const units: Record<string, [string, number]> = { temperature: ["°C", 2], humidity: ["%RH", 1], pressure: ["hPa", 1] };
+  const parts = Object.entries(r).map(([k, v]) => (units[k] ? `${v.toFixed(units[k][1])} ${units[k][0]}` : `${k}=${v}`));
+  // The sparkline follows temperature, or whatever the sensor's first quantity is.
+  const quantity = r.temperature !== undefined ? "temperature" : Object.keys(r)[0];
+  const history = quantity ? (node.history[name]?.[quantity] ?? []) : [];
   return { text: parts.join("  "), spark: sparkline(history) };
 }
 

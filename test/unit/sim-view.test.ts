@@ -1,0 +1,111 @@
+import { spawn } from "node:child_process";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { createSimulation, type Simulation } from "../../host-sim/sim.ts";
+import { clockText, duration, renderScreen, sparkline, startPlainView } from "../../host-sim/view.ts";
+import { PROJECT_ROOT } from "../../tools/build.ts";
+import { prefixBase, watchCommand } from "../../tools/sim.ts";
+import { TINY_CONFIG, tinyFirmware } from "./sim-tiny-firmware.ts";
+
+let sims: Simulation[] = [];
+afterEach(async () => {
+  for (const s of sims) await s.stop();
+  sims = [];
+});
+
+const strip = (s: string) => s.replace(/\x1b\[[0-9;]*m/g, "");
+
+describe("view pieces", () => {
+  it("draw sparklines scaled to their range, durations and clock times", () => {
+    expect(sparkline([1, 2, 3, 4, 5, 6, 7, 8])).toBe("▁▂▃▄▅▆▇█");
+    expect(sparkline([5, 5, 5])).toBe("▄▄▄");
+    expect(sparkline(Array.from({ length: 40 }, (_, i) => i), 16)).toHaveLength(16);
+    expect(sparkline([])).toBe("");
+    expect([duration(42_000), duration(185_000), duration(3_720_000)]).toEqual(["42s", "3m05s", "1h02m"]);
+    expect(clockText(3_723_000)).toBe("01:02:03");
+  });
+
+  it("print the mosquitto_sub command for the nodes' topics", () => {
+    expect(prefixBase("wisp/{id}")).toBe("wisp");
+    expect(prefixBase("site/a/{id}/x")).toBe("site/a");
+    expect(watchCommand("mqtt://127.0.0.1:1884", "wisp/{id}")).toBe("mosquitto_sub -h 127.0.0.1 -p 1884 -v -t 'wisp/#'");
+  });
+
+  it("render each node's state and readings, summarise a large fleet, and show the traffic", async () => {
+    const sim = await createSimulation({ nodes: 12, clock: "fake", firmware: tinyFirmware(), config: TINY_CONFIG });
+    sims.push(sim);
+    await sim.advance(10_000);
+    const screen = strip(renderScreen(sim, { watch: "mosquitto_sub -h x", rows: 3 }));
+    const lines = screen.split("\n");
+    expect(lines[0]).toContain("12 nodes");
+    const row = lines.find((l) => l.startsWith(sim.nodes[0]!.serial))!;
+    expect(row).toMatch(/on\s+connected\s+connected\s+10s/);
+    expect(row).toMatch(/[▁▂▃▄▅▆▇█]{3,}/); // the counter's history
+    expect(screen).toContain("… and 9 more");
+    expect(screen).toContain("mqtt: 12 connected");
+    expect(screen).toMatch(/recent MQTT traffic\n\d\d:\d\d:\d\d t\/[0-9a-f-]+\/count \{"n":/);
+  });
+
+  it("print one plain line per event when piped", async () => {
+    const sim = await createSimulation({ nodes: 1, clock: "fake", firmware: tinyFirmware(), config: TINY_CONFIG, powerOn: false });
+    sims.push(sim);
+    const lines: string[] = [];
+    const view = startPlainView(sim, (l) => lines.push(l));
+    await sim.powerOn();
+    await sim.advance(3_000);
+    view.stop();
+    const serial = sim.nodes[0]!.serial;
+    expect(lines).toContain(`00:00:00 node ${serial} power=on wifi=connecting mqtt=offline`);
+    expect(lines).toContain(`00:00:00 log ${serial} -- power on --`);
+    expect(lines.some((l) => l.includes(`mqtt t/${serial}/status online (retained)`))).toBe(true);
+    expect(lines.some((l) => /^00:00:0\d mqtt t\/.*\/count \{"n":2,/.test(l))).toBe(true);
+  });
+});
+
+function wisp(args: string[], onLine?: (line: string, proc: ReturnType<typeof spawn>) => void): Promise<{ code: number | null; out: string; err: string }> {
+  return new Promise((resolve) => {
+    const proc = spawn(process.execPath, [join(PROJECT_ROOT, "tools", "wisp.js"), "sim", ...args], { cwd: PROJECT_ROOT, stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    let err = "";
+    proc.stdout.on("data", (d: Buffer) => {
+      const text = d.toString();
+      out += text;
+      for (const line of text.split("\n")) if (line) onLine?.(line, proc);
+    });
+    proc.stderr.on("data", (d: Buffer) => (err += d.toString()));
+    proc.on("exit", (code) => resolve({ code, out, err }));
+  });
+}
+
+describe("wisp sim (piped)", () => {
+  it("--help explains the options; a bad option is a usage error", async () => {
+    const help = await wisp(["--help"]);
+    expect(help.code).toBe(0);
+    expect(help.out).toContain("--nodes N");
+    const bad = await wisp(["--nodes", "zero"]);
+    expect(bad.code).toBe(2);
+    expect(bad.err).toContain("--nodes must be a whole number");
+  });
+
+  it("runs nodes against the embedded broker for --duration, printing the watch command and events, then exits 0", async () => {
+    const r = await wisp(["--duration", "3", "--port", "0", "--nodes", "2", "--no-build"]);
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/watch: mosquitto_sub -h 127\.0\.0\.1 -p \d+ -v -t 'wisp\/#'/);
+    expect(r.out).toMatch(/mqtt wisp\/[0-9a-f-]+\/status online \(retained\)/);
+    expect(r.out).toContain("wisp sim: stopped");
+  }, 30_000);
+
+  it("stops cleanly on Ctrl-C (SIGINT): nodes off, broker closed, exit 0", async () => {
+    let sent = false;
+    const r = await wisp(["--port", "0", "--no-build"], (line, proc) => {
+      if (!sent && line.includes("status online")) {
+        sent = true;
+        proc.kill("SIGINT");
+      }
+    });
+    expect(sent).toBe(true);
+    expect(r.code).toBe(0);
+    expect(r.out).toContain("power=off");
+    expect(r.out).toContain("wisp sim: stopped");
+  }, 30_000);
+});
