@@ -130,14 +130,11 @@ export class Client implements Session {
       qos = o.qos | 0,
       done = callbackOf(options, callback);
     if (request(this, topicError(topic) || qosError(qos), done, this.publish, arguments)) {
-      const payload = bytes(message);
-      if (qos) {
-        const e = track(this, qos + 3, done); // waits for PUBACK (4) or PUBREC (5)
-        write(this, (e.packet_ = encodePublish(topic, payload, qos, o.retain, 0, e.id_)));
-      } else {
-        write(this, encodePublish(topic, payload, 0, o.retain, 0, 0));
-        done(null);
-      }
+      const e = qos && track(this, qos + 3, done), // waits for PUBACK (4) or PUBREC (5)
+        packet = encodePublish(topic, bytes(message), qos, o.retain, 0, e && e.id_);
+      if (e) e.packet_ = packet;
+      write(this, packet);
+      if (!e) done(null); // QoS 0: once written
     }
     return this;
   }
@@ -186,9 +183,14 @@ export class Client implements Session {
   }
 }
 
-function open(c: Client): void {
+/** Connects; `again` for a reconnect attempt, from its timer. */
+function open(c: Client, again?: 1): void {
   const o = c.options_,
     s = (c.socket_ = c.net_.connect(o, connected) as Socket);
+  if (again) {
+    c.reconnectTimer_ = 0;
+    c.emit("reconnect");
+  }
   s.client_ = c;
   c.buf_ = "";
   c.connectTimer_ = setTimeout(timeout, o.connectTimeout || 30000, c, "connect");
@@ -231,7 +233,7 @@ function closed(this: Socket): void {
   c.emit("close");
   if (was) c.emit("offline");
   if (c.ended_) finish(c);
-  else if (period != 0) c.reconnectTimer_ = setTimeout(reconnect, backoff(c.attempt_++, period || 1000, Math.random()), c);
+  else if (period != 0) c.reconnectTimer_ = setTimeout(open, backoff(c.attempt_++, period || 1000, Math.random()), c, 1);
   else fail(c, Error("connection closed"));
 }
 
@@ -261,12 +263,6 @@ function timeout(c: Client, what: string): void {
 function drop(c: Client, err: Error): void {
   c.emit("error", err);
   if (c.socket_) c.socket_.end();
-}
-
-function reconnect(c: Client): void {
-  c.reconnectTimer_ = 0;
-  c.emit("reconnect");
-  open(c);
 }
 
 function finish(c: Client): void {
