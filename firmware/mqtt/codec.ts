@@ -66,7 +66,7 @@ export const chr = String.fromCharCode;
 
 /** Thrown for every protocol violation found while decoding; the client closes the connection on it. */
 export function fail(reason: string): never {
-  throw new Error("malformed packet: " + reason);
+  throw Error("malformed packet: " + reason);
 }
 
 /**
@@ -80,7 +80,7 @@ export function utf8Encode(s: string): string {
 // A top-level function, not a literal in the call: Espruino copies a function literal's source into
 // RAM each time the enclosing code runs.
 function percentToByte(hex: string): string {
-  return chr(parseInt(hex.substr(1), 16));
+  return chr(+("0x" + hex.substr(1)));
 }
 
 /**
