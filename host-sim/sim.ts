@@ -26,6 +26,9 @@
 //   sim.on("message", (entry) => {}) / on("fault", (event) => {}) / on("node", (node) => {})   // node: state changed
 //   sim.on("log", (line, node) => {}) / on("warning", (text) => {})
 //   sim.dropWifi(ms) / sim.restartBroker(ms) / sim.now()   // faults by hand; now() = ms since start
+//   sim.broker (embedded aedes: { url, port, aedes, close }, undefined while restarting or external)
+//   sim.brokerUrl, sim.ap (AccessPoint: down()/restore()), sim.fakeClock, sim.messages (count)
+//   node.reboot() / powerOff() / powerOn() / unplug() / plug() / flash(firmware, config) / runtime.run(code)
 //   await sim.stop();                 // nodes off, broker closed
 //
 // Deterministic mode: the fake clock is moved timer by timer (to the next timer due, at most
