@@ -101,6 +101,8 @@ export class Client implements Session {
   /** bytes received and not decoded yet */
   buf_!: string;
   attempt_ = 0;
+  /** 1 while flush() makes a waiting call again */
+  replaying_ = 0;
   ended_: Callback | undefined;
   // timer ids, 0 or undefined when none runs
   pingTimer_!: number;
@@ -168,8 +170,14 @@ export class Client implements Session {
    * first, then a DISCONNECT goes, so the broker discards the will [MQTT-3.14.4-3]. Queued calls fail.
    */
   end(force?: boolean | Callback, callback?: Callback): this {
-    const s = this.socket_;
-    this.ended_ = callbackOf(force, callback);
+    const s = this.socket_,
+      done = callbackOf(force, callback),
+      before = this.ended_;
+    // a second end() while the first is under way: both callbacks run
+    this.ended_ = before && before != done ? function () {
+      before(null);
+      done(null);
+    } : done;
     this.reconnectTimer_ = clear(this.reconnectTimer_);
     fail(this, Error(ENDED), true);
     if (force === true || !this.pending_.length || !this.connected) {
@@ -217,7 +225,12 @@ function received(this: Socket, data: string): void {
     } catch (e) {
       return drop(c, e as Error);
     }
-    handle(c, p);
+    try {
+      handle(c, p);
+    } catch (e) {
+      // a user's callback that throws must not hold up the packets behind it
+      c.emit("error", e);
+    }
   }
 }
 
@@ -346,18 +359,23 @@ function ready(c: Client): boolean {
  * the queue to be made again with the same `args`, or fails when the queue is full.
  */
 function request(c: Client, bad: string, done: Callback, method: Function, args: IArguments): boolean | void {
-  const q = c.queue_;
+  const q = c.queue_,
+    // flush() replays the head of the queue: that call goes first, and calls its callbacks make go behind
+    replayed = c.replaying_;
+  c.replaying_ = 0;
   if (bad) done(Error(bad));
-  else if (!q.length && ready(c)) return true;
+  else if ((replayed || !q.length) && ready(c)) return true;
   else if (c.ended_ || q.length >= (c.options_.queueSize || 16)) done(Error(c.ended_ ? ENDED : "queue full"));
   else q.push([method, args, done]);
 }
 
+/** Makes the waiting calls again, in order, while they can go. */
 function flush(c: Client): void {
   const q = c.queue_;
   let w;
   while (q.length && ready(c)) {
     w = q.shift() as [Function, IArguments, Callback];
+    c.replaying_ = 1;
     w[0].apply(c, w[1]);
   }
 }
