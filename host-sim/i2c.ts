@@ -36,6 +36,11 @@ export interface EmulatedI2COptions {
    * `runtime.realm`), so results and errors pass the device's `instanceof` checks.
    */
   realm?: { Uint8Array: Uint8ArrayConstructor; Error: ErrorConstructor };
+  /**
+   * Software only: hardware buses whose wires a software bus set up on the same SDA/SCL pins
+   * shares, so it reaches the devices attached to them.
+   */
+  wires?: EmulatedI2C[];
 }
 
 /** Espruino's address argument: a number, or `{ address, stop }` to leave the bus claimed. */
@@ -53,10 +58,12 @@ export class EmulatedI2C {
   options: { scl?: unknown; sda?: unknown; bitrate?: number } | undefined;
   private readonly devices = new Map<number, I2CDevice>();
   private readonly realm: { Uint8Array: Uint8ArrayConstructor; Error: ErrorConstructor };
+  private readonly wires: EmulatedI2C[];
 
   constructor(options: EmulatedI2COptions = {}) {
     this.kind = options.kind ?? "hardware";
     this.realm = options.realm ?? { Uint8Array, Error };
+    this.wires = options.wires ?? [];
   }
 
   setup(options: { scl?: unknown; sda?: unknown; bitrate?: number } = {}): void {
@@ -100,6 +107,13 @@ export class EmulatedI2C {
     return out;
   }
 
+  /** The hardware bus on the same SDA and SCL pins as this software bus, if any. */
+  private sharedWires(): EmulatedI2C | undefined {
+    const mine = this.options;
+    if (!mine) return undefined;
+    return this.wires.find((bus) => bus.options && pinNumber(bus.options.sda) === pinNumber(mine.sda) && pinNumber(bus.options.scl) === pinNumber(mine.scl));
+  }
+
   /** Find the device for a transfer, or fail it the way Espruino would. Undefined: no device, no error. */
   private route(kind: "write" | "read", address: number, transfer: I2CTransfer): I2CDevice | undefined {
     const where = kind === "write" ? "jshI2CWrite" : "jshI2CRead";
@@ -108,10 +122,14 @@ export class EmulatedI2C {
     }
     const injected = this.fault?.(transfer);
     if (injected) throw typeof injected === "string" ? new this.realm.Error(injected) : injected;
-    const device = this.devices.get(address & 0x7f);
+    const device = this.devices.get(address & 0x7f) ?? this.sharedWires()?.device(address & 0x7f);
     if (!device && this.kind === "hardware") throw new this.realm.Error(`${where}: slave doesn't ACK the transfer`);
     return device;
   }
+}
+
+function pinNumber(pin: unknown): number {
+  return typeof pin === "number" ? pin : parseInt(String(pin).replace(/^D/, ""), 10);
 }
 
 function addressOf(address: AddressArg): number {
@@ -161,5 +179,9 @@ export function installI2C(host: I2CHost): { I2C1: EmulatedI2C; I2C2: EmulatedI2
   const buses = { I2C1: new EmulatedI2C({ realm: host.realm }), I2C2: new EmulatedI2C({ realm: host.realm }) };
   host.defineGlobal("I2C1", buses.I2C1);
   host.defineGlobal("I2C2", buses.I2C2);
+  // `new I2C()`: a software bus; set up on the pins of I2C1 or I2C2 it reaches their devices
+  host.defineGlobal("I2C", function I2C() {
+    return new EmulatedI2C({ kind: "software", realm: host.realm, wires: [buses.I2C1, buses.I2C2] });
+  });
   return buses;
 }

@@ -149,3 +149,18 @@ describe("EmulatedI2C (software I2C semantics: no ACK check)", () => {
     expect([...bus.readFrom(0x76, 2)]).toEqual([0xff, 0xff]);
   });
 });
+
+describe("new I2C() in a runtime", () => {
+  it("gives a software bus that reaches the devices on the hardware bus's wires", async () => {
+    const { createRuntime } = await import("../../host-sim/runtime.ts");
+    const { installI2C } = await import("../../host-sim/i2c.ts");
+    let buses!: ReturnType<typeof installI2C>;
+    const rt = createRuntime({ plugins: [(r) => void (buses = installI2C(r))] });
+    buses.I2C1.setup({ sda: 21, scl: 22 });
+    buses.I2C1.attach(0x40, { write() {}, read: (n: number) => new Uint8Array(n).fill(0x5a) });
+    expect(rt.run("var b = new I2C(); b.setup({ sda: 21, scl: 22 }); b.readFrom(0x40, 2)[1]", "t.js")).toBe(0x5a);
+    // other pins, other wires: a software bus does not check ACKs and reads 0xFF
+    expect(rt.run("var c = new I2C(); c.setup({ sda: 4, scl: 5 }); c.readFrom(0x40, 1)[0]", "t.js")).toBe(0xff);
+    rt.dispose();
+  });
+});
