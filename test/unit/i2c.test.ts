@@ -1,6 +1,7 @@
 import vm from "node:vm";
 import { describe, expect, it } from "vitest";
 import { EmulatedI2C, installI2C, type I2CDevice } from "../../host-sim/i2c.ts";
+import { createRuntime } from "../../host-sim/runtime.ts";
 
 /** A device that records what it is sent and answers from a fixed list of bytes. */
 function recorder(answer: number[] = []) {
@@ -151,9 +152,7 @@ describe("EmulatedI2C (software I2C semantics: no ACK check)", () => {
 });
 
 describe("new I2C() in a runtime", () => {
-  it("gives a software bus that reaches the devices on the hardware bus's wires", async () => {
-    const { createRuntime } = await import("../../host-sim/runtime.ts");
-    const { installI2C } = await import("../../host-sim/i2c.ts");
+  it("gives a software bus that reaches the devices on the hardware bus's wires", () => {
     let buses!: ReturnType<typeof installI2C>;
     const rt = createRuntime({ plugins: [(r) => void (buses = installI2C(r))] });
     buses.I2C1.setup({ sda: 21, scl: 22 });
