@@ -12,7 +12,7 @@
 // - Closing: "error" {code, message} (only for real errors, codes from socketerrors.h), then "end",
 //   then "close" with hadError. All are queued events, so listeners never run inside Node's callbacks
 //   and a throwing listener is reported on the device console.
-// - tls: `ca`, `cert`, `key` are PEM strings, names of Storage files (strings of at most 100 chars,
+// - tls: `ca`, `cert`, `key` are PEM or DER strings (the ESP32 build wants DER), names of Storage files (strings of at most 100 chars,
 //   as Espruino's decode_certificate_var), or functions returning either. The server is verified
 //   against `ca` when one is given (the name checked is `host`); without `ca` it is not verified,
 //   like Espruino's mbedTLS setup.
@@ -151,7 +151,10 @@ function certificate(runtime: Runtime, value: unknown, kind: keyof typeof PEM_LA
       v = file.includes("-----BEGIN") ? file : `-----BEGIN ${PEM_LABEL[kind]}-----\n${file.trim()}\n-----END ${PEM_LABEL[kind]}-----\n`;
     }
   }
-  return String(v);
+  const text = String(v);
+  // DER, as Espruino's mbedTLS build takes it (`atob` of the PEM body): turned into PEM for Node.
+  if (text.includes("-----BEGIN")) return text;
+  return `-----BEGIN ${PEM_LABEL[kind]}-----\n${Buffer.from(text, "latin1").toString("base64")}\n-----END ${PEM_LABEL[kind]}-----\n`;
 }
 
 function connect(runtime: Runtime, options: unknown, callback: unknown, isTls: boolean): object {

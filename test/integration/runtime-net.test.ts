@@ -253,6 +253,14 @@ describe('require("tls")', () => {
     expect(rt.logs.some((l) => l.startsWith("TLS handshake failed:"))).toBe(true);
   });
 
+  it("takes ca as DER (atob of the PEM body), the form the ESP32 build of Espruino needs", async () => {
+    const port = await tlsEchoServer();
+    const rt = device();
+    rt.global.CA_BODY = cert.replace(/-----[^-]+-----|\s/g, "");
+    rt.run(`var ok = false; require("tls").connect({ host: "127.0.0.1", port: ${port}, ca: atob(CA_BODY) }, function () { ok = true; });`);
+    await until(() => rt.global.ok === true, "connect");
+  });
+
   it("takes ca from a Storage file named by a short string", async () => {
     const port = await tlsEchoServer();
     const files: Record<string, string> = { "ca.pem": cert };
