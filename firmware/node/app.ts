@@ -74,8 +74,10 @@ function wifiJoined(err: string | null): void {
 }
 
 function wifiLost(): void {
+  // a failed join also reports "disconnected" (ESP32): its callback schedules the retry, with backoff
+  if (joining) return;
   log("Wi-Fi lost");
-  setTimeout(joinWifi, 1000);
+  setTimeout(joinWifi, wifiDelay);
 }
 
 function connectBroker(): void {

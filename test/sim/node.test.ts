@@ -105,6 +105,18 @@ describe("a simulated node running dist/firmware.js", () => {
     await runUntil(s, () => watch.messages.at(-1)?.payload === "online");
   });
 
+  it("rejoins after the access point drops, backing off between attempts, and comes back online", async () => {
+    const s = await start();
+    const node = s.nodes[0];
+    await runUntil(s, () => node.status === "online");
+    s.dropWifi(120_000);
+    await s.advance(120_000);
+    await runUntil(s, () => node.wifi === "connected" && node.mqtt === "connected", 90_000);
+    const waits = node.log.map((l) => /again in (\d+) s/.exec(l)?.[1]).filter(Boolean).map(Number);
+    expect(waits.slice(0, 4)).toEqual([1, 2, 4, 8]);
+    expect(Math.max(...waits)).toBeLessThanOrEqual(60);
+  });
+
   it("keeps QoS 1 readings taken while the broker is down and delivers them when it returns", async () => {
     const s = await start({ interval: 10, qos: 1 });
     const node = s.nodes[0];
