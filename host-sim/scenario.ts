@@ -22,6 +22,7 @@
 
 import { readFileSync } from "node:fs";
 import type { Environment } from "./devices/bme280.ts";
+import { gaussianSource } from "./random.ts";
 
 export const FAULT_KINDS = ["wifi-drop", "broker-restart", "sensor-unplug", "power-cut"] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
@@ -213,19 +214,6 @@ function filled(scenario: Scenario): (Environment & { at: number })[] {
 
 function pick(k: Environment): Environment {
   return { temperature: k.temperature, humidity: k.humidity, pressure: k.pressure };
-}
-
-/** Seeded Gaussian numbers (mulberry32 + Box-Muller), repeatable run to run. */
-export function gaussianSource(seed: number): () => number {
-  let a = seed >>> 0;
-  const uniform = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  return () => Math.sqrt(-2 * Math.log(uniform() || Number.MIN_VALUE)) * Math.cos(2 * Math.PI * uniform());
 }
 
 /** The environment one node's sensor sees: the scenario at the clock's time, plus that node's noise. */

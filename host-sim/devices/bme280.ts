@@ -6,6 +6,7 @@
 // from drivers/bme280.ts on purpose: the driver is under test, the model is the sensor.
 
 import type { I2CDevice } from "../i2c.ts";
+import { gaussianSource } from "../random.ts";
 
 /** °C, %RH, hPa. */
 export interface Environment {
@@ -102,7 +103,7 @@ export class BME280Model implements I2CDevice {
     this.calibration = options.calibration ?? CALIBRATIONS.datasheet;
     this.chipId = options.chipId ?? 0x60;
     if (options.noise) {
-      this.rng = gaussian(options.noise.seed);
+      this.rng = gaussianSource(options.noise.seed);
       // sigma a third of the stated accuracy, clipped at 90 % of it to leave room for noise
       const within = (limit: number) => Math.max(-0.9 * limit, Math.min(0.9 * limit, (this.rng!() * limit) / 3));
       this.offset = { temperature: within(1), humidity: within(3), pressure: within(1) };
@@ -300,17 +301,4 @@ function nearest(lo: number, hi: number, f: (adc: number) => number, target: num
     else hi = mid;
   }
   return Math.abs(f(lo) - target) <= Math.abs(f(hi) - target) ? lo : hi;
-}
-
-/** Standard normal deviates from a seeded mulberry32 via Box-Muller. */
-function gaussian(seed: number): () => number {
-  let state = seed >>> 0;
-  const uniform = () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  return () => Math.sqrt(-2 * Math.log(1 - uniform())) * Math.cos(2 * Math.PI * uniform());
 }
