@@ -17,6 +17,9 @@ import { installI2C, type EmulatedI2C } from "./i2c.ts";
 import { netState } from "./net.ts";
 import { PinBank, pinsPlugin } from "./pins.ts";
 import { type Clock, createRuntime, type Runtime, type RuntimePlugin } from "./runtime.ts";
+import { EspruinoConsole, type HardReset } from "./serial/console.ts";
+import { SerialLine } from "./serial/line.ts";
+import { ConsoleLines } from "../tools/serial/lines.ts";
 import { FlashStorage, storagePlugin } from "./storage.ts";
 import { type AccessPoint, ipFor, macFor, serialFromMac, type StationState, WifiStation } from "./wifi.ts";
 
@@ -65,6 +68,8 @@ export interface SimNodeOptions {
   historyLength?: number;
   /** Called whenever something shown in a view changes. */
   onChange?: (node: SimNode) => void;
+  /** Baud rate of the console UART (default 115,200). */
+  baud?: number;
   /** Extra runtime plugins, run at every boot after the node's own. */
   plugins?: RuntimePlugin[];
   /**
@@ -111,6 +116,12 @@ export class SimNode {
   runtime: Runtime | undefined;
   /** I2C buses of the current boot. */
   i2c: { I2C1: EmulatedI2C; I2C2: EmulatedI2C } | undefined;
+  /** The console UART's line: a host (a pseudo-terminal, a test) attaches here. */
+  readonly line: SerialLine;
+  /** Espruino's console on that line; `log` is what it prints, line by line. */
+  readonly console: EspruinoConsole;
+  /** The pseudo-terminal a host opens to reach the console, when the simulation made one. */
+  consolePath: string | undefined;
 
   private readonly options: SimNodeOptions;
   private brokerUrl: string | undefined;
@@ -121,6 +132,8 @@ export class SimNode {
   private wakeTimer: unknown;
   private pendingSoftReset = false;
   private namesCache: { clientId: string; prefix: string } | undefined;
+  /** What the ROM reports at the next power-on: a cold start, a software reset or a wake-up. */
+  private resetReason: HardReset = "power-on";
 
   constructor(options: SimNodeOptions) {
     this.options = options;
@@ -140,6 +153,10 @@ export class SimNode {
       onChange: () => this.changed(),
     });
     this.pins.onChange = () => this.changed();
+    this.line = new SerialLine({ clock: options.clock, baud: options.baud });
+    this.console = new EspruinoConsole(this, this.line, { serial: this.serial });
+    const lines = new ConsoleLines((line) => this.print(line));
+    this.line.onOutput = (bytes) => lines.write(bytes);
     if (options.firmware !== undefined && options.config) this.flash(options.firmware, options.config);
   }
 
@@ -232,12 +249,15 @@ export class SimNode {
     this.pins.resetModes();
     this.sensor = this.newSensor();
     this.note("power on");
+    this.console.hardReset(this.resetReason);
+    this.resetReason = "power-on";
     this.boot(".bootcde");
   }
 
   /** Pull the plug: no "kill" event, no DISCONNECT; the broker sees the connection drop. */
   powerOff(): void {
     this.cancelWake();
+    this.resetReason = "power-on";
     if (this.power === "off") return;
     this.power = "off";
     this.stop();
@@ -314,6 +334,7 @@ export class SimNode {
   dispose(): void {
     this.powerOff();
     this.station.dispose();
+    this.line.dispose();
   }
 
   private boot(file: string | undefined): void {
@@ -326,9 +347,10 @@ export class SimNode {
       name: this.serial,
       clock: this.clock,
       log: (line) => {
-        if (runtime === undefined || runtime === this.runtime) this.print(line);
+        if (runtime === undefined || runtime === this.runtime) this.console.print(line);
       },
       plugins: [
+        this.console.plugin(),
         storagePlugin(this.flashStorage),
         this.station.plugin(),
         pinsPlugin(this.pins, this.board),
@@ -338,16 +360,20 @@ export class SimNode {
     });
     this.runtime = runtime;
     this.changed();
-    const source = file === undefined ? undefined : this.flashStorage.read(file);
-    if (source !== undefined) {
+    // jsfLoadBootCodeFromFlash: .boot0 to .boot3 always, then the saved code unless this is reset()
+    for (const name of [".boot0", ".boot1", ".boot2", ".boot3", file]) {
+      const source = name === undefined ? undefined : this.flashStorage.read(name);
+      if (source === undefined || runtime !== this.runtime) continue;
       try {
-        runtime.run(source, file);
+        runtime.run(source, name);
       } catch (err) {
         runtime.reportUncaught(err);
       }
     }
+    if (runtime !== this.runtime) return;
     // jsiSemiInit runs E's "init" listeners right after the saved code, before queued events.
     this.fire(runtime, "init");
+    this.console.booted(file !== undefined && this.flashStorage.read(file) !== undefined);
   }
 
   /** Globals and modules of the ESP32 build that touch the chip itself. */
@@ -387,6 +413,7 @@ export class SimNode {
       this.fire(rt, "kill");
       this.stopRuntime();
       this.note(file === undefined ? "reset()" : `load(${JSON.stringify(file)})`);
+      this.console.softReset();
       this.boot(file);
     });
   }
@@ -399,6 +426,7 @@ export class SimNode {
     if (rt !== this.runtime) throw new rt.realm.Error(`${what}: the chip is already stopped`);
     this.stop();
     this.note(sleepMs > 0 ? `${what} for ${Math.round(sleepMs)} ms` : what);
+    this.resetReason = what === "deep sleep" ? "deep-sleep" : "reboot";
     this.power = "sleeping";
     this.changed();
     this.wakeTimer = this.clock.setTimeout(() => {
@@ -417,6 +445,7 @@ export class SimNode {
 
   private stop(): void {
     this.stopRuntime();
+    this.console.off();
     this.station.powerOff();
     this.sensor = undefined;
   }

@@ -28,6 +28,7 @@
 //   sim.dropWifi(ms) / sim.restartBroker(ms) / sim.now()   // faults by hand; now() = ms since start
 //   sim.broker (embedded aedes: { url, port, aedes, close }, undefined while restarting or external)
 //   sim.brokerUrl, sim.ap (AccessPoint: down()/restore()), sim.fakeClock, sim.messages (count)
+//   node.consolePath                 // with serial: true, the pseudo-terminal of its console UART
 //   node.reboot() / powerOff() / powerOn() / unplug() / plug() / flash(firmware, config) / runtime.run(code)
 //   await sim.stop();                 // nodes off, broker closed
 //
@@ -45,6 +46,7 @@ import { esp32DevkitC } from "../boards/esp32-devkitc.ts";
 import { type Broker, startBroker } from "./broker.ts";
 import { type NodeConfig, SimNode } from "./node.ts";
 import { type Clock, distPath, realClock, type Runtime } from "./runtime.ts";
+import { openPty, type Pty } from "./serial/pty.ts";
 import { constantScenario, environmentSource, type Fault, loadScenario, parseScenario, type Scenario } from "./scenario.ts";
 import { AccessPoint } from "./wifi.ts";
 
@@ -74,6 +76,12 @@ export interface SimulationOptions {
   trafficLength?: number;
   /** Wi-Fi association time per node, ms (default 1500 + up to 500). */
   wifiJoinMs?: number;
+  /** false: the nodes' Storage starts empty (nothing flashed yet; `wisp flash` puts the node on them). */
+  flash?: boolean;
+  /** Put each node's console UART on a pseudo-terminal (`node.consolePath`); needs socat. */
+  serial?: boolean;
+  /** Baud rate of the nodes' console UARTs (default 115,200). */
+  baud?: number;
 }
 
 export interface TrafficEntry {
@@ -129,6 +137,7 @@ export class Simulation extends EventEmitter {
   private readonly pending = new Set<Promise<unknown>>();
   private activity = 0;
   private stopped = false;
+  private readonly ptys: Pty[] = [];
 
   constructor(options: SimulationOptions, scenario: Scenario) {
     super();
@@ -240,7 +249,7 @@ export class Simulation extends EventEmitter {
     for (const t of this.timers) this.clock.clearTimeout(t);
     this.timers.clear();
     for (const node of this.nodes) node.dispose();
-    await Promise.allSettled([...this.pending]);
+    await Promise.allSettled([...this.pending, ...this.ptys.map((p) => p.close())]);
     if (this.observer) await this.observer.endAsync(true).catch(() => undefined);
     await this.embedded?.close();
     this.embedded = undefined;
@@ -249,7 +258,7 @@ export class Simulation extends EventEmitter {
   /** @internal */
   async init(): Promise<void> {
     const o = this.options;
-    const firmware = o.firmware ?? readFirmware(o.firmwarePath ?? distPath("firmware.js"));
+    const firmware = o.flash === false ? undefined : (o.firmware ?? readFirmware(o.firmwarePath ?? distPath("firmware.js")));
     const config = o.config ?? DEFAULT_NODE_CONFIG;
     if (o.brokerUrl) {
       this.brokerUrl = o.brokerUrl;
@@ -281,12 +290,20 @@ export class Simulation extends EventEmitter {
         storageDir: o.storageDir ? join(o.storageDir, `node-${index}`) : undefined,
         brokerEvents: !o.brokerUrl,
         wifiJoinMs: o.wifiJoinMs,
+        baud: o.baud,
         plugins: [countActivity],
         onChange: (n) => this.emit("node", n),
       });
       this.nodes.push(node);
       this.byClientId.set(node.clientId, node);
       this.byPrefix.set(node.prefix, node);
+    }
+    if (o.serial) {
+      for (const node of this.nodes) {
+        const pty = await openPty(node.line);
+        this.ptys.push(pty);
+        node.consolePath = pty.path;
+      }
     }
     if (o.brokerUrl) await this.observe(o.brokerUrl);
     this.scheduleFaults();

@@ -3,7 +3,7 @@
 // text lives in JsVars), and only then write dist/.
 
 import * as esbuild from "esbuild";
-import { existsSync } from "node:fs";
+import { existsSync, readdirSync, statSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
 import { isBuiltin } from "node:module";
 import * as path from "node:path";
@@ -133,7 +133,18 @@ export async function bundle(entry: string, options: { outfile?: string; root?: 
   const js = result.outputFiles.find((f) => f.path === outfile);
   const map = result.outputFiles.find((f) => f.path === outfile + ".map");
   if (!js || !map) throw new BuildError(`${entry}: esbuild produced no ${outfile}`);
-  return { code: js.text, map: map.text, metafile: result.metafile, outfile, warnings: result.warnings.map(formatMessage) };
+  return { code: escapeControlBytes(js.text), map: map.text, metafile: result.metafile, outfile, warnings: result.warnings.map(formatMessage) };
+}
+
+/**
+ * esbuild writes some escapes in string literals as the raw byte (`"\x04"` comes out as 0x04).
+ * Raw control bytes do not survive an upload over the console (0x03 is Ctrl-C even inside a
+ * packet, the Linux build exits on 0x04, 0x11/0x13 are XON/XOFF), so every control byte but the
+ * newline becomes a `\xNN` escape again. Minified code has them only inside literals, where the
+ * escape means the same byte. Columns after one move by three; the source map's lines stay right.
+ */
+export function escapeControlBytes(code: string): string {
+  return code.replace(/[\x00-\x09\x0b-\x1f]/g, (c) => "\\x" + c.charCodeAt(0).toString(16).padStart(2, "0"));
 }
 
 function formatMessage(m: esbuild.Message): string {
@@ -270,6 +281,42 @@ export async function build(options: BuildOptions = {}): Promise<BuildResult> {
   const ms = performance.now() - started;
   log(ok ? `\nbuilt in ${Math.round(ms)} ms${options.write === false ? " (nothing written)" : ""}` : `\nbuild failed in ${Math.round(ms)} ms; dist/ not written`);
   return { ok, reports, ms };
+}
+
+const SOURCE_DIRS = ["firmware", "drivers", "boards"];
+
+/** Newest modification time of the files under `dirs` (0 when none). */
+function newestSource(root: string, dirs: string[]): number {
+  let newest = 0;
+  const walk = (dir: string) => {
+    if (!existsSync(dir)) return;
+    for (const entry of readdirSync(dir, { withFileTypes: true })) {
+      const p = path.join(dir, entry.name);
+      if (entry.isDirectory()) walk(p);
+      else newest = Math.max(newest, statSync(p).mtimeMs);
+    }
+  };
+  for (const d of dirs) walk(path.join(root, d));
+  return newest;
+}
+
+/** True when an output is missing or older than a source file. */
+export function needsBuild(root = PROJECT_ROOT): boolean {
+  const newest = newestSource(root, SOURCE_DIRS);
+  return OUTPUTS.some((o) => {
+    const out = path.join(root, o.outfile);
+    return !existsSync(out) || newest > statSync(out).mtimeMs;
+  });
+}
+
+/**
+ * Builds when dist/ is missing or older than its sources (what `wisp sim` and `wisp flash` do
+ * first); `say` announces it. Returns false when the build failed (its errors are printed).
+ */
+export async function ensureBuilt(say: (line: string) => void = console.log): Promise<boolean> {
+  if (!needsBuild()) return true;
+  say("dist/ is missing or older than its sources: building");
+  return (await build({})).ok;
 }
 
 const USAGE = `usage: wisp build [--verbose] [--no-map] [--check]

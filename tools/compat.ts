@@ -40,6 +40,7 @@ export type RuleId =
   | "bind-args"
   | "emit-args"
   | "non-ascii"
+  | "control-byte"
   | "parse-error";
 
 export interface Finding {
@@ -227,6 +228,12 @@ const RULES: Record<RuleId, Rule> = {
     what: () => "non-ASCII character in the output; the ESP32 build of Espruino has no Unicode support",
     status: "ESP32 builds lack Unicode support",
     hint: () => "use `\\xNN` escapes; keep esbuild's default `charset` (ascii)",
+  },
+  "control-byte": {
+    what: (d) => `raw control byte ${d} in the output; an upload over the console sends it as it is`,
+    status: "0x03 is Ctrl-C even inside a packet, 0x04 ends the Linux build, 0x11/0x13 are XON/XOFF",
+    doc: "../shared/espruino/README.md, Console facts",
+    hint: () => "the build escapes control bytes in literals (tools/build.ts escapeControlBytes); write `\\xNN` in the source",
   },
   "parse-error": {
     what: (d) => `the output does not parse: ${d}`,
@@ -648,6 +655,16 @@ export function checkEspruinoCompat(js: string, map?: string, options: CheckOpti
     findings.push({ rule, message: `${r.what(detail)} (${r.doc ?? DOC}: ${r.status})`, hint: r.hint(detail), ...where });
   };
 
+  for (let i = 0; i < js.length; i++) {
+    const c = js.charCodeAt(i);
+    if (c < 0x20 && c !== 0x0a) {
+      const before = js.slice(0, i);
+      const r = RULES["control-byte"];
+      const d = "0x" + c.toString(16).padStart(2, "0");
+      findings.push({ rule: "control-byte", message: `${r.what(d)} (${r.doc}: ${r.status})`, hint: r.hint(d), ...locate(before.split("\n").length, i - (before.lastIndexOf("\n") + 1)) });
+      break;
+    }
+  }
   for (let i = 0; i < js.length; i++) {
     if (js.charCodeAt(i) > 0x7e) {
       const before = js.slice(0, i);

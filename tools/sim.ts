@@ -1,12 +1,12 @@
 // `wisp sim`: sensor nodes on this machine, running the built firmware (dist/firmware.js, byte for
 // byte what `wisp flash` uploads) against a local MQTT broker, with a live view.
 
-import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { createSimulation, DEFAULT_NODE_CONFIG, type NodeConfig, type Simulation } from "../host-sim/sim.ts";
 import { startLiveView, startPlainView, type View } from "../host-sim/view.ts";
-import { PROJECT_ROOT } from "./build.ts";
+import { ensureBuilt, PROJECT_ROOT } from "./build.ts";
 
 const USAGE = `usage: wisp sim [options]
 
@@ -19,6 +19,9 @@ sources are newer) against an embedded MQTT broker, and shows their state, readi
   -p, --port P         embedded broker port (default 1883, or the next free one)
   -d, --duration S     stop after S seconds (default: run until Ctrl-C)
   -c, --config FILE    flash config (default flash.config.json)
+      --serial         give each node's console a serial port (a pseudo-terminal, needs socat):
+                       \`wisp flash --port\`, \`wisp monitor --port\` and \`wisp hil --port\` work on it
+      --baud N         the consoles' baud rate (default 115200)
       --seed N         serials, sensor calibration and noise derive from it (default 0)
       --storage DIR    keep each node's Storage in DIR/node-<i>/ across runs
       --plain          one line per event even on a terminal
@@ -26,30 +29,6 @@ sources are newer) against an embedded MQTT broker, and shows their state, readi
   -h, --help           this text
 
 The command that watches the nodes' topics is printed at start (mosquitto_sub -h ... -t '<prefix>/#').`;
-
-const SOURCE_DIRS = ["firmware", "drivers", "boards"];
-
-/** Newest modification time of the files under `dirs` (0 when none). */
-function newestSource(root: string, dirs: string[]): number {
-  let newest = 0;
-  const walk = (dir: string) => {
-    if (!existsSync(dir)) return;
-    for (const entry of readdirSync(dir, { withFileTypes: true })) {
-      const p = path.join(dir, entry.name);
-      if (entry.isDirectory()) walk(p);
-      else newest = Math.max(newest, statSync(p).mtimeMs);
-    }
-  };
-  for (const d of dirs) walk(path.join(root, d));
-  return newest;
-}
-
-/** True when dist/firmware.js is missing or older than a source file. */
-export function needsBuild(root = PROJECT_ROOT): boolean {
-  const out = path.join(root, "dist", "firmware.js");
-  if (!existsSync(out)) return true;
-  return newestSource(root, SOURCE_DIRS) > statSync(out).mtimeMs;
-}
 
 /** wisp.json for the simulated nodes, from flash.config.json (Wi-Fi and broker are the simulation's). */
 async function nodeConfig(file: string): Promise<NodeConfig> {
@@ -65,6 +44,24 @@ async function nodeConfig(file: string): Promise<NodeConfig> {
   }
   const raw = JSON.parse(readFileSync(file, "utf8")) as Partial<NodeConfig> & { mqtt?: Record<string, unknown> };
   return { ...DEFAULT_NODE_CONFIG, ...raw, wifi: overrides.wifi, mqtt: { ...DEFAULT_NODE_CONFIG.mqtt, ...raw.mqtt, url: overrides.mqttUrl } } as NodeConfig;
+}
+
+/**
+ * The config a node needs in this simulation (its access point and broker in place of the
+ * config's), written to .wisp/sim.flash.config.json for `wisp flash --port <console>`.
+ */
+function writeLabConfig(configFile: string, sim: Simulation): string {
+  const config = JSON.parse(readFileSync(configFile, "utf8")) as Record<string, any>;
+  const file = path.join(PROJECT_ROOT, ".wisp", "sim.flash.config.json");
+  mkdirSync(path.dirname(file), { recursive: true });
+  const lab = {
+    ...config,
+    $schema: path.relative(path.dirname(file), path.join(PROJECT_ROOT, "flash.schema.json")),
+    wifi: { ssid: sim.ap.ssid, password: sim.ap.password },
+    mqtt: { ...config.mqtt, url: sim.brokerUrl },
+  };
+  writeFileSync(file, JSON.stringify(lab, null, 2) + "\n");
+  return file;
 }
 
 /** The part of a topic prefix before the first `{id}` segment: `wisp/{id}` → `wisp`. */
@@ -105,6 +102,8 @@ export async function main(argv: string[]): Promise<number> {
         seed: { type: "string" },
         storage: { type: "string" },
         plain: { type: "boolean" },
+        serial: { type: "boolean" },
+        baud: { type: "string" },
         "no-build": { type: "boolean" },
         help: { type: "boolean", short: "h" },
       },
@@ -118,12 +117,14 @@ export async function main(argv: string[]): Promise<number> {
     console.log(USAGE);
     return 0;
   }
-  let nodes: number, port: number, seed: number, duration: number | undefined;
+  let nodes: number, port: number, seed: number, baud: number, duration: number | undefined;
   try {
     nodes = positiveInt("nodes", args.nodes, 1);
     if (nodes < 1) throw new UsageError("--nodes must be at least 1");
     port = positiveInt("port", args.port, 1883);
     seed = positiveInt("seed", args.seed, 0);
+    baud = positiveInt("baud", args.baud, 115_200);
+    if (baud < 300) throw new UsageError(`--baud must be at least 300 bits per second, got ${baud}`);
     if (args.duration !== undefined) {
       duration = Number(args.duration);
       if (!(duration > 0)) throw new UsageError(`--duration must be a number of seconds > 0, got ${JSON.stringify(args.duration)}`);
@@ -135,14 +136,9 @@ export async function main(argv: string[]): Promise<number> {
     return 2;
   }
 
-  if (!args["no-build"] && needsBuild()) {
-    console.log("dist/firmware.js is missing or older than its sources: building");
-    const { build } = await import("./build.ts");
-    const result = await build({});
-    if (!result.ok) {
-      console.error("wisp sim: the build failed; fix it or run with --no-build to use the old dist/firmware.js");
-      return 1;
-    }
+  if (!args["no-build"] && !(await ensureBuilt())) {
+    console.error("wisp sim: the build failed; fix it or run with --no-build to use the old dist/firmware.js");
+    return 1;
   }
 
   const configFile = path.resolve(args.config ?? path.join(PROJECT_ROOT, "flash.config.json"));
@@ -162,12 +158,19 @@ export async function main(argv: string[]): Promise<number> {
       seed,
       storageDir: args.storage ? path.resolve(args.storage) : undefined,
       powerOn: false,
+      serial: args.serial,
+      baud,
     });
   } catch (err) {
     console.error(`wisp sim: ${(err as Error).message}`);
     return 1;
   }
 
+  if (args.serial) {
+    for (const node of sim.nodes) console.log(`node ${node.index} console: ${node.consolePath}`);
+    const lab = writeLabConfig(configFile, sim);
+    console.log(`flash a node: wisp flash --port ${sim.nodes[0]!.consolePath} --config ${path.relative(process.cwd(), lab)}`);
+  }
   const prefix = sim.nodes[0]?.config()?.prefix ?? "wisp/{id}";
   const watch = watchCommand(sim.brokerUrl, prefix);
   const tty = process.stdout.isTTY === true && !args.plain;
