@@ -29,6 +29,7 @@
 //   sim.broker (embedded aedes: { url, port, aedes, close }, undefined while restarting or external)
 //   sim.brokerUrl, sim.ap (AccessPoint: down()/restore()), sim.fakeClock, sim.messages (count)
 //   node.consolePath                 // with serial: true, the pseudo-terminal of its console UART
+//   await sim.unplugConsole(node) / plugConsole(node)   // its USB cable out and in
 //   node.reboot() / powerOff() / powerOn() / unplug() / plug() / flash(firmware, config) / runtime.run(code)
 //   await sim.stop();                 // nodes off, broker closed
 //
@@ -38,7 +39,8 @@
 // on any node, broker events), bounded. Network latency is therefore zero in node time.
 
 import { EventEmitter } from "node:events";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import FakeTimers from "@sinonjs/fake-timers";
 import mqtt from "mqtt";
@@ -137,7 +139,8 @@ export class Simulation extends EventEmitter {
   private readonly pending = new Set<Promise<unknown>>();
   private activity = 0;
   private stopped = false;
-  private readonly ptys: Pty[] = [];
+  private readonly ptys = new Map<SimNode, Pty>();
+  private consoleDir: string | undefined;
 
   constructor(options: SimulationOptions, scenario: Scenario) {
     super();
@@ -249,7 +252,8 @@ export class Simulation extends EventEmitter {
     for (const t of this.timers) this.clock.clearTimeout(t);
     this.timers.clear();
     for (const node of this.nodes) node.dispose();
-    await Promise.allSettled([...this.pending, ...this.ptys.map((p) => p.close())]);
+    await Promise.allSettled([...this.pending, ...[...this.ptys.values()].map((p) => p.close())]);
+    if (this.consoleDir) rmSync(this.consoleDir, { recursive: true, force: true });
     if (this.observer) await this.observer.endAsync(true).catch(() => undefined);
     await this.embedded?.close();
     this.embedded = undefined;
@@ -299,15 +303,32 @@ export class Simulation extends EventEmitter {
       this.byPrefix.set(node.prefix, node);
     }
     if (o.serial) {
-      for (const node of this.nodes) {
-        const pty = await openPty(node.line);
-        this.ptys.push(pty);
-        node.consolePath = pty.path;
-      }
+      this.consoleDir = mkdtempSync(join(tmpdir(), "wisp-sim-"));
+      for (const node of this.nodes) await this.plugConsole(node);
     }
     if (o.brokerUrl) await this.observe(o.brokerUrl);
     this.scheduleFaults();
     if (o.powerOn !== false) await this.powerOn();
+  }
+
+  /**
+   * Plug the node's USB cable in: its console UART appears as a pseudo-terminal at
+   * `node.consolePath` (the same path every time, as a board's /dev/ttyUSB0 is).
+   */
+  async plugConsole(node: SimNode): Promise<void> {
+    if (this.ptys.has(node)) return;
+    this.consoleDir ??= mkdtempSync(join(tmpdir(), "wisp-sim-"));
+    const pty = await openPty(node.line, join(this.consoleDir, `node-${node.index}`));
+    this.ptys.set(node, pty);
+    node.consolePath = pty.path;
+  }
+
+  /** Pull the node's USB cable: its pseudo-terminal closes under whoever has it open. */
+  async unplugConsole(node: SimNode): Promise<void> {
+    const pty = this.ptys.get(node);
+    if (!pty) return;
+    this.ptys.delete(node);
+    await pty.close();
   }
 
   /** Power on every node that is off (createSimulation does it unless `powerOn: false`). */

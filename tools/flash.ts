@@ -52,6 +52,8 @@ export interface FlashResult {
   prefix: string;
   files: { name: string; bytes: number; crc: number }[];
   seconds: number;
+  /** Packets and files sent again (NAK, no answer, CRC mismatch). */
+  retries: { packets: number; files: number };
   /** The link, still open, when `keepOpen` was asked for. */
   link?: ConsoleLink;
   brokerUrl: string;
@@ -110,6 +112,7 @@ export async function flash(options: FlashOptions & { keepOpen?: boolean }): Pro
       files: written,
       seconds: (performance.now() - started) / 1000,
       brokerUrl: config.mqtt.url,
+      retries: { ...link.retries },
     };
     if (options.keepOpen) result.link = link;
     return result;

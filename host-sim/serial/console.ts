@@ -271,6 +271,12 @@ export class EspruinoConsole implements LineDevice {
 
   // --- input (LineDevice) -----------------------------------------------------------------------
 
+  /** 2v25 brought the packet protocol and the Ctrl-E answer; an older identity has neither. */
+  private get packetProtocol(): boolean {
+    const m = /^(\d+)v(\d+)/.exec(this.identity.version);
+    return !m || Number(m[1]) > 2 || (Number(m[1]) === 2 && Number(m[2]) >= 25);
+  }
+
   private get isPacketTransfer(): boolean {
     return this.state === "packet0" || this.state === "packet1" || this.state === "packetData";
   }
@@ -331,11 +337,11 @@ export class EspruinoConsole implements LineDevice {
     if (ch === 0) {
       this.state = "none";
     } else if (ch === SOH) {
-      if (this.state === "dle") this.packetStart();
+      if (this.state === "dle" && this.packetProtocol) this.packetStart();
     } else if (ch === 3) {
       // handled as it landed
     } else if (ch === 5) {
-      if (this.input === "") this.write(`Espruino ${this.identity.version} ${this.identity.board}\n`);
+      if (this.input === "" && this.packetProtocol) this.write(`Espruino ${this.identity.version} ${this.identity.board}\n`);
     } else if (ch === DLE) {
       if (this.input === "") this.echoOffForLine = true;
       this.state = "dle";

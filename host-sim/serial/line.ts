@@ -87,6 +87,9 @@ export class SerialLine {
   /** When the byte now being transmitted has left, µs. */
   private txAt = 0;
   private xoffSent = false;
+  /** Bytes taken off the wire so far (whether they landed or were lost). */
+  private wireBytes = 0;
+  private faults: { at: number; kind: "corrupt" | "drop" }[] = [];
   private timer: unknown;
   private timerAt = Infinity;
   private running = false;
@@ -142,6 +145,15 @@ export class SerialLine {
     if (this.txHead === this.tx.length) this.txAt = Math.max(this.txAt, this.nowUs());
     for (const b of bytes) this.tx.push(b);
     this.schedule(this.nowUs());
+  }
+
+  /**
+   * A fault on the line: the byte the host sends `after` bytes from now (0: the next one) arrives
+   * with its bits inverted (`corrupt`) or not at all (`drop`), as noise on a long cable does.
+   */
+  injectFault(kind: "corrupt" | "drop", after = 0): void {
+    const pending = this.wire.reduce((n, c) => n + c.length, 0) - this.wireOffset;
+    this.faults.push({ at: this.wireBytes + pending + after, kind });
   }
 
   /** Drop everything in flight (power off): the wire, the buffer, the transmit queue. */
@@ -223,12 +235,19 @@ export class SerialLine {
         if (this.rxUsed === 0) device?.idle();
       } else if (landing <= now) {
         const chunk = this.wire[0]!;
-        const byte = chunk[this.wireOffset++]!;
+        let byte = chunk[this.wireOffset++]!;
+        const fault = this.faults.length ? this.faults.findIndex((f) => f.at === this.wireBytes) : -1;
+        this.wireBytes++;
         if (this.wireOffset >= chunk.length) {
           this.wire.shift();
           this.wireOffset = 0;
         }
         this.landAt = landing + this.byteUs;
+        if (fault >= 0) {
+          const kind = this.faults.splice(fault, 1)[0]!.kind;
+          if (kind === "drop") continue;
+          byte ^= 0xff;
+        }
         if (this.rxUsed >= this.rxBytes) {
           this.lost++;
           continue;

@@ -3,9 +3,9 @@
 // pseudo-terminal and passes its bytes through its standard input and output.
 
 import { type ChildProcessWithoutNullStreams, execFileSync, spawn } from "node:child_process";
-import { existsSync, mkdtempSync, realpathSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, realpathSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import type { SerialLine } from "./line.ts";
 
 /** Output kept for the pseudo-terminal while nobody reads it; beyond, it is dropped as a UART would. */
@@ -14,8 +14,10 @@ const MAX_BACKLOG = 64 * 1024;
 export class PtyError extends Error {}
 
 export interface Pty {
-  /** The pseudo-terminal's device (`/dev/pts/N`): what a host opens. */
+  /** A link to the pseudo-terminal's device (`/dev/pts/N`), stable while the board is plugged in and out: what a host opens. */
   readonly path: string;
+  /** The pseudo-terminal device itself. */
+  readonly device: string;
   close(): Promise<void>;
 }
 
@@ -32,11 +34,13 @@ export function checkSocat(): void {
   }
 }
 
-/** Puts `line`'s host end on a new pseudo-terminal. */
-export async function openPty(line: SerialLine): Promise<Pty> {
+/**
+ * Puts `line`'s host end on a new pseudo-terminal, linked from `link` (default: a new temporary
+ * file). Closing it is unplugging the board's USB cable: the link goes away until it is opened again.
+ */
+export async function openPty(line: SerialLine, link = join(mkdtempSync(join(tmpdir(), "wisp-pty-")), "tty")): Promise<Pty> {
   checkSocat();
-  const dir = mkdtempSync(join(tmpdir(), "wisp-pty-"));
-  const link = join(dir, "tty");
+  mkdirSync(dirname(link), { recursive: true });
   const socat: ChildProcessWithoutNullStreams = spawn("socat", [`pty,raw,echo=0,link=${link}`, "STDIO"], { stdio: ["pipe", "pipe", "pipe"] });
   let stderr = "";
   socat.stderr.on("data", (d: Buffer) => {
@@ -48,25 +52,25 @@ export async function openPty(line: SerialLine): Promise<Pty> {
   while (!existsSync(link)) {
     if (socat.exitCode !== null || Date.now() > deadline) {
       socat.kill();
-      rmSync(dir, { recursive: true, force: true });
       throw new PtyError(`socat could not make a pseudo-terminal: ${stderr.trim() || "no reason given"}`);
     }
     await new Promise((r) => setTimeout(r, 5));
   }
-  const path = realpathSync(link);
+  const device = realpathSync(link);
   socat.stdout.on("data", (bytes: Buffer) => line.write(new Uint8Array(bytes)));
   line.attachHost((bytes) => {
     if (socat.stdin.writableLength < MAX_BACKLOG) socat.stdin.write(bytes);
   });
   let closed: Promise<void> | undefined;
   return {
-    path,
+    path: link,
+    device,
     close() {
       closed ??= (async () => {
         line.detachHost();
         socat.kill();
         await exited;
-        rmSync(dir, { recursive: true, force: true });
+        rmSync(link, { force: true });
       })();
       return closed;
     },

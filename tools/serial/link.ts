@@ -287,30 +287,30 @@ export class ConsoleLink {
 
   /**
    * Gets the board's attention and asks what it is: Ctrl-C, then Ctrl-E (2v25+ answers
-   * `Espruino 2v29 ESP32`). A board in the middle of a packet takes our bytes as packet data until
-   * its 5 s packet timeout, so one more try follows that; older interpreters get a REPL line.
+   * `Espruino 2v29 ESP32`); before 2v25 Ctrl-E means nothing, so a line of code asks next. A board
+   * in the middle of a packet takes all of that as packet data until its 5 s packet timeout, so one
+   * more Ctrl-E follows that.
    */
   async identify(): Promise<Identity> {
-    for (let attempt = 0; attempt < 2; attempt++) {
+    const enq = async (ms: number) => {
       await this.interrupt();
       await this.quiet(150, 2000);
-      const answer = this.waitForText(/Espruino \d+v\d+(\.\d+)? \S+\r?\n/, attempt === 0 ? 1500 : 3000).catch(() => undefined);
+      const answer = this.waitForText(/Espruino \d+v\d+(\.\d+)? \S+\r?\n/, ms).catch(() => undefined);
       await this.send(Uint8Array.of(ENQ));
       const m = await answer;
-      if (m) {
-        const id = parseIdentity(m[0])!;
-        return id;
-      }
-      if (attempt === 0) await sleep(5200);
-    }
-    // before 2v25 Ctrl-E means nothing: ask in a line of code
-    const answer = this.waitForText(/@@(\d+v\d+[^ ]*) (\S+)@@/, 2000).catch(() => undefined);
+      return m ? parseIdentity(m[0]) : undefined;
+    };
+    const started = performance.now();
+    const first = await enq(1000);
+    if (first) return first;
+    const answer = this.waitForText(/@@(\d+v\d+[^ ]*) (\S+)@@/, 1500).catch(() => undefined);
     await this.send('\x10print("@@"+process.env.VERSION+" "+process.env.BOARD+"@@")\n');
     const m = await answer;
-    if (m) {
-      const id = parseIdentity(`Espruino ${m[1]} ${m[2]}`);
-      if (id) return id;
-    }
+    const old = m ? parseIdentity(`Espruino ${m[1]} ${m[2]}`) : undefined;
+    if (old) return old;
+    await sleep(Math.max(0, started + 5200 - performance.now()));
+    const second = await enq(2000);
+    if (second) return second;
     throw new LinkError(
       "no Espruino prompt on this port. Check that the board runs Espruino (see the README's \"Put it on a board\"), that it is powered, that --baud matches (115200 for an ESP32), and that no other program holds the port; then press the board's EN (reset) button and try again",
       "no-prompt",
@@ -369,7 +369,9 @@ export class ConsoleLink {
   async writeFile(name: string, data: Uint8Array, onProgress?: (p: FileProgress) => void): Promise<void> {
     const want = crc32(data) >>> 0;
     for (let attempt = 1; ; attempt++) {
+      const textBefore = this.textOffset;
       await this.sendFile(name, data, onProgress);
+      const stray = this.textOffset !== textBefore;
       const got = await this.eval(`E.CRC32(require("Storage").read(${jsString(name)}))`);
       if (got === want) return;
       if (attempt >= FILE_ATTEMPTS) {
@@ -379,9 +381,11 @@ export class ConsoleLink {
         );
       }
       this.retries.files++;
-      // a packet cut short leaves its tail in the input line as text: clear it before trying again
-      await this.interrupt();
-      await this.quiet(150, 2000);
+      // a packet cut short leaves its tail in the input line, echoed: clear it before trying again
+      if (stray) {
+        await this.interrupt();
+        await this.quiet(150, 2000);
+      }
     }
   }
 
