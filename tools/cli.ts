@@ -18,6 +18,7 @@ export const COMMANDS: Record<string, Command> = {
   flash: { summary: "upload the node to an ESP32 running Espruino over USB serial, verify it, restart it", load: () => import("./flash.ts") },
   monitor: { summary: "the serial console of a board or a simulated node", load: () => import("./monitor.ts") },
   ports: { summary: "list the USB serial ports a board could be on", load: () => import("./ports.ts") },
+  hil: { summary: "flash a board (or a simulated one) and test it: boot, readings, commands, restart; JUnit XML", load: () => import("./hil.ts") },
 };
 
 export function usage(): string {
