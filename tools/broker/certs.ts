@@ -4,8 +4,8 @@
 // docs/espruino-notes.md), base64 in wisp.json, which the node decodes with atob().
 
 import { execFileSync } from "node:child_process";
-import { X509Certificate } from "node:crypto";
-import { accessSync, chmodSync, constants, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { randomBytes, X509Certificate } from "node:crypto";
+import { accessSync, chmodSync, constants, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { isIP } from "node:net";
 import { join } from "node:path";
 
@@ -57,9 +57,12 @@ export function makeLeaf(dir: string, name: string, options: LeafOptions): void 
   if (options.hosts?.length) extensions.unshift(`subjectAltName=${options.hosts.map((h) => (isIP(h) ? `IP:${h}` : `DNS:${h}`)).join(",")}`);
   writeFileSync(join(dir, `${name}.ext`), extensions.join("\n") + "\n");
   openssl(dir, ["req", ...KEY_ARGS, "-keyout", `${name}.key`, "-out", `${name}.csr`, "-subj", `/CN=${options.commonName}`]);
-  openssl(dir, ["x509", "-req", "-in", `${name}.csr`, "-CA", `${ca}.crt`, "-CAkey", `${ca}.key`, "-CAcreateserial",
+  // a random serial instead of a ca.srl file beside the CA [RFC 5280 4.1.2.2: unique per CA, at most 20 bytes]
+  openssl(dir, ["x509", "-req", "-in", `${name}.csr`, "-CA", `${ca}.crt`, "-CAkey", `${ca}.key`, "-set_serial", `0x${randomBytes(16).toString("hex")}`,
     "-out", `${name}.crt`, "-days", String(options.days), "-extfile", `${name}.ext`]);
   chmodSync(join(dir, `${name}.key`), 0o600);
+  rmSync(join(dir, `${name}.csr`), { force: true });
+  rmSync(join(dir, `${name}.ext`), { force: true });
 }
 
 /** The DER bytes of a PEM certificate, base64 (what wisp.json's `mqtt.ca` holds; the node runs atob() on it). */

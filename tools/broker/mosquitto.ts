@@ -88,7 +88,7 @@ export interface LaunchOptions {
   probePort: number;
   probeHost?: string;
   timeoutMs?: number;
-  /** Runs after the process has exited, when stop() is called (e.g. remove a temp dir). */
+  /** Runs when stop() has seen the process exit (e.g. remove a temp dir); not when the start fails. */
   cleanup?: () => void;
 }
 
@@ -129,7 +129,6 @@ export async function launchMosquitto(options: LaunchOptions): Promise<Mosquitto
   } catch (err) {
     child.kill("SIGKILL");
     await exited;
-    options.cleanup?.();
     throw err;
   }
 
