@@ -217,7 +217,8 @@ async function run(argv: string[]): Promise<number> {
   const conf = path.resolve(dir, values.central ? "central" : ".", "mosquitto.conf");
   const mosquitto = findMosquitto();
   if (!mosquitto) {
-    console.error(`wisp broker run: Mosquitto is not installed; ${INSTALL_HINT}`);
+    const given = process.env.WISP_MOSQUITTO;
+    console.error(given ? `wisp broker run: WISP_MOSQUITTO=${given} is not an executable file; point it at the mosquitto binary or unset it` : `wisp broker run: Mosquitto is not installed; ${INSTALL_HINT}`);
     return 1;
   }
   const lines = readFileSync(conf, "utf8").split("\n");

@@ -115,7 +115,7 @@ async function startBrokers(dir: string | undefined, topology: "single" | "edge-
   if (dir !== undefined) {
     const missing = missingLogins(dir, simulatedIds(nodes, seed));
     if (missing.length) {
-      throw new Error(`${missing.length} of the ${nodes} simulated nodes have no login in ${dir} (${missing.slice(0, 3).join(", ")}${missing.length > 3 ? ", ..." : ""}): run wisp broker init --out ${dir} --nodes ${nodes}${seed ? " (it makes logins for --seed 0)" : ""}`);
+      throw new Error(`${missing.length} of the ${nodes} simulated nodes ${missing.length === 1 ? "has" : "have"} no login in ${dir} (${missing.slice(0, 3).join(", ")}${missing.length > 3 ? ", ..." : ""}): run wisp broker init --out ${dir} --nodes ${nodes}${seed ? " (it makes logins for --seed 0)" : ""}`);
     }
   }
   return startFleetBrokers({ dir: dir === undefined ? undefined : path.resolve(dir), topology, config, nodes, seed, port });

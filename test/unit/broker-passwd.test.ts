@@ -41,9 +41,9 @@ describe("Mosquitto password hashes", () => {
       { username: "alice", hash: PBKDF2, line: 2 },
       { username: "bob", hash: SHA512, line: 5 },
     ]);
-    const written = formatPasswd([{ username: "n1", password: "a" }, { username: "n2", password: "b" }], "header");
+    const written = formatPasswd([{ username: "n1", password: "a" }, { username: "n2", password: "b" }]);
     const entries = parsePasswd(written);
-    expect(written.startsWith("# header\n")).toBe(true);
+    expect(written).not.toContain("#"); // mosquitto_passwd 2.0 takes a comment line for a corrupt file
     expect(entries.map((e) => e.username)).toEqual(["n1", "n2"]);
     expect(verifyPassword("a", entries[0]!.hash) && verifyPassword("b", entries[1]!.hash)).toBe(true);
   });

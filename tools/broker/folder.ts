@@ -256,6 +256,10 @@ export function initBrokerFolder(options: InitOptions): InitResult {
     };
   }
 
+  if (!bridge && old?.bridge && existsSync(file(dir, "central"))) {
+    notes.push(`the bridge is gone; central/ is left as it was (it may hold the central broker's data): delete it when that broker no longer needs it`);
+  }
+
   const plugin = options.plugin === null ? undefined : (options.plugin ?? findDynamicSecurityPlugin());
   if (!plugin) notes.push("Mosquitto's dynamic security plugin was not found: a node subscribing to another node's commands gets a SUBACK but no messages (the ACL still stops them), and logins are not tied to client ids");
 
@@ -353,7 +357,7 @@ function writeFolder(dir: string, manifest: Manifest, passwords: Passwords): voi
   writeAtomic(file(dir, PASSWORDS), JSON.stringify(passwords, null, 2) + "\n", 0o600);
   writeAtomic(file(dir, MANIFEST), JSON.stringify(manifest, null, 2) + "\n", 0o644);
   const logins: Login[] = [passwords.operator, ...manifest.nodes.map((id) => ({ username: id, password: passwords.nodes[id]! }))];
-  writeAtomic(file(dir, "passwd"), formatPasswd(logins, "Mosquitto logins of the Wisp fleet (written by wisp broker init; passwords in passwords.json)"), 0o600);
+  writeAtomic(file(dir, "passwd"), formatPasswd(logins), 0o600);
   const access = fleetAccess(manifest);
   writeAtomic(file(dir, "acl"), renderAcl(access), 0o600);
   if (manifest.plugin) writeAtomic(file(dir, "dynamic-security.json"), renderDynamicSecurity(access), 0o600);
@@ -361,7 +365,7 @@ function writeFolder(dir: string, manifest: Manifest, passwords: Passwords): voi
   if (manifest.bridge) {
     const central = file(dir, "central");
     mkdirSync(file(central, "data"), { recursive: true, mode: 0o700 });
-    writeAtomic(file(central, "passwd"), formatPasswd([passwords.operator, passwords.bridge!], "Logins on the central broker: the operator and the edge broker's bridge"), 0o600);
+    writeAtomic(file(central, "passwd"), formatPasswd([passwords.operator, passwords.bridge!]), 0o600);
     writeAtomic(file(central, "acl"), renderCentralAcl({ ...access, bridge: access.bridge! }), 0o600);
     writeAtomic(file(central, "mosquitto.conf"), renderCentralConf(dir, manifest), 0o600);
   }
@@ -578,7 +582,9 @@ export function checkBrokerFolder(dirArg: string, options: { config?: FlashConfi
   const checkPasswd = (name: string, logins: Login[]) => {
     const f = file(dir, name);
     if (!existsSync(f)) return;
-    const entries = parsePasswd(readFileSync(f, "utf8"));
+    const text = readFileSync(f, "utf8");
+    if (/^#/m.test(text)) notes.push(`${name} has comment lines: Mosquitto skips them, but mosquitto_passwd 2.0 calls the file corrupt and, changing one login, drops all the others`);
+    const entries = parsePasswd(text);
     for (const e of entries) {
       const parsed = parseHash(e.hash);
       if (typeof parsed === "string") problems.push(`${name} line ${e.line} (${e.username}): ${parsed}; Mosquitto ignores this login`);

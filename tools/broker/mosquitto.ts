@@ -7,9 +7,9 @@ import { delimiter, join } from "node:path";
 export const INSTALL_HINT =
   "install it: apt-get install mosquitto mosquitto-clients (Debian, Ubuntu, Raspberry Pi OS), brew install mosquitto (macOS), or see https://mosquitto.org/download/";
 
-/** A program on PATH, else in the usual Debian directories (mosquitto lives in /usr/sbin). */
+/** A program on PATH, else in the usual Debian and Homebrew directories (mosquitto lives in /usr/sbin). */
 export function findTool(name: string): string | undefined {
-  const dirs = [...(process.env.PATH ?? "").split(delimiter), "/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin"];
+  const dirs = [...(process.env.PATH ?? "").split(delimiter), "/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin", "/opt/homebrew/sbin"];
   for (const dir of dirs) {
     if (!dir) continue;
     const candidate = join(dir, name);
@@ -27,7 +27,10 @@ export function isExecutable(path: string): boolean {
   }
 }
 
+/** The broker: $WISP_MOSQUITTO when set (a build of your own), else found like findTool. */
 export function findMosquitto(): string | undefined {
+  const given = process.env.WISP_MOSQUITTO;
+  if (given) return isExecutable(given) ? given : undefined;
   return findTool("mosquitto");
 }
 

@@ -86,9 +86,13 @@ export function parsePasswd(text: string): PasswdEntry[] {
   return entries;
 }
 
-/** A password file for these logins, each hashed with a fresh salt. */
-export function formatPasswd(logins: readonly { username: string; password: string }[], header?: string): string {
-  const lines = header ? header.split("\n").map((l) => `# ${l}`.trimEnd()) : [];
+/**
+ * A password file for these logins, each hashed with a fresh salt. No comment lines: the broker skips
+ * them, but mosquitto_passwd 2.0.11 calls such a file corrupt and, asked to change one login, writes
+ * the file back with that login alone (measured).
+ */
+export function formatPasswd(logins: readonly { username: string; password: string }[]): string {
+  const lines: string[] = [];
   for (const login of logins) {
     checkUsername(login.username);
     lines.push(`${login.username}:${hashPassword(login.password)}`);
