@@ -24,7 +24,8 @@ sources are newer) against an embedded MQTT broker, and shows their state, readi
       --topology edge-cloud  two Mosquittos bridged as \`wisp broker init --bridge\` writes them: the
                        nodes on the edge, the watcher on the central one; the scenario fault
                        "bridge-down" cuts the link between them
-  -p, --port P         embedded broker port (default 1883, or the next free one)
+  -p, --port P         port of the embedded broker (default 1883, or the next free one), or of the
+                       --broker-config one (default: a free one)
   -d, --duration S     stop after S seconds (default: run until Ctrl-C)
   -c, --config FILE    flash config (default flash.config.json)
       --serial         give each node's console a serial port (a pseudo-terminal, needs socat):
@@ -169,6 +170,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     if (args.broker !== undefined && !/^mqtts?:\/\/[^/]+/.test(args.broker)) throw new UsageError(`--broker must look like mqtt://host:port, got ${JSON.stringify(args.broker.replace(/\/\/[^@/]*@/, "//***@"))}`);
     if ((args.username !== undefined || args.password !== undefined) && args.broker === undefined) throw new UsageError("--username and --password are the login for --broker URL");
+    if (args.password !== undefined && args.username === undefined && !/^mqtts?:\/\/[^/@]+@/.test(args.broker ?? "")) throw new UsageError("--password needs --username (or a user name in the --broker URL)");
     if (args.broker !== undefined && (args["broker-config"] !== undefined || args.topology !== undefined)) throw new UsageError("--broker uses a broker you run; --broker-config and --topology start Mosquitto here: choose one");
     if (args.topology !== undefined && args.topology !== "edge-cloud" && args.topology !== "single") throw new UsageError(`--topology must be edge-cloud (or single), got ${JSON.stringify(args.topology)}`);
   } catch (err) {
