@@ -138,7 +138,6 @@ function init(argv: string[]): number {
   const result = initBrokerFolder({
     dir: out,
     config,
-    configFile: file,
     nodes,
     tls: values.tls ? true : values["no-tls"] ? false : undefined,
     hosts: values.host as string[] | undefined,

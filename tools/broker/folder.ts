@@ -112,8 +112,6 @@ export interface InitOptions {
   rotate?: boolean;
   /** The dynamic security plugin (default: found on this machine); null leaves it out. */
   plugin?: string | null;
-  /** For messages: where the config came from. */
-  configFile?: string;
 }
 
 export interface InitResult {
