@@ -17,13 +17,32 @@ export interface RunOptions {
   onLine?: (line: string, stop: () => void) => void;
 }
 
+const running = new Set<number>();
+
+/**
+ * Kills whatever a test left running, with its children (a `wisp broker run` whose test timed out
+ * would leave its Mosquitto behind): each command runs in its own process group.
+ */
+export function killLeftovers(): void {
+  for (const pid of running) {
+    try {
+      process.kill(-pid, "SIGKILL");
+    } catch {
+      // already gone
+    }
+  }
+  running.clear();
+}
+
 export function wisp(args: string[], options: RunOptions): Promise<Run> {
   return new Promise((resolve) => {
     const proc = spawn(process.execPath, [join(PROJECT_ROOT, "tools", "wisp.js"), ...args], {
       cwd: options.cwd,
       env: { ...process.env, ...options.env },
       stdio: ["ignore", "pipe", "pipe"],
+      detached: true,
     });
+    running.add(proc.pid!);
     let out = "",
       err = "";
     const stop = () => proc.kill("SIGINT");
@@ -32,7 +51,10 @@ export function wisp(args: string[], options: RunOptions): Promise<Run> {
       for (const line of d.toString().split("\n")) if (line) options.onLine?.(line, stop);
     });
     proc.stderr.on("data", (d: Buffer) => (err += d.toString()));
-    proc.on("exit", (code) => resolve({ code, out, err }));
+    proc.on("exit", (code) => {
+      running.delete(proc.pid!);
+      resolve({ code, out, err });
+    });
   });
 }
 

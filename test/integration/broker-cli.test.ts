@@ -4,9 +4,9 @@ import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import mqtt from "mqtt";
-import { afterAll, beforeAll, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, expect, it } from "vitest";
 import { freePort } from "../../tools/broker/mosquitto.ts";
-import { secrets, wisp as run, writeConfig, type Run, type RunOptions } from "../helpers/cli.ts";
+import { killLeftovers, secrets, wisp as run, writeConfig, type Run, type RunOptions } from "../helpers/cli.ts";
 import { describeWithMosquitto } from "../helpers/suites.ts";
 
 const wisp = (args: string[], options: Partial<RunOptions> = {}) => run(args, { cwd: scratch, ...options });
@@ -21,6 +21,7 @@ beforeAll(async () => {
   configFile = join(scratch, "flash.config.json");
   writeConfig(configFile, port);
 });
+afterEach(killLeftovers);
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
 function expectNoSecret(run: Run, passwords: string[]): void {

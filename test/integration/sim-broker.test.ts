@@ -3,9 +3,9 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, expect, it } from "vitest";
 import { freePort } from "../../tools/broker/mosquitto.ts";
-import { secrets, untilOnline, wisp as run, writeConfig, type Run, type RunOptions } from "../helpers/cli.ts";
+import { killLeftovers, secrets, untilOnline, wisp as run, writeConfig, type Run, type RunOptions } from "../helpers/cli.ts";
 import { startMosquitto, type Mosquitto } from "../helpers/mosquitto.ts";
 import { describeWithMosquitto } from "../helpers/suites.ts";
 import { PEER, WISP } from "../helpers/users.ts";
@@ -20,6 +20,7 @@ beforeAll(async () => {
   configFile = join(scratch, "flash.config.json");
   writeConfig(configFile, await freePort());
 });
+afterEach(killLeftovers);
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
 function expectNoSecret(run: Run, passwords: string[]): void {
