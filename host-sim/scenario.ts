@@ -13,7 +13,8 @@
 //     { "at": 120, "fault": "wifi-drop", "for": 30 },        // the access point is down 30 s
 //     { "at": 200, "fault": "broker-restart", "for": 5 },    // broker stopped, back on the same port 5 s later
 //     { "at": 300, "fault": "sensor-unplug", "for": 60, "node": 0 },  // node omitted: every node
-//     { "at": 400, "fault": "power-cut", "for": 10, "node": 1 }       // off, on again after "for"
+//     { "at": 400, "fault": "power-cut", "for": 10, "node": 1 },      // off, on again after "for"
+//     { "at": 500, "fault": "bridge-down", "for": 60 }       // edge-cloud topology: the bridge's link is cut
 //   ]
 // }
 //
@@ -24,7 +25,7 @@ import { readFileSync } from "node:fs";
 import type { Environment } from "./devices/bme280.ts";
 import { gaussianSource } from "./random.ts";
 
-export const FAULT_KINDS = ["wifi-drop", "broker-restart", "sensor-unplug", "power-cut"] as const;
+export const FAULT_KINDS = ["wifi-drop", "broker-restart", "sensor-unplug", "power-cut", "bridge-down"] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 
 export interface Keyframe {
@@ -132,7 +133,7 @@ export function validateScenario(value: unknown): string[] {
       if (!(FAULT_KINDS as readonly unknown[]).includes(fault.fault)) bad(`${path}.fault`, `must be one of ${FAULT_KINDS.join(", ")}`);
       if (!isNumber(fault.for) || fault.for <= 0) bad(`${path}.for`, "must be a duration in seconds > 0");
       if (fault.node !== undefined) {
-        if (fault.fault === "wifi-drop" || fault.fault === "broker-restart") bad(`${path}.node`, `${String(fault.fault)} affects every node; remove "node"`);
+        if (fault.fault === "wifi-drop" || fault.fault === "broker-restart" || fault.fault === "bridge-down") bad(`${path}.node`, `${String(fault.fault)} affects every node; remove "node"`);
         else if (!Number.isInteger(fault.node) || (fault.node as number) < 0) bad(`${path}.node`, "must be a node index >= 0");
       }
     });

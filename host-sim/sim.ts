@@ -8,7 +8,14 @@
 //     clock: "fake",                  // "fake" (default): one @sinonjs/fake-timers clock for every node,
 //                                     //   moved only by sim.advance(ms); "real": wall-clock time
 //     startMs: Date.UTC(2025, 5, 1),  // fake clock start (default 2025-06-01T06:00:00Z)
-//     brokerUrl: "mqtt://host:1883",  // use this broker; default: an embedded aedes on 127.0.0.1
+//     brokerUrl: "mqtt://host:1883",  // use this broker; default: an embedded aedes on 127.0.0.1. A login in
+//                                     //   the URL (mqtt://user:pass@host) is every node's and the watcher's
+//     login: { username, password },  // the same, given apart from the URL
+//     nodeLogin: (serial, index) => ({ username, password, ca }),  // each node's own login (and the
+//                                     //   broker's CA, base64 DER), written into its wisp.json
+//     observer: { url, username, password, ca },  // where the simulation's watcher subscribes to the
+//                                     //   nodes' topics (external broker; default: brokerUrl with the login)
+//     link: { down(), up() },         // the edge broker's uplink, cut by the scenario fault "bridge-down"
 //     port: 0,                        // embedded broker port (default 0 = random; portFallback tries the next ones)
 //     scenario: "scenarios/faults.json" | Scenario,  // default: constant 21 °C, 45 %RH, 1013.25 hPa
 //     firmwarePath: "dist/firmware.js",             // or firmware: "<source>" (tests use tiny scripts)
@@ -25,7 +32,7 @@
 //   sim.traffic                       // recent messages seen by the broker [{ at, topic, payload, node }]
 //   sim.on("message", (entry) => {}) / on("fault", (event) => {}) / on("node", (node) => {})   // node: state changed
 //   sim.on("log", (line, node) => {}) / on("warning", (text) => {})
-//   sim.dropWifi(ms) / sim.restartBroker(ms) / sim.now()   // faults by hand; now() = ms since start
+//   sim.dropWifi(ms) / sim.restartBroker(ms) / sim.cutBridge(ms) / sim.now()   // faults by hand; now() = ms since start
 //   sim.broker (embedded aedes: { url, port, aedes, close }, undefined while restarting or external)
 //   sim.brokerUrl, sim.ap (AccessPoint: down()/restore()), sim.fakeClock, sim.messages (count)
 //   node.consolePath                 // with serial: true, the pseudo-terminal of its console UART
@@ -50,7 +57,7 @@ import { type NodeConfig, SimNode } from "./node.ts";
 import { type Clock, distPath, realClock, type Runtime } from "./runtime.ts";
 import { openPty, type Pty } from "./serial/pty.ts";
 import { constantScenario, environmentSource, type Fault, loadScenario, parseScenario, type Scenario } from "./scenario.ts";
-import { AccessPoint } from "./wifi.ts";
+import { AccessPoint, macFor, serialFromMac } from "./wifi.ts";
 
 export type { NodeConfig } from "./node.ts";
 export { SimNode } from "./node.ts";
@@ -84,6 +91,21 @@ export interface SimulationOptions {
   serial?: boolean;
   /** Baud rate of the nodes' console UARTs (default 115,200). */
   baud?: number;
+  /** Every node's broker login (default: the one in brokerUrl, if any). */
+  login?: { username: string; password: string };
+  /** Each node's own login, by its serial ({id}); overrides `login`. */
+  nodeLogin?: (serial: string, index: number) => NodeLogin | undefined;
+  /** Where and how the watcher connects (external broker only). */
+  observer?: { url?: string; username?: string; password?: string; ca?: string };
+  /** The uplink the "bridge-down" fault cuts. */
+  link?: { down(): void; up(): void };
+}
+
+/** What a node's wisp.json gets: `mqtt.username`, `mqtt.password`, `mqtt.ca` (base64 of the CA's DER). */
+export interface NodeLogin {
+  username: string;
+  password: string;
+  ca?: string;
 }
 
 export interface TrafficEntry {
@@ -245,6 +267,21 @@ export class Simulation extends EventEmitter {
     });
   }
 
+  /** The link between edge and central broker goes down for `ms` (fault "bridge-down", edge-cloud topology). */
+  cutBridge(ms: number): void {
+    const link = this.options.link;
+    this.fault({ fault: "bridge-down", phase: "start" });
+    if (!link) {
+      this.emit("warning", "bridge-down needs two bridged brokers (wisp sim --topology edge-cloud); ignored");
+      return;
+    }
+    link.down();
+    this.after(ms, () => {
+      link.up();
+      this.fault({ fault: "bridge-down", phase: "end" });
+    });
+  }
+
   /** Nodes off, broker closed, timers cancelled. */
   async stop(): Promise<void> {
     if (this.stopped) return;
@@ -264,8 +301,11 @@ export class Simulation extends EventEmitter {
     const o = this.options;
     const firmware = o.flash === false ? undefined : (o.firmware ?? readFirmware(o.firmwarePath ?? distPath("firmware.js")));
     const config = o.config ?? DEFAULT_NODE_CONFIG;
-    if (o.brokerUrl) {
-      this.brokerUrl = o.brokerUrl;
+    // A login in the URL is taken out of it: the nodes get it in wisp.json's mqtt.username/password.
+    const given = o.brokerUrl ? splitLogin(o.brokerUrl) : undefined;
+    const login = o.login ?? given?.login;
+    if (given) {
+      this.brokerUrl = given.url;
     } else {
       this.attachBroker(await startBroker({ port: o.port ?? 0, fallback: o.portFallback }));
     }
@@ -278,14 +318,17 @@ export class Simulation extends EventEmitter {
       };
     };
     for (let index = 0; index < count; index++) {
+      const serial = serialFromMac(macFor(index, o.seed ?? 0));
+      const own = o.nodeLogin ? o.nodeLogin(serial, index) : login;
       const node: SimNode = new SimNode({
         index,
+        serial,
         seed: o.seed,
         clock: this.clock,
         ap: this.ap,
         brokerUrl: this.brokerUrl,
         firmware,
-        config,
+        config: own ? { ...config, mqtt: { ...config.mqtt, username: own.username, password: own.password, ca: (own as NodeLogin).ca ?? config.mqtt.ca } } : config,
         environment: environmentSource(this.scenario, this.startMs, () => this.clock.Date.now(), ((o.seed ?? 0) << 16) + index),
         log: (line, n) => {
           o.log?.(line, n);
@@ -306,7 +349,7 @@ export class Simulation extends EventEmitter {
       this.consoleDir = mkdtempSync(join(tmpdir(), "wisp-sim-"));
       for (const node of this.nodes) await this.plugConsole(node);
     }
-    if (o.brokerUrl) await this.observe(o.brokerUrl);
+    if (o.brokerUrl) await this.observe({ url: this.brokerUrl, username: login?.username, password: login?.password, ...o.observer });
     this.scheduleFaults();
     if (o.powerOn !== false) await this.powerOn();
   }
@@ -371,10 +414,21 @@ export class Simulation extends EventEmitter {
     });
   }
 
-  /** With an external broker, watch the nodes' topics with an MQTT.js subscriber. */
-  private async observe(url: string): Promise<void> {
+  /** With an external broker, watch the nodes' topics with an MQTT.js subscriber (with the login given). */
+  private async observe(o: { url?: string; username?: string; password?: string; ca?: string }): Promise<void> {
     const bases = new Set([...this.byPrefix.keys()].map((p) => `${p.split("/")[0]}/#`));
-    const client = await mqtt.connectAsync(url, { clientId: `wisp-sim-observer-${process.pid}`, reconnectPeriod: 1000 });
+    const url = o.url ?? this.brokerUrl;
+    const client = await mqtt
+      .connectAsync(url, {
+        clientId: `wisp-sim-observer-${process.pid}`,
+        reconnectPeriod: 1000,
+        username: o.username,
+        password: o.password,
+        ca: o.ca,
+      })
+      .catch((err: Error) => {
+        throw new Error(`the simulation's watcher could not connect to ${url}${o.username ? ` as ${o.username}` : " without a login"}: ${err.message}`);
+      });
     await client.subscribeAsync([...bases], { qos: 0 });
     client.on("message", (topic, payload, packet) => {
       this.activity++;
@@ -424,6 +478,8 @@ export class Simulation extends EventEmitter {
           this.fault({ fault: f.fault, phase: "end", node: f.node });
         });
         return;
+      case "bridge-down":
+        return this.cutBridge(ms);
       case "power-cut":
         for (const n of targets) n.powerOff();
         this.fault({ fault: f.fault, phase: "start", node: f.node });
@@ -467,6 +523,16 @@ export async function createSimulation(options: SimulationOptions = {}): Promise
     throw err;
   }
   return sim;
+}
+
+/** `mqtt://user:pass@host:port` → the URL without the login, and the login (percent-decoded). */
+export function splitLogin(url: string): { url: string; login?: { username: string; password: string } } {
+  const parsed = new URL(url);
+  if (!parsed.username && !parsed.password) return { url };
+  const login = { username: decodeURIComponent(parsed.username), password: decodeURIComponent(parsed.password) };
+  parsed.username = "";
+  parsed.password = "";
+  return { url: parsed.toString().replace(/\/$/, ""), login };
 }
 
 function readFirmware(path: string): string {

@@ -102,6 +102,12 @@ export interface RenderOptions {
   wifi?: { ssid: string; password?: string };
   /** Replace the broker URL (the simulator's broker). */
   mqttUrl?: string;
+  /**
+   * The node's own broker login, and the broker's CA (base64 DER) when it has TLS: from a
+   * `wisp broker init` folder with nodeLogin(dir, id) or ensureNodeLogin(dir, id) (tools/broker/folder.ts).
+   * It replaces mqtt.username and mqtt.password of the file.
+   */
+  login?: { username: string; password: string; ca?: string };
   file?: string;
 }
 
@@ -120,8 +126,9 @@ export function renderDeviceConfig(config: FlashConfig, options: RenderOptions =
   const mqtt = {
     url: options.mqttUrl ?? config.mqtt.url,
     clientId: config.mqtt.clientId ?? "wisp-{id}",
-    username: config.mqtt.username,
-    password: secret(config.mqtt.password, "mqtt.password"),
+    username: options.login ? options.login.username : config.mqtt.username,
+    password: options.login ? options.login.password : secret(config.mqtt.password, "mqtt.password"),
+    ca: options.login?.ca,
     keepalive: config.mqtt.keepalive ?? 30,
     queueSize: config.mqtt.queueSize ?? 32,
   };

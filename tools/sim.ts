@@ -7,6 +7,7 @@ import { parseArgs } from "node:util";
 import { createSimulation, DEFAULT_NODE_CONFIG, type NodeConfig, type Simulation } from "../host-sim/sim.ts";
 import { startLiveView, startPlainView, type View } from "../host-sim/view.ts";
 import { ensureBuilt, PROJECT_ROOT } from "./build.ts";
+import type { FleetBrokers } from "./broker/topology.ts";
 
 const USAGE = `usage: wisp sim [options]
 
@@ -15,8 +16,16 @@ sources are newer) against an embedded MQTT broker, and shows their state, readi
 
   -n, --nodes N        how many nodes (default 1); each has its own serial, client id and Storage
   -s, --scenario FILE  environment and faults over time (default scenarios/default.json)
-  -b, --broker URL     use this broker (mqtt://host:port) instead of the embedded one
-  -p, --port P         embedded broker port (default 1883, or the next free one)
+  -b, --broker URL     use this broker (mqtt://host:port, or mqtt://user:pass@host:port with a login)
+                       instead of the embedded one; the nodes and the watcher log in with the login
+      --username U, --password P   the login for --broker, given apart from the URL
+      --broker-config DIR  run Mosquitto with a folder from \`wisp broker init\`; each node logs in
+                       with its own login from it, the watcher as the operator
+      --topology edge-cloud  two Mosquittos bridged as \`wisp broker init --bridge\` writes them: the
+                       nodes on the edge, the watcher on the central one; the scenario fault
+                       "bridge-down" cuts the link between them
+  -p, --port P         port of the embedded broker (default 1883, or the next free one), or of the
+                       --broker-config one (default: a free one)
   -d, --duration S     stop after S seconds (default: run until Ctrl-C)
   -c, --config FILE    flash config (default flash.config.json)
       --serial         give each node's console a serial port (a pseudo-terminal, needs socat):
@@ -71,11 +80,22 @@ export function prefixBase(prefix: string): string {
   return (i < 0 ? parts : parts.slice(0, i)).join("/") || "#";
 }
 
-export function watchCommand(brokerUrl: string, prefix: string): string {
+export interface WatchLogin {
+  username: string;
+  /** Shell text that gives the password (never the password itself): a $(...) or a placeholder. */
+  password: string;
+  /** The CA file for an mqtts:// broker. */
+  cafile?: string;
+}
+
+export function watchCommand(brokerUrl: string, prefix: string, login?: WatchLogin): string {
   const url = new URL(brokerUrl);
   const base = prefixBase(prefix);
   const topic = base === "#" ? "#" : `${base}/#`;
-  return `mosquitto_sub -h ${url.hostname.replace(/^\[|\]$/g, "")} -p ${url.port || "1883"} -v -t '${topic}'`;
+  const tls = url.protocol === "mqtts:";
+  const auth = login ? ` -u ${login.username} -P ${login.password}` : "";
+  const ca = tls && login?.cafile ? ` --cafile ${login.cafile}` : "";
+  return `mosquitto_sub -h ${url.hostname.replace(/^\[|\]$/g, "")} -p ${url.port || (tls ? "8883" : "1883")}${ca}${auth} -v -t '${topic}'`;
 }
 
 function positiveInt(name: string, value: string | undefined, fallback: number): number {
@@ -87,6 +107,21 @@ function positiveInt(name: string, value: string | undefined, fallback: number):
 
 class UsageError extends Error {}
 
+/** Mosquitto with a broker folder (or, for edge-cloud without one, a scratch folder from the config). */
+async function startBrokers(dir: string | undefined, topology: "single" | "edge-cloud", configFile: string, nodes: number, seed: number, port: number | undefined): Promise<FleetBrokers> {
+  const { loadFlashConfig } = await import("./config.ts");
+  const { missingLogins, startFleetBrokers } = await import("./broker/topology.ts");
+  const { simulatedIds } = await import("./broker/folder.ts");
+  const config = loadFlashConfig(configFile);
+  if (dir !== undefined) {
+    const missing = missingLogins(dir, simulatedIds(nodes, seed));
+    if (missing.length) {
+      throw new Error(`${missing.length} of the ${nodes} simulated nodes ${missing.length === 1 ? "has" : "have"} no login in ${dir} (${missing.slice(0, 3).join(", ")}${missing.length > 3 ? ", ..." : ""}): run wisp broker init --out ${dir} --nodes ${nodes}${seed ? " (it makes logins for --seed 0)" : ""}`);
+    }
+  }
+  return startFleetBrokers({ dir: dir === undefined ? undefined : path.resolve(dir), topology, config, nodes, seed, port });
+}
+
 export async function main(argv: string[]): Promise<number> {
   let args;
   try {
@@ -96,6 +131,10 @@ export async function main(argv: string[]): Promise<number> {
         nodes: { type: "string", short: "n" },
         scenario: { type: "string", short: "s" },
         broker: { type: "string", short: "b" },
+        username: { type: "string" },
+        password: { type: "string" },
+        "broker-config": { type: "string" },
+        topology: { type: "string" },
         port: { type: "string", short: "p" },
         duration: { type: "string", short: "d" },
         config: { type: "string", short: "c" },
@@ -129,7 +168,11 @@ export async function main(argv: string[]): Promise<number> {
       duration = Number(args.duration);
       if (!(duration > 0)) throw new UsageError(`--duration must be a number of seconds > 0, got ${JSON.stringify(args.duration)}`);
     }
-    if (args.broker !== undefined && !/^mqtts?:\/\/[^/]+/.test(args.broker)) throw new UsageError(`--broker must look like mqtt://host:port, got ${JSON.stringify(args.broker)}`);
+    if (args.broker !== undefined && !/^mqtts?:\/\/[^/]+/.test(args.broker)) throw new UsageError(`--broker must look like mqtt://host:port, got ${JSON.stringify(args.broker.replace(/\/\/[^@/]*@/, "//***@"))}`);
+    if ((args.username !== undefined || args.password !== undefined) && args.broker === undefined) throw new UsageError("--username and --password are the login for --broker URL");
+    if (args.password !== undefined && args.username === undefined && !/^mqtts?:\/\/[^/@]+@/.test(args.broker ?? "")) throw new UsageError("--password needs --username (or a user name in the --broker URL)");
+    if (args.broker !== undefined && (args["broker-config"] !== undefined || args.topology !== undefined)) throw new UsageError("--broker uses a broker you run; --broker-config and --topology start Mosquitto here: choose one");
+    if (args.topology !== undefined && args.topology !== "edge-cloud" && args.topology !== "single") throw new UsageError(`--topology must be edge-cloud (or single), got ${JSON.stringify(args.topology)}`);
   } catch (err) {
     if (!(err instanceof UsageError)) throw err;
     console.error(`wisp sim: ${err.message}\n\n${USAGE}`);
@@ -144,12 +187,40 @@ export async function main(argv: string[]): Promise<number> {
   const configFile = path.resolve(args.config ?? path.join(PROJECT_ROOT, "flash.config.json"));
   const scenarioFile = path.resolve(args.scenario ?? path.join(PROJECT_ROOT, "scenarios", "default.json"));
   let sim: Simulation;
+  let brokers: FleetBrokers | undefined;
+  let watchLogin: WatchLogin | undefined;
+  let brokerUrl = args.broker;
+  let login: { username: string; password: string } | undefined;
+  if (args.broker !== undefined) {
+    const { splitLogin } = await import("../host-sim/sim.ts");
+    const given = splitLogin(args.broker);
+    brokerUrl = given.url;
+    const username = args.username ?? given.login?.username;
+    if (username !== undefined) {
+      login = { username, password: args.password ?? given.login?.password ?? "" };
+      watchLogin = { username, password: "<password>" };
+    }
+  }
   try {
     const config = await nodeConfig(configFile);
+    if (args["broker-config"] !== undefined || args.topology === "edge-cloud") {
+      brokers = await startBrokers(args["broker-config"], args.topology === "edge-cloud" ? "edge-cloud" : "single", configFile, nodes, seed, args.port === undefined ? undefined : port);
+      brokerUrl = brokers.nodeUrl;
+      const passwords = path.join(brokers.dir, "passwords.json");
+      watchLogin = {
+        username: brokers.observer.username,
+        password: `"$(node -p 'require(${JSON.stringify(passwords)}).operator.password')"`,
+        cafile: brokers.observer.ca ? path.join(brokers.dir, "ca.crt") : undefined,
+      };
+    }
     sim = await createSimulation({
       nodes,
       clock: "real",
-      brokerUrl: args.broker,
+      brokerUrl,
+      login,
+      nodeLogin: brokers?.nodeLogin,
+      observer: brokers?.observer,
+      link: brokers?.link,
       port,
       portFallback: args.port === undefined,
       scenario: scenarioFile,
@@ -162,6 +233,7 @@ export async function main(argv: string[]): Promise<number> {
       baud,
     });
   } catch (err) {
+    await brokers?.stop();
     console.error(`wisp sim: ${(err as Error).message}`);
     return 1;
   }
@@ -172,9 +244,10 @@ export async function main(argv: string[]): Promise<number> {
     console.log(`flash a node: wisp flash --port ${sim.nodes[0]!.consolePath} --config ${path.relative(process.cwd(), lab)}`);
   }
   const prefix = sim.nodes[0]?.config()?.prefix ?? "wisp/{id}";
-  const watch = watchCommand(sim.brokerUrl, prefix);
+  const watch = watchCommand(brokers?.observer.url ?? sim.brokerUrl, prefix, watchLogin);
   const tty = process.stdout.isTTY === true && !args.plain;
-  if (!tty) console.log(`wisp sim: ${nodes} node${nodes === 1 ? "" : "s"}, broker ${sim.brokerUrl}, scenario ${path.relative(process.cwd(), scenarioFile)}\nwatch: ${watch}`);
+  const where = brokers?.central ? `edge broker ${sim.brokerUrl} bridged to ${brokers.observer.url}` : `broker ${sim.brokerUrl}`;
+  if (!tty) console.log(`wisp sim: ${nodes} node${nodes === 1 ? "" : "s"}, ${where}, scenario ${path.relative(process.cwd(), scenarioFile)}\nwatch: ${watch}`);
   const view: View = tty ? startLiveView(sim, { watch }) : startPlainView(sim);
   await sim.powerOn();
 
@@ -192,6 +265,7 @@ export async function main(argv: string[]): Promise<number> {
   // The terminal keeps the last live frame; piped output also reports the shutdown itself.
   if (tty) view.stop();
   await sim.stop();
+  await brokers?.stop();
   if (!tty) view.stop();
   if (tty) console.log(`stopped: ${sim.messages} messages from ${nodes} node${nodes === 1 ? "" : "s"}; broker closed`);
   else console.log("wisp sim: stopped");
