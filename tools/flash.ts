@@ -12,6 +12,7 @@ import { boards } from "../boards/index.ts";
 import { ensureBuilt, PROJECT_ROOT } from "./build.ts";
 import { ConfigError, loadFlashConfig, renderDeviceConfig, type FlashConfig } from "./config.ts";
 import { ConsoleLink, type FileProgress, LinkError } from "./serial/link.ts";
+import { BrokerFolderError, ensureNodeLogin, type NodeLogin } from "./broker/folder.ts";
 import { findBoardPort, openPort, PortError } from "./serial/port.ts";
 import { startProgress } from "./serial/progress.ts";
 
@@ -26,6 +27,8 @@ and restarts it.
   -c, --config FILE   node configuration (default flash.config.json)
   -b, --baud N        console baud rate (default 115200, what Espruino's ESP32 build uses)
   -m, --monitor       stay on the board's console afterwards (Ctrl-] leaves)
+      --broker-dir DIR  a \`wisp broker init\` folder: the node gets its own login (and the CA)
+                      from it, added to the folder when the node is new
       --no-build      upload dist/ as it is
   -h, --help          this text
 
@@ -43,6 +46,8 @@ export interface FlashOptions {
   onText?: (text: string) => void;
   /** Show a progress bar on stderr when it is a terminal (default true). */
   progress?: boolean;
+  /** A `wisp broker init` folder to take the node's login from. */
+  brokerDir?: string;
 }
 
 export interface FlashResult {
@@ -59,10 +64,10 @@ export interface FlashResult {
   brokerUrl: string;
 }
 
-/** The node as it will be written: [name, bytes] in upload order. */
-export function nodeFiles(config: FlashConfig, env: Record<string, string | undefined> = process.env): { name: string; data: Uint8Array }[] {
+/** The node as it will be written, in upload order; `login` is the node's own broker login. */
+export function nodeFiles(config: FlashConfig, env: Record<string, string | undefined> = process.env, login?: NodeLogin): { name: string; data: Uint8Array }[] {
   const firmware = readFileSync(path.join(PROJECT_ROOT, "dist", "firmware.js"));
-  const settings = Buffer.from(JSON.stringify(renderDeviceConfig(config, { env })), "latin1");
+  const settings = Buffer.from(JSON.stringify(renderDeviceConfig(config, { env, login })), "latin1");
   return [
     { name: ".bootcde", data: new Uint8Array(firmware) },
     { name: "wisp.json", data: new Uint8Array(settings) },
@@ -73,7 +78,7 @@ export function nodeFiles(config: FlashConfig, env: Record<string, string | unde
 export async function flash(options: FlashOptions & { keepOpen?: boolean }): Promise<FlashResult> {
   const say = options.say ?? ((line: string) => console.log(line));
   const config = loadFlashConfig(options.configFile);
-  const files = nodeFiles(config);
+  let files = nodeFiles(config); // secrets are checked before anything touches the board
   const board = boards[config.board]!;
   const portPath = options.port ?? (await findBoardPort()).path;
   const started = performance.now();
@@ -83,6 +88,12 @@ export async function flash(options: FlashOptions & { keepOpen?: boolean }): Pro
     const id = await link.identify();
     ConsoleLink.checkIdentity(id, options.expectBoard ?? board.espruinoBoard);
     say(`${portPath}: Espruino ${id.version} on ${id.board}`);
+    if (options.brokerDir) {
+      const serial = String(await link.eval("getSerial()"));
+      const { login, added } = ensureNodeLogin(options.brokerDir, serial);
+      files = nodeFiles(config, process.env, login);
+      say(`broker login for node ${serial} from ${options.brokerDir}${added ? " (new: send Mosquitto a SIGHUP so it reads passwd again)" : ""}`);
+    }
     // stop the node that runs now (its code may run from the flash about to be rewritten)
     await link.eval("reset()");
     await link.quiet(300, 5000);
@@ -141,6 +152,7 @@ export async function main(argv: string[]): Promise<number> {
         monitor: { type: "boolean", short: "m" },
         "no-build": { type: "boolean" },
         "expect-board": { type: "string" },
+        "broker-dir": { type: "string" },
         help: { type: "boolean", short: "h" },
       },
       strict: true,
@@ -164,7 +176,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   const configFile = path.resolve(args.config ?? path.join(PROJECT_ROOT, "flash.config.json"));
   try {
-    const result = await flash({ port: args.port, configFile, baud, expectBoard: args["expect-board"], keepOpen: args.monitor, onText: undefined });
+    const result = await flash({ port: args.port, configFile, baud, expectBoard: args["expect-board"], keepOpen: args.monitor, brokerDir: args["broker-dir"] });
     const bytes = result.files.reduce((n, f) => n + f.bytes, 0);
     console.log(
       `node ${result.serial} is running (prefix ${result.prefix}): ${result.files.length} files, ${bytes.toLocaleString("en-US")} bytes, verified on the board, in ${result.seconds.toFixed(1)} s\n` +
@@ -176,7 +188,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     return 0;
   } catch (err) {
-    if (err instanceof ConfigError || err instanceof PortError || err instanceof LinkError) {
+    if (err instanceof ConfigError || err instanceof PortError || err instanceof LinkError || err instanceof BrokerFolderError) {
       console.error(`wisp flash: ${err.message}`);
       return 1;
     }

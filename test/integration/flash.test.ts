@@ -1,12 +1,15 @@
 // `wisp flash` end to end against simulated ESP32s whose consoles are pseudo-terminals: the real
 // uploader, serialport, socat, the simulated console and UART, the embedded broker.
 import { spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
 import { SerialPort } from "serialport";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { SimNode } from "../../host-sim/node.ts";
 import { PROJECT_ROOT } from "../../tools/build.ts";
+import { initBrokerFolder, readPasswords } from "../../tools/broker/folder.ts";
+import { loadFlashConfig } from "../../tools/config.ts";
 import { flash } from "../../tools/flash.ts";
 import { LinkError } from "../../tools/serial/link.ts";
 import { PortError } from "../../tools/serial/port.ts";
@@ -41,6 +44,20 @@ describe("wisp flash against a simulated board on a pseudo-terminal", () => {
     expect(node.console.packets.nak).toBe(0);
     expect(node.line.lost).toBe(0);
     await until(() => node.status === "online", 10_000);
+  });
+
+  it("with --broker-dir the node gets its own login from the broker folder, added when new", async () => {
+    const node = board(0);
+    const dir = join(mkdtempSync(join(tmpdir(), "wisp-flash-broker-")), "broker");
+    initBrokerFolder({ dir, config: loadFlashConfig(boards.configFile), nodes: [], plugin: null });
+    try {
+      await flash({ port: port(0), configFile: boards.configFile, baud: 115200, brokerDir: dir, ...quiet });
+      const settings = JSON.parse(node.flashStorage.read("wisp.json")!);
+      expect(settings.mqtt.username).toBe(node.serial);
+      expect(settings.mqtt.password).toBe(readPasswords(dir)!.nodes[node.serial]);
+    } finally {
+      rmSync(dirname(dir), { recursive: true, force: true });
+    }
   });
 
   it("a byte corrupted on the line is caught by the CRC-32 check and the file is sent again", async () => {
