@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { promisify } from "node:util";
 import { afterAll, describe, expect, it } from "vitest";
-import { build, BuildError, bundle, PROJECT_ROOT, type Output } from "../../tools/build.ts";
+import { build, BuildError, bundle, checkBundle, PROJECT_ROOT, type Output } from "../../tools/build.ts";
 
 const FIXTURES = "test/fixtures/compat/build";
 
@@ -30,6 +30,13 @@ describe("bundle", () => {
     const { code } = await bundle(`${FIXTURES}/module.ts`);
     expect(code).toMatch(/^[\x00-\x7f]*$/);
     expect(code).toContain("\\xE9");
+  });
+
+  it("writes no raw control byte but the newline (esbuild writes \"\\x04\" as the byte; an upload would send it as it is)", async () => {
+    const { code } = await bundle("firmware/mqtt/index.ts");
+    expect(code).not.toMatch(/[\x00-\x09\x0b-\x1f\x7f]/);
+    expect(code).toContain('"\\0\\x04MQTT\\x04"');
+    expect(checkBundle(await bundle("firmware/mqtt/index.ts")).filter((f) => f.rule === "control-byte")).toEqual([]);
   });
 
   it("rejects an imported Node module with a message naming it and the importing line", async () => {

@@ -103,6 +103,8 @@ describe("checkEspruinoCompat on plain JavaScript (no source map)", () => {
     ["class A { static [k] = 1 }", "computed-key"],
     ["function f(...a) {}", "rest"],
     ["var v = Number['isInteger'](1)", "missing-api"],
+    ['var s = "\x04MQTT"', "control-byte"],
+    ['var s = "a\x03"', "control-byte"],
   ])("%s -> %s", (js, rule) => {
     expect(checkEspruinoCompat(js).map((f) => f.rule)).toContain(rule);
   });
