@@ -85,8 +85,10 @@ export async function flash(options: FlashOptions & { keepOpen?: boolean }): Pro
   const transport = await openPort(portPath, options.baud);
   const link = new ConsoleLink(transport, { baud: options.baud, onText: options.onText });
   try {
-    const id = await link.identify();
-    ConsoleLink.checkIdentity(id, options.expectBoard ?? board.espruinoBoard);
+    const expected = options.expectBoard ?? board.espruinoBoard;
+    ConsoleLink.checkIdentity(await link.identify(), expected);
+    const id = await link.processEnv();
+    ConsoleLink.checkIdentity(id, expected);
     say(`${portPath}: Espruino ${id.version} on ${id.board}`);
     if (options.brokerDir) {
       const serial = String(await link.eval("getSerial()"));

@@ -6,6 +6,7 @@
 
 import { Ajv } from "ajv";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { connect } from "node:net";
 import { networkInterfaces, tmpdir } from "node:os";
 import * as path from "node:path";
 import { parseArgs } from "node:util";
@@ -24,8 +25,10 @@ found it skips (exit 0), unless WISP_HIL=required.
   -p, --port PATH      the board's serial port
       --sim            a simulated board on a pseudo-terminal (what CI runs; needs socat)
   -b, --broker URL     the broker the board connects to and the tests watch, e.g.
-                       mqtt://192.168.1.20:1883 (default: an embedded broker on this machine,
-                       at its LAN address for a real board: the board must reach it)
+                       mqtt://192.168.1.20:1883: one that runs there, or, when that is an address
+                       of this machine and nothing listens on it, an embedded broker started there
+                       (default: an embedded broker at this machine's LAN address; the board must
+                       reach it)
       --username U, --password P   a login for --broker
   -c, --config FILE    node configuration (default flash.config.json); its mqtt.url becomes the broker
   -m, --map FILE       boards and fixtures (default hil.map.json)
@@ -64,6 +67,27 @@ function lanAddress(): string | undefined {
     for (const a of list ?? []) if (a.family === "IPv4" && !a.internal) return a.address;
   }
   return undefined;
+}
+
+/** `host` is one of this machine's addresses. */
+function isLocalAddress(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, "");
+  if (h === "localhost") return true;
+  return Object.values(networkInterfaces()).some((list) => (list ?? []).some((a) => a.address === h));
+}
+
+/** Something accepts TCP connections on host:port. */
+function listening(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: host.replace(/^\[|\]$/g, ""), port });
+    const done = (ok: boolean) => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.once("connect", () => done(true));
+    socket.once("error", () => done(false));
+    socket.setTimeout(2000, () => done(false));
+  });
 }
 
 class HilUsage extends Error {}
@@ -181,14 +205,22 @@ export async function main(argv: string[]): Promise<number> {
     }
 
     let brokerUrl = target.brokerUrl;
+    const { startBroker } = await import("../host-sim/broker.ts");
     if (!brokerUrl) {
-      const { startBroker } = await import("../host-sim/broker.ts");
       const lan = lanAddress();
       if (!lan) throw new HilUsage("this machine has no LAN address the board could reach; pass --broker with a broker the board can reach");
       const broker = await startBroker({ host: "0.0.0.0", port: 1883, fallback: true });
       cleanup.push(() => broker.close());
       brokerUrl = `mqtt://${lan}:${broker.port}`;
       console.log(`wisp hil: embedded broker on ${brokerUrl} (the board must reach this address; --broker picks another)`);
+    } else if (!args.sim) {
+      const url = new URL(brokerUrl);
+      const port = Number(url.port || (url.protocol === "mqtts:" ? 8883 : 1883));
+      if (url.protocol === "mqtt:" && isLocalAddress(url.hostname) && !(await listening(url.hostname, port))) {
+        const broker = await startBroker({ host: url.hostname, port });
+        cleanup.push(() => broker.close());
+        console.log(`wisp hil: nothing listened on ${url.host}: embedded broker started there`);
+      }
     }
 
     // the config the board is flashed with: the user's, pointed at this broker (and the simulated Wi-Fi)

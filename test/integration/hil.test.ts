@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { PROJECT_ROOT } from "../../tools/build.ts";
+import { freePort } from "../helpers/mosquitto.ts";
 import { simBoards } from "../helpers/sim-board.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "wisp-hil-test-"));
@@ -50,13 +51,15 @@ describe("wisp hil", () => {
     expect(readFileSync(join(logs, restart), "utf8")).toMatch(/wisp: restarting[\s\S]*wisp: node \S+, prefix/);
   }, 90_000);
 
-  it("--port on a board the map does not know: its sensor tests are skipped with that reason", async () => {
-    // a board on the simulation's Wi-Fi and broker, as a bench board is on the lab's
+  it("--port on a board the map does not know: its sensor tests are skipped with that reason; --broker at a free local address gets an embedded broker", async () => {
+    // a board on the simulation's Wi-Fi, as a bench board is on the lab's
     const boards = await simBoards({ nodes: 1, flash: false, interval: 2 });
     try {
       const junit = join(dir, "port.xml");
-      const r = await wisp(["hil", "--port", boards.sim.nodes[0]!.consolePath!, "--broker", boards.sim.brokerUrl, "--config", boards.configFile, "--junit", junit, "--logs", join(dir, "port-logs")]);
+      const broker = `mqtt://127.0.0.1:${await freePort()}`;
+      const r = await wisp(["hil", "--port", boards.sim.nodes[0]!.consolePath!, "--broker", broker, "--config", boards.configFile, "--junit", junit, "--logs", join(dir, "port-logs")]);
       expect(r.code, r.out).toBe(0);
+      expect(r.out).toMatch(/nothing listened on 127\.0\.0\.1:\d+: embedded broker started there/);
       const xml = readFileSync(junit, "utf8");
       expect(xml).toMatch(/failures="0"/);
       expect(xml).toMatch(/<skipped message="board \/\S+ is not in hil.map.json, so its fixtures are unknown"\/>/);

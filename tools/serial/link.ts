@@ -317,6 +317,17 @@ export class ConsoleLink {
     );
   }
 
+  /**
+   * process.env.VERSION and BOARD read with an EVAL packet: what the board says of itself, and proof
+   * that the packet protocol works before anything is written.
+   */
+  async processEnv(): Promise<Identity> {
+    const v = await this.eval(`process.env.VERSION+" "+process.env.BOARD`);
+    const id = parseIdentity(`Espruino ${String(v)}`);
+    if (!id) throw new LinkError(`the board answered process.env with ${JSON.stringify(v)}, not a version and a board`, "eval");
+    return id;
+  }
+
   /** Refuses an interpreter without the packet protocol, or a board other than `board`. */
   static checkIdentity(id: Identity, board: string): void {
     if (!hasPacketProtocol(id.major, id.minor)) {
