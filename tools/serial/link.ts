@@ -56,9 +56,23 @@ const FILE_ATTEMPTS = 3;
 /** Linux builds of Espruino exit on a second Ctrl-C within 5 s: never send two that close. */
 const CTRL_C_SPACING_MS = 5500;
 
+/** What the link measures time with: the real one by default; tests hand in a fake clock. */
+export interface LinkClock {
+  now(): number;
+  setTimeout(callback: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+const realClock: LinkClock = {
+  now: () => performance.now(),
+  setTimeout: (cb, ms) => setTimeout(cb, ms),
+  clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
+};
+
 export interface LinkOptions {
   /** Line rate, for pacing (default 115,200). */
   baud?: number;
+  clock?: LinkClock;
   /** Every byte of console text the board sends (for --monitor, logs). */
   onText?: (text: string) => void;
 }
@@ -115,13 +129,15 @@ export class ConsoleLink {
   private paused = false;
   /** When (ms) the line will have sent everything written so far. */
   private lineFreeAt = 0;
-  private pumpTimer: NodeJS.Timeout | undefined;
+  private pumpTimer: unknown;
+  private readonly clock: LinkClock;
   private lastCtrlC = -Infinity;
   private closedError: LinkError | undefined;
 
   constructor(transport: Transport, options: LinkOptions = {}) {
     this.transport = transport;
     this.byteMs = 10_000 / (options.baud ?? 115_200);
+    this.clock = options.clock ?? realClock;
     if (options.onText) this.textListeners.push(options.onText);
     this.closedPromise = new Promise((resolve) => (this.resolveClosed = resolve));
     this.reader = new ConsoleReader((e) => this.event(e));
@@ -153,11 +169,11 @@ export class ConsoleLink {
         return;
       }
       if (this.paused) return; // XON pumps again
-      const now = performance.now();
+      const now = this.clock.now();
       this.lineFreeAt = Math.max(this.lineFreeAt, now);
       const ahead = (this.lineFreeAt - now) / this.byteMs;
       if (ahead > AHEAD_BYTES - WRITE_CHUNK) {
-        this.pumpTimer = setTimeout(() => {
+        this.pumpTimer = this.clock.setTimeout(() => {
           this.pumpTimer = undefined;
           this.pump();
         }, Math.max(1, (ahead - (AHEAD_BYTES - WRITE_CHUNK)) * this.byteMs));
@@ -209,20 +225,20 @@ export class ConsoleLink {
   private next(match: (e: ConsoleEvent) => boolean, ms: number, what: string): Promise<ConsoleEvent> & { cancel(): void } {
     this.check();
     let waiter!: Waiter;
-    let timer!: NodeJS.Timeout;
+    let timer: unknown;
     const promise = new Promise<ConsoleEvent>((resolve, reject) => {
-      timer = setTimeout(() => {
+      timer = this.clock.setTimeout(() => {
         this.waiters = this.waiters.filter((w) => w !== waiter);
         reject(new LinkError(`no ${what} from the board within ${Math.round(ms / 1000)} s`, "timeout"));
       }, ms);
       waiter = {
         match,
         resolve: (e) => {
-          clearTimeout(timer);
+          this.clock.clearTimeout(timer);
           resolve(e);
         },
         reject: (err) => {
-          clearTimeout(timer);
+          this.clock.clearTimeout(timer);
           reject(err);
         },
       };
@@ -230,7 +246,7 @@ export class ConsoleLink {
     });
     return Object.assign(promise, {
       cancel: () => {
-        clearTimeout(timer);
+        this.clock.clearTimeout(timer);
         this.waiters = this.waiters.filter((w) => w !== waiter);
       },
     });
@@ -240,7 +256,7 @@ export class ConsoleLink {
   waitForText(re: RegExp, ms: number): Promise<RegExpExecArray> {
     this.check();
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
+      const timer = this.clock.setTimeout(() => {
         this.textWaiters = this.textWaiters.filter((w) => w !== waiter);
         reject(new LinkError(`the board did not print ${re} within ${Math.round(ms / 1000)} s`, "timeout"));
       }, ms);
@@ -248,11 +264,11 @@ export class ConsoleLink {
         re,
         seen: "",
         resolve: (m) => {
-          clearTimeout(timer);
+          this.clock.clearTimeout(timer);
           resolve(m);
         },
         reject: (err) => {
-          clearTimeout(timer);
+          this.clock.clearTimeout(timer);
           reject(err);
         },
       };
@@ -262,16 +278,16 @@ export class ConsoleLink {
 
   /** Resolves once the board has sent nothing for `quietMs` (at most `maxMs`). */
   async quiet(quietMs: number, maxMs = 10_000): Promise<void> {
-    const start = performance.now();
+    const start = this.clock.now();
     let seen = this.textOffset;
-    let since = performance.now();
-    while (performance.now() - start < maxMs) {
-      await sleep(Math.min(50, quietMs));
+    let since = this.clock.now();
+    while (this.clock.now() - start < maxMs) {
+      await this.sleep(Math.min(50, quietMs));
       this.check();
       if (this.textOffset !== seen) {
         seen = this.textOffset;
-        since = performance.now();
-      } else if (performance.now() - since >= quietMs) return;
+        since = this.clock.now();
+      } else if (this.clock.now() - since >= quietMs) return;
     }
   }
 
@@ -279,9 +295,9 @@ export class ConsoleLink {
 
   /** Ctrl-C: interrupts running code and clears the input line. At most one per 5.5 s. */
   async interrupt(): Promise<void> {
-    const wait = this.lastCtrlC + CTRL_C_SPACING_MS - performance.now();
-    if (wait > 0) await sleep(wait);
-    this.lastCtrlC = performance.now();
+    const wait = this.lastCtrlC + CTRL_C_SPACING_MS - this.clock.now();
+    if (wait > 0) await this.sleep(wait);
+    this.lastCtrlC = this.clock.now();
     await this.send(Uint8Array.of(CTRL_C));
   }
 
@@ -300,7 +316,7 @@ export class ConsoleLink {
       const m = await answer;
       return m ? parseIdentity(m[0]) : undefined;
     };
-    const started = performance.now();
+    const started = this.clock.now();
     const first = await enq(1000);
     if (first) return first;
     const answer = this.waitForText(/@@(\d+v\d+[^ ]*) (\S+)@@/, 1500).catch(() => undefined);
@@ -308,7 +324,7 @@ export class ConsoleLink {
     const m = await answer;
     const old = m ? parseIdentity(`Espruino ${m[1]} ${m[2]}`) : undefined;
     if (old) return old;
-    await sleep(Math.max(0, started + 5200 - performance.now()));
+    await this.sleep(Math.max(0, started + 5200 - this.clock.now()));
     const second = await enq(2000);
     if (second) return second;
     throw new LinkError(
@@ -453,6 +469,10 @@ export class ConsoleLink {
     }
   }
 
+  private sleep(ms: number): Promise<void> {
+    return new Promise((r) => this.clock.setTimeout(r, ms));
+  }
+
   // --- lifecycle --------------------------------------------------------------------------------
 
   private check(): void {
@@ -470,7 +490,7 @@ export class ConsoleLink {
   }
 
   private rejectAll(err: LinkError): void {
-    if (this.pumpTimer) clearTimeout(this.pumpTimer);
+    if (this.pumpTimer) this.clock.clearTimeout(this.pumpTimer);
     this.pumpTimer = undefined;
     for (const w of this.waiters.splice(0)) w.reject(err);
     for (const w of this.textWaiters.splice(0)) w.reject(err);
@@ -494,6 +514,4 @@ function fmtCrc(v: unknown): string {
   return typeof v === "number" ? "0x" + (v >>> 0).toString(16).padStart(8, "0") : String(v);
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
+
