@@ -26,12 +26,14 @@ export interface Output {
  */
 export const OUTPUTS: Output[] = [
   // Espruino module: loaded with Modules.addCached("wisp-mqtt", source) or from Storage file "wisp-mqtt".
-  // The aim was 4,096 bytes. The complete MQTT 3.1.1 feature set measures about 7,170 (issue #2's
-  // closing note says what takes the bytes); the budget is a ceiling a little above, so growth still
-  // fails the build.
-  { entry: "firmware/mqtt/index.ts", outfile: "dist/mqtt.js", budget: 7424 },
+  // The aim was 4,096 bytes. The complete MQTT 3.1.1 feature set measured about 7,170 (issue #2's
+  // closing note says what takes the bytes); issue #7's fixes (URL credentials and option checks,
+  // receive-based keepalive and the send-buffer bound, reading past an over-size PUBLISH, acks checked
+  // against what is pending, one resubscription in flight, callbacks once in every state) took it to
+  // about 8,430. The budget is a ceiling a little above, so growth still fails the build.
+  { entry: "firmware/mqtt/index.ts", outfile: "dist/mqtt.js", budget: 8704 },
   // The sensor-node application (client, BME280 driver, app), uploaded as Storage .bootcde.
-  { entry: "firmware/main.ts", outfile: "dist/firmware.js", budget: 12544 },
+  { entry: "firmware/main.ts", outfile: "dist/firmware.js", budget: 13824 },
 ];
 
 /** Modules built into Espruino (ESP32 build): `require("net")` stays a runtime call. */

@@ -7,6 +7,7 @@ import * as path from "node:path";
 import { boards } from "../boards/index.ts";
 import type { NodeConfig } from "../firmware/node/config.ts";
 import { PROJECT_ROOT } from "./build.ts";
+import { redactUrl } from "./redact.ts";
 
 export type Secret = string | { env: string };
 
@@ -53,7 +54,7 @@ function describe(e: ErrorObject): string {
     case "enum":
       return `${at}: must be one of ${e.params.allowedValues.map((v: unknown) => JSON.stringify(v)).join(", ")}`;
     case "pattern":
-      return `${at}: ${JSON.stringify(e.data)} does not have the right form${e.parentSchema?.description ? ` (${e.parentSchema.description})` : ` (pattern ${e.params.pattern})`}`;
+      return `${at}: ${JSON.stringify(typeof e.data === "string" ? redactUrl(e.data) : e.data)} does not have the right form${e.parentSchema?.description ? ` (${e.parentSchema.description})` : ` (pattern ${e.params.pattern})`}`;
     case "oneOf":
       return `${at}: must be a string or {"env": "VARIABLE_NAME"}`;
     default:

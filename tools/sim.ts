@@ -8,6 +8,7 @@ import { createSimulation, DEFAULT_NODE_CONFIG, type NodeConfig, type Simulation
 import { startLiveView, startPlainView, type View } from "../host-sim/view.ts";
 import { ensureBuilt, PROJECT_ROOT } from "./build.ts";
 import type { FleetBrokers } from "./broker/topology.ts";
+import { redactUrl } from "./redact.ts";
 
 const USAGE = `usage: wisp sim [options]
 
@@ -246,7 +247,7 @@ export async function main(argv: string[]): Promise<number> {
   const prefix = sim.nodes[0]?.config()?.prefix ?? "wisp/{id}";
   const watch = watchCommand(brokers?.observer.url ?? sim.brokerUrl, prefix, watchLogin);
   const tty = process.stdout.isTTY === true && !args.plain;
-  const where = brokers?.central ? `edge broker ${sim.brokerUrl} bridged to ${brokers.observer.url}` : `broker ${sim.brokerUrl}`;
+  const where = brokers?.central ? `edge broker ${redactUrl(sim.brokerUrl)} bridged to ${redactUrl(brokers.observer.url)}` : `broker ${redactUrl(sim.brokerUrl)}`;
   if (!tty) console.log(`wisp sim: ${nodes} node${nodes === 1 ? "" : "s"}, ${where}, scenario ${path.relative(process.cwd(), scenarioFile)}\nwatch: ${watch}`);
   const view: View = tty ? startLiveView(sim, { watch }) : startPlainView(sim);
   await sim.powerOn();
