@@ -6,7 +6,7 @@ import { readFileSync } from "node:fs";
 import * as path from "node:path";
 import { boards } from "../boards/index.ts";
 import type { NodeConfig } from "../firmware/node/config.ts";
-import { PROJECT_ROOT } from "./build.ts";
+import { PROJECT_ROOT } from "./paths.ts";
 
 export type Secret = string | { env: string };
 
