@@ -7,7 +7,11 @@
 
 import { Client } from "../mqtt/client";
 import { CONFIG_FILE, NodeConfig, configError, expand } from "./config";
+import { announce, discoveryMessage } from "./discovery";
 import { initSensors, sampleSensors } from "./sensors";
+
+/** The config has a homeAssistant section: discovery is built in (tools/build.ts). */
+declare const WISP_DISCOVERY: boolean;
 
 const storage = require("Storage");
 let config: NodeConfig;
@@ -93,6 +97,7 @@ function brokerUp(): void {
   log("MQTT connected");
   publish("status", "online", true);
   (client as Client).subscribe(prefix + "/cmd/+", { qos: 1 });
+  if (WISP_DISCOVERY && config.homeAssistant) announce(client as Client, config, prefix);
 }
 
 function brokerDown(): void {
@@ -126,6 +131,7 @@ function sensorReport(name: string, reading: object | null, status?: string): vo
 
 /** Commands arrive on <prefix>/cmd/<name>; the answer goes to <prefix>/reply/<name> as JSON. */
 function command(topic: string, payload: string): void {
+  if (WISP_DISCOVERY && discoveryMessage(topic, payload)) return;
   const name = topic.substr(prefix.length + 5),
     reply = "reply/" + name;
   let n;
