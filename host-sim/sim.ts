@@ -10,7 +10,7 @@
 //     startMs: Date.UTC(2025, 5, 1),  // fake clock start (default 2025-06-01T06:00:00Z)
 //     brokerUrl: "mqtt://host:1883",  // use this broker; default: an embedded aedes on 127.0.0.1
 //     port: 0,                        // embedded broker port (default 0 = random; portFallback tries the next ones)
-//     scenario: "scenarios/faults.json" | Scenario,  // default: constant 21 °C, 45 %RH, 1013.25 hPa
+//     scenario: "scenarios/faults.json" | Scenario,  // default: constant 21 °C, 45 %RH, 1013.25 hPa, 250 lx, 450 ppm, 3.9 V
 //     firmwarePath: "dist/firmware.js",             // or firmware: "<source>" (tests use tiny scripts)
 //     config: { ...wisp.json },       // default: DEFAULT_NODE_CONFIG; wifi/mqtt.url are the simulation's
 //     seed: 0,                        // serials, calibrations and noise derive from it and the node index
@@ -28,7 +28,8 @@
 //   sim.dropWifi(ms) / sim.restartBroker(ms) / sim.now()   // faults by hand; now() = ms since start
 //   sim.broker (embedded aedes: { url, port, aedes, close }, undefined while restarting or external)
 //   sim.brokerUrl, sim.ap (AccessPoint: down()/restore()), sim.fakeClock, sim.messages (count)
-//   node.reboot() / powerOff() / powerOn() / unplug() / plug() / flash(firmware, config) / runtime.run(code)
+//   node.reboot() / powerOff() / powerOn() / unplug(sensor?) / plug(sensor?) / fault("crc" | "stuck", on, sensor?)
+//   node.flash(firmware, config) / runtime.run(code) / sensors (the simulated chips, by config name)
 //   await sim.stop();                 // nodes off, broker closed
 //
 // Deterministic mode: the fake clock is moved timer by timer (to the next timer due, at most
@@ -74,6 +75,8 @@ export interface SimulationOptions {
   trafficLength?: number;
   /** Wi-Fi association time per node, ms (default 1500 + up to 500). */
   wifiJoinMs?: number;
+  /** DS18B20 sensors (by config name) wired for parasite power, on every node. */
+  parasite?: string[];
 }
 
 export interface TrafficEntry {
@@ -89,6 +92,7 @@ export interface FaultEvent {
   fault: Fault["fault"];
   phase: "start" | "end";
   node?: number;
+  sensor?: string;
   /** ms since the start. */
   at: number;
 }
@@ -281,6 +285,7 @@ export class Simulation extends EventEmitter {
         storageDir: o.storageDir ? join(o.storageDir, `node-${index}`) : undefined,
         brokerEvents: !o.brokerUrl,
         wifiJoinMs: o.wifiJoinMs,
+        parasite: o.parasite,
         plugins: [countActivity],
         onChange: (n) => this.emit("node", n),
       });
@@ -379,13 +384,25 @@ export class Simulation extends EventEmitter {
       case "broker-restart":
         return this.restartBroker(ms);
       case "sensor-unplug":
-        for (const n of targets) n.unplug();
-        this.fault({ fault: f.fault, phase: "start", node: f.node });
+        for (const n of targets) n.unplug(f.sensor);
+        this.fault({ fault: f.fault, phase: "start", node: f.node, sensor: f.sensor });
         this.after(ms, () => {
-          for (const n of targets) n.plug();
-          this.fault({ fault: f.fault, phase: "end", node: f.node });
+          for (const n of targets) n.plug(f.sensor);
+          this.fault({ fault: f.fault, phase: "end", node: f.node, sensor: f.sensor });
         });
         return;
+      case "sensor-crc":
+      case "bus-stuck": {
+        const kind = f.fault === "sensor-crc" ? "crc" : "stuck";
+        const hit = targets.flatMap((n) => n.fault(kind, true, f.sensor));
+        if (hit.length === 0) this.emit("warning", `${f.fault}${f.sensor ? ` on ${f.sensor}` : ""}: no sensor it applies to${kind === "crc" ? " (BME280, BH1750 and batteries have no CRC)" : ""}`);
+        this.fault({ fault: f.fault, phase: "start", node: f.node, sensor: f.sensor });
+        this.after(ms, () => {
+          for (const n of targets) n.fault(kind, false, f.sensor);
+          this.fault({ fault: f.fault, phase: "end", node: f.node, sensor: f.sensor });
+        });
+        return;
+      }
       case "power-cut":
         for (const n of targets) n.powerOff();
         this.fault({ fault: f.fault, phase: "start", node: f.node });

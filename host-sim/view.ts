@@ -105,7 +105,7 @@ export function renderScreen(sim: Simulation, options: ViewOptions, logs: readon
   const recentFaults = faults.slice(-3);
   if (recentFaults.length) {
     out.push("");
-    for (const f of recentFaults) out.push(pc.magenta(`${clockText(f.at)} fault ${f.fault} ${f.phase}${f.node === undefined ? "" : ` (node ${f.node})`}`));
+    for (const f of recentFaults) out.push(pc.magenta(`${clockText(f.at)} fault ${f.fault}${f.sensor ? ` ${f.sensor}` : ""} ${f.phase}${f.node === undefined ? "" : ` (node ${f.node})`}`));
   }
   out.push("");
   out.push(pc.bold("recent MQTT traffic"));
@@ -163,7 +163,7 @@ export function startPlainView(sim: Simulation, write: (line: string) => void = 
   };
   const onLog = (line: string, node: SimNode) => write(`${t()} log ${node.serial} ${line}`);
   const onMessage = (m: TrafficEntry) => write(`${t()} mqtt ${m.topic} ${m.payload}${m.retain ? " (retained)" : ""}`);
-  const onFault = (f: FaultEvent) => write(`${t()} fault ${f.fault} ${f.phase}${f.node === undefined ? "" : ` node ${f.node}`}`);
+  const onFault = (f: FaultEvent) => write(`${t()} fault ${f.fault}${f.sensor ? ` ${f.sensor}` : ""} ${f.phase}${f.node === undefined ? "" : ` node ${f.node}`}`);
   const onWarning = (text: string) => write(`${t()} warning ${text}`);
   sim.on("node", onNode);
   sim.on("log", onLog);

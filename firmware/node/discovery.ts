@@ -36,7 +36,7 @@ export function announce(c: Client, config: NodeConfig, topicPrefix: string): vo
   prefix = topicPrefix;
   nodeId = "wisp_" + serial;
   device = { ids: [nodeId], name: expand(ha.name, serial), mf: "Wisp", mdl: ha.model, sw: WISP_VERSION };
-  c.subscribe(ha.prefix + "/+/" + nodeId + "/+/config", { qos: 1 });
+  c.subscribe(ha.prefix + "/+/" + nodeId + "/+/config", { qos: 0 });
   sensor = quantity = 0;
   next(null);
 }
