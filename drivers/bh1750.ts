@@ -39,7 +39,7 @@ export class BH1750 {
     try {
       this.i2c_.writeTo(this.address, Op.PowerOn);
     } catch (e) {
-      throw Error("BH1750 not found at 0x" + this.address.toString(16) + ": " + message(e));
+      throw bh1750Error(this, e);
     }
   }
 
@@ -64,7 +64,11 @@ function bh1750Read(s: BH1750, callback: SampleCallback<BH1750Reading>, error: u
     if (error) throw error;
     d = s.i2c_.readFrom(s.address, 2);
   } catch (e) {
-    return callback(Error("BH1750 at 0x" + s.address.toString(16) + ": " + message(e)));
+    return callback(bh1750Error(s, e));
   }
   callback(null, { illuminance: round(((d[0] << 8) | d[1]) / 1.2, 10) });
+}
+
+function bh1750Error(s: BH1750, e: unknown): Error {
+  return Error("BH1750 at 0x" + s.address.toString(16) + ": " + message(e));
 }

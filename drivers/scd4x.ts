@@ -5,7 +5,7 @@
 // Runs on Espruino: no default parameters, destructuring or async (see espruino-compat.md).
 
 import type { I2CBus, SampleCallback } from "./bus";
-import { message, round } from "./bus";
+import { round } from "./bus";
 import { Sensirion } from "./sensirion";
 
 export interface SCD4xOptions {
@@ -50,7 +50,7 @@ export class SCD4x extends Sensirion {
     try {
       this.command_(Cmd.Stop);
     } catch (e) {
-      throw Error("SCD4x not found at 0x" + this.address.toString(16) + ": " + message(e));
+      throw this.fail_(e);
     }
     this.startAt_ = Date.now() + Ms.Stop;
   }

@@ -5,7 +5,7 @@
 // Runs on Espruino: no default parameters, destructuring or async (see espruino-compat.md).
 
 import type { I2CBus, SampleCallback } from "./bus";
-import { message, round } from "./bus";
+import { round } from "./bus";
 import { Sensirion } from "./sensirion";
 
 export interface SHT3xOptions {
@@ -40,7 +40,7 @@ export class SHT3x extends Sensirion {
       this.command_(Cmd.Status);
       this.words_(1);
     } catch (e) {
-      throw Error("SHT3x not found at 0x" + this.address.toString(16) + ": " + message(e));
+      throw this.fail_(e);
     }
   }
 

@@ -6,23 +6,24 @@ import path from "node:path";
 import { parseArgs } from "node:util";
 import { createSimulation, DEFAULT_NODE_CONFIG, type NodeConfig, type Simulation } from "../host-sim/sim.ts";
 import { startLiveView, startPlainView, type View } from "../host-sim/view.ts";
-import { PROJECT_ROOT } from "./build.ts";
+import { PROJECT_ROOT } from "./paths.ts";
 
 const USAGE = `usage: wisp sim [options]
 
-Runs simulated ESP32 sensor nodes with the built firmware (dist/firmware.js, rebuilt when the
-sources are newer) against an embedded MQTT broker, and shows their state, readings and traffic.
+Runs simulated ESP32 sensor nodes with the firmware built for the config (for flash.config.json:
+dist/firmware.js, rebuilt when the sources are newer; for another --config, built in memory)
+against an embedded MQTT broker, and shows their state, readings and traffic.
 
   -n, --nodes N        how many nodes (default 1); each has its own serial, client id and Storage
   -s, --scenario FILE  environment and faults over time (default scenarios/default.json)
   -b, --broker URL     use this broker (mqtt://host:port) instead of the embedded one
   -p, --port P         embedded broker port (default 1883, or the next free one)
   -d, --duration S     stop after S seconds (default: run until Ctrl-C)
-  -c, --config FILE    flash config (default flash.config.json)
+  -c, --config FILE    flash config (default flash.config.json); its sensors are simulated
       --seed N         serials, sensor calibration and noise derive from it (default 0)
       --storage DIR    keep each node's Storage in DIR/node-<i>/ across runs
       --plain          one line per event even on a terminal
-      --no-build       use dist/firmware.js as it is
+      --no-build       use dist/firmware.js as it is, whatever it was built for
   -h, --help           this text
 
 The command that watches the nodes' topics is printed at start (mosquitto_sub -h ... -t '<prefix>/#').`;
@@ -44,11 +45,19 @@ function newestSource(root: string, dirs: string[]): number {
   return newest;
 }
 
-/** True when dist/firmware.js is missing or older than a source file. */
-export function needsBuild(root = PROJECT_ROOT): boolean {
+/** True when dist/firmware.js is missing, older than a source file, or was built for another config. */
+export function needsBuild(root = PROJECT_ROOT, config = path.join(root, "flash.config.json")): boolean {
   const out = path.join(root, "dist", "firmware.js");
   if (!existsSync(out)) return true;
-  return newestSource(root, SOURCE_DIRS) > statSync(out).mtimeMs;
+  if (newestSource(root, SOURCE_DIRS) > statSync(out).mtimeMs) return true;
+  if (existsSync(config) && statSync(config).mtimeMs > statSync(out).mtimeMs) return true;
+  // `wisp build --config other.json` leaves a firmware with other drivers behind
+  try {
+    const built = JSON.parse(readFileSync(path.join(root, "dist", "firmware.json"), "utf8")) as { label?: string };
+    return built.label !== path.relative(root, config);
+  } catch {
+    return true;
+  }
 }
 
 /** wisp.json for the simulated nodes, from flash.config.json (Wi-Fi and broker are the simulation's). */
@@ -135,17 +144,32 @@ export async function main(argv: string[]): Promise<number> {
     return 2;
   }
 
-  if (!args["no-build"] && needsBuild()) {
-    console.log("dist/firmware.js is missing or older than its sources: building");
+  const defaultConfig = path.join(PROJECT_ROOT, "flash.config.json");
+  const configFile = path.resolve(args.config ?? defaultConfig);
+  let firmware: string | undefined;
+  if (!args["no-build"] && configFile === defaultConfig && needsBuild()) {
+    console.log("dist/firmware.js is missing, older than its sources, or built for another config: building");
     const { build } = await import("./build.ts");
     const result = await build({});
     if (!result.ok) {
       console.error("wisp sim: the build failed; fix it or run with --no-build to use the old dist/firmware.js");
       return 1;
     }
+  } else if (!args["no-build"] && configFile !== defaultConfig) {
+    // another config: its own drivers, built in memory; dist/ stays what flash.config.json needs
+    const { build } = await import("./build.ts");
+    const lines: string[] = [];
+    const result = await build({ config: configFile, write: false, log: (l) => lines.push(l) });
+    if (!result.ok) {
+      console.error(lines.join("\n"));
+      console.error(`wisp sim: the firmware for ${path.relative(process.cwd(), configFile)} did not build`);
+      return 1;
+    }
+    const report = result.reports.find((r) => r.target)!;
+    firmware = report.bundle!.code;
+    console.log(`built the firmware for ${path.relative(process.cwd(), configFile)} in memory: ${report.bytes.toLocaleString("en-US")} bytes (${report.parts.map((p) => p.input.replace(/^.*\//, "").replace(/\.ts$/, "")).join(", ")})`);
   }
 
-  const configFile = path.resolve(args.config ?? path.join(PROJECT_ROOT, "flash.config.json"));
   const scenarioFile = path.resolve(args.scenario ?? path.join(PROJECT_ROOT, "scenarios", "default.json"));
   let sim: Simulation;
   try {
@@ -158,6 +182,7 @@ export async function main(argv: string[]): Promise<number> {
       portFallback: args.port === undefined,
       scenario: scenarioFile,
       firmwarePath: path.join(PROJECT_ROOT, "dist", "firmware.js"),
+      firmware,
       config,
       seed,
       storageDir: args.storage ? path.resolve(args.storage) : undefined,
