@@ -9,6 +9,7 @@
 //                                     //   moved only by sim.advance(ms); "real": wall-clock time
 //     startMs: Date.UTC(2025, 5, 1),  // fake clock start (default 2025-06-01T06:00:00Z)
 //     brokerUrl: "mqtt://host:1883",  // use this broker; default: an embedded aedes on 127.0.0.1
+//     brokerAuth: { username, password },  // for the simulation's own subscriber on that broker
 //     port: 0,                        // embedded broker port (default 0 = random; portFallback tries the next ones)
 //     scenario: "scenarios/faults.json" | Scenario,  // default: constant 21 °C, 45 %RH, 1013.25 hPa, 250 lx, 450 ppm, 3.9 V
 //     firmwarePath: "dist/firmware.js",             // or firmware: "<source>" (tests use tiny scripts)
@@ -57,6 +58,8 @@ export interface SimulationOptions {
   clock?: "real" | "fake";
   startMs?: number;
   brokerUrl?: string;
+  /** Credentials of the simulation's own subscriber on an external broker (it watches the nodes' topics). */
+  brokerAuth?: { username: string; password: string };
   port?: number;
   portFallback?: boolean;
   scenario?: Scenario | string;
@@ -341,7 +344,7 @@ export class Simulation extends EventEmitter {
   /** With an external broker, watch the nodes' topics with an MQTT.js subscriber. */
   private async observe(url: string): Promise<void> {
     const bases = new Set([...this.byPrefix.keys()].map((p) => `${p.split("/")[0]}/#`));
-    const client = await mqtt.connectAsync(url, { clientId: `wisp-sim-observer-${process.pid}`, reconnectPeriod: 1000 });
+    const client = await mqtt.connectAsync(url, { clientId: `wisp-sim-observer-${process.pid}`, reconnectPeriod: 1000, ...this.options.brokerAuth });
     await client.subscribeAsync([...bases], { qos: 0 });
     client.on("message", (topic, payload, packet) => {
       this.activity++;

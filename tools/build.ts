@@ -40,9 +40,9 @@ export const OUTPUTS: Output[] = [
   // fails the build.
   { entry: "firmware/mqtt/index.ts", outfile: "dist/mqtt.js", budget: 7424 },
   // The sensor-node application (client, app), uploaded as Storage .bootcde, plus the parts its
-  // config uses: 10,200 + the BME280's 2,048 + drivers/bus.ts's 128 + a one-type registry's 168 is the 12,544 the
+  // config uses: 10,168 + the BME280's 2,048 + drivers/bus.ts's 128 + a one-type registry's 200 is the 12,544 the
   // BME280-only firmware always had.
-  { entry: "firmware/main.ts", outfile: "dist/firmware.js", budget: 10200, parts: true },
+  { entry: "firmware/main.ts", outfile: "dist/firmware.js", budget: 10168, parts: true },
 ];
 
 /**
@@ -53,7 +53,7 @@ export const OUTPUTS: Output[] = [
  */
 export const PARTS: Record<string, number | ((target: FirmwareTarget) => number)> = {
   // The driver registry: a constructor call per bundled type.
-  "firmware/node/drivers.ts": (t) => 96 + 72 * t.types.length,
+  "firmware/node/drivers.ts": (t) => 128 + 72 * t.types.length,
   "drivers/bus.ts": 128,
   "drivers/bme280.ts": 2048,
   "drivers/sensirion.ts": 768,

@@ -259,7 +259,8 @@ export function renderSensor(s: FlashSensor, board: Board): SensorConfig {
   if (kind.bus === "i2c") return { name: s.name, type: s.type, address: s.address ?? kind.addresses[0] };
   if (kind.bus === "onewire") return { name: s.name, type: s.type, pin: s.pin ?? board.oneWire?.pin, rom: s.rom?.toLowerCase(), resolution: s.resolution ?? 12 };
   const { scale, offset } = batteryLine(s);
-  return { name: s.name, type: s.type, pin: s.pin, scale, offset, curve: s.curve ?? LI_ION_CURVE };
+  // divider stays for the record (and the simulator's wiring); the device reads scale and offset
+  return { name: s.name, type: s.type, pin: s.pin, divider: s.divider ?? 2, scale, offset, curve: s.curve ?? LI_ION_CURVE };
 }
 
 /**

@@ -14,7 +14,8 @@ export interface SensorConfig {
   /** ds18b20: ROM code, 16 hex digits; resolution 9-12 bits */
   rom?: string;
   resolution?: number;
-  /** battery: volts = scale * analogRead(pin) + offset; curve of [volts, percent] */
+  /** battery: volts = scale * analogRead(pin) + offset; curve of [volts, percent]; divider for the record */
+  divider?: number;
   scale?: number;
   offset?: number;
   curve?: number[][];

@@ -33,6 +33,27 @@ describe("scenario files", () => {
     expect(() => parseScenario({ environment: [] }, "x.json")).toThrow(/x\.json: invalid scenario:\n {2}environment: must be a non-empty list/);
   });
 
+  it("take light, CO2 and battery (with their ranges), and sensor faults naming a sensor", () => {
+    expect(
+      validateScenario({
+        environment: [{ at: 0, temperature: 20, humidity: 50, pressure: 1000, light: -1, co2: 50000, battery: 4.1 }],
+        faults: [
+          { at: 1, fault: "sensor-crc", for: 5, sensor: "soil" },
+          { at: 2, fault: "bus-stuck", for: 5, sensor: "air", node: 0 },
+          { at: 3, fault: "power-cut", for: 5, sensor: "air" },
+          { at: 4, fault: "sensor-unplug", for: 5, sensor: "a b" },
+        ],
+      }),
+    ).toEqual([
+      "environment[0].light: must be a number from 0 to 65535",
+      "environment[0].co2: must be a number from 0 to 40000",
+      'faults[2].sensor: only the sensor faults (sensor-unplug, sensor-crc, bus-stuck) take "sensor"',
+      "faults[3].sensor: must be a sensor name from the config",
+    ]);
+    // without them, light, CO2 and battery take their defaults
+    expect(environmentAt(parseScenario({ environment: frames }), 0)).toMatchObject({ light: 250, co2: 450, battery: 3.9 });
+  });
+
   it("shipped in scenarios/ are valid", () => {
     const dir = join(PROJECT_ROOT, "scenarios");
     const files = readdirSync(dir).filter((f) => f.endsWith(".json"));
