@@ -167,7 +167,8 @@ export async function main(argv: string[]): Promise<number> {
     }
     const report = result.reports.find((r) => r.target)!;
     firmware = report.bundle!.code;
-    console.log(`built the firmware for ${path.relative(process.cwd(), configFile)} in memory: ${report.bytes.toLocaleString("en-US")} bytes (${report.parts.map((p) => p.input.replace(/^.*\//, "").replace(/\.ts$/, "")).join(", ")})`);
+    const t = report.target!;
+    console.log(`built the firmware for ${path.relative(process.cwd(), configFile)} in memory: ${report.bytes.toLocaleString("en-US")} bytes (types: ${t.types.join(", ")}${t.discovery ? "; Home Assistant discovery" : ""})`);
   }
 
   const scenarioFile = path.resolve(args.scenario ?? path.join(PROJECT_ROOT, "scenarios", "default.json"));

@@ -122,6 +122,13 @@ describe("wisp sim (piped)", () => {
     expect(r.out).toContain("wisp sim: stopped");
   }, 30_000);
 
+  it("--config builds that config's firmware in memory and simulates its sensors", async () => {
+    const r = await wisp(["--config", "examples/garden.json", "--duration", "4", "--port", "0"]);
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/built the firmware for examples\/garden\.json in memory: [\d,]+ bytes \(types: bme280, sht3x, sht4x, scd4x, bh1750, ds18b20, battery; Home Assistant discovery\)/);
+    expect(r.out).toMatch(/mqtt homeassistant\/sensor\/wisp_[0-9a-f-]+\/pond_temperature\/config \{"name":"pond temperature"/);
+  }, 30_000);
+
   it("stops cleanly on Ctrl-C (SIGINT): nodes off, broker closed, exit 0", async () => {
     let sent = false;
     const r = await wisp(["--port", "0", "--no-build"], (line, proc) => {
