@@ -10,6 +10,7 @@ export const esp32DevkitC = {
   id: "esp32-devkitc",
   name: "ESP32-DevKitC (ESP32-WROOM-32)",
   espruinoBuild: "esp32",
+  espruinoBoard: "ESP32",
   i2c: { bus: "I2C1", sda: 21, scl: 22, bitrate: 100000 },
   oneWire: { pin: 4 },
   // The DevKitC V4 itself has only a power LED; clones light GPIO2, which is also Espruino's LED1.

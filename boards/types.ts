@@ -8,6 +8,8 @@ export interface Board {
   name: string;
   /** Espruino firmware build the board runs (espruino_<version>_esp32.bin). */
   espruinoBuild: string;
+  /** process.env.BOARD of that build, as its console reports it (`wisp flash` refuses another). */
+  espruinoBoard: string;
   /** The bus sensors are wired to; the app passes these to I2C1.setup(). */
   i2c: { bus: "I2C1" | "I2C2"; sda: number; scl: number; bitrate: number };
   /** A pin for a OneWire bus (DS18B20), when the board wires one. */

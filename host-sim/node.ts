@@ -26,6 +26,9 @@ import { type OneWireLine, OneWireLines, oneWirePlugin } from "./onewire.ts";
 import { PinBank, pinsPlugin } from "./pins.ts";
 import { DEFAULTS, type Environment } from "./scenario.ts";
 import { type Clock, createRuntime, type Runtime, type RuntimePlugin } from "./runtime.ts";
+import { EspruinoConsole, type HardReset } from "./serial/console.ts";
+import { SerialLine } from "./serial/line.ts";
+import { ConsoleLines } from "../tools/serial/lines.ts";
 import { FlashStorage, storagePlugin } from "./storage.ts";
 import { type AccessPoint, ipFor, macFor, serialFromMac, type StationState, WifiStation } from "./wifi.ts";
 
@@ -49,6 +52,8 @@ export interface NodeConfig {
 export interface SimSensor {
   name: string;
   type: string;
+  /** Its wiring as wisp.json gave it (a change means another chip). */
+  key: string;
   bus: "i2c" | "onewire" | "adc";
   /** I2C address, or the GPIO of its OneWire line or ADC input. */
   address?: number;
@@ -91,6 +96,8 @@ export interface SimNodeOptions {
   historyLength?: number;
   /** Called whenever something shown in a view changes. */
   onChange?: (node: SimNode) => void;
+  /** Baud rate of the console UART (default 115,200). */
+  baud?: number;
   /** Extra runtime plugins, run at every boot after the node's own. */
   plugins?: RuntimePlugin[];
   /**
@@ -143,6 +150,12 @@ export class SimNode {
   readonly adc: Adc;
   /** The configured sensors' hardware since the last power-on, by name. */
   readonly sensors = new Map<string, SimSensor>();
+  /** The console UART's line: a host (a pseudo-terminal, a test) attaches here. */
+  readonly line: SerialLine;
+  /** Espruino's console on that line; `log` is what it prints, line by line. */
+  readonly console: EspruinoConsole;
+  /** The pseudo-terminal a host opens to reach the console, when the simulation made one. */
+  consolePath: string | undefined;
 
   private readonly options: SimNodeOptions;
   private brokerUrl: string | undefined;
@@ -153,9 +166,13 @@ export class SimNode {
   /** Sensors (by name) off their bus: wiring, so it outlasts power cycles; and those whose answers fail their CRC. */
   private readonly unplugged = new Set<string>();
   private readonly corrupted = new Set<string>();
+  /** The sensors list of wisp.json the buses were wired for. */
+  private wiredFor: string | undefined;
   private wakeTimer: unknown;
   private pendingSoftReset = false;
   private namesCache: { clientId: string; prefix: string } | undefined;
+  /** What the ROM reports at the next power-on: a cold start, a software reset or a wake-up. */
+  private resetReason: HardReset = "power-on";
 
   constructor(options: SimNodeOptions) {
     this.options = options;
@@ -177,6 +194,10 @@ export class SimNode {
     this.pins.onChange = () => this.changed();
     this.oneWire = new OneWireLines(() => this.clock.Date.now());
     this.adc = new Adc({ seed: (options.seed ?? 0) * 7919 + options.index + 104729 });
+    this.line = new SerialLine({ clock: options.clock, baud: options.baud });
+    this.console = new EspruinoConsole(this, this.line, { serial: this.serial });
+    const lines = new ConsoleLines((line) => this.print(line));
+    this.line.onOutput = (bytes) => lines.write(bytes);
     if (options.firmware !== undefined && options.config) this.flash(options.firmware, options.config);
   }
 
@@ -269,12 +290,15 @@ export class SimNode {
     this.pins.resetModes();
     this.newSensors();
     this.note("power on");
+    this.console.hardReset(this.resetReason);
+    this.resetReason = "power-on";
     this.boot(".bootcde");
   }
 
   /** Pull the plug: no "kill" event, no DISCONNECT; the broker sees the connection drop. */
   powerOff(): void {
     this.cancelWake();
+    this.resetReason = "power-on";
     if (this.power === "off") return;
     this.power = "off";
     this.stop();
@@ -403,6 +427,7 @@ export class SimNode {
   dispose(): void {
     this.powerOff();
     this.station.dispose();
+    this.line.dispose();
   }
 
   private boot(file: string | undefined): void {
@@ -415,9 +440,10 @@ export class SimNode {
       name: this.serial,
       clock: this.clock,
       log: (line) => {
-        if (runtime === undefined || runtime === this.runtime) this.print(line);
+        if (runtime === undefined || runtime === this.runtime) this.console.print(line);
       },
       plugins: [
+        this.console.plugin(),
         storagePlugin(this.flashStorage),
         this.station.plugin(),
         pinsPlugin(this.pins, this.board),
@@ -429,20 +455,25 @@ export class SimNode {
     });
     this.runtime = runtime;
     this.changed();
-    const source = file === undefined ? undefined : this.flashStorage.read(file);
-    if (source !== undefined) {
+    // jsfLoadBootCodeFromFlash: .boot0 to .boot3 always, then the saved code unless this is reset()
+    for (const name of [".boot0", ".boot1", ".boot2", ".boot3", file]) {
+      const source = name === undefined ? undefined : this.flashStorage.read(name);
+      if (source === undefined || runtime !== this.runtime) continue;
       try {
-        runtime.run(source, file);
+        runtime.run(source, name);
       } catch (err) {
         runtime.reportUncaught(err);
       }
     }
+    if (runtime !== this.runtime) return;
     // jsiSemiInit runs E's "init" listeners right after the saved code, before queued events.
     this.fire(runtime, "init");
+    this.console.booted(file !== undefined && this.flashStorage.read(file) !== undefined);
   }
 
   /** Globals and modules of the ESP32 build that touch the chip itself. */
   private installChip(rt: Runtime): void {
+    this.syncSensors();
     this.i2c = installI2C(rt);
     this.i2c.I2C1.stuck = this.i2cStuck;
     for (const s of this.sensors.values()) if (s.bus === "i2c") this.wire(s);
@@ -477,6 +508,7 @@ export class SimNode {
       this.fire(rt, "kill");
       this.stopRuntime();
       this.note(file === undefined ? "reset()" : `load(${JSON.stringify(file)})`);
+      this.console.softReset();
       this.boot(file);
     });
   }
@@ -489,6 +521,7 @@ export class SimNode {
     if (rt !== this.runtime) throw new rt.realm.Error(`${what}: the chip is already stopped`);
     this.stop();
     this.note(sleepMs > 0 ? `${what} for ${Math.round(sleepMs)} ms` : what);
+    this.resetReason = what === "deep sleep" ? "deep-sleep" : "reboot";
     this.power = "sleeping";
     this.changed();
     this.wakeTimer = this.clock.setTimeout(() => {
@@ -507,6 +540,7 @@ export class SimNode {
 
   private stop(): void {
     this.stopRuntime();
+    this.console.off();
     this.station.powerOff();
   }
 
@@ -531,16 +565,36 @@ export class SimNode {
 
   /** Power-on: a fresh device for every sensor wisp.json names, on its bus. */
   private newSensors(): void {
-    for (const s of this.sensors.values()) {
-      this.detach(s);
-    }
+    for (const s of this.sensors.values()) this.detach(s);
     this.sensors.clear();
+    this.wiredFor = undefined;
+    this.syncSensors();
+  }
+
+  /**
+   * Every boot: the chips on the buses are the ones wisp.json names (a `wisp flash` may have
+   * written another one since power-on). Sensors whose wiring is unchanged keep their device and
+   * its state, as chips do across a soft reset; the others are taken off, the new ones put on.
+   */
+  private syncSensors(): void {
+    const wanted = this.config()?.sensors ?? [];
+    const key = JSON.stringify(wanted);
+    if (key === this.wiredFor) return;
+    this.wiredFor = key;
+    const keyOf = (c: { name: string; type: string; address?: number; pin?: number; rom?: string; divider?: number }) =>
+      JSON.stringify([c.name, c.type, c.address, c.pin, c.rom, c.divider]);
+    const keep = new Set(wanted.map(keyOf));
+    for (const [name, s] of this.sensors) {
+      if (keep.has(s.key)) continue;
+      this.detach(s);
+      this.sensors.delete(name);
+    }
     const environment = this.options.environment ?? (() => DEFAULT_ENVIRONMENT);
     const now = () => this.clock.Date.now();
     const seed = (k: number) => ({ seed: (this.options.seed ?? 0) * 7919 + this.index * 31 + k + 1 });
-    (this.config()?.sensors ?? []).forEach((c, k) => {
+    wanted.forEach((c, k) => {
       if (this.sensors.has(c.name)) return;
-      const s: SimSensor = { name: c.name, type: c.type, bus: "i2c", model: undefined, plugged: !this.unplugged.has(c.name), crc: false };
+      const s: SimSensor = { name: c.name, type: c.type, key: keyOf(c), bus: "i2c", model: undefined, plugged: !this.unplugged.has(c.name), crc: false };
       switch (c.type) {
         case "bme280":
           s.address = c.address ?? 0x76;

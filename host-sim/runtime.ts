@@ -168,9 +168,12 @@ export class Runtime {
     return this.timers.size;
   }
 
-  /** Run code at the device's top level (like sending it to the REPL). Errors are thrown to the caller. */
-  run(source: string, filename = "code.js"): unknown {
-    return vm.runInContext(source, this.context, { filename });
+  /**
+   * Run code at the device's top level (like sending it to the REPL). Errors are thrown to the
+   * caller; with `timeout` (ms), code still running then is stopped with an Error.
+   */
+  run(source: string, filename = "code.js", options: { timeout?: number } = {}): unknown {
+    return vm.runInContext(source, this.context, { filename, timeout: options.timeout });
   }
 
   /** Espruino's require: cached modules, then built-ins, then Storage files. */

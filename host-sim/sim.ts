@@ -8,8 +8,14 @@
 //     clock: "fake",                  // "fake" (default): one @sinonjs/fake-timers clock for every node,
 //                                     //   moved only by sim.advance(ms); "real": wall-clock time
 //     startMs: Date.UTC(2025, 5, 1),  // fake clock start (default 2025-06-01T06:00:00Z)
-//     brokerUrl: "mqtt://host:1883",  // use this broker; default: an embedded aedes on 127.0.0.1
-//     brokerAuth: { username, password },  // for the simulation's own subscriber on that broker
+//     brokerUrl: "mqtt://host:1883",  // use this broker; default: an embedded aedes on 127.0.0.1. A login in
+//                                     //   the URL (mqtt://user:pass@host) is every node's and the watcher's
+//     login: { username, password },  // the same, given apart from the URL
+//     nodeLogin: (serial, index) => ({ username, password, ca }),  // each node's own login (and the
+//                                     //   broker's CA, base64 DER), written into its wisp.json
+//     observer: { url, username, password, ca },  // where the simulation's watcher subscribes to the
+//                                     //   nodes' topics (external broker; default: brokerUrl with the login)
+//     link: { down(), up() },         // the edge broker's uplink, cut by the scenario fault "bridge-down"
 //     port: 0,                        // embedded broker port (default 0 = random; portFallback tries the next ones)
 //     scenario: "scenarios/faults.json" | Scenario,  // default: constant 21 °C, 45 %RH, 1013.25 hPa, 250 lx, 450 ppm, 3.9 V
 //     firmwarePath: "dist/firmware.js",             // or firmware: "<source>" (tests use tiny scripts)
@@ -26,9 +32,11 @@
 //   sim.traffic                       // recent messages seen by the broker [{ at, topic, payload, node }]
 //   sim.on("message", (entry) => {}) / on("fault", (event) => {}) / on("node", (node) => {})   // node: state changed
 //   sim.on("log", (line, node) => {}) / on("warning", (text) => {})
-//   sim.dropWifi(ms) / sim.restartBroker(ms) / sim.now()   // faults by hand; now() = ms since start
+//   sim.dropWifi(ms) / sim.restartBroker(ms) / sim.cutBridge(ms) / sim.now()   // faults by hand; now() = ms since start
 //   sim.broker (embedded aedes: { url, port, aedes, close }, undefined while restarting or external)
 //   sim.brokerUrl, sim.ap (AccessPoint: down()/restore()), sim.fakeClock, sim.messages (count)
+//   node.consolePath                 // with serial: true, the pseudo-terminal of its console UART
+//   await sim.unplugConsole(node) / plugConsole(node)   // its USB cable out and in
 //   node.reboot() / powerOff() / powerOn() / unplug(sensor?) / plug(sensor?) / fault("crc" | "stuck", on, sensor?)
 //   node.flash(firmware, config) / runtime.run(code) / sensors (the simulated chips, by config name)
 //   await sim.stop();                 // nodes off, broker closed
@@ -39,7 +47,8 @@
 // on any node, broker events), bounded. Network latency is therefore zero in node time.
 
 import { EventEmitter } from "node:events";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import FakeTimers from "@sinonjs/fake-timers";
 import mqtt from "mqtt";
@@ -47,8 +56,9 @@ import { esp32DevkitC } from "../boards/esp32-devkitc.ts";
 import { type Broker, startBroker } from "./broker.ts";
 import { type NodeConfig, SimNode } from "./node.ts";
 import { type Clock, distPath, realClock, type Runtime } from "./runtime.ts";
+import { openPty, type Pty } from "./serial/pty.ts";
 import { constantScenario, environmentSource, type Fault, loadScenario, parseScenario, type Scenario } from "./scenario.ts";
-import { AccessPoint } from "./wifi.ts";
+import { AccessPoint, macFor, serialFromMac } from "./wifi.ts";
 
 export type { NodeConfig } from "./node.ts";
 export { SimNode } from "./node.ts";
@@ -58,8 +68,6 @@ export interface SimulationOptions {
   clock?: "real" | "fake";
   startMs?: number;
   brokerUrl?: string;
-  /** Credentials of the simulation's own subscriber on an external broker (it watches the nodes' topics). */
-  brokerAuth?: { username: string; password: string };
   port?: number;
   portFallback?: boolean;
   scenario?: Scenario | string;
@@ -80,6 +88,27 @@ export interface SimulationOptions {
   wifiJoinMs?: number;
   /** DS18B20 sensors (by config name) wired for parasite power, on every node. */
   parasite?: string[];
+  /** false: the nodes' Storage starts empty (nothing flashed yet; `wisp flash` puts the node on them). */
+  flash?: boolean;
+  /** Put each node's console UART on a pseudo-terminal (`node.consolePath`); needs socat. */
+  serial?: boolean;
+  /** Baud rate of the nodes' console UARTs (default 115,200). */
+  baud?: number;
+  /** Every node's broker login (default: the one in brokerUrl, if any). */
+  login?: { username: string; password: string };
+  /** Each node's own login, by its serial ({id}); overrides `login`. */
+  nodeLogin?: (serial: string, index: number) => NodeLogin | undefined;
+  /** Where and how the watcher connects (external broker only). */
+  observer?: { url?: string; username?: string; password?: string; ca?: string };
+  /** The uplink the "bridge-down" fault cuts. */
+  link?: { down(): void; up(): void };
+}
+
+/** What a node's wisp.json gets: `mqtt.username`, `mqtt.password`, `mqtt.ca` (base64 of the CA's DER). */
+export interface NodeLogin {
+  username: string;
+  password: string;
+  ca?: string;
 }
 
 export interface TrafficEntry {
@@ -136,6 +165,8 @@ export class Simulation extends EventEmitter {
   private readonly pending = new Set<Promise<unknown>>();
   private activity = 0;
   private stopped = false;
+  private readonly ptys = new Map<SimNode, Pty>();
+  private consoleDir: string | undefined;
 
   constructor(options: SimulationOptions, scenario: Scenario) {
     super();
@@ -240,6 +271,21 @@ export class Simulation extends EventEmitter {
     });
   }
 
+  /** The link between edge and central broker goes down for `ms` (fault "bridge-down", edge-cloud topology). */
+  cutBridge(ms: number): void {
+    const link = this.options.link;
+    this.fault({ fault: "bridge-down", phase: "start" });
+    if (!link) {
+      this.emit("warning", "bridge-down needs two bridged brokers (wisp sim --topology edge-cloud); ignored");
+      return;
+    }
+    link.down();
+    this.after(ms, () => {
+      link.up();
+      this.fault({ fault: "bridge-down", phase: "end" });
+    });
+  }
+
   /** Nodes off, broker closed, timers cancelled. */
   async stop(): Promise<void> {
     if (this.stopped) return;
@@ -247,7 +293,8 @@ export class Simulation extends EventEmitter {
     for (const t of this.timers) this.clock.clearTimeout(t);
     this.timers.clear();
     for (const node of this.nodes) node.dispose();
-    await Promise.allSettled([...this.pending]);
+    await Promise.allSettled([...this.pending, ...[...this.ptys.values()].map((p) => p.close())]);
+    if (this.consoleDir) rmSync(this.consoleDir, { recursive: true, force: true });
     if (this.observer) await this.observer.endAsync(true).catch(() => undefined);
     await this.embedded?.close();
     this.embedded = undefined;
@@ -256,10 +303,13 @@ export class Simulation extends EventEmitter {
   /** @internal */
   async init(): Promise<void> {
     const o = this.options;
-    const firmware = o.firmware ?? readFirmware(o.firmwarePath ?? distPath("firmware.js"));
+    const firmware = o.flash === false ? undefined : (o.firmware ?? readFirmware(o.firmwarePath ?? distPath("firmware.js")));
     const config = o.config ?? DEFAULT_NODE_CONFIG;
-    if (o.brokerUrl) {
-      this.brokerUrl = o.brokerUrl;
+    // A login in the URL is taken out of it: the nodes get it in wisp.json's mqtt.username/password.
+    const given = o.brokerUrl ? splitLogin(o.brokerUrl) : undefined;
+    const login = o.login ?? given?.login;
+    if (given) {
+      this.brokerUrl = given.url;
     } else {
       this.attachBroker(await startBroker({ port: o.port ?? 0, fallback: o.portFallback }));
     }
@@ -272,14 +322,17 @@ export class Simulation extends EventEmitter {
       };
     };
     for (let index = 0; index < count; index++) {
+      const serial = serialFromMac(macFor(index, o.seed ?? 0));
+      const own = o.nodeLogin ? o.nodeLogin(serial, index) : login;
       const node: SimNode = new SimNode({
         index,
+        serial,
         seed: o.seed,
         clock: this.clock,
         ap: this.ap,
         brokerUrl: this.brokerUrl,
         firmware,
-        config,
+        config: own ? { ...config, mqtt: { ...config.mqtt, username: own.username, password: own.password, ca: (own as NodeLogin).ca ?? config.mqtt.ca } } : config,
         environment: environmentSource(this.scenario, this.startMs, () => this.clock.Date.now(), ((o.seed ?? 0) << 16) + index),
         log: (line, n) => {
           o.log?.(line, n);
@@ -289,6 +342,7 @@ export class Simulation extends EventEmitter {
         brokerEvents: !o.brokerUrl,
         wifiJoinMs: o.wifiJoinMs,
         parasite: o.parasite,
+        baud: o.baud,
         plugins: [countActivity],
         onChange: (n) => this.emit("node", n),
       });
@@ -296,9 +350,33 @@ export class Simulation extends EventEmitter {
       this.byClientId.set(node.clientId, node);
       this.byPrefix.set(node.prefix, node);
     }
-    if (o.brokerUrl) await this.observe(o.brokerUrl);
+    if (o.serial) {
+      this.consoleDir = mkdtempSync(join(tmpdir(), "wisp-sim-"));
+      for (const node of this.nodes) await this.plugConsole(node);
+    }
+    if (o.brokerUrl) await this.observe({ url: this.brokerUrl, username: login?.username, password: login?.password, ...o.observer });
     this.scheduleFaults();
     if (o.powerOn !== false) await this.powerOn();
+  }
+
+  /**
+   * Plug the node's USB cable in: its console UART appears as a pseudo-terminal at
+   * `node.consolePath` (the same path every time, as a board's /dev/ttyUSB0 is).
+   */
+  async plugConsole(node: SimNode): Promise<void> {
+    if (this.ptys.has(node)) return;
+    this.consoleDir ??= mkdtempSync(join(tmpdir(), "wisp-sim-"));
+    const pty = await openPty(node.line, join(this.consoleDir, `node-${node.index}`));
+    this.ptys.set(node, pty);
+    node.consolePath = pty.path;
+  }
+
+  /** Pull the node's USB cable: its pseudo-terminal closes under whoever has it open. */
+  async unplugConsole(node: SimNode): Promise<void> {
+    const pty = this.ptys.get(node);
+    if (!pty) return;
+    this.ptys.delete(node);
+    await pty.close();
   }
 
   /** Power on every node that is off (createSimulation does it unless `powerOn: false`). */
@@ -341,10 +419,21 @@ export class Simulation extends EventEmitter {
     });
   }
 
-  /** With an external broker, watch the nodes' topics with an MQTT.js subscriber. */
-  private async observe(url: string): Promise<void> {
+  /** With an external broker, watch the nodes' topics with an MQTT.js subscriber (with the login given). */
+  private async observe(o: { url?: string; username?: string; password?: string; ca?: string }): Promise<void> {
     const bases = new Set([...this.byPrefix.keys()].map((p) => `${p.split("/")[0]}/#`));
-    const client = await mqtt.connectAsync(url, { clientId: `wisp-sim-observer-${process.pid}`, reconnectPeriod: 1000, ...this.options.brokerAuth });
+    const url = o.url ?? this.brokerUrl;
+    const client = await mqtt
+      .connectAsync(url, {
+        clientId: `wisp-sim-observer-${process.pid}`,
+        reconnectPeriod: 1000,
+        username: o.username,
+        password: o.password,
+        ca: o.ca,
+      })
+      .catch((err: Error) => {
+        throw new Error(`the simulation's watcher could not connect to ${url}${o.username ? ` as ${o.username}` : " without a login"}: ${err.message}`);
+      });
     await client.subscribeAsync([...bases], { qos: 0 });
     client.on("message", (topic, payload, packet) => {
       this.activity++;
@@ -406,6 +495,8 @@ export class Simulation extends EventEmitter {
         });
         return;
       }
+      case "bridge-down":
+        return this.cutBridge(ms);
       case "power-cut":
         for (const n of targets) n.powerOff();
         this.fault({ fault: f.fault, phase: "start", node: f.node });
@@ -449,6 +540,16 @@ export async function createSimulation(options: SimulationOptions = {}): Promise
     throw err;
   }
   return sim;
+}
+
+/** `mqtt://user:pass@host:port` → the URL without the login, and the login (percent-decoded). */
+export function splitLogin(url: string): { url: string; login?: { username: string; password: string } } {
+  const parsed = new URL(url);
+  if (!parsed.username && !parsed.password) return { url };
+  const login = { username: decodeURIComponent(parsed.username), password: decodeURIComponent(parsed.password) };
+  parsed.username = "";
+  parsed.password = "";
+  return { url: parsed.toString().replace(/\/$/, ""), login };
 }
 
 function readFirmware(path: string): string {

@@ -97,6 +97,8 @@ export function renderScreen(sim: Simulation, options: ViewOptions, logs: readon
   const scenario = sim.scenario.name ? ` · scenario ${sim.scenario.name}` : "";
   out.push(`${pc.bold("wisp sim")} · ${nodes.length} node${nodes.length === 1 ? "" : "s"} · broker ${sim.brokerUrl}${sim.external || sim.broker ? "" : pc.red(" (down)")}${scenario} · ${clockText(sim.now())}`);
   out.push(`Wi-Fi ${sim.ap.ssid} ${sim.ap.up ? pc.green("up") : pc.red("down")} · ${sim.messages} messages · watch: ${pc.cyan(options.watch)}`);
+  const consoles = nodes.filter((n) => n.consolePath).slice(0, 4);
+  if (consoles.length) out.push(`consoles: ${consoles.map((n) => `node ${n.index} ${pc.cyan(n.consolePath!)}`).join(" · ")}${nodes.length > consoles.length ? " …" : ""}`);
   out.push("");
   out.push(pc.dim(`${"node".padEnd(14)} ${"power".padEnd(8)} ${"wifi".padEnd(10)} ${"mqtt".padEnd(10)} ${"uptime".padStart(7)}  latest readings`));
   const shown = nodes.slice(0, rows);

@@ -3,7 +3,7 @@
 // text lives in JsVars), and only then write dist/.
 
 import * as esbuild from "esbuild";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
 import { isBuiltin } from "node:module";
 import * as path from "node:path";
@@ -35,14 +35,16 @@ export interface Output {
  */
 export const OUTPUTS: Output[] = [
   // Espruino module: loaded with Modules.addCached("wisp-mqtt", source) or from Storage file "wisp-mqtt".
-  // The aim was 4,096 bytes. The complete MQTT 3.1.1 feature set measures about 7,170 (issue #2's
-  // closing note says what takes the bytes); the budget is a ceiling a little above, so growth still
-  // fails the build.
-  { entry: "firmware/mqtt/index.ts", outfile: "dist/mqtt.js", budget: 7424 },
+  // The aim was 4,096 bytes. The complete MQTT 3.1.1 feature set measured about 7,170 (issue #2's
+  // closing note says what takes the bytes); issue #7's fixes (URL credentials and option checks,
+  // receive-based keepalive and the send-buffer bound, reading past an over-size PUBLISH, acks checked
+  // against what is pending, one resubscription in flight, callbacks once in every state) took it to
+  // about 8,430. The budget is a ceiling a little above, so growth still fails the build.
+  { entry: "firmware/mqtt/index.ts", outfile: "dist/mqtt.js", budget: 8704 },
   // The sensor-node application (client, app), uploaded as Storage .bootcde, plus the parts its
-  // config uses: 10,168 + the BME280's 2,048 + drivers/bus.ts's 128 + a one-type registry's 200 is the 12,544 the
-  // BME280-only firmware always had.
-  { entry: "firmware/main.ts", outfile: "dist/firmware.js", budget: 10168, parts: true },
+  // config uses: 11,448 + the BME280's 2,048 + drivers/bus.ts's 128 + a one-type registry's 200 is
+  // the 13,824 the BME280-only firmware had before drivers were chosen per config.
+  { entry: "firmware/main.ts", outfile: "dist/firmware.js", budget: 11448, parts: true },
 ];
 
 /**
@@ -219,7 +221,18 @@ export async function bundle(entry: string, options: { outfile?: string; root?: 
   const js = result.outputFiles.find((f) => f.path === outfile);
   const map = result.outputFiles.find((f) => f.path === outfile + ".map");
   if (!js || !map) throw new BuildError(`${entry}: esbuild produced no ${outfile}`);
-  return { code: js.text, map: map.text, metafile: result.metafile, outfile, warnings: result.warnings.map(formatMessage) };
+  return { code: escapeControlBytes(js.text), map: map.text, metafile: result.metafile, outfile, warnings: result.warnings.map(formatMessage) };
+}
+
+/**
+ * esbuild writes some escapes in string literals as the raw byte (`"\x04"` comes out as 0x04).
+ * Raw control bytes do not survive an upload over the console (0x03 is Ctrl-C even inside a
+ * packet, the Linux build exits on 0x04, 0x11/0x13 are XON/XOFF), so every control byte but the
+ * newline becomes a `\xNN` escape again. Minified code has them only inside literals, where the
+ * escape means the same byte. Columns after one move by three; the source map's lines stay right.
+ */
+export function escapeControlBytes(code: string): string {
+  return code.replace(/[\x00-\x09\x0b-\x1f]/g, (c) => "\\x" + c.charCodeAt(0).toString(16).padStart(2, "0"));
 }
 
 function formatMessage(m: esbuild.Message): string {
@@ -427,6 +440,60 @@ export async function build(options: BuildOptions = {}): Promise<BuildResult> {
 export function manifestPath(outfile: string): string {
   return outfile.replace(/\.js$/, "") + ".json";
 }
+
+const SOURCE_DIRS = ["firmware", "drivers", "boards"];
+
+/** Newest modification time of the files under `dirs` (0 when none). */
+function newestSource(root: string, dirs: string[]): number {
+  let newest = 0;
+  const walk = (dir: string) => {
+    if (!existsSync(dir)) return;
+    for (const entry of readdirSync(dir, { withFileTypes: true })) {
+      const p = path.join(dir, entry.name);
+      if (entry.isDirectory()) walk(p);
+      else newest = Math.max(newest, statSync(p).mtimeMs);
+    }
+  };
+  for (const d of dirs) walk(path.join(root, d));
+  return newest;
+}
+
+/**
+ * True when an output is missing or older than a source file, or the firmware in dist/ was built
+ * for other sensor types or features than `config` (default: the project's flash.config.json) needs.
+ */
+export function needsBuild(root = PROJECT_ROOT, config?: string): boolean {
+  const newest = newestSource(root, SOURCE_DIRS);
+  const stale = OUTPUTS.some((o) => {
+    const out = path.join(root, o.outfile);
+    return !existsSync(out) || newest > statSync(out).mtimeMs;
+  });
+  if (stale) return true;
+  for (const o of OUTPUTS.filter((o) => o.parts)) {
+    let built: FirmwareTarget, wanted: FirmwareTarget;
+    try {
+      built = JSON.parse(readFileSync(manifestPath(path.join(root, o.outfile)), "utf8")) as FirmwareTarget;
+      wanted = firmwareTarget(config, root);
+    } catch {
+      return true; // no manifest, or a config that does not load: the build says what is wrong
+    }
+    const same = (a: string[], b: string[]) => a.length === b.length && a.every((t) => b.includes(t));
+    if (!same(built.types, wanted.types) || built.discovery !== wanted.discovery) return true;
+  }
+  return false;
+}
+
+/**
+ * Builds when dist/ is missing, older than its sources, or built for other drivers than `config`
+ * needs (what `wisp sim`, `wisp flash` and `wisp hil` do first); `say` announces it. Returns false
+ * when the build failed (its errors are printed).
+ */
+export async function ensureBuilt(say: (line: string) => void = console.log, config?: string): Promise<boolean> {
+  if (!needsBuild(PROJECT_ROOT, config)) return true;
+  say(`dist/ is missing, older than its sources, or built for other sensors: building${config ? ` for ${path.relative(process.cwd(), config)}` : ""}`);
+  return (await build({ config })).ok;
+}
+
 
 const USAGE = `usage: wisp build [--config FILE] [--verbose] [--no-map] [--check]
 

@@ -14,7 +14,12 @@ interface Command {
 
 export const COMMANDS: Record<string, Command> = {
   build: { summary: "bundle firmware into dist/, check it for Espruino, enforce size budgets", load: () => import("./build.ts") },
+  broker: { summary: "configure Mosquitto for the fleet (logins, topic ACL, TLS, a bridge), check it and run it", load: () => import("./broker.ts") },
   sim: { summary: "run simulated sensor nodes (the built firmware) against a local broker, with a live view", load: () => import("./sim.ts") },
+  flash: { summary: "upload the node to an ESP32 running Espruino over USB serial, verify it, restart it", load: () => import("./flash.ts") },
+  monitor: { summary: "the serial console of a board or a simulated node", load: () => import("./monitor.ts") },
+  ports: { summary: "list the USB serial ports a board could be on", load: () => import("./ports.ts") },
+  hil: { summary: "flash a board (or a simulated one) and test it: boot, readings, commands, restart; JUnit XML", load: () => import("./hil.ts") },
 };
 
 export function usage(): string {

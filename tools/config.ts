@@ -11,6 +11,7 @@ import type { Board } from "../boards/types.ts";
 import type { NodeConfig, SensorConfig } from "../firmware/node/config.ts";
 import { ADC_OFFSET, ADC_SCALE, LI_ION_CURVE, SENSOR_TYPES, type SensorTypeName } from "./drivers.ts";
 import { PROJECT_ROOT } from "./paths.ts";
+import { redactUrl } from "./redact.ts";
 
 export type Secret = string | { env: string };
 
@@ -87,7 +88,7 @@ function describe(e: ErrorObject, root: unknown): string {
     case "enum":
       return `${where}: must be one of ${e.params.allowedValues.map((v: unknown) => JSON.stringify(v)).join(", ")}`;
     case "pattern":
-      return `${where}: ${JSON.stringify(e.data)} does not have the right form${e.parentSchema?.description ? ` (${e.parentSchema.description})` : ` (pattern ${e.params.pattern})`}`;
+      return `${where}: ${JSON.stringify(typeof e.data === "string" ? redactUrl(e.data) : e.data)} does not have the right form${e.parentSchema?.description ? ` (${e.parentSchema.description})` : ` (pattern ${e.params.pattern})`}`;
     case "oneOf":
       return `${where}: must be a string or {"env": "VARIABLE_NAME"}`;
     default:
@@ -214,6 +215,12 @@ export interface RenderOptions {
   wifi?: { ssid: string; password?: string };
   /** Replace the broker URL (the simulator's broker). */
   mqttUrl?: string;
+  /**
+   * The node's own broker login, and the broker's CA (base64 DER) when it has TLS: from a
+   * `wisp broker init` folder with nodeLogin(dir, id) or ensureNodeLogin(dir, id) (tools/broker/folder.ts).
+   * It replaces mqtt.username and mqtt.password of the file.
+   */
+  login?: { username: string; password: string; ca?: string };
   file?: string;
 }
 
@@ -232,8 +239,9 @@ export function renderDeviceConfig(config: FlashConfig, options: RenderOptions =
   const mqtt = {
     url: options.mqttUrl ?? config.mqtt.url,
     clientId: config.mqtt.clientId ?? "wisp-{id}",
-    username: config.mqtt.username,
-    password: secret(config.mqtt.password, "mqtt.password"),
+    username: options.login ? options.login.username : config.mqtt.username,
+    password: options.login ? options.login.password : secret(config.mqtt.password, "mqtt.password"),
+    ca: options.login?.ca,
     keepalive: config.mqtt.keepalive ?? 30,
     queueSize: config.mqtt.queueSize ?? 32,
   };

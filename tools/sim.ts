@@ -1,12 +1,14 @@
 // `wisp sim`: sensor nodes on this machine, running the built firmware (dist/firmware.js, byte for
 // byte what `wisp flash` uploads) against a local MQTT broker, with a live view.
 
-import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { createSimulation, DEFAULT_NODE_CONFIG, type NodeConfig, type Simulation } from "../host-sim/sim.ts";
 import { startLiveView, startPlainView, type View } from "../host-sim/view.ts";
-import { PROJECT_ROOT } from "./paths.ts";
+import { ensureBuilt, PROJECT_ROOT } from "./build.ts";
+import type { FleetBrokers } from "./broker/topology.ts";
+import { redactUrl } from "./redact.ts";
 
 const USAGE = `usage: wisp sim [options]
 
@@ -16,10 +18,21 @@ against an embedded MQTT broker, and shows their state, readings and traffic.
 
   -n, --nodes N        how many nodes (default 1); each has its own serial, client id and Storage
   -s, --scenario FILE  environment and faults over time (default scenarios/default.json)
-  -b, --broker URL     use this broker (mqtt://host:port) instead of the embedded one
-  -p, --port P         embedded broker port (default 1883, or the next free one)
+  -b, --broker URL     use this broker (mqtt://host:port, or mqtt://user:pass@host:port with a login)
+                       instead of the embedded one; the nodes and the watcher log in with the login
+      --username U, --password P   the login for --broker, given apart from the URL
+      --broker-config DIR  run Mosquitto with a folder from \`wisp broker init\`; each node logs in
+                       with its own login from it, the watcher as the operator
+      --topology edge-cloud  two Mosquittos bridged as \`wisp broker init --bridge\` writes them: the
+                       nodes on the edge, the watcher on the central one; the scenario fault
+                       "bridge-down" cuts the link between them
+  -p, --port P         port of the embedded broker (default 1883, or the next free one), or of the
+                       --broker-config one (default: a free one)
   -d, --duration S     stop after S seconds (default: run until Ctrl-C)
   -c, --config FILE    flash config (default flash.config.json); its sensors are simulated
+      --serial         give each node's console a serial port (a pseudo-terminal, needs socat):
+                       \`wisp flash --port\`, \`wisp monitor --port\` and \`wisp hil --port\` work on it
+      --baud N         the consoles' baud rate (default 115200)
       --seed N         serials, sensor calibration and noise derive from it (default 0)
       --storage DIR    keep each node's Storage in DIR/node-<i>/ across runs
       --plain          one line per event even on a terminal
@@ -27,38 +40,6 @@ against an embedded MQTT broker, and shows their state, readings and traffic.
   -h, --help           this text
 
 The command that watches the nodes' topics is printed at start (mosquitto_sub -h ... -t '<prefix>/#').`;
-
-const SOURCE_DIRS = ["firmware", "drivers", "boards"];
-
-/** Newest modification time of the files under `dirs` (0 when none). */
-function newestSource(root: string, dirs: string[]): number {
-  let newest = 0;
-  const walk = (dir: string) => {
-    if (!existsSync(dir)) return;
-    for (const entry of readdirSync(dir, { withFileTypes: true })) {
-      const p = path.join(dir, entry.name);
-      if (entry.isDirectory()) walk(p);
-      else newest = Math.max(newest, statSync(p).mtimeMs);
-    }
-  };
-  for (const d of dirs) walk(path.join(root, d));
-  return newest;
-}
-
-/** True when dist/firmware.js is missing, older than a source file, or was built for another config. */
-export function needsBuild(root = PROJECT_ROOT, config = path.join(root, "flash.config.json")): boolean {
-  const out = path.join(root, "dist", "firmware.js");
-  if (!existsSync(out)) return true;
-  if (newestSource(root, SOURCE_DIRS) > statSync(out).mtimeMs) return true;
-  if (existsSync(config) && statSync(config).mtimeMs > statSync(out).mtimeMs) return true;
-  // `wisp build --config other.json` leaves a firmware with other drivers behind
-  try {
-    const built = JSON.parse(readFileSync(path.join(root, "dist", "firmware.json"), "utf8")) as { label?: string };
-    return built.label !== path.relative(root, config);
-  } catch {
-    return true;
-  }
-}
 
 /** wisp.json for the simulated nodes, from flash.config.json (Wi-Fi and broker are the simulation's). */
 async function nodeConfig(file: string): Promise<NodeConfig> {
@@ -76,6 +57,24 @@ async function nodeConfig(file: string): Promise<NodeConfig> {
   return { ...DEFAULT_NODE_CONFIG, ...raw, wifi: overrides.wifi, mqtt: { ...DEFAULT_NODE_CONFIG.mqtt, ...raw.mqtt, url: overrides.mqttUrl } } as NodeConfig;
 }
 
+/**
+ * The config a node needs in this simulation (its access point and broker in place of the
+ * config's), written to .wisp/sim.flash.config.json for `wisp flash --port <console>`.
+ */
+function writeLabConfig(configFile: string, sim: Simulation): string {
+  const config = JSON.parse(readFileSync(configFile, "utf8")) as Record<string, any>;
+  const file = path.join(PROJECT_ROOT, ".wisp", "sim.flash.config.json");
+  mkdirSync(path.dirname(file), { recursive: true });
+  const lab = {
+    ...config,
+    $schema: path.relative(path.dirname(file), path.join(PROJECT_ROOT, "flash.schema.json")),
+    wifi: { ssid: sim.ap.ssid, password: sim.ap.password },
+    mqtt: { ...config.mqtt, url: sim.brokerUrl },
+  };
+  writeFileSync(file, JSON.stringify(lab, null, 2) + "\n");
+  return file;
+}
+
 /** The part of a topic prefix before the first `{id}` segment: `wisp/{id}` → `wisp`. */
 export function prefixBase(prefix: string): string {
   const parts = prefix.split("/");
@@ -83,11 +82,22 @@ export function prefixBase(prefix: string): string {
   return (i < 0 ? parts : parts.slice(0, i)).join("/") || "#";
 }
 
-export function watchCommand(brokerUrl: string, prefix: string): string {
+export interface WatchLogin {
+  username: string;
+  /** Shell text that gives the password (never the password itself): a $(...) or a placeholder. */
+  password: string;
+  /** The CA file for an mqtts:// broker. */
+  cafile?: string;
+}
+
+export function watchCommand(brokerUrl: string, prefix: string, login?: WatchLogin): string {
   const url = new URL(brokerUrl);
   const base = prefixBase(prefix);
   const topic = base === "#" ? "#" : `${base}/#`;
-  return `mosquitto_sub -h ${url.hostname.replace(/^\[|\]$/g, "")} -p ${url.port || "1883"} -v -t '${topic}'`;
+  const tls = url.protocol === "mqtts:";
+  const auth = login ? ` -u ${login.username} -P ${login.password}` : "";
+  const ca = tls && login?.cafile ? ` --cafile ${login.cafile}` : "";
+  return `mosquitto_sub -h ${url.hostname.replace(/^\[|\]$/g, "")} -p ${url.port || (tls ? "8883" : "1883")}${ca}${auth} -v -t '${topic}'`;
 }
 
 function positiveInt(name: string, value: string | undefined, fallback: number): number {
@@ -99,6 +109,21 @@ function positiveInt(name: string, value: string | undefined, fallback: number):
 
 class UsageError extends Error {}
 
+/** Mosquitto with a broker folder (or, for edge-cloud without one, a scratch folder from the config). */
+async function startBrokers(dir: string | undefined, topology: "single" | "edge-cloud", configFile: string, nodes: number, seed: number, port: number | undefined): Promise<FleetBrokers> {
+  const { loadFlashConfig } = await import("./config.ts");
+  const { missingLogins, startFleetBrokers } = await import("./broker/topology.ts");
+  const { simulatedIds } = await import("./broker/folder.ts");
+  const config = loadFlashConfig(configFile);
+  if (dir !== undefined) {
+    const missing = missingLogins(dir, simulatedIds(nodes, seed));
+    if (missing.length) {
+      throw new Error(`${missing.length} of the ${nodes} simulated nodes ${missing.length === 1 ? "has" : "have"} no login in ${dir} (${missing.slice(0, 3).join(", ")}${missing.length > 3 ? ", ..." : ""}): run wisp broker init --out ${dir} --nodes ${nodes}${seed ? " (it makes logins for --seed 0)" : ""}`);
+    }
+  }
+  return startFleetBrokers({ dir: dir === undefined ? undefined : path.resolve(dir), topology, config, nodes, seed, port });
+}
+
 export async function main(argv: string[]): Promise<number> {
   let args;
   try {
@@ -108,12 +133,18 @@ export async function main(argv: string[]): Promise<number> {
         nodes: { type: "string", short: "n" },
         scenario: { type: "string", short: "s" },
         broker: { type: "string", short: "b" },
+        username: { type: "string" },
+        password: { type: "string" },
+        "broker-config": { type: "string" },
+        topology: { type: "string" },
         port: { type: "string", short: "p" },
         duration: { type: "string", short: "d" },
         config: { type: "string", short: "c" },
         seed: { type: "string" },
         storage: { type: "string" },
         plain: { type: "boolean" },
+        serial: { type: "boolean" },
+        baud: { type: "string" },
         "no-build": { type: "boolean" },
         help: { type: "boolean", short: "h" },
       },
@@ -127,17 +158,23 @@ export async function main(argv: string[]): Promise<number> {
     console.log(USAGE);
     return 0;
   }
-  let nodes: number, port: number, seed: number, duration: number | undefined;
+  let nodes: number, port: number, seed: number, baud: number, duration: number | undefined;
   try {
     nodes = positiveInt("nodes", args.nodes, 1);
     if (nodes < 1) throw new UsageError("--nodes must be at least 1");
     port = positiveInt("port", args.port, 1883);
     seed = positiveInt("seed", args.seed, 0);
+    baud = positiveInt("baud", args.baud, 115_200);
+    if (baud < 300) throw new UsageError(`--baud must be at least 300 bits per second, got ${baud}`);
     if (args.duration !== undefined) {
       duration = Number(args.duration);
       if (!(duration > 0)) throw new UsageError(`--duration must be a number of seconds > 0, got ${JSON.stringify(args.duration)}`);
     }
-    if (args.broker !== undefined && !/^mqtts?:\/\/[^/]+/.test(args.broker)) throw new UsageError(`--broker must look like mqtt://host:port, got ${JSON.stringify(args.broker)}`);
+    if (args.broker !== undefined && !/^mqtts?:\/\/[^/]+/.test(args.broker)) throw new UsageError(`--broker must look like mqtt://host:port, got ${JSON.stringify(args.broker.replace(/\/\/[^@/]*@/, "//***@"))}`);
+    if ((args.username !== undefined || args.password !== undefined) && args.broker === undefined) throw new UsageError("--username and --password are the login for --broker URL");
+    if (args.password !== undefined && args.username === undefined && !/^mqtts?:\/\/[^/@]+@/.test(args.broker ?? "")) throw new UsageError("--password needs --username (or a user name in the --broker URL)");
+    if (args.broker !== undefined && (args["broker-config"] !== undefined || args.topology !== undefined)) throw new UsageError("--broker uses a broker you run; --broker-config and --topology start Mosquitto here: choose one");
+    if (args.topology !== undefined && args.topology !== "edge-cloud" && args.topology !== "single") throw new UsageError(`--topology must be edge-cloud (or single), got ${JSON.stringify(args.topology)}`);
   } catch (err) {
     if (!(err instanceof UsageError)) throw err;
     console.error(`wisp sim: ${err.message}\n\n${USAGE}`);
@@ -147,14 +184,9 @@ export async function main(argv: string[]): Promise<number> {
   const defaultConfig = path.join(PROJECT_ROOT, "flash.config.json");
   const configFile = path.resolve(args.config ?? defaultConfig);
   let firmware: string | undefined;
-  if (!args["no-build"] && configFile === defaultConfig && needsBuild()) {
-    console.log("dist/firmware.js is missing, older than its sources, or built for another config: building");
-    const { build } = await import("./build.ts");
-    const result = await build({});
-    if (!result.ok) {
-      console.error("wisp sim: the build failed; fix it or run with --no-build to use the old dist/firmware.js");
-      return 1;
-    }
+  if (!args["no-build"] && configFile === defaultConfig && !(await ensureBuilt())) {
+    console.error("wisp sim: the build failed; fix it or run with --no-build to use the old dist/firmware.js");
+    return 1;
   } else if (!args["no-build"] && configFile !== defaultConfig) {
     // another config: its own drivers, built in memory; dist/ stays what flash.config.json needs
     const { build } = await import("./build.ts");
@@ -173,12 +205,40 @@ export async function main(argv: string[]): Promise<number> {
 
   const scenarioFile = path.resolve(args.scenario ?? path.join(PROJECT_ROOT, "scenarios", "default.json"));
   let sim: Simulation;
+  let brokers: FleetBrokers | undefined;
+  let watchLogin: WatchLogin | undefined;
+  let brokerUrl = args.broker;
+  let login: { username: string; password: string } | undefined;
+  if (args.broker !== undefined) {
+    const { splitLogin } = await import("../host-sim/sim.ts");
+    const given = splitLogin(args.broker);
+    brokerUrl = given.url;
+    const username = args.username ?? given.login?.username;
+    if (username !== undefined) {
+      login = { username, password: args.password ?? given.login?.password ?? "" };
+      watchLogin = { username, password: "<password>" };
+    }
+  }
   try {
     const config = await nodeConfig(configFile);
+    if (args["broker-config"] !== undefined || args.topology === "edge-cloud") {
+      brokers = await startBrokers(args["broker-config"], args.topology === "edge-cloud" ? "edge-cloud" : "single", configFile, nodes, seed, args.port === undefined ? undefined : port);
+      brokerUrl = brokers.nodeUrl;
+      const passwords = path.join(brokers.dir, "passwords.json");
+      watchLogin = {
+        username: brokers.observer.username,
+        password: `"$(node -p 'require(${JSON.stringify(passwords)}).operator.password')"`,
+        cafile: brokers.observer.ca ? path.join(brokers.dir, "ca.crt") : undefined,
+      };
+    }
     sim = await createSimulation({
       nodes,
       clock: "real",
-      brokerUrl: args.broker,
+      brokerUrl,
+      login,
+      nodeLogin: brokers?.nodeLogin,
+      observer: brokers?.observer,
+      link: brokers?.link,
       port,
       portFallback: args.port === undefined,
       scenario: scenarioFile,
@@ -188,16 +248,25 @@ export async function main(argv: string[]): Promise<number> {
       seed,
       storageDir: args.storage ? path.resolve(args.storage) : undefined,
       powerOn: false,
+      serial: args.serial,
+      baud,
     });
   } catch (err) {
+    await brokers?.stop();
     console.error(`wisp sim: ${(err as Error).message}`);
     return 1;
   }
 
+  if (args.serial) {
+    for (const node of sim.nodes) console.log(`node ${node.index} console: ${node.consolePath}`);
+    const lab = writeLabConfig(configFile, sim);
+    console.log(`flash a node: wisp flash --port ${sim.nodes[0]!.consolePath} --config ${path.relative(process.cwd(), lab)}`);
+  }
   const prefix = sim.nodes[0]?.config()?.prefix ?? "wisp/{id}";
-  const watch = watchCommand(sim.brokerUrl, prefix);
+  const watch = watchCommand(brokers?.observer.url ?? sim.brokerUrl, prefix, watchLogin);
   const tty = process.stdout.isTTY === true && !args.plain;
-  if (!tty) console.log(`wisp sim: ${nodes} node${nodes === 1 ? "" : "s"}, broker ${sim.brokerUrl}, scenario ${path.relative(process.cwd(), scenarioFile)}\nwatch: ${watch}`);
+  const where = brokers?.central ? `edge broker ${redactUrl(sim.brokerUrl)} bridged to ${redactUrl(brokers.observer.url)}` : `broker ${redactUrl(sim.brokerUrl)}`;
+  if (!tty) console.log(`wisp sim: ${nodes} node${nodes === 1 ? "" : "s"}, ${where}, scenario ${path.relative(process.cwd(), scenarioFile)}\nwatch: ${watch}`);
   const view: View = tty ? startLiveView(sim, { watch }) : startPlainView(sim);
   await sim.powerOn();
 
@@ -215,6 +284,7 @@ export async function main(argv: string[]): Promise<number> {
   // The terminal keeps the last live frame; piped output also reports the shutdown itself.
   if (tty) view.stop();
   await sim.stop();
+  await brokers?.stop();
   if (!tty) view.stop();
   if (tty) console.log(`stopped: ${sim.messages} messages from ${nodes} node${nodes === 1 ? "" : "s"}; broker closed`);
   else console.log("wisp sim: stopped");

@@ -80,6 +80,7 @@ function connectBroker(): void {
       clientId: expand(m.clientId || "wisp-{id}", getSerial()),
       username: m.username,
       password: m.password,
+      ca: m.ca ? atob(m.ca) : undefined,
       keepalive: m.keepalive || 30,
       // a persistent session keeps QoS 1 commands sent while the node is away
       clean: false,

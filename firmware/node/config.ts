@@ -34,7 +34,8 @@ export interface DiscoveryConfig {
 
 export interface NodeConfig {
   wifi: { ssid: string; password?: string };
-  mqtt: { url: string; clientId?: string; username?: string; password?: string; keepalive?: number; queueSize?: number };
+  /** `ca`: the broker's CA certificate, base64 of its DER bytes (Espruino's TLS takes DER, not PEM) */
+  mqtt: { url: string; clientId?: string; username?: string; password?: string; ca?: string; keepalive?: number; queueSize?: number };
   /** topic prefix; `{id}` stands for the chip's serial */
   prefix: string;
   /** seconds between samples */

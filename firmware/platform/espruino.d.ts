@@ -109,6 +109,8 @@ declare function getSerial(): string;
 declare function getTime(): number;
 declare function reset(clearFlash?: boolean): void;
 declare function load(file?: string): void;
+/** Base64 to a string whose chars are bytes (Espruino builtin; used for DER certificates). */
+declare function atob(base64: string): string;
 declare function setTimeout(callback: (...args: any[]) => void, ms?: number, ...args: any[]): number;
 declare function setInterval(callback: (...args: any[]) => void, ms?: number, ...args: any[]): number;
 declare function clearTimeout(id?: number): void;

@@ -1,52 +1,14 @@
-// How Espruino's console.log/print show values (jswrap_interface_print → jsfPrintJSON with
-// JSON_PRETTY): strings raw at top level, everything else close to Espruino's pretty JSON,
-// e.g. `{ "a": 1, "b": [ 1, 2 ] }` and `new Uint8Array([1, 2, 3])`. Approximate: spacing of
-// nested multi-line output differs, and numbers print as JavaScript prints them.
+// How Espruino shows values on its console (src/jswrap_json.c jsfGetJSONWithCallback), checked
+// against the Linux build of 2v29: console.log/print print strings raw and everything else as
+// pretty JSON (`{ "a": 1, "b": [ 1, 2 ] }`, `new Uint8Array([1, 2, 3])`, a new line before an item
+// that is not a number); the REPL's `=` result drops the quotes of identifier keys (`{ a: 1 }`).
+// Numbers print as JavaScript prints them, which can differ from Espruino's in the last digits.
 
 const MAX_DEPTH = 6;
 
 function typedArrayName(value: object): string | undefined {
   const tag = Object.prototype.toString.call(value).slice(8, -1);
   return /^(Ui|I)nt(8|16|32)(Clamped)?Array$|^Float(32|64)Array$/.test(tag) ? tag : undefined;
-}
-
-function inner(value: unknown, seen: Set<object>, depth: number): string {
-  switch (typeof value) {
-    case "string":
-      return JSON.stringify(value);
-    case "number":
-    case "boolean":
-    case "bigint":
-      return String(value);
-    case "undefined":
-      return "undefined";
-    case "symbol":
-      return value.toString();
-    case "function":
-      return `function ${value.name || ""}() { ... }`.replace("function  ", "function ");
-  }
-  if (value === null) return "null";
-  const obj = value as object;
-  if (seen.has(obj) || depth > MAX_DEPTH) return "...";
-  const tag = Object.prototype.toString.call(obj).slice(8, -1);
-  if (tag === "Error" || obj instanceof Error) return errorText(obj);
-  if (tag === "Date") return `Date: ${String(obj)}`;
-  const typed = typedArrayName(obj);
-  if (typed) return `new ${typed}([${Array.prototype.join.call(obj, ", ")}])`;
-  if (tag === "ArrayBuffer") return `new Uint8Array([${new Uint8Array(obj as ArrayBuffer).join(", ")}]).buffer`;
-  seen.add(obj);
-  try {
-    if (Array.isArray(obj)) {
-      if (obj.length === 0) return "[ ]";
-      return `[ ${obj.map((v) => inner(v, seen, depth + 1)).join(", ")} ]`;
-    }
-    const keys = Object.keys(obj);
-    if (keys.length === 0) return "{ }";
-    const rec = obj as Record<string, unknown>;
-    return `{ ${keys.map((k) => `${JSON.stringify(k)}: ${inner(rec[k], seen, depth + 1)}`).join(", ")} }`;
-  } finally {
-    seen.delete(obj);
-  }
 }
 
 /** `Error: message` — what Espruino prints for an Error (its toString). */
@@ -57,21 +19,81 @@ export function errorText(err: unknown): string {
       const name = typeof e.name === "string" && e.name ? e.name : "Error";
       return e.message === undefined || e.message === "" ? name : `${name}: ${String(e.message)}`;
     }
-    return typeof err === "string" ? err : inner(err, new Set(), 0);
+    return typeof err === "string" ? err : safePretty(err, false);
   } catch {
     return "(unprintable value)";
   }
 }
 
-/** One console.log/print call's text: arguments joined by a space. */
+/**
+ * One console.log/print call's text: strings as they are, other values as Espruino's pretty JSON
+ * (jswrap_interface_print: JSON_SOME_NEWLINES | JSON_PRETTY), joined by a space.
+ */
 export function formatArgs(args: unknown[]): string {
-  return args.map((a) => (typeof a === "string" ? a : safeInner(a))).join(" ");
+  return args.map((a) => (typeof a === "string" ? a : safePretty(a, false))).join(" ");
 }
 
-function safeInner(value: unknown): string {
+function safePretty(value: unknown, dropQuotes: boolean): string {
   try {
-    return inner(value, new Set(), 0);
+    return pretty(value, 0, new Set(), dropQuotes);
   } catch {
     return "(unprintable value)";
+  }
+}
+
+/**
+ * What the REPL prints after `=` (jsfGetJSONWithCallback with JSON_SOME_NEWLINES | JSON_PRETTY |
+ * JSON_DROP_QUOTES, src/jswrap_json.c): `{ a: 1 }`, `[ 1, 2 ]`, a new line before an item that is
+ * not a number (and after four items in a row in an object), indented two spaces a level.
+ */
+export function replValue(value: unknown): string {
+  return safePretty(value, true);
+}
+
+const IDENTIFIER = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
+const ITEMS_ON_LINE = 4;
+
+function needsNewLine(v: unknown): boolean {
+  return !(v === undefined || v === null || typeof v === "number" || typeof v === "boolean");
+}
+
+function pretty(value: unknown, level: number, seen: Set<object>, dropQuotes: boolean): string {
+  if (typeof value === "string") return JSON.stringify(value);
+  if (typeof value === "function") return "function () { ... }";
+  if (typeof value !== "object" || value === null) return String(value);
+  if (seen.has(value) || level > MAX_DEPTH) return " ... ";
+  const typed = typedArrayName(value);
+  if (typed) return `new ${typed}([${Array.prototype.join.call(value, ", ")}])`;
+  const tag = Object.prototype.toString.call(value).slice(8, -1);
+  if (tag === "Error" || value instanceof Error) return errorText(value);
+  if (tag === "Date") return `Date: ${String(value)}`;
+  if (tag === "ArrayBuffer") return `new Uint8Array([${new Uint8Array(value as ArrayBuffer).join(", ")}]).buffer`;
+  seen.add(value);
+  try {
+    const isArray = Array.isArray(value);
+    const entries: [string, unknown][] = isArray
+      ? (value as unknown[]).map((v, i) => [String(i), v])
+      : Object.keys(value).map((k) => [k, (value as Record<string, unknown>)[k]]);
+    const newLine = "\n" + "  ".repeat(level + 1);
+    let out = isArray ? "[ " : "{ ";
+    let pending = false;
+    let sinceNewLine = 0;
+    entries.forEach(([k, v], i) => {
+      sinceNewLine++;
+      if (i > 0) out += ", ";
+      const needs = needsNewLine(v);
+      if (!isArray && sinceNewLine > ITEMS_ON_LINE) pending = true;
+      if (pending || needs) {
+        out += newLine;
+        sinceNewLine = 0;
+      }
+      if (!isArray) out += (dropQuotes && (IDENTIFIER.test(k) || /^\d+$/.test(k)) ? k : JSON.stringify(k)) + ": ";
+      out += pretty(v, level + 1, seen, dropQuotes);
+      pending = needs;
+    });
+    if (pending) out += "\n" + "  ".repeat(level);
+    return out + (isArray ? " ]" : " }");
+  } finally {
+    seen.delete(value);
   }
 }

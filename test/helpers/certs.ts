@@ -1,9 +1,11 @@
 // Certificates for the TLS tests, made with openssl at test time (nothing secret is committed):
 // a CA, a server certificate for 127.0.0.1/localhost signed by it, a client certificate, and an
 // unrelated CA that must NOT validate the server.
-import { execFileSync } from "node:child_process";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { makeCa, makeLeaf, OPENSSL } from "../../tools/broker/certs.ts";
+
+export { OPENSSL };
 
 export interface TestCerts {
   dir: string;
@@ -20,38 +22,12 @@ export interface TestCerts {
   wrongCa: string;
 }
 
-export const OPENSSL = "/usr/bin/openssl";
-
-// P-256 keys: generated in milliseconds, and within what mbedTLS on the ESP32 handles.
-const KEY_ARGS = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
-
 export function makeCerts(dir: string): TestCerts {
-  mkdirSync(dir, { recursive: true });
   const file = (name: string) => join(dir, name);
-  const run = (args: string[]) => {
-    try {
-      execFileSync(OPENSSL, args, { cwd: dir, stdio: ["ignore", "pipe", "pipe"] });
-    } catch (err) {
-      const stderr = (err as { stderr?: Buffer }).stderr?.toString() ?? "";
-      throw new Error(`openssl ${args.join(" ")} failed: ${stderr || (err as Error).message}`);
-    }
-  };
-  const makeCa = (name: string, cn: string) =>
-    run(["req", "-x509", ...KEY_ARGS, "-keyout", file(`${name}.key`), "-out", file(`${name}.crt`), "-days", "2",
-      "-subj", `/CN=${cn}`, "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"]);
-  const makeLeaf = (name: string, cn: string, extensions: string) => {
-    writeFileSync(file(`${name}.ext`), extensions);
-    run(["req", ...KEY_ARGS, "-keyout", file(`${name}.key`), "-out", file(`${name}.csr`), "-subj", `/CN=${cn}`]);
-    run(["x509", "-req", "-in", file(`${name}.csr`), "-CA", file("ca.crt"), "-CAkey", file("ca.key"), "-CAcreateserial",
-      "-out", file(`${name}.crt`), "-days", "2", "-extfile", file(`${name}.ext`)]);
-  };
-
-  makeCa("ca", "Wisp Test CA");
-  makeCa("wrong-ca", "Wisp Unrelated CA");
-  makeLeaf("server", "localhost",
-    "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n");
-  makeLeaf("client", "wisp-node",
-    "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=clientAuth\n");
+  makeCa(dir, "ca", "Wisp Test CA", 2);
+  makeCa(dir, "wrong-ca", "Wisp Unrelated CA", 2);
+  makeLeaf(dir, "server", { commonName: "localhost", hosts: ["127.0.0.1", "localhost"], days: 2, usage: "server" });
+  makeLeaf(dir, "client", { commonName: "wisp-node", days: 2, usage: "client" });
 
   const read = (name: string) => readFileSync(file(name), "utf8");
   return {

@@ -1,40 +1,18 @@
 // A private Mosquitto 2 for one test file or benchmark: 127.0.0.1 on free ports, a plain and a TLS
 // listener, password and ACL files from test/helpers/users.ts, no persistence, logging to a file.
 // Free of vitest so the benchmark can use it too; the skip/fail rule lives in ./suites.ts.
-import { spawn, execFileSync, type ChildProcess } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { pbkdf2Sync, randomBytes } from "node:crypto";
-import { accessSync, constants, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, chmodSync } from "node:fs";
-import net from "node:net";
+import { mkdtempSync, rmSync, writeFileSync, chmodSync } from "node:fs";
 import { tmpdir, userInfo } from "node:os";
-import { delimiter, join } from "node:path";
+import { join } from "node:path";
+import { findDynamicSecurityPlugin, findMosquitto, findTool, freePort, isExecutable, launchMosquitto } from "../../tools/broker/mosquitto.ts";
 import { makeCerts, OPENSSL, type TestCerts } from "./certs.ts";
 import { ACCOUNTS, PEER, REFUSED_PREFIX, WISP } from "./users.ts";
 
+export { findDynamicSecurityPlugin, findMosquitto, findTool, freePort };
+
 export const MOSQUITTO_MISSING = "Mosquitto not found: apt-get install mosquitto mosquitto-clients to run this suite";
-
-/** A program on PATH, else in the usual Debian directories. */
-export function findTool(name: string): string | undefined {
-  const dirs = [...(process.env.PATH ?? "").split(delimiter), "/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin"];
-  for (const dir of dirs) {
-    if (!dir) continue;
-    const candidate = join(dir, name);
-    if (isExecutable(candidate)) return candidate;
-  }
-  return undefined;
-}
-
-function isExecutable(path: string): boolean {
-  try {
-    accessSync(path, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-export function findMosquitto(): string | undefined {
-  return findTool("mosquitto");
-}
 
 /** Everything startMosquitto needs: the broker, mosquitto_passwd (same package) and openssl. */
 export function mosquittoAvailable(): boolean {
@@ -66,17 +44,6 @@ export interface Mosquitto {
   stop(): Promise<void>;
 }
 
-export async function freePort(host = "127.0.0.1"): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(0, host, () => resolve());
-  });
-  const port = (server.address() as net.AddressInfo).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
 /**
  * Mosquitto's acl_file never refuses a SUBSCRIBE (it only filters delivery; security_default.c
  * skips subscribe checks), so the SUBACK 0x80 test needs the dynamic security plugin, which
@@ -85,26 +52,6 @@ export async function freePort(host = "127.0.0.1"): Promise<number> {
  * allows an operation the acl_file is not consulted, so its rules must be repeated here; the
  * acl_file remains the fallback when the plugin is missing.
  */
-export function findDynamicSecurityPlugin(): string | undefined {
-  const name = "mosquitto_dynamic_security.so";
-  const dirs = ["/usr/lib", "/usr/local/lib"];
-  for (const base of [...dirs]) {
-    try {
-      for (const entry of readdirSync(base)) if (entry.endsWith("-linux-gnu")) dirs.push(join(base, entry));
-    } catch {
-      // no such directory on this system
-    }
-  }
-  return dirs.map((dir) => join(dir, name)).find((candidate) => {
-    try {
-      accessSync(candidate, constants.R_OK);
-      return true;
-    } catch {
-      return false;
-    }
-  });
-}
-
 function dynamicSecurityConfig(): string {
   // Hash format of the plugin (and of `mosquitto_ctrl dynsec`): PBKDF2-SHA512, 101 iterations, base64.
   const client = (account: { username: string; password: string }) => {
@@ -219,58 +166,7 @@ async function launch(
   certs: TestCerts,
   refusesSubscriptions: boolean,
 ): Promise<Mosquitto> {
-  const logFile = join(dir, "mosquitto.log");
-  writeFileSync(logFile, "");
-  const child = spawn(binary, ["-c", join(dir, "mosquitto.conf")], { stdio: ["ignore", "pipe", "pipe"] });
-  let output = "";
-  child.stdout!.on("data", (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr!.on("data", (chunk: Buffer) => (output += chunk.toString()));
-  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
-  child.once("error", (err) => (output += `\n${err.message}`));
-
-  const log = () => {
-    try {
-      return readFileSync(logFile, "utf8");
-    } catch {
-      return "";
-    }
-  };
-
-  try {
-    // Only the plain port is probed (a TCP probe of the TLS port logs a failed handshake): Mosquitto
-    // binds every listener before it accepts on any.
-    await waitUntilListening(child, exited, [port], 10_000, () => `${output}\n${log()}`);
-  } catch (err) {
-    child.kill("SIGKILL");
-    await exited;
-    throw err;
-  }
-
-  let stopping: Promise<void> | undefined;
-  const stop = () => {
-    stopping ??= (async () => {
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill("SIGTERM");
-        const timer = setTimeout(() => child.kill("SIGKILL"), 5_000);
-        await exited;
-        clearTimeout(timer);
-      }
-      rmSync(dir, { recursive: true, force: true });
-    })();
-    return stopping;
-  };
-
-  const waitForLog = async (pattern: RegExp, timeoutMs = 5_000, fromOffset = 0): Promise<string> => {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const line = log().slice(fromOffset).split("\n").find((candidate) => pattern.test(candidate));
-      if (line !== undefined) return line;
-      if (Date.now() > deadline) throw new Error(`Mosquitto log has no line matching ${pattern} after ${timeoutMs} ms`);
-      // Mosquitto only tells us through its log file; poll it briefly.
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
-  };
-
+  const broker = await launchMosquitto({ binary, config: join(dir, "mosquitto.conf"), logFile: join(dir, "mosquitto.log"), probePort: port });
   return {
     host: "127.0.0.1",
     port,
@@ -280,40 +176,11 @@ async function launch(
     certs,
     dir,
     refusesSubscriptions,
-    log,
-    waitForLog,
-    stop,
+    log: broker.log,
+    waitForLog: broker.waitForLog,
+    stop: async () => {
+      await broker.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
   };
 }
-
-async function waitUntilListening(
-  child: ChildProcess,
-  exited: Promise<number | null>,
-  ports: number[],
-  timeoutMs: number,
-  diagnostics: () => string,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let gone = false;
-  void exited.then(() => (gone = true));
-  for (const port of ports) {
-    for (;;) {
-      if (gone) throw new Error(`Mosquitto exited with code ${child.exitCode} before listening:\n${diagnostics()}`);
-      if (await canConnect(port)) break;
-      if (Date.now() > deadline) throw new Error(`Mosquitto did not listen on port ${port} within ${timeoutMs} ms:\n${diagnostics()}`);
-      await new Promise((resolve) => setTimeout(resolve, 25));
-    }
-  }
-}
-
-function canConnect(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect(port, "127.0.0.1");
-    socket.once("connect", () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once("error", () => resolve(false));
-  });
-}
-

@@ -114,7 +114,7 @@ describeWithMosquitto("Home Assistant discovery against Mosquitto", () => {
   }
 
   it("publishes one retained config per quantity, valid for an MQTT sensor, pointing at the node's readings", async () => {
-    sim = await createSimulation({ nodes: 1, clock: "fake", firmware, config: device(flash) as any, brokerUrl: broker.url, brokerAuth: PEER });
+    sim = await createSimulation({ nodes: 1, clock: "fake", firmware, config: device(flash) as any, brokerUrl: broker.url, observer: PEER });
     const node = sim.nodes[0]!;
     await runUntil(() => node.status === "online" && Object.keys(node.readings).length === flash.sensors.length);
     let configs = new Map<string, string>();

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { ConfigError, loadFlashConfig, renderDeviceConfig, validateFlashConfig } from "../../tools/config.ts";
 import { PROJECT_ROOT } from "../../tools/paths.ts";
+import { redactUrl } from "../../tools/redact.ts";
 import { configError, expand } from "../../firmware/node/config";
 
 const good = () => ({
@@ -142,5 +143,21 @@ describe("device-side checks", () => {
   });
   it("expands {id} everywhere", () => {
     expect(expand("wisp/{id}/x/{id}", "abc")).toBe("wisp/abc/x/abc");
+  });
+});
+
+describe("passwords in broker URLs", () => {
+  it("are never printed: a bad mqtt.url names the field and shows the URL without its password", () => {
+    const c: any = good();
+    c.mqtt.url = "mqtt://node:hunter2@broker.lan:1883";
+    const problems = validateFlashConfig(c);
+    expect(problems.join("\n")).toMatch(/^mqtt\.url: "mqtt:\/\/node:\*\*\*@broker\.lan:1883" does not have the right form/);
+    expect(problems.join("\n")).not.toContain("hunter2");
+  });
+  it("redactUrl keeps everything else", () => {
+    expect(redactUrl("mqtt://u:p%40ss:w@h:1883/x")).toBe("mqtt://u:***@h:1883/x");
+    expect(redactUrl("mqtt://user@h:1883")).toBe("mqtt://user@h:1883");
+    expect(redactUrl("mqtt://h:1883")).toBe("mqtt://h:1883");
+    expect(redactUrl("not a url")).toBe("not a url");
   });
 });

@@ -214,4 +214,17 @@ describe("scenario faults", () => {
       "50 power-cut start", "54 power-cut end",
     ]);
   });
+
+  it("bridge-down cuts the link it is given for its duration, and is reported as ignored without one", async () => {
+    const calls: string[] = [];
+    const scenario = { environment: [{ at: 0, temperature: 20, humidity: 50, pressure: 1000 }], faults: [{ at: 5, fault: "bridge-down" as const, for: 60 }] };
+    const sim = await simulate({ scenario, link: { down: () => calls.push(`down ${sim.now()}`), up: () => calls.push(`up ${sim.now()}`) } });
+    await sim.advance(70_000);
+    expect(calls).toEqual(["down 5000", "up 65000"]);
+    const alone = await simulate({ scenario });
+    const warnings: string[] = [];
+    alone.on("warning", (w) => warnings.push(w));
+    await alone.advance(6_000);
+    expect(warnings).toEqual(["bridge-down needs two bridged brokers (wisp sim --topology edge-cloud); ignored"]);
+  });
 });

@@ -14,7 +14,7 @@ describe("scenario files", () => {
   it("report every bad entry by its path", () => {
     const problems = validateScenario({
       environment: [{ at: 0, temperature: 20, humidity: 150 }, { at: 0, temprature: 1 }],
-      faults: [{ at: 5, fault: "meteor", for: 1 }, { at: -1, fault: "wifi-drop", for: 0, node: 2 }, { at: 1, fault: "power-cut", for: 3, node: 1.5 }],
+      faults: [{ at: 5, fault: "meteor", for: 1 }, { at: -1, fault: "wifi-drop", for: 0, node: 2 }, { at: 1, fault: "power-cut", for: 3, node: 1.5 }, { at: 2, fault: "bridge-down", for: 60, node: 0 }],
       speed: 2,
     });
     expect(problems).toEqual([
@@ -23,11 +23,12 @@ describe("scenario files", () => {
       "environment[0].pressure: the first keyframe must give temperature, humidity and pressure",
       "environment[1].temprature: unknown field (expected at, temperature, humidity, pressure, light, co2, battery)",
       "environment[1].at: must be later than the previous keyframe (0)",
-      "faults[0].fault: must be one of wifi-drop, broker-restart, sensor-unplug, sensor-crc, bus-stuck, power-cut",
+      "faults[0].fault: must be one of wifi-drop, broker-restart, sensor-unplug, sensor-crc, bus-stuck, power-cut, bridge-down",
       "faults[1].at: must be a number of seconds >= 0",
       "faults[1].for: must be a duration in seconds > 0",
       'faults[1].node: wifi-drop affects every node; remove "node"',
       "faults[2].node: must be a node index >= 0",
+      'faults[3].node: bridge-down affects every node; remove "node"',
     ]);
     expect(() => parseScenario({ environment: [] }, "x.json")).toThrow(ScenarioError);
     expect(() => parseScenario({ environment: [] }, "x.json")).toThrow(/x\.json: invalid scenario:\n {2}environment: must be a non-empty list/);

@@ -1,7 +1,7 @@
 import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { createSimulation, type Simulation } from "../../host-sim/sim.ts";
+import { createSimulation, splitLogin, type Simulation } from "../../host-sim/sim.ts";
 import { clockText, duration, renderScreen, sparkline, startPlainView } from "../../host-sim/view.ts";
 import { PROJECT_ROOT } from "../../tools/build.ts";
 import { prefixBase, watchCommand } from "../../tools/sim.ts";
@@ -42,6 +42,14 @@ describe("view pieces", () => {
     expect(prefixBase("wisp/{id}")).toBe("wisp");
     expect(prefixBase("site/a/{id}/x")).toBe("site/a");
     expect(watchCommand("mqtt://127.0.0.1:1884", "wisp/{id}")).toBe("mosquitto_sub -h 127.0.0.1 -p 1884 -v -t 'wisp/#'");
+    expect(watchCommand("mqtts://127.0.0.1:8884", "wisp/{id}", { username: "op", password: '"$(cat pw)"', cafile: "b/ca.crt" })).toBe(
+      `mosquitto_sub -h 127.0.0.1 -p 8884 --cafile b/ca.crt -u op -P "$(cat pw)" -v -t 'wisp/#'`,
+    );
+  });
+
+  it("take a login out of a broker URL (percent-decoded) for the nodes' wisp.json", () => {
+    expect(splitLogin("mqtt://127.0.0.1:1883")).toEqual({ url: "mqtt://127.0.0.1:1883" });
+    expect(splitLogin("mqtt://node%40lab:p%3Ass@broker.lan:1884")).toEqual({ url: "mqtt://broker.lan:1884", login: { username: "node@lab", password: "p:ss" } });
   });
 
   it("render each node's state and readings, summarise a large fleet, and show the traffic", async () => {

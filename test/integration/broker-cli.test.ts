@@ -1,0 +1,98 @@
+// The commands as a user types them: `wisp broker init|check|run`. No password may reach the terminal.
+import { chmodSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import net from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import mqtt from "mqtt";
+import { afterAll, afterEach, beforeAll, expect, it } from "vitest";
+import { freePort } from "../../tools/broker/mosquitto.ts";
+import { killLeftovers, secrets, wisp as run, writeConfig, type Run, type RunOptions } from "../helpers/cli.ts";
+import { describeWithMosquitto } from "../helpers/suites.ts";
+
+const wisp = (args: string[], options: Partial<RunOptions> = {}) => run(args, { cwd: scratch, ...options });
+
+let scratch: string;
+let configFile: string;
+let port: number;
+
+beforeAll(async () => {
+  scratch = mkdtempSync(join(tmpdir(), "wisp-broker-cli-"));
+  port = await freePort();
+  configFile = join(scratch, "flash.config.json");
+  writeConfig(configFile, port);
+});
+afterEach(killLeftovers);
+afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+
+function expectNoSecret(run: Run, passwords: string[]): void {
+  for (const password of passwords) {
+    expect(run.out).not.toContain(password);
+    expect(run.err).not.toContain(password);
+  }
+}
+
+describeWithMosquitto("wisp broker from the command line", () => {
+  it("init writes a folder and says what it did without a password; check passes it and names a problem", async () => {
+    const usage = await wisp(["broker", "frobnicate"]);
+    expect(usage.code).toBe(2);
+    expect(usage.err).toContain('unknown subcommand "frobnicate" (init, run or check)');
+
+    const init = await wisp(["broker", "init", "--out", "fleet", "--nodes", "2", "-c", configFile]);
+    expect(init.err).toBe("");
+    expect(init.code).toBe(0);
+    expect(init.out).toContain(`wisp broker init: fleet/ for 2 nodes (prefix wisp/{id}) and the operator (wisp-operator); MQTT on ${port}\n`);
+    expect(init.out).toContain("passwords: fleet/passwords.json (mode 0600");
+    expect(init.out).toContain("next: wisp broker check fleet && wisp broker run fleet");
+    expectNoSecret(init, secrets(join(scratch, "fleet")));
+
+    const ok = await wisp(["broker", "check", "fleet", "-c", configFile]);
+    expect(ok.code).toBe(0);
+    expect(ok.out).toMatch(/wisp broker check: fleet is ready: 2 node logins and the operator's, an ACL block for every node/);
+    chmodSync(join(scratch, "fleet", "passwd"), 0o644);
+    const bad = await wisp(["broker", "check", "fleet"]);
+    expect(bad.code).toBe(1);
+    expect(bad.err).toContain("passwd has mode 0644: others can read it; chmod 600");
+    chmodSync(join(scratch, "fleet", "passwd"), 0o600);
+  }, 30_000);
+
+  it("run starts Mosquitto with the folder in the foreground until Ctrl-C; says so when it cannot", async () => {
+    const dir = join(scratch, "fleet");
+    const missing = await wisp(["broker", "run", "fleet"], { env: { WISP_MOSQUITTO: "/nonexistent/mosquitto" } });
+    expect(missing.code).toBe(1);
+    expect(missing.err).toContain("WISP_MOSQUITTO=/nonexistent/mosquitto is not an executable file");
+
+    const operator = JSON.parse(readFileSync(join(dir, "passwords.json"), "utf8")).operator;
+    let connected = false;
+    const run = await wisp(["broker", "run", "fleet"], {
+      onLine: (line, stop) => {
+        if (!line.includes("Ctrl-C stops it")) return;
+        // Mosquitto's own log goes to the same (piped, so buffered) stdout: try until it accepts
+        void (async () => {
+          for (let i = 0; i < 100 && !connected; i++) {
+            const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { username: operator.username, password: operator.password, reconnectPeriod: 0 }).catch(() => undefined);
+            if (c) {
+              connected = true;
+              await c.endAsync();
+            } else await new Promise((r) => setTimeout(r, 50));
+          }
+        })().finally(stop);
+      },
+    });
+    expect(run.out).toContain(`wisp broker run: mosquitto -c ${join(dir, "mosquitto.conf")}`);
+    expect(run.out).toContain(`listening on ${port}; Ctrl-C stops it`);
+    expect(connected).toBe(true);
+    expect(run.code).toBe(0);
+    expectNoSecret(run, secrets(dir));
+
+    // the port taken (a Mosquitto service already running, say)
+    const busy = net.createServer();
+    await new Promise<void>((r) => busy.listen(port, () => r()));
+    try {
+      const taken = await wisp(["broker", "run", "fleet"]);
+      expect(taken.code).toBe(1);
+      expect(taken.err).toContain(`port ${port} is in use`);
+    } finally {
+      await new Promise((r) => busy.close(r));
+    }
+  }, 30_000);
+});

@@ -1,0 +1,159 @@
+// `wisp flash` end to end against simulated ESP32s whose consoles are pseudo-terminals: the real
+// uploader, serialport, socat, the simulated console and UART, the embedded broker.
+import { spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { SerialPort } from "serialport";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { SimNode } from "../../host-sim/node.ts";
+import { PROJECT_ROOT } from "../../tools/build.ts";
+import { initBrokerFolder, readPasswords } from "../../tools/broker/folder.ts";
+import { loadFlashConfig } from "../../tools/config.ts";
+import { flash } from "../../tools/flash.ts";
+import { LinkError } from "../../tools/serial/link.ts";
+import { PortError } from "../../tools/serial/port.ts";
+import { findTool } from "../helpers/mosquitto.ts";
+import { type SimBoards, simBoards } from "../helpers/sim-board.ts";
+
+const firmware = () => readFileSync(join(PROJECT_ROOT, "dist", "firmware.js"));
+const quiet = { say: () => undefined, progress: false };
+
+let boards: SimBoards;
+beforeAll(async () => {
+  boards = await simBoards({ nodes: 6, flash: false });
+});
+afterAll(() => boards?.stop());
+
+const board = (i: number): SimNode => boards.sim.nodes[i]!;
+const port = (i: number) => board(i).consolePath!;
+
+describe("wisp flash against a simulated board on a pseudo-terminal", () => {
+  it("uploads the firmware and wisp.json, checks both by CRC-32 on the board, and the node boots and comes online", async () => {
+    const node = board(0);
+    const result = await flash({ port: port(0), configFile: boards.configFile, baud: 115200, ...quiet });
+    expect(result.serial).toBe(node.serial);
+    expect(result.prefix).toBe(`wisp/${node.serial}`);
+    expect(Buffer.from(node.flashStorage.bytes(".bootcde")!)).toEqual(firmware());
+    const settings = JSON.parse(node.flashStorage.read("wisp.json")!);
+    expect(settings.mqtt.url).toBe(boards.sim.brokerUrl);
+    expect(result.files.map((f) => f.name)).toEqual([".bootcde", "wisp.json"]);
+    expect(result.retries).toEqual({ packets: 0, files: 0 });
+    // one Ctrl-C to get a prompt; no packet header or payload byte looked like one
+    expect(node.console.ctrlCs).toBe(1);
+    expect(node.console.packets.nak).toBe(0);
+    expect(node.line.lost).toBe(0);
+    await until(() => node.status === "online", 10_000);
+  });
+
+  it("with --broker-dir the node gets its own login from the broker folder, added when new", async () => {
+    const node = board(0);
+    const dir = join(mkdtempSync(join(tmpdir(), "wisp-flash-broker-")), "broker");
+    initBrokerFolder({ dir, config: loadFlashConfig(boards.configFile), nodes: [], plugin: null });
+    try {
+      await flash({ port: port(0), configFile: boards.configFile, baud: 115200, brokerDir: dir, ...quiet });
+      const settings = JSON.parse(node.flashStorage.read("wisp.json")!);
+      expect(settings.mqtt.username).toBe(node.serial);
+      expect(settings.mqtt.password).toBe(readPasswords(dir)!.nodes[node.serial]);
+    } finally {
+      rmSync(dirname(dir), { recursive: true, force: true });
+    }
+  });
+
+  it("a byte corrupted on the line is caught by the CRC-32 check and the file is sent again", async () => {
+    const node = board(1);
+    // well inside the first DATA packets of .bootcde: a payload byte, so the board ACKs it as it is
+    node.line.injectFault("corrupt", 3000);
+    const result = await flash({ port: port(1), configFile: boards.configFile, baud: 115200, ...quiet });
+    expect(result.retries.files).toBe(1);
+    expect(Buffer.from(node.flashStorage.bytes(".bootcde")!)).toEqual(firmware());
+  });
+
+  it("an Espruino older than 2v25 (no packet protocol) is refused with what to flash", async () => {
+    board(2).console.identity.version = "2v24";
+    board(2).reboot();
+    const err = await flash({ port: port(2), configFile: boards.configFile, baud: 115200, ...quiet }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(LinkError);
+    expect((err as LinkError).code).toBe("old-interpreter");
+    expect((err as Error).message).toMatch(/Espruino 2v24; Wisp needs 2v25 or newer.*Flash Espruino 2v29 for ESP32/);
+    expect(board(2).flashStorage.list()).toEqual([]);
+  });
+
+  it("a board that is not the config's chip is refused", async () => {
+    board(3).console.identity.board = "ESP32C3";
+    board(3).reboot();
+    const err = await flash({ port: port(3), configFile: boards.configFile, baud: 115200, ...quiet }).catch((e: unknown) => e);
+    expect((err as LinkError).code).toBe("wrong-board");
+    expect((err as Error).message).toMatch(/Espruino 2v29 for ESP32C3, not ESP32/);
+  });
+
+  it("a port another program holds is reported as busy", async () => {
+    const holder = await new Promise<SerialPort>((resolve, reject) => {
+      const p: SerialPort = new SerialPort({ path: port(4), baudRate: 115200 }, (e) => (e ? reject(e) : resolve(p)));
+    });
+    try {
+      const err = await flash({ port: port(4), configFile: boards.configFile, baud: 115200, ...quiet }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(PortError);
+      expect((err as Error).message).toMatch(/is busy: another program has it open/);
+    } finally {
+      await new Promise((r) => holder.close(r));
+    }
+  });
+
+  it("a board unplugged in the middle of the upload fails with a message that says so", async () => {
+    const node = board(5);
+    const upload = flash({ port: port(5), configFile: boards.configFile, baud: 115200, ...quiet }).catch((e: unknown) => e);
+    await until(() => (node.flashStorage.bytes(".bootcde")?.some((b) => b !== 0xff) ?? false), 10_000);
+    await boards.sim.unplugConsole(node);
+    const err = await upload;
+    expect(err).toBeInstanceOf(LinkError);
+    expect((err as LinkError).code).toBe("closed");
+    expect((err as Error).message).toMatch(/unplugged/);
+    await boards.sim.plugConsole(node);
+  });
+});
+
+describe("the wisp flash command", () => {
+  it("exits 0 once verified and prints a mosquitto_sub command that sees the node come online", async () => {
+    const node = board(0);
+    const out = await run(["flash", "--no-build", "--port", port(0), "--config", boards.configFile]);
+    expect(out.code).toBe(0);
+    expect(out.stdout).toMatch(new RegExp(`node ${node.serial} is running`));
+    const watch = /watch it: (mosquitto_sub .*)/.exec(out.stdout)?.[1];
+    expect(watch).toBeDefined();
+    if (!findTool("mosquitto_sub")) return; // CI installs it (.ci/run); the command was checked above
+    const sub = spawn("sh", ["-c", `${watch} -W 15`]);
+    let seen = "";
+    sub.stdout.on("data", (d: Buffer) => (seen += d.toString()));
+    await until(() => /\/status online/.test(seen), 15_000);
+    sub.kill();
+  });
+
+  it("exits 1 with the reason on a port that does not exist, 2 on a bad option", async () => {
+    const missing = await run(["flash", "--no-build", "--port", "/dev/ttyUSB-nothing-here", "--config", boards.configFile]);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toMatch(/\/dev\/ttyUSB-nothing-here does not exist: is the board plugged in\?/);
+    const bad = await run(["flash", "--baud", "fast"]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/--baud must be a whole number/);
+  });
+});
+
+async function until(check: () => boolean, ms: number): Promise<void> {
+  const end = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > end) throw new Error(`timed out after ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [join(PROJECT_ROOT, "tools", "wisp.js"), ...args], { cwd: PROJECT_ROOT });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    child.on("close", (code) => resolve({ code, stdout, stderr }));
+  });
+}

@@ -1,0 +1,81 @@
+// `wisp hil` as CI runs it: on a simulated board (--sim), on a board given by --port that the map
+// does not know (its sensor tests are skipped, with the reason in the JUnit report), and with no
+// board at all (skipped, or a failure under WISP_HIL=required).
+import { spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { PROJECT_ROOT } from "../../tools/build.ts";
+import { freePort } from "../helpers/mosquitto.ts";
+import { simBoards } from "../helpers/sim-board.ts";
+
+const dir = mkdtempSync(join(tmpdir(), "wisp-hil-test-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/** flash.config.json with a 2 s interval, so a reading is due soon. */
+function fastConfig(): string {
+  const config = JSON.parse(readFileSync(join(PROJECT_ROOT, "flash.config.json"), "utf8"));
+  const file = join(dir, "fast.json");
+  writeFileSync(file, JSON.stringify({ ...config, $schema: join(PROJECT_ROOT, "flash.schema.json"), interval: 2 }));
+  return file;
+}
+
+function wisp(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; out: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [join(PROJECT_ROOT, "tools", "wisp.js"), ...args], { cwd: PROJECT_ROOT, env: { ...process.env, ...env } });
+    let out = "";
+    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (out += d.toString()));
+    child.on("close", (code) => resolve({ code, out }));
+  });
+}
+
+const count = (xml: string, re: RegExp) => (xml.match(re) ?? []).length;
+
+describe("wisp hil", () => {
+  it("--sim: flashes a simulated board and passes every test, with JUnit XML and a serial log per test", async () => {
+    const junit = join(dir, "sim.xml");
+    const logs = join(dir, "sim-logs");
+    const r = await wisp(["hil", "--sim", "--config", fastConfig(), "--junit", junit, "--logs", logs]);
+    expect(r.code, r.out).toBe(0);
+    const xml = readFileSync(junit, "utf8");
+    expect(count(xml, /<testcase /g)).toBe(9);
+    expect(xml).toMatch(/failures="0"/);
+    expect(count(xml, /<skipped/g)).toBe(0);
+    for (const name of ["flashes the node", "publishes online, retained", "a reading from climate (bme280)", "command ping", "command interval", "command sample", "an unknown command", "command restart", "match what was flashed, by CRC-32"]) {
+      expect(xml).toContain(name);
+    }
+    // the serial log of the restart test shows the node booting again
+    const restart = readdirSync(logs).find((f) => f.startsWith("command-restart"))!;
+    expect(readFileSync(join(logs, restart), "utf8")).toMatch(/wisp: restarting[\s\S]*wisp: node \S+, prefix/);
+  }, 90_000);
+
+  it("--port on a board the map does not know: its sensor tests are skipped with that reason; --broker at a free local address gets an embedded broker", async () => {
+    // a board on the simulation's Wi-Fi, as a bench board is on the lab's
+    const boards = await simBoards({ nodes: 1, flash: false, interval: 2 });
+    try {
+      const junit = join(dir, "port.xml");
+      const broker = `mqtt://127.0.0.1:${await freePort()}`;
+      const r = await wisp(["hil", "--port", boards.sim.nodes[0]!.consolePath!, "--broker", broker, "--config", boards.configFile, "--junit", junit, "--logs", join(dir, "port-logs")]);
+      expect(r.code, r.out).toBe(0);
+      expect(r.out).toMatch(/nothing listened on 127\.0\.0\.1:\d+: embedded broker started there/);
+      const xml = readFileSync(junit, "utf8");
+      expect(xml).toMatch(/failures="0"/);
+      expect(xml).toMatch(/<skipped message="board \/\S+ is not in hil.map.json, so its fixtures are unknown"\/>/);
+    } finally {
+      await boards.stop();
+    }
+  }, 90_000);
+
+  it("with no board plugged in: skipped with a clear message, or a failure under WISP_HIL=required", async () => {
+    const map = join(dir, "map.json");
+    writeFileSync(map, JSON.stringify({ boards: [{ id: "bench-1", serial: "not-here-0001", fixtures: [{ type: "bme280", address: 118 }] }] }));
+    const skipped = await wisp(["hil", "--map", map]);
+    expect(skipped.code, skipped.out).toBe(0);
+    expect(skipped.out).toMatch(/wisp hil: skipped: no board to test: none of the 1 board of .* is plugged in.*--port PATH/);
+    const required = await wisp(["hil", "--map", map], { WISP_HIL: "required" });
+    expect(required.code).toBe(1);
+    expect(required.out).toMatch(/no board to test.*\(WISP_HIL=required\)/);
+  }, 60_000);
+});

@@ -1,0 +1,84 @@
+// `wisp sim` as a user types it with Mosquitto: a broker folder (each node its own login), two bridged
+// brokers, and a broker of the user's that wants a login. No password may reach the terminal.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, afterEach, beforeAll, expect, it } from "vitest";
+import { freePort } from "../../tools/broker/mosquitto.ts";
+import { killLeftovers, secrets, untilOnline, wisp as run, writeConfig, type Run, type RunOptions } from "../helpers/cli.ts";
+import { startMosquitto, type Mosquitto } from "../helpers/mosquitto.ts";
+import { describeWithMosquitto } from "../helpers/suites.ts";
+import { PEER, WISP } from "../helpers/users.ts";
+
+const wisp = (args: string[], options: Partial<RunOptions> = {}) => run(args, { cwd: scratch, ...options });
+
+let scratch: string;
+let configFile: string;
+
+beforeAll(async () => {
+  scratch = mkdtempSync(join(tmpdir(), "wisp-sim-broker-"));
+  configFile = join(scratch, "flash.config.json");
+  writeConfig(configFile, await freePort());
+});
+afterEach(killLeftovers);
+afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+
+function expectNoSecret(run: Run, passwords: string[]): void {
+  for (const password of passwords) {
+    expect(run.out).not.toContain(password);
+    expect(run.err).not.toContain(password);
+  }
+}
+
+describeWithMosquitto("wisp sim with broker folders", () => {
+  it("wisp sim --broker-config runs the folder with each node logged in as itself", async () => {
+    await wisp(["broker", "init", "--out", "sim-fleet", "--nodes", "2", "-c", configFile]);
+    const r = await wisp(["sim", "--broker-config", "sim-fleet", "--nodes", "2", "--duration", "20", "--no-build", "--plain", "-c", configFile], { onLine: untilOnline(2) });
+    expect(r.err).toBe("");
+    expect(r.code).toBe(0);
+    expect(r.out.match(/mqtt wisp\/[0-9a-f-]+\/status online/g)).toHaveLength(2);
+    expect(r.out).toMatch(/watch: mosquitto_sub -h 127\.0\.0\.1 -p \d+ -u wisp-operator -P "\$\(node -p 'require\(".*sim-fleet\/passwords\.json"\)\.operator\.password'\)" -v -t 'wisp\/#'/);
+    expectNoSecret(r, secrets(join(scratch, "sim-fleet")));
+    const short = await wisp(["sim", "--broker-config", "sim-fleet", "--nodes", "3", "--duration", "1", "--no-build", "-c", configFile]);
+    expect(short.code).toBe(1);
+    expect(short.err).toMatch(/1 of the 3 simulated nodes has no login in sim-fleet \(240ac4c1-0edc\): run wisp broker init --out sim-fleet --nodes 3/);
+  }, 30_000);
+
+  it("wisp sim --topology edge-cloud bridges two brokers; the watcher sees the nodes on the central one", async () => {
+    const r = await wisp(["sim", "--topology", "edge-cloud", "--nodes", "1", "--duration", "20", "--no-build", "--plain", "-c", configFile], { onLine: untilOnline(1) });
+    expect(r.err).toBe("");
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/wisp sim: 1 node, edge broker mqtt:\/\/127\.0\.0\.1:\d+ bridged to mqtts:\/\/127\.0\.0\.1:\d+/);
+    expect(r.out).toMatch(/watch: mosquitto_sub -h 127\.0\.0\.1 -p \d+ --cafile \S+\/ca\.crt -u wisp-operator/);
+    expect(r.out).toMatch(/mqtt wisp\/[0-9a-f-]+\/status online/);
+  }, 30_000);
+});
+
+describeWithMosquitto("wisp sim --broker with a login", () => {
+  let broker: Mosquitto;
+  beforeAll(async () => {
+    broker = await startMosquitto({ logTypes: ["error", "warning", "notice", "information"] });
+  });
+  afterAll(() => broker?.stop());
+
+  it("takes mqtt://user:pass@host or --username/--password, for the nodes and the watcher alike, and prints neither", async () => {
+    const inUrl = await wisp(["sim", "--broker", `mqtt://${WISP.username}:${WISP.password}@127.0.0.1:${broker.port}`, "--duration", "20", "--no-build", "--plain", "-c", configFile], { onLine: untilOnline(1) });
+    expect(inUrl.err).toBe("");
+    expect(inUrl.code).toBe(0);
+    expect(inUrl.out).toMatch(/mqtt wisp\/[0-9a-f-]+\/status online/); // the watcher got in
+    expect(inUrl.out).toContain(`watch: mosquitto_sub -h 127.0.0.1 -p ${broker.port} -u ${WISP.username} -P <password> -v -t 'wisp/#'`);
+    expect(inUrl.out).not.toContain(WISP.password);
+    await broker.waitForLog(new RegExp(`as wisp-sim-observer-\\d+ \\(.*u'${WISP.username}'\\)`));
+    await broker.waitForLog(new RegExp(`as wisp-240ac4c1-0eda \\(.*u'${WISP.username}'\\)`));
+
+    const apart = await wisp(["sim", "--broker", `mqtt://127.0.0.1:${broker.port}`, "--username", PEER.username, "--password", PEER.password, "--duration", "20", "--no-build", "--plain", "-c", configFile], { onLine: untilOnline(1) });
+    expect(apart.code).toBe(0);
+    expect(apart.out).toMatch(/mqtt wisp\/[0-9a-f-]+\/status online/);
+    await broker.waitForLog(new RegExp(`as wisp-sim-observer-\\d+ \\(.*u'${PEER.username}'\\)`));
+
+    const refused = await wisp(["sim", "--broker", `mqtt://${WISP.username}:wrong@127.0.0.1:${broker.port}`, "--duration", "1", "--no-build", "-c", configFile]);
+    expect(refused.code).toBe(1);
+    expect(refused.err).toContain(`the simulation's watcher could not connect to mqtt://127.0.0.1:${broker.port} as ${WISP.username}: Connection refused: Not authorized`);
+    expect(refused.err + refused.out).not.toContain("wrong");
+  }, 40_000);
+});

@@ -1,0 +1,200 @@
+// `wisp flash`: put the node on a board over its USB serial port. Builds when stale, validates
+// flash.config.json and renders wisp.json with the secrets from the environment, finds the port,
+// checks that the board runs Espruino 2v25+ for the right chip, stops what runs there (reset()),
+// uploads dist/firmware.js as .bootcde and wisp.json with the console's packet protocol, checks
+// each on the board by CRC-32, then load()s and waits for the node's boot line.
+
+import { readFileSync } from "node:fs";
+import * as path from "node:path";
+import { parseArgs } from "node:util";
+import { crc32 } from "node:zlib";
+import { boards } from "../boards/index.ts";
+import { ensureBuilt, PROJECT_ROOT } from "./build.ts";
+import { ConfigError, loadFlashConfig, renderDeviceConfig, type FlashConfig } from "./config.ts";
+import { ConsoleLink, type FileProgress, LinkError } from "./serial/link.ts";
+import { BrokerFolderError, ensureNodeLogin, type NodeLogin } from "./broker/folder.ts";
+import { findBoardPort, openPort, PortError } from "./serial/port.ts";
+import { startProgress } from "./serial/progress.ts";
+
+const USAGE = `usage: wisp flash [options]
+
+Uploads the node (dist/firmware.js as .bootcde, and wisp.json rendered from the config with its
+secrets) to an ESP32 running Espruino 2v25 or newer, checks both files on the board by CRC-32,
+and restarts it.
+
+  -p, --port PATH     the board's serial port (default: the one USB port with an ESP32 bridge;
+                      \`wisp ports\` lists them)
+  -c, --config FILE   node configuration (default flash.config.json)
+  -b, --baud N        console baud rate (default 115200, what Espruino's ESP32 build uses)
+  -m, --monitor       stay on the board's console afterwards (Ctrl-] leaves)
+      --broker-dir DIR  a \`wisp broker init\` folder: the node gets its own login (and the CA)
+                      from it, added to the folder when the node is new
+      --no-build      upload dist/ as it is
+  -h, --help          this text
+
+Secrets written as {"env": "NAME"} in the config are read from the environment now.`;
+
+export interface FlashOptions {
+  port?: string;
+  configFile: string;
+  baud: number;
+  /** process.env.BOARD to accept (default: the board file's). */
+  expectBoard?: string;
+  /** Lines for the user (default console.log). */
+  say?: (line: string) => void;
+  /** Every byte of console text from the board. */
+  onText?: (text: string) => void;
+  /** Show a progress bar on stderr when it is a terminal (default true). */
+  progress?: boolean;
+  /** A `wisp broker init` folder to take the node's login from. */
+  brokerDir?: string;
+}
+
+export interface FlashResult {
+  port: string;
+  /** The node's serial and topic prefix, from its boot line. */
+  serial: string;
+  prefix: string;
+  files: { name: string; bytes: number; crc: number }[];
+  seconds: number;
+  /** Packets and files sent again (NAK, no answer, CRC mismatch). */
+  retries: { packets: number; files: number };
+  /** The link, still open, when `keepOpen` was asked for. */
+  link?: ConsoleLink;
+  brokerUrl: string;
+}
+
+/** The node as it will be written, in upload order; `login` is the node's own broker login. */
+export function nodeFiles(config: FlashConfig, env: Record<string, string | undefined> = process.env, login?: NodeLogin): { name: string; data: Uint8Array }[] {
+  const firmware = readFileSync(path.join(PROJECT_ROOT, "dist", "firmware.js"));
+  const settings = Buffer.from(JSON.stringify(renderDeviceConfig(config, { env, login })), "latin1");
+  return [
+    { name: ".bootcde", data: new Uint8Array(firmware) },
+    { name: "wisp.json", data: new Uint8Array(settings) },
+  ];
+}
+
+/** Flashes a board; throws ConfigError, PortError or LinkError with the cause and the fix. */
+export async function flash(options: FlashOptions & { keepOpen?: boolean }): Promise<FlashResult> {
+  const say = options.say ?? ((line: string) => console.log(line));
+  const config = loadFlashConfig(options.configFile);
+  let files = nodeFiles(config); // secrets are checked before anything touches the board
+  const board = boards[config.board]!;
+  const portPath = options.port ?? (await findBoardPort()).path;
+  const started = performance.now();
+  const transport = await openPort(portPath, options.baud);
+  const link = new ConsoleLink(transport, { baud: options.baud, onText: options.onText });
+  try {
+    const expected = options.expectBoard ?? board.espruinoBoard;
+    ConsoleLink.checkIdentity(await link.identify(), expected);
+    const id = await link.processEnv();
+    ConsoleLink.checkIdentity(id, expected);
+    say(`${portPath}: Espruino ${id.version} on ${id.board}`);
+    if (options.brokerDir) {
+      const serial = String(await link.eval("getSerial()"));
+      const { login, added } = ensureNodeLogin(options.brokerDir, serial);
+      files = nodeFiles(config, process.env, login);
+      say(`broker login for node ${serial} from ${options.brokerDir}${added ? " (new: send Mosquitto a SIGHUP so it reads passwd again)" : ""}`);
+    }
+    // stop the node that runs now (its code may run from the flash about to be rewritten)
+    await link.eval("reset()");
+    await link.quiet(300, 5000);
+    const total = files.reduce((n, f) => n + f.data.length, 0);
+    const progress = startProgress(total, options.progress !== false);
+    let done = 0;
+    const written: FlashResult["files"] = [];
+    for (const f of files) {
+      const t0 = performance.now();
+      await link.writeFile(f.name, f.data, (p: FileProgress) => progress.update(done + p.sent, f.name));
+      done += f.data.length;
+      progress.update(done, f.name);
+      const s = (performance.now() - t0) / 1000;
+      progress.log(`wrote ${f.name}: ${f.data.length.toLocaleString("en-US")} bytes in ${s.toFixed(1)} s, CRC-32 checked on the board`);
+      written.push({ name: f.name, bytes: f.data.length, crc: crc32(f.data) >>> 0 });
+    }
+    progress.stop();
+    const boot = link.waitForText(/wisp: node (\S+), prefix (\S+)\r?\n/, 20_000);
+    const waiting = link.waitForText(/wisp: wisp\.json: ([^\r\n]*)\r?\n/, 20_000).catch(() => undefined);
+    await link.eval("load()");
+    const m = await Promise.race([boot, waiting.then((w) => w ?? boot)]);
+    if (m[0].startsWith("wisp: wisp.json")) throw new LinkError(`the node started but does not accept its settings: ${m[1]}`, "eval");
+    const result: FlashResult = {
+      port: portPath,
+      serial: m[1]!,
+      prefix: m[2]!,
+      files: written,
+      seconds: (performance.now() - started) / 1000,
+      brokerUrl: config.mqtt.url,
+      retries: { ...link.retries },
+    };
+    if (options.keepOpen) result.link = link;
+    return result;
+  } finally {
+    if (!options.keepOpen) await link.close();
+  }
+}
+
+/** `mosquitto_sub` that shows the node's traffic. */
+export function watchCommand(brokerUrl: string, prefix: string): string {
+  const url = new URL(brokerUrl);
+  const tls = url.protocol === "mqtts:";
+  const port = url.port || (tls ? "8883" : "1883");
+  return `mosquitto_sub -h ${url.hostname} -p ${port}${tls ? " --cafile <your CA file>" : ""} -v -t '${prefix}/#'`;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  let args;
+  try {
+    args = parseArgs({
+      args: argv,
+      options: {
+        port: { type: "string", short: "p" },
+        config: { type: "string", short: "c" },
+        baud: { type: "string", short: "b" },
+        monitor: { type: "boolean", short: "m" },
+        "no-build": { type: "boolean" },
+        "expect-board": { type: "string" },
+        "broker-dir": { type: "string" },
+        help: { type: "boolean", short: "h" },
+      },
+      strict: true,
+    }).values;
+  } catch (err) {
+    console.error(`wisp flash: ${(err as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+  if (args.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  const baud = args.baud === undefined ? 115_200 : Number(args.baud);
+  if (!Number.isInteger(baud) || baud < 300 || baud > 5_000_000) {
+    console.error(`wisp flash: --baud must be a whole number of bits per second (e.g. 115200), got ${JSON.stringify(args.baud)}`);
+    return 2;
+  }
+  const configFile = path.resolve(args.config ?? path.join(PROJECT_ROOT, "flash.config.json"));
+  // the firmware is built for the config: the drivers its sensors name (tools/build.ts)
+  if (!args["no-build"] && !(await ensureBuilt(console.log, configFile))) {
+    console.error("wisp flash: the build failed; nothing was uploaded");
+    return 1;
+  }
+  try {
+    const result = await flash({ port: args.port, configFile, baud, expectBoard: args["expect-board"], keepOpen: args.monitor, brokerDir: args["broker-dir"] });
+    const bytes = result.files.reduce((n, f) => n + f.bytes, 0);
+    console.log(
+      `node ${result.serial} is running (prefix ${result.prefix}): ${result.files.length} files, ${bytes.toLocaleString("en-US")} bytes, verified on the board, in ${result.seconds.toFixed(1)} s\n` +
+        `watch it: ${watchCommand(result.brokerUrl, result.prefix)}`,
+    );
+    if (args.monitor && result.link) {
+      const { monitorLink } = await import("./monitor.ts");
+      return await monitorLink(result.link, { port: result.port, baud, timestamps: false });
+    }
+    return 0;
+  } catch (err) {
+    if (err instanceof ConfigError || err instanceof PortError || err instanceof LinkError || err instanceof BrokerFolderError) {
+      console.error(`wisp flash: ${err.message}`);
+      return 1;
+    }
+    throw err;
+  }
+}
