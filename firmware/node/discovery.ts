@@ -36,6 +36,8 @@ export function announce(c: Client, config: NodeConfig, topicPrefix: string): vo
   prefix = topicPrefix;
   nodeId = "wisp_" + serial;
   device = { ids: [nodeId], name: expand(ha.name, serial), mf: "Wisp", mdl: ha.model, sw: WISP_VERSION };
+  // QoS 0: a missed one is caught at the next connect; and aedes 1.2 stops reading a persistent
+  // session's packets while it hands it retained QoS 1 messages on a SUBSCRIBE (seen in the simulator)
   c.subscribe(ha.prefix + "/+/" + nodeId + "/+/config", { qos: 0 });
   sensor = quantity = 0;
   next(null);
