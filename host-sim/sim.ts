@@ -359,6 +359,11 @@ export class Simulation extends EventEmitter {
     if (o.powerOn !== false) await this.powerOn();
   }
 
+  /** The folder of the nodes' console links (with `serial: true`); removed when the simulation stops. */
+  get consoleFolder(): string | undefined {
+    return this.consoleDir;
+  }
+
   /**
    * Plug the node's USB cable in: its console UART appears as a pseudo-terminal at
    * `node.consolePath` (the same path every time, as a board's /dev/ttyUSB0 is).

@@ -61,6 +61,8 @@ export interface FlashResult {
   retries: { packets: number; files: number };
   /** The link, still open, when `keepOpen` was asked for. */
   link?: ConsoleLink;
+  /** The link's console position when load() was sent: what the node printed from its boot on. */
+  bootFrom: number;
   brokerUrl: string;
 }
 
@@ -113,6 +115,7 @@ export async function flash(options: FlashOptions & { keepOpen?: boolean }): Pro
       written.push({ name: f.name, bytes: f.data.length, crc: crc32(f.data) >>> 0 });
     }
     progress.stop();
+    const bootFrom = link.position;
     const boot = link.waitForText(/wisp: node (\S+), prefix (\S+)\r?\n/, 20_000);
     const waiting = link.waitForText(/wisp: wisp\.json: ([^\r\n]*)\r?\n/, 20_000).catch(() => undefined);
     await link.eval("load()");
@@ -126,6 +129,7 @@ export async function flash(options: FlashOptions & { keepOpen?: boolean }): Pro
       seconds: (performance.now() - started) / 1000,
       brokerUrl: config.mqtt.url,
       retries: { ...link.retries },
+      bootFrom,
     };
     if (options.keepOpen) result.link = link;
     return result;
@@ -182,12 +186,12 @@ export async function main(argv: string[]): Promise<number> {
     const result = await flash({ port: args.port, configFile, baud, expectBoard: args["expect-board"], keepOpen: args.monitor, brokerDir: args["broker-dir"] });
     const bytes = result.files.reduce((n, f) => n + f.bytes, 0);
     console.log(
-      `node ${result.serial} is running (prefix ${result.prefix}): ${result.files.length} files, ${bytes.toLocaleString("en-US")} bytes, verified on the board, in ${result.seconds.toFixed(1)} s\n` +
+      `node ${result.serial} booted (prefix ${result.prefix}): ${result.files.length} files, ${bytes.toLocaleString("en-US")} bytes, verified on the board, in ${result.seconds.toFixed(1)} s\n` +
         `watch it: ${watchCommand(result.brokerUrl, result.prefix)}`,
     );
     if (args.monitor && result.link) {
       const { monitorLink } = await import("./monitor.ts");
-      return await monitorLink(result.link, { port: result.port, baud, timestamps: false });
+      return await monitorLink(result.link, { port: result.port, baud, timestamps: false, from: result.bootFrom });
     }
     return 0;
   } catch (err) {

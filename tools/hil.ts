@@ -5,7 +5,7 @@
 // vitest and writes JUnit XML and one serial log per test. Never prompts.
 
 import { Ajv } from "ajv";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { networkInterfaces, tmpdir } from "node:os";
 import * as path from "node:path";
@@ -92,6 +92,12 @@ function listening(host: string, port: number): Promise<boolean> {
 
 class HilUsage extends Error {}
 
+/** A path as the user can find it: relative when it is under the current folder. */
+function shown(file: string): string {
+  const rel = path.relative(process.cwd(), file);
+  return rel.startsWith("..") ? file : rel;
+}
+
 export async function main(argv: string[]): Promise<number> {
   let args;
   try {
@@ -170,18 +176,21 @@ export async function main(argv: string[]): Promise<number> {
         if (!(err instanceof PortError)) throw err;
         unlisted = ` (${err.message})`;
       }
+      // a map entry's fixed port is the same device as a port when both lead to one file (links, by-path names)
+      const device = (p: string) => (existsSync(p) ? realpathSync(p) : p);
       if (port) {
-        const info = listed.find((p) => p.path === port);
-        entry = map.find((b) => b.port === port || (b.serial !== undefined && b.serial === info?.serialNumber));
+        const info = listed.find((p) => device(p.path) === device(port!));
+        entry = map.find((b) => (b.port !== undefined && device(b.port) === device(port!)) || (b.serial !== undefined && b.serial === info?.serialNumber));
       } else {
         const found = map.flatMap((b) => {
-          const p = listed.find((l) => (b.serial !== undefined && l.serialNumber === b.serial) || l.path === b.port);
+          if (b.port !== undefined && existsSync(b.port)) return [{ b, p: { path: b.port } }];
+          const p = listed.find((l) => b.serial !== undefined && l.serialNumber === b.serial);
           return p ? [{ b, p }] : [];
         });
         if (found.length === 0) {
           const why = map.length
-            ? `none of the ${map.length} board${map.length === 1 ? "" : "s"} of ${path.relative(process.cwd(), mapFile)} is plugged in`
-            : `${path.relative(process.cwd(), mapFile)} names no boards`;
+            ? `none of the ${map.length} board${map.length === 1 ? "" : "s"} of ${shown(mapFile)} is plugged in`
+            : `${shown(mapFile)} names no boards`;
           const ports = listed.length
             ? ` USB serial ports here: ${listed.map((p) => `${p.path} (${describePort(p)})`).join("; ")}.`
             : ` No USB serial ports here${unlisted}.`;
@@ -201,7 +210,7 @@ export async function main(argv: string[]): Promise<number> {
         port = found[0]!.p.path;
       }
       target = { boardId: entry?.id ?? port, port, baud, brokerUrl: args.broker, fixtures: entry ? entry.fixtures : null };
-      console.log(`wisp hil: board ${target.boardId} on ${port}${entry ? "" : " (not in the map: sensor tests are skipped)"}`);
+      console.log(`wisp hil: ${entry ? `board ${entry.id} on ${port}` : `the board on ${port} (not in ${shown(mapFile)}: its sensor tests are skipped)`}`);
     }
 
     let brokerUrl = target.brokerUrl;
@@ -213,11 +222,14 @@ export async function main(argv: string[]): Promise<number> {
       cleanup.push(() => broker.close());
       brokerUrl = `mqtt://${lan}:${broker.port}`;
       console.log(`wisp hil: embedded broker on ${brokerUrl} (the board must reach this address; --broker picks another)`);
-    } else if (!args.sim) {
+    } else {
       const url = new URL(brokerUrl);
       const port = Number(url.port || (url.protocol === "mqtts:" ? 8883 : 1883));
-      if (url.protocol === "mqtt:" && isLocalAddress(url.hostname) && !(await listening(url.hostname, port))) {
-        const broker = await startBroker({ host: url.hostname, port });
+      if (!(await listening(url.hostname, port))) {
+        if (url.protocol !== "mqtt:" || !isLocalAddress(url.hostname)) {
+          throw new HilUsage(`nothing answers at ${url.host} (--broker): start the broker there, or give an address of this machine to have an embedded broker started on it`);
+        }
+        const broker = await startBroker({ host: url.hostname.replace(/^\[|\]$/g, ""), port });
         cleanup.push(() => broker.close());
         console.log(`wisp hil: nothing listened on ${url.host}: embedded broker started there`);
       }
@@ -242,6 +254,8 @@ export async function main(argv: string[]): Promise<number> {
       logDir,
     };
     process.env.WISP_HIL = JSON.stringify(full);
+    // vitest colours its report for a terminal; a log file gets plain text
+    if (!process.stdout.isTTY) process.env.NO_COLOR = "1";
 
     const { startVitest } = await import("vitest/node");
     const vitest = await startVitest(
@@ -262,7 +276,7 @@ export async function main(argv: string[]): Promise<number> {
     await vitest.close();
     addSkipReasons(junit);
     const ok = failed === 0 && files.length > 0 && files.every((f) => f.result?.state !== "fail");
-    console.log(`wisp hil: ${ok ? "passed" : "FAILED"}; JUnit: ${path.relative(process.cwd(), junit)}, serial logs: ${path.relative(process.cwd(), logDir)}/`);
+    console.log(`wisp hil: ${ok ? "passed" : "FAILED"}; JUnit: ${shown(junit)}, serial logs: ${shown(logDir)}/`);
     return ok ? 0 : 1;
   } catch (err) {
     if (err instanceof ConfigError || err instanceof PortError || err instanceof HilUsage) {

@@ -1,7 +1,7 @@
 // `wisp sim`: sensor nodes on this machine, running the built firmware (dist/firmware.js, byte for
 // byte what `wisp flash` uploads) against a local MQTT broker, with a live view.
 
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { createSimulation, DEFAULT_NODE_CONFIG, type NodeConfig, type Simulation } from "../host-sim/sim.ts";
@@ -59,15 +59,14 @@ async function nodeConfig(file: string): Promise<NodeConfig> {
 
 /**
  * The config a node needs in this simulation (its access point and broker in place of the
- * config's), written to .wisp/sim.flash.config.json for `wisp flash --port <console>`.
+ * config's), for `wisp flash --port <console>`: next to the consoles, gone with them.
  */
 function writeLabConfig(configFile: string, sim: Simulation): string {
   const config = JSON.parse(readFileSync(configFile, "utf8")) as Record<string, any>;
-  const file = path.join(PROJECT_ROOT, ".wisp", "sim.flash.config.json");
-  mkdirSync(path.dirname(file), { recursive: true });
+  const file = path.join(sim.consoleFolder!, "flash.config.json");
   const lab = {
     ...config,
-    $schema: path.relative(path.dirname(file), path.join(PROJECT_ROOT, "flash.schema.json")),
+    $schema: path.join(PROJECT_ROOT, "flash.schema.json"),
     wifi: { ssid: sim.ap.ssid, password: sim.ap.password },
     mqtt: { ...config.mqtt, url: sim.brokerUrl },
   };
@@ -260,7 +259,8 @@ export async function main(argv: string[]): Promise<number> {
   if (args.serial) {
     for (const node of sim.nodes) console.log(`node ${node.index} console: ${node.consolePath}`);
     const lab = writeLabConfig(configFile, sim);
-    console.log(`flash a node: wisp flash --port ${sim.nodes[0]!.consolePath} --config ${path.relative(process.cwd(), lab)}`);
+    console.log(`flash a node: npx wisp flash --port ${sim.nodes[0]!.consolePath} --config ${lab}`);
+    console.log(`test it:      npx wisp hil --port ${sim.nodes[0]!.consolePath} --config ${lab}`);
   }
   const prefix = sim.nodes[0]?.config()?.prefix ?? "wisp/{id}";
   const watch = watchCommand(brokers?.observer.url ?? sim.brokerUrl, prefix, watchLogin);

@@ -59,6 +59,15 @@ function ready(): { link: ConsoleLink; node: FlashResult } {
   return { link, node };
 }
 
+/** Set once the node has published `online`: the tests that need the broker fail at once without it. */
+let online = false;
+
+function connected(): { link: ConsoleLink; node: FlashResult } {
+  const r = ready();
+  if (!online) throw new Error("the node never came online (see the test of <prefix>/status and its serial log)");
+  return r;
+}
+
 /** Where the messages received from now on start (for `message`'s `from`). */
 const mark = () => received.length;
 
@@ -76,7 +85,7 @@ async function message(topic: string, ms: number, match: (payload: string, retai
 
 /** Publishes a command and returns the node's JSON reply. */
 async function command(name: string, payload: string): Promise<Record<string, unknown>> {
-  const { node } = ready();
+  const { node } = connected();
   const since = mark();
   const reply = message(`${node.prefix}/reply/${name}`, 10_000, () => true, since);
   await watcher.publishAsync(`${node.prefix}/cmd/${name}`, payload, { qos: 1 });
@@ -135,14 +144,15 @@ describe(`node on ${target.boardId}`, () => {
 
   it("publishes online, retained, on <prefix>/status", async () => {
     const { node } = ready();
-    const online = await message(`${node.prefix}/status`, 20_000, (p) => p === "online");
-    expect(online.payload).toBe("online");
+    const status = await message(`${node.prefix}/status`, 20_000, (p) => p === "online");
+    expect(status.payload).toBe("online");
+    online = true;
   }, 30_000);
 
   for (const sensor of config.sensors) {
     it(`a reading from ${sensor.name} (${sensor.type}) within its interval of ${config.interval} s plus ${SLACK_S} s`, async (ctx) => {
       await needFixture(ctx, sensor);
-      const { node } = ready();
+      const { node } = connected();
       const reading = await message(`${node.prefix}/${sensor.name}`, (config.interval + SLACK_S) * 1000);
       const values = JSON.parse(reading.payload) as Record<string, unknown>;
       expect(Object.values(values).length).toBeGreaterThan(0);
@@ -182,9 +192,10 @@ describe(`node on ${target.boardId}`, () => {
   }, 20_000);
 
   it("command restart: the node reboots and comes back online", async () => {
-    const { link, node } = ready();
+    const { link, node } = connected();
     const since = mark();
     const booted = link.waitForText(/wisp: node \S+, prefix \S+\r?\n/, 30_000);
+    booted.catch(() => undefined); // awaited below; a failure before that must not go unhandled
     expect(await command("restart", "")).toEqual({ ok: true });
     await booted;
     await message(`${node.prefix}/status`, 30_000, (p) => p === "online", since);

@@ -384,7 +384,13 @@ export class ConsoleLink {
     }
   }
 
-  private textSince(offset: number): string {
+  /** Where the console text received so far ends (for `textSince`). */
+  get position(): number {
+    return this.textOffset;
+  }
+
+  /** The console text received since `position` was `offset` (as much as is kept: 64 KB). */
+  textSince(offset: number): string {
     const start = this.text.length - (this.textOffset - offset);
     return this.text.slice(Math.max(0, start));
   }
