@@ -4,6 +4,7 @@
 
 import { createLogUpdate } from "log-update";
 import pc from "picocolors";
+import { QUANTITIES } from "../tools/drivers.ts";
 import type { SimNode } from "./node.ts";
 import type { FaultEvent, Simulation, TrafficEntry } from "./sim.ts";
 
@@ -56,16 +57,29 @@ const stateColor: Record<string, Color> = {
 };
 const colored = (state: string) => (stateColor[state] ?? ((s: string) => s))(state);
 
-function formatReading(node: SimNode): { text: string; spark: string } {
-  const name = Object.keys(node.readings)[0];
-  if (!name) return { text: pc.dim("–"), spark: "" };
-  const r = node.readings[name]!.values;
-  const units: Record<string, [string, number]> = { temperature: ["°C", 2], humidity: ["%RH", 1], pressure: ["hPa", 1] };
-  const parts = Object.entries(r).map(([k, v]) => (units[k] ? `${v.toFixed(units[k][1])} ${units[k][0]}` : `${k}=${v}`));
-  // The sparkline follows temperature, or whatever the sensor's first quantity is.
-  const quantity = r.temperature !== undefined ? "temperature" : Object.keys(r)[0];
-  const history = quantity ? (node.history[name]?.[quantity] ?? []) : [];
-  return { text: parts.join("  "), spark: sparkline(history) };
+/** The node's sensors in config order, then any other topic it published readings on. */
+export function sensorNames(node: SimNode): string[] {
+  const names = (node.config()?.sensors ?? []).map((s) => s.name);
+  for (const name of Object.keys(node.readings)) if (!names.includes(name)) names.push(name);
+  return names;
+}
+
+/**
+ * One sensor's latest values, each with a sparkline of its recent history (`spark` wide), and its
+ * failure from <prefix>/status/<sensor> while it fails.
+ */
+export function sensorText(node: SimNode, name: string, spark = 8): string {
+  const status = node.sensorStatus[name];
+  const failing = status !== undefined && status !== "ok" ? pc.red(status) : "";
+  const values = node.readings[name]?.values;
+  if (!values) return failing || pc.dim("–");
+  const units = QUANTITIES as Record<string, { unit: string; decimals: number } | undefined>;
+  const parts = Object.entries(values).map(([k, v]) => {
+    const q = units[k];
+    const text = q ? `${v.toFixed(q.decimals)} ${q.unit}` : `${k}=${v}`;
+    return `${text} ${pc.cyan(sparkline(node.history[name]?.[k] ?? [], spark))}`;
+  });
+  return [...parts, failing].filter(Boolean).join("  ");
 }
 
 function trafficLine(t: TrafficEntry, width: number): string {
@@ -86,13 +100,28 @@ export function renderScreen(sim: Simulation, options: ViewOptions, logs: readon
   const consoles = nodes.filter((n) => n.consolePath).slice(0, 4);
   if (consoles.length) out.push(`consoles: ${consoles.map((n) => `node ${n.index} ${pc.cyan(n.consolePath!)}`).join(" · ")}${nodes.length > consoles.length ? " …" : ""}`);
   out.push("");
-  out.push(pc.dim(`${"node".padEnd(14)} ${"power".padEnd(8)} ${"wifi".padEnd(10)} ${"mqtt".padEnd(10)} ${"uptime".padStart(7)}  latest reading`));
-  for (const node of nodes.slice(0, rows)) {
-    const reading = formatReading(node);
+  out.push(pc.dim(`${"node".padEnd(14)} ${"power".padEnd(8)} ${"wifi".padEnd(10)} ${"mqtt".padEnd(10)} ${"uptime".padStart(7)}  latest readings`));
+  const shown = nodes.slice(0, rows);
+  // Every sensor on a line of its own when they fit; else each node's first sensor with readings.
+  const names = shown.map(sensorNames);
+  const expanded = names.reduce((n, list) => n + Math.max(1, list.length), 0) <= rows;
+  const indent = " ".repeat(14 + 1 + 8 + 1 + 10 + 1 + 10 + 1 + 7 + 2);
+  shown.forEach((node, i) => {
+    const list = names[i]!;
     const pad = (state: string, n: number) => colored(state) + " ".repeat(Math.max(0, n - state.length));
     const flags = [node.led ? pc.yellow("●") : pc.dim("○"), node.sensorPlugged ? "" : pc.red(" sensor unplugged")].join("");
-    out.push(`${node.serial.padEnd(14)} ${pad(node.power, 8)} ${pad(node.wifi, 10)} ${pad(node.mqtt, 10)} ${duration(node.uptime).padStart(7)}  ${reading.text} ${pc.cyan(reading.spark)} ${flags}`);
-  }
+    const head = `${node.serial.padEnd(14)} ${pad(node.power, 8)} ${pad(node.wifi, 10)} ${pad(node.mqtt, 10)} ${duration(node.uptime).padStart(7)}  `;
+    const nameWidth = Math.max(0, ...list.map((n) => n.length));
+    const line = (name: string) => `${pc.bold(name.padEnd(nameWidth))}  ${sensorText(node, name)}`;
+    if (!expanded) {
+      const first = list.find((n) => node.readings[n]) ?? list[0];
+      const more = list.length > 1 ? pc.dim(` +${list.length - 1} sensor${list.length > 2 ? "s" : ""}`) : "";
+      out.push(`${head}${first ? line(first) : pc.dim("–")}${more} ${flags}`);
+      return;
+    }
+    out.push(`${head}${list[0] ? line(list[0]) : pc.dim("–")} ${flags}`);
+    for (const name of list.slice(1)) out.push(`${indent}${line(name)}`);
+  });
   if (nodes.length > rows) {
     const count = (pick: (n: SimNode) => string) => {
       const c: Record<string, number> = {};
@@ -107,7 +136,7 @@ export function renderScreen(sim: Simulation, options: ViewOptions, logs: readon
   const recentFaults = faults.slice(-3);
   if (recentFaults.length) {
     out.push("");
-    for (const f of recentFaults) out.push(pc.magenta(`${clockText(f.at)} fault ${f.fault} ${f.phase}${f.node === undefined ? "" : ` (node ${f.node})`}`));
+    for (const f of recentFaults) out.push(pc.magenta(`${clockText(f.at)} fault ${f.fault}${f.sensor ? ` ${f.sensor}` : ""} ${f.phase}${f.node === undefined ? "" : ` (node ${f.node})`}`));
   }
   out.push("");
   out.push(pc.bold("recent MQTT traffic"));
@@ -165,7 +194,7 @@ export function startPlainView(sim: Simulation, write: (line: string) => void = 
   };
   const onLog = (line: string, node: SimNode) => write(`${t()} log ${node.serial} ${line}`);
   const onMessage = (m: TrafficEntry) => write(`${t()} mqtt ${m.topic} ${m.payload}${m.retain ? " (retained)" : ""}`);
-  const onFault = (f: FaultEvent) => write(`${t()} fault ${f.fault} ${f.phase}${f.node === undefined ? "" : ` node ${f.node}`}`);
+  const onFault = (f: FaultEvent) => write(`${t()} fault ${f.fault}${f.sensor ? ` ${f.sensor}` : ""} ${f.phase}${f.node === undefined ? "" : ` node ${f.node}`}`);
   const onWarning = (text: string) => write(`${t()} warning ${text}`);
   sim.on("node", onNode);
   sim.on("log", onLog);

@@ -224,11 +224,12 @@ export async function main(argv: string[]): Promise<number> {
     console.error(`wisp flash: --baud must be a whole number of bits per second (e.g. 115200), got ${JSON.stringify(args.baud)}`);
     return 2;
   }
-  if (!args["no-build"] && !(await ensureBuilt())) {
+  const configFile = path.resolve(args.config ?? path.join(PROJECT_ROOT, "flash.config.json"));
+  // the firmware is built for the config: the drivers its sensors name (tools/build.ts)
+  if (!args["no-build"] && !(await ensureBuilt(console.log, configFile))) {
     console.error("wisp flash: the build failed; nothing was uploaded");
     return 1;
   }
-  const configFile = path.resolve(args.config ?? path.join(PROJECT_ROOT, "flash.config.json"));
   try {
     const result = await flash({ port: args.port, configFile, baud, expectBoard: args["expect-board"], keepOpen: args.monitor, brokerDir: args["broker-dir"] });
     const bytes = result.files.reduce((n, f) => n + f.bytes, 0);

@@ -141,7 +141,7 @@ export async function main(argv: string[]): Promise<number> {
 
   const cleanup: (() => Promise<void> | void)[] = [];
   try {
-    if (!(await ensureBuilt())) {
+    if (!(await ensureBuilt(console.log, configFile))) {
       console.error("wisp hil: the build failed; nothing was tested");
       return 1;
     }

@@ -12,8 +12,9 @@ import { redactUrl } from "./redact.ts";
 
 const USAGE = `usage: wisp sim [options]
 
-Runs simulated ESP32 sensor nodes with the built firmware (dist/firmware.js, rebuilt when the
-sources are newer) against an embedded MQTT broker, and shows their state, readings and traffic.
+Runs simulated ESP32 sensor nodes with the firmware built for the config (for flash.config.json:
+dist/firmware.js, rebuilt when the sources are newer; for another --config, built in memory)
+against an embedded MQTT broker, and shows their state, readings and traffic.
 
   -n, --nodes N        how many nodes (default 1); each has its own serial, client id and Storage
   -s, --scenario FILE  environment and faults over time (default scenarios/default.json)
@@ -28,14 +29,14 @@ sources are newer) against an embedded MQTT broker, and shows their state, readi
   -p, --port P         port of the embedded broker (default 1883, or the next free one), or of the
                        --broker-config one (default: a free one)
   -d, --duration S     stop after S seconds (default: run until Ctrl-C)
-  -c, --config FILE    flash config (default flash.config.json)
+  -c, --config FILE    flash config (default flash.config.json); its sensors are simulated
       --serial         give each node's console a serial port (a pseudo-terminal, needs socat):
                        \`wisp flash --port\`, \`wisp monitor --port\` and \`wisp hil --port\` work on it
       --baud N         the consoles' baud rate (default 115200)
       --seed N         serials, sensor calibration and noise derive from it (default 0)
       --storage DIR    keep each node's Storage in DIR/node-<i>/ across runs
       --plain          one line per event even on a terminal
-      --no-build       use dist/firmware.js as it is
+      --no-build       use dist/firmware.js as it is, whatever it was built for
   -h, --help           this text
 
 The command that watches the nodes' topics is printed at start (mosquitto_sub -h ... -t '<prefix>/#').`;
@@ -179,12 +180,28 @@ export async function main(argv: string[]): Promise<number> {
     return 2;
   }
 
-  if (!args["no-build"] && !(await ensureBuilt())) {
+  const defaultConfig = path.join(PROJECT_ROOT, "flash.config.json");
+  const configFile = path.resolve(args.config ?? defaultConfig);
+  let firmware: string | undefined;
+  if (!args["no-build"] && configFile === defaultConfig && !(await ensureBuilt())) {
     console.error("wisp sim: the build failed; fix it or run with --no-build to use the old dist/firmware.js");
     return 1;
+  } else if (!args["no-build"] && configFile !== defaultConfig) {
+    // another config: its own drivers, built in memory; dist/ stays what flash.config.json needs
+    const { build } = await import("./build.ts");
+    const lines: string[] = [];
+    const result = await build({ config: configFile, write: false, log: (l) => lines.push(l) });
+    if (!result.ok) {
+      console.error(lines.join("\n"));
+      console.error(`wisp sim: the firmware for ${path.relative(process.cwd(), configFile)} did not build`);
+      return 1;
+    }
+    const report = result.reports.find((r) => r.target)!;
+    firmware = report.bundle!.code;
+    const t = report.target!;
+    console.log(`built the firmware for ${path.relative(process.cwd(), configFile)} in memory: ${report.bytes.toLocaleString("en-US")} bytes (types: ${t.types.join(", ")}${t.discovery ? "; Home Assistant discovery" : ""})`);
   }
 
-  const configFile = path.resolve(args.config ?? path.join(PROJECT_ROOT, "flash.config.json"));
   const scenarioFile = path.resolve(args.scenario ?? path.join(PROJECT_ROOT, "scenarios", "default.json"));
   let sim: Simulation;
   let brokers: FleetBrokers | undefined;
@@ -225,6 +242,7 @@ export async function main(argv: string[]): Promise<number> {
       portFallback: args.port === undefined,
       scenario: scenarioFile,
       firmwarePath: path.join(PROJECT_ROOT, "dist", "firmware.js"),
+      firmware,
       config,
       seed,
       storageDir: args.storage ? path.resolve(args.storage) : undefined,

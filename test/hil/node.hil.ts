@@ -6,6 +6,7 @@ import { join } from "node:path";
 import mqtt from "mqtt";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, type TestContext } from "vitest";
 import { loadFlashConfig } from "../../tools/config.ts";
+import { SENSOR_TYPES } from "../../tools/drivers.ts";
 import { flash, type FlashResult, nodeFiles } from "../../tools/flash.ts";
 import { ConsoleLines } from "../../tools/serial/lines.ts";
 import type { ConsoleLink } from "../../tools/serial/link.ts";
@@ -91,13 +92,23 @@ async function command(name: string, payload: string): Promise<Record<string, un
   return JSON.parse((await reply).payload) as Record<string, unknown>;
 }
 
+/** A sensor's I2C address, or its type's default (tools/drivers.ts); undefined off I2C. */
+function addressOf(sensor: { type: string; address?: number }): number | undefined {
+  return sensor.address ?? (SENSOR_TYPES as Record<string, { addresses?: readonly number[] }>)[sensor.type]?.addresses?.[0];
+}
+
+/** A fixture of hil.map.json that is this configured sensor: same type, and same address on I2C. */
+function isWired(sensor: { type: string; address?: number }): boolean {
+  return target.fixtures?.some((f) => f.type === sensor.type && addressOf(f) === addressOf(sensor)) === true;
+}
+
 /** Skips the test when the sensor's fixture is not wired to this board, saying so in the report. */
 async function needFixture(ctx: TestContext, sensor: { type: string; address?: number }): Promise<void> {
-  const address = sensor.address ?? 0x76;
+  const address = addressOf(sensor);
   let reason: string | undefined;
   if (target.fixtures === null) reason = `board ${target.boardId} is not in hil.map.json, so its fixtures are unknown`;
-  else if (!target.fixtures.some((f) => f.type === sensor.type && (f.address ?? 0x76) === address)) {
-    reason = `fixture ${sensor.type} at 0x${address.toString(16)} is not wired to board ${target.boardId} (hil.map.json)`;
+  else if (!isWired(sensor)) {
+    reason = `fixture ${sensor.type}${address === undefined ? "" : ` at 0x${address.toString(16)}`} is not wired to board ${target.boardId} (hil.map.json)`;
   }
   if (reason) {
     await ctx.annotate(reason, "skip-reason");
@@ -166,7 +177,7 @@ describe(`node on ${target.boardId}`, () => {
     const { node } = ready();
     const since = mark();
     expect(await command("sample", "")).toEqual({ ok: true });
-    const wired = config.sensors.filter((s) => target.fixtures?.some((f) => f.type === s.type && (f.address ?? 0x76) === (s.address ?? 0x76)));
+    const wired = config.sensors.filter(isWired);
     if (wired.length === 0) {
       await ctx.annotate("no sensor of the config is wired to this board", "note");
       return;

@@ -8,6 +8,19 @@ import { prefixBase, watchCommand } from "../../tools/sim.ts";
 import { TINY_CONFIG, tinyFirmware } from "./sim-tiny-firmware.ts";
 
 let sims: Simulation[] = [];
+
+/** Tiny firmware body publishing what three sensors would, one of them failing. */
+const SENSORS = `
+join();
+var k = 0;
+setInterval(function () {
+  if (!client || !client.connected) return;
+  k++;
+  client.publish(base + "/climate", JSON.stringify({ temperature: 21.5, humidity: 45 }), { qos: 1 });
+  client.publish(base + "/light", JSON.stringify({ illuminance: 100 + k }), { qos: 1 });
+  client.publish(base + "/status/soil", "DS18B20 28aa: CRC mismatch", { qos: 1, retain: true });
+}, 1000);
+`;
 afterEach(async () => {
   for (const s of sims) await s.stop();
   sims = [];
@@ -52,6 +65,20 @@ describe("view pieces", () => {
     expect(screen).toContain("… and 9 more");
     expect(screen).toContain("mqtt: 12 connected");
     expect(screen).toMatch(/recent MQTT traffic\n\d\d:\d\d:\d\d t\/[0-9a-f-]+\/count \{"n":/);
+  });
+
+  it("show every sensor of a node on its own line, a sparkline per quantity, and a failing sensor's error", async () => {
+    const sim = await createSimulation({ nodes: 1, clock: "fake", firmware: tinyFirmware(SENSORS), config: { ...TINY_CONFIG, sensors: [{ name: "climate", type: "bme280" }, { name: "soil", type: "ds18b20" }, { name: "light", type: "bh1750" }] } });
+    sims.push(sim);
+    await sim.advance(12_000);
+    const lines = strip(renderScreen(sim, { watch: "w", rows: 10 })).split("\n");
+    const at = lines.findIndex((l) => l.startsWith(sim.nodes[0]!.serial));
+    expect(lines[at]).toMatch(/climate +21\.50 °C [▁▂▃▄▅▆▇█]{3,} +45\.0 %RH [▁▂▃▄▅▆▇█]{3,}/);
+    expect(lines[at + 1]).toMatch(/^ +soil +DS18B20 28aa: CRC mismatch$/);
+    expect(lines[at + 2]).toMatch(/^ +light +\d+\.\d lx [▁▂▃▄▅▆▇█]{3,}$/);
+    // too many for the rows: each node's first sensor with readings, and how many more
+    const compact = strip(renderScreen(sim, { watch: "w", rows: 2 })).split("\n");
+    expect(compact.find((l) => l.startsWith(sim.nodes[0]!.serial))).toMatch(/climate .* \+2 sensors/);
   });
 
   it("print one plain line per event when piped", async () => {
@@ -101,6 +128,13 @@ describe("wisp sim (piped)", () => {
     expect(r.out).toMatch(/watch: mosquitto_sub -h 127\.0\.0\.1 -p \d+ -v -t 'wisp\/#'/);
     expect(r.out).toMatch(/mqtt wisp\/[0-9a-f-]+\/status online \(retained\)/);
     expect(r.out).toContain("wisp sim: stopped");
+  }, 30_000);
+
+  it("--config builds that config's firmware in memory and simulates its sensors", async () => {
+    const r = await wisp(["--config", "examples/garden.json", "--duration", "4", "--port", "0"]);
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/built the firmware for examples\/garden\.json in memory: [\d,]+ bytes \(types: bme280, sht3x, sht4x, scd4x, bh1750, ds18b20, battery; Home Assistant discovery\)/);
+    expect(r.out).toMatch(/mqtt homeassistant\/sensor\/wisp_[0-9a-f-]+\/pond_temperature\/config \{"name":"pond temperature"/);
   }, 30_000);
 
   it("stops cleanly on Ctrl-C (SIGINT): nodes off, broker closed, exit 0", async () => {
