@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { PROJECT_ROOT } from "../../tools/build.ts";
-import { freePort } from "../helpers/mosquitto.ts";
+import { createServer } from "node:net";
 import { simBoards } from "../helpers/sim-board.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "wisp-hil-test-"));
@@ -33,11 +33,26 @@ function wisp(args: string[], env: Record<string, string> = {}): Promise<{ code:
 
 const count = (xml: string, re: RegExp) => (xml.match(re) ?? []).length;
 
+/**
+ * A free port outside the range the kernel hands out for port 0 (32768-60999 on Linux), so no
+ * other test's broker takes it between this check and wisp hil binding it.
+ */
+async function quietPort(): Promise<number> {
+  for (;;) {
+    const port = 20000 + Math.floor(Math.random() * 10000);
+    const free = await new Promise<boolean>((resolve) => {
+      const server = createServer().once("error", () => resolve(false));
+      server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)));
+    });
+    if (free) return port;
+  }
+}
+
 describe("wisp hil", () => {
   it("--sim: flashes a simulated board and passes every test, with JUnit XML and a serial log per test; --broker at a free local address gets an embedded broker", async () => {
     const junit = join(dir, "sim.xml");
     const logs = join(dir, "sim-logs");
-    const r = await wisp(["hil", "--sim", "--broker", `mqtt://127.0.0.1:${await freePort()}`, "--config", fastConfig(), "--junit", junit, "--logs", logs]);
+    const r = await wisp(["hil", "--sim", "--broker", `mqtt://127.0.0.1:${await quietPort()}`, "--config", fastConfig(), "--junit", junit, "--logs", logs]);
     expect(r.code, r.out).toBe(0);
     expect(r.out).toMatch(/nothing listened on 127\.0\.0\.1:\d+: embedded broker started there/);
     const xml = readFileSync(junit, "utf8");
