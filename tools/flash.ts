@@ -219,7 +219,7 @@ export async function main(argv: string[]): Promise<number> {
     console.log(USAGE);
     return 0;
   }
-  const baud = args.baud === undefined ? 115_200 : Number(args.baud);
+  const baud = args.baud === undefined ? 115_200 : /^\d+$/.test(args.baud) ? Number(args.baud) : NaN;
   if (!Number.isInteger(baud) || baud < 300 || baud > 5_000_000) {
     console.error(`wisp flash: --baud must be a whole number of bits per second (e.g. 115200), got ${JSON.stringify(args.baud)}`);
     return 2;
@@ -230,6 +230,13 @@ export async function main(argv: string[]): Promise<number> {
     console.error("wisp flash: the build failed; nothing was uploaded");
     return 1;
   }
+  // Ctrl-C: put the terminal back (the progress bar hides the cursor) and say where the board is
+  const interrupted = () => {
+    if (process.stderr.isTTY) process.stderr.write("\x1b[?25h\x1b[?7h\n");
+    console.error("wisp flash: interrupted; the board may be left without a node (the files are checked only at the end): run wisp flash again");
+    process.exit(130);
+  };
+  process.once("SIGINT", interrupted);
   try {
     const result = await flash({ port: args.port, configFile, baud, expectBoard: args["expect-board"], keepOpen: args.monitor, brokerDir: args["broker-dir"] });
     const bytes = result.files.reduce((n, f) => n + f.bytes, 0);

@@ -5,7 +5,7 @@
 // vitest and writes JUnit XML and one serial log per test. Never prompts.
 
 import { Ajv } from "ajv";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { networkInterfaces, tmpdir } from "node:os";
 import * as path from "node:path";
@@ -92,6 +92,26 @@ function listening(host: string, port: number): Promise<boolean> {
 
 class HilUsage extends Error {}
 
+/** Marks a folder of serial logs as wisp hil's, so that a later run may empty it. */
+const LOG_MARK = ".wisp-hil-logs";
+
+/**
+ * The logs folder, emptied of the last run's logs. A folder wisp hil did not make is used only
+ * when it is empty: nothing of the user's is deleted.
+ */
+function prepareLogDir(dir: string): void {
+  if (existsSync(dir)) {
+    if (!statSync(dir).isDirectory()) throw new HilUsage(`--logs ${dir} is a file; give a folder`);
+    const entries = readdirSync(dir);
+    if (entries.length > 0 && !entries.includes(LOG_MARK)) {
+      throw new HilUsage(`--logs ${dir} is not empty and was not made by wisp hil; give a new or empty folder (nothing in it was touched)`);
+    }
+    for (const e of entries) if (e.endsWith(".log")) rmSync(path.join(dir, e), { force: true });
+  }
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(path.join(dir, LOG_MARK), "serial logs of wisp hil; the next run replaces the .log files\n");
+}
+
 /** A path as the user can find it: relative when it is under the current folder. */
 function shown(file: string): string {
   const rel = path.relative(process.cwd(), file);
@@ -140,13 +160,22 @@ export async function main(argv: string[]): Promise<number> {
   const logDir = path.resolve(args.logs ?? path.join(PROJECT_ROOT, ".wisp", "hil", "logs"));
 
   const cleanup: (() => Promise<void> | void)[] = [];
+  // Ctrl-C or a CI timeout: the simulated board, the broker and the temporary files go too
+  const interrupted = async () => {
+    for (const c of cleanup.splice(0).reverse()) await Promise.resolve(c()).catch(() => undefined);
+    process.exit(130);
+  };
+  process.once("SIGINT", interrupted);
+  process.once("SIGTERM", interrupted);
   try {
     if (!(await ensureBuilt(console.log, configFile))) {
       console.error("wisp hil: the build failed; nothing was tested");
       return 1;
     }
     const config = loadFlashConfig(configFile) as unknown as Record<string, any>;
+    if (args.map !== undefined && !existsSync(mapFile)) throw new HilUsage(`--map ${args.map}: no such file`);
     const map = loadHilMap(mapFile);
+    if (existsSync(junit) && statSync(junit).isDirectory()) throw new HilUsage(`--junit ${junit} is a folder; give a file name, e.g. ${path.join(junit, "junit.xml")}`);
 
     let target: Omit<HilTarget, "configFile" | "logDir" | "brokerUrl"> & { brokerUrl?: string };
     let wifi: { ssid: string; password: string } | undefined;
@@ -235,6 +264,7 @@ export async function main(argv: string[]): Promise<number> {
       }
     }
 
+    prepareLogDir(logDir);
     // the config the board is flashed with: the user's, pointed at this broker (and the simulated Wi-Fi)
     const dir = mkdtempSync(path.join(tmpdir(), "wisp-hil-"));
     cleanup.push(() => rmSync(dir, { recursive: true, force: true }));
@@ -242,8 +272,6 @@ export async function main(argv: string[]): Promise<number> {
     const flashed = { ...config, $schema: path.join(PROJECT_ROOT, "flash.schema.json"), ...(wifi ? { wifi } : {}), mqtt: { ...config.mqtt, url: brokerUrl } };
     renderDeviceConfig(flashed as unknown as FlashConfig, { file: configFile }); // a missing secret stops here, not in every test
     writeFileSync(hilConfig, JSON.stringify(flashed));
-    rmSync(logDir, { recursive: true, force: true });
-    mkdirSync(logDir, { recursive: true });
     mkdirSync(path.dirname(junit), { recursive: true });
     const full: HilTarget = {
       ...target,
@@ -285,7 +313,9 @@ export async function main(argv: string[]): Promise<number> {
     }
     throw err;
   } finally {
-    for (const c of cleanup.reverse()) await c();
+    process.off("SIGINT", interrupted);
+    process.off("SIGTERM", interrupted);
+    for (const c of cleanup.splice(0).reverse()) await c();
     // vitest leaves process.exitCode set from its own run; the command's code is what it returns
     process.exitCode = undefined;
   }
