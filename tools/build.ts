@@ -7,8 +7,12 @@ import { existsSync, readdirSync, statSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
 import { isBuiltin } from "node:module";
 import * as path from "node:path";
-import { fileURLToPath } from "node:url";
 import { checkEspruinoCompat, formatFinding, type Finding } from "./compat.ts";
+import { checkFlashConfig, ConfigError } from "./config.ts";
+import { displayPath } from "./files.ts";
+import { PROJECT_ROOT } from "./paths.ts";
+
+export { PROJECT_ROOT } from "./paths.ts";
 
 export interface Output {
   /** TypeScript entry, relative to the project root. */
@@ -37,8 +41,6 @@ export const OUTPUTS: Output[] = [
 /** Modules built into Espruino (ESP32 build): `require("net")` stays a runtime call. */
 export const ESPRUINO_MODULES = ["net", "tls", "http", "dgram", "crypto", "Wifi", "ESP32", "Storage", "Flash", "neopixel", "heatshrink", "Telnet"];
 // Not "fs": Espruino's SD-card fs is absent from Wisp's boards and the name is Node's; importing it is an error.
-
-export const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 
 export class BuildError extends Error {}
 
@@ -236,6 +238,11 @@ export interface BuildOptions {
   sourcemap?: boolean;
   /** Receives every line (table, warnings, errors); default: stdout, errors and warnings to stderr. */
   log?: (line: string) => void;
+  /**
+   * Also check this flash.config.json (checkFlashConfig: every field, the broker's host and port;
+   * secrets from the environment are named, not read). An invalid one fails the build.
+   */
+  config?: string;
 }
 
 export interface BuildResult {
@@ -251,7 +258,19 @@ export async function build(options: BuildOptions = {}): Promise<BuildResult> {
   const log = options.log ?? ((line: string) => console.log(line));
   const logError = options.log ?? ((line: string) => console.error(line));
   const reports = await Promise.all((options.outputs ?? OUTPUTS).map((o) => buildOutput(o, root)));
-  const ok = reports.every((r) => r.errors.length === 0);
+  const configErrors: string[] = [],
+    configLines: string[] = [];
+  if (options.config !== undefined) {
+    try {
+      const { config, notes } = checkFlashConfig(options.config);
+      configLines.push(`${displayPath(options.config)}: valid (board ${config.board}, broker ${config.mqtt.url}, ${config.sensors.length} sensor${config.sensors.length === 1 ? "" : "s"})`);
+      for (const n of notes) configLines.push(`  ${n}`);
+    } catch (e) {
+      if (!(e instanceof ConfigError)) throw e;
+      configErrors.push(e.message);
+    }
+  }
+  const ok = reports.every((r) => r.errors.length === 0) && configErrors.length === 0;
 
   if (ok && options.write !== false) {
     await Promise.all(
@@ -277,6 +296,8 @@ export async function build(options: BuildOptions = {}): Promise<BuildResult> {
   }
   for (const r of reports) for (const w of r.bundle?.warnings ?? []) logError(`warning: ${w}`);
   for (const r of reports) for (const e of r.errors) logError(`\nerror: ${e}`);
+  if (configLines.length) log(`\n${configLines.join("\n")}`);
+  for (const e of configErrors) logError(`\nerror: ${e}`);
 
   const ms = performance.now() - started;
   log(ok ? `\nbuilt in ${Math.round(ms)} ms${options.write === false ? " (nothing written)" : ""}` : `\nbuild failed in ${Math.round(ms)} ms; dist/ not written`);
@@ -310,39 +331,58 @@ export function needsBuild(root = PROJECT_ROOT): boolean {
 }
 
 /**
- * Builds when dist/ is missing or older than its sources (what `wisp sim` and `wisp flash` do
- * first); `say` announces it. Returns false when the build failed (its errors are printed).
+ * Builds when dist/ is missing or older than its sources (what `wisp sim`, `wisp flash` and `wisp hil`
+ * do first); `say` announces it. Returns false when the build failed (its errors are printed).
  */
 export async function ensureBuilt(say: (line: string) => void = console.log): Promise<boolean> {
   if (!needsBuild()) return true;
-  say("dist/ is missing or older than its sources: building");
+  const why = OUTPUTS.some((o) => !existsSync(path.join(PROJECT_ROOT, o.outfile))) ? "dist/ is missing" : "the firmware sources changed";
+  say(`${why}: building it (esbuild, then the Espruino check) ...`);
   return (await build({})).ok;
 }
 
-const USAGE = `usage: wisp build [--verbose] [--no-map] [--check]
+const USAGE = `usage: wisp build [--config FILE] [--verbose] [--no-map] [--check]
 
-Bundles the firmware (esbuild), rejects what Espruino 2v29 cannot run (espruino-compat.md),
-enforces each output's byte budget, then writes dist/.
+Bundles the firmware (esbuild), rejects what Espruino 2v29 cannot run (docs/espruino-compat.md),
+enforces each output's byte budget, and checks the node configuration: every field of
+flash.config.json, the broker's host and port. Then writes dist/. Any error fails the build and
+nothing is written.
 
-  -v, --verbose   bytes per input file for every output
-  --no-map        do not write dist/*.js.map (the maps are for humans; nothing loads them)
-  --check         bundle and check only; write nothing`;
+Secrets written as {"env": "NAME"} are not read here: wisp flash and wisp hil read them when they
+write the node's wisp.json, and stop when one is missing. The build names the ones not set.
+
+  -c, --config FILE  the node configuration to check (default flash.config.json)
+  -v, --verbose      bytes per input file for every output
+      --no-map       do not write dist/*.js.map (the maps are for humans; nothing loads them)
+      --check        bundle and check only; write nothing
+  -h, --help         this text`;
 
 /** CLI entry: returns the exit code (0 ok, 1 build failed, 2 usage error). */
 export async function main(argv: string[]): Promise<number> {
-  const options: BuildOptions = {};
-  for (const arg of argv) {
-    if (arg === "-v" || arg === "--verbose") options.verbose = true;
-    else if (arg === "--no-map") options.sourcemap = false;
-    else if (arg === "--check") options.write = false;
-    else if (arg === "-h" || arg === "--help") {
-      console.log(USAGE);
-      return 0;
-    } else {
-      console.error(`wisp build: unknown option ${arg}\n\n${USAGE}`);
-      return 2;
-    }
+  const { parseOptions, UsageError, usageFailure } = await import("./options.ts");
+  let values;
+  try {
+    values = parseOptions(argv, {
+      config: { type: "string", short: "c" },
+      verbose: { type: "boolean", short: "v" },
+      "no-map": { type: "boolean" },
+      check: { type: "boolean" },
+      help: { type: "boolean", short: "h" },
+    }).values;
+  } catch (err) {
+    if (err instanceof UsageError) return usageFailure("build", err);
+    throw err;
   }
+  if (values.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  const options: BuildOptions = {
+    verbose: values.verbose,
+    sourcemap: values["no-map"] ? false : undefined,
+    write: values.check ? false : undefined,
+    config: path.resolve(values.config ?? path.join(PROJECT_ROOT, "flash.config.json")),
+  };
   const result = await build(options);
   return result.ok ? 0 : 1;
 }

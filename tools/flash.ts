@@ -6,11 +6,11 @@
 
 import { readFileSync } from "node:fs";
 import * as path from "node:path";
-import { parseArgs } from "node:util";
 import { crc32 } from "node:zlib";
 import { boards } from "../boards/index.ts";
 import { ensureBuilt, PROJECT_ROOT } from "./build.ts";
 import { ConfigError, loadFlashConfig, renderDeviceConfig, type FlashConfig } from "./config.ts";
+import { BAUD, intOption, parseOptions, UsageError, usageFailure } from "./options.ts";
 import { ConsoleLink, type FileProgress, LinkError } from "./serial/link.ts";
 import { BrokerFolderError, ensureNodeLogin, type NodeLogin } from "./broker/folder.ts";
 import { findBoardPort, openPort, PortError } from "./serial/port.ts";
@@ -64,10 +64,13 @@ export interface FlashResult {
   brokerUrl: string;
 }
 
-/** The node as it will be written, in upload order; `login` is the node's own broker login. */
-export function nodeFiles(config: FlashConfig, env: Record<string, string | undefined> = process.env, login?: NodeLogin): { name: string; data: Uint8Array }[] {
+/**
+ * The node as it will be written, in upload order; `login` is the node's own broker login. Throws
+ * ConfigError (naming `file`) when a secret of the config is missing from `env`.
+ */
+export function nodeFiles(config: FlashConfig, env: Record<string, string | undefined> = process.env, login?: NodeLogin, file?: string): { name: string; data: Uint8Array }[] {
   const firmware = readFileSync(path.join(PROJECT_ROOT, "dist", "firmware.js"));
-  const settings = Buffer.from(JSON.stringify(renderDeviceConfig(config, { env, login })), "latin1");
+  const settings = Buffer.from(JSON.stringify(renderDeviceConfig(config, { env, login, file })), "latin1");
   return [
     { name: ".bootcde", data: new Uint8Array(firmware) },
     { name: "wisp.json", data: new Uint8Array(settings) },
@@ -78,7 +81,7 @@ export function nodeFiles(config: FlashConfig, env: Record<string, string | unde
 export async function flash(options: FlashOptions & { keepOpen?: boolean }): Promise<FlashResult> {
   const say = options.say ?? ((line: string) => console.log(line));
   const config = loadFlashConfig(options.configFile);
-  let files = nodeFiles(config); // secrets are checked before anything touches the board
+  let files = nodeFiles(config, process.env, undefined, options.configFile); // secrets are checked before anything touches the board
   const board = boards[config.board]!;
   const portPath = options.port ?? (await findBoardPort()).path;
   const started = performance.now();
@@ -91,7 +94,7 @@ export async function flash(options: FlashOptions & { keepOpen?: boolean }): Pro
     if (options.brokerDir) {
       const serial = String(await link.eval("getSerial()"));
       const { login, added } = ensureNodeLogin(options.brokerDir, serial);
-      files = nodeFiles(config, process.env, login);
+      files = nodeFiles(config, process.env, login, options.configFile);
       say(`broker login for node ${serial} from ${options.brokerDir}${added ? " (new: send Mosquitto a SIGHUP so it reads passwd again)" : ""}`);
     }
     // stop the node that runs now (its code may run from the flash about to be rewritten)
@@ -141,40 +144,42 @@ export function watchCommand(brokerUrl: string, prefix: string): string {
 }
 
 export async function main(argv: string[]): Promise<number> {
-  let args;
+  let args, baud: number;
   try {
-    args = parseArgs({
-      args: argv,
-      options: {
-        port: { type: "string", short: "p" },
-        config: { type: "string", short: "c" },
-        baud: { type: "string", short: "b" },
-        monitor: { type: "boolean", short: "m" },
-        "no-build": { type: "boolean" },
-        "expect-board": { type: "string" },
-        "broker-dir": { type: "string" },
-        help: { type: "boolean", short: "h" },
-      },
-      strict: true,
+    args = parseOptions(argv, {
+      port: { type: "string", short: "p" },
+      config: { type: "string", short: "c" },
+      baud: { type: "string", short: "b" },
+      monitor: { type: "boolean", short: "m" },
+      "no-build": { type: "boolean" },
+      "expect-board": { type: "string" },
+      "broker-dir": { type: "string" },
+      help: { type: "boolean", short: "h" },
     }).values;
+    if (args.help) {
+      console.log(USAGE);
+      return 0;
+    }
+    baud = intOption("baud", args.baud, 115_200, BAUD);
   } catch (err) {
-    console.error(`wisp flash: ${(err as Error).message}\n\n${USAGE}`);
-    return 2;
+    if (err instanceof UsageError) return usageFailure("flash", err);
+    throw err;
   }
-  if (args.help) {
-    console.log(USAGE);
-    return 0;
-  }
-  const baud = args.baud === undefined ? 115_200 : Number(args.baud);
-  if (!Number.isInteger(baud) || baud < 300 || baud > 5_000_000) {
-    console.error(`wisp flash: --baud must be a whole number of bits per second (e.g. 115200), got ${JSON.stringify(args.baud)}`);
-    return 2;
+  const configFile = path.resolve(args.config ?? path.join(PROJECT_ROOT, "flash.config.json"));
+  try {
+    // the config and its secrets first: nothing to wait for (a build) before a mistake in them shows
+    // (with --broker-dir the broker login comes from the folder once the board says its serial)
+    const folderLogin = args["broker-dir"] ? { username: "-", password: "-" } : undefined;
+    renderDeviceConfig(loadFlashConfig(configFile), { file: configFile, login: folderLogin });
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    console.error(`wisp flash: ${err.message}\nnothing was uploaded`);
+    return 1;
   }
   if (!args["no-build"] && !(await ensureBuilt())) {
     console.error("wisp flash: the build failed; nothing was uploaded");
     return 1;
   }
-  const configFile = path.resolve(args.config ?? path.join(PROJECT_ROOT, "flash.config.json"));
   try {
     const result = await flash({ port: args.port, configFile, baud, expectBoard: args["expect-board"], keepOpen: args.monitor, brokerDir: args["broker-dir"] });
     const bytes = result.files.reduce((n, f) => n + f.bytes, 0);
