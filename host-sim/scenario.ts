@@ -21,7 +21,7 @@
 // Between keyframes quantities are interpolated with a cosine ease (smooth, no corners at the
 // keyframes); before the first and after the last (without repeat) they hold. Units: °C, %RH, hPa.
 
-import { readFileSync } from "node:fs";
+import { displayPath, FileError, readJsonFile } from "../tools/files.ts";
 import type { Environment } from "./devices/bme280.ts";
 import { gaussianSource } from "./random.ts";
 
@@ -159,11 +159,14 @@ export function parseScenario(value: unknown, source = "scenario"): Scenario {
 export function loadScenario(file: string): Scenario {
   let value: unknown;
   try {
-    value = JSON.parse(readFileSync(file, "utf8"));
+    value = readJsonFile(file, "the scenario", "scenarios/ has the ones that come with Wisp");
   } catch (err) {
-    throw new ScenarioError(file, [(err as Error).message]);
+    if (!(err instanceof FileError)) throw err;
+    const e = new ScenarioError(file, []);
+    e.message = err.message;
+    throw e;
   }
-  return parseScenario(value, file);
+  return parseScenario(value, displayPath(file));
 }
 
 /** A scenario with a constant environment and no faults. */
