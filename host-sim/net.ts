@@ -7,7 +7,10 @@
 // - write(data) sends String(data) one byte per char (a char above 255 sends its low byte, as on the
 //   8-bit-string ESP32 build) and returns false, as Espruino does "for node.js compatibility";
 //   "drain" fires when everything written has been sent. Writing after end() or close throws
-//   "This socket is closed".
+//   "This socket is closed". Like Espruino, write() never refuses data: what the network does not
+//   take waits in the socket (on a board, in JsVars, until memory runs out; `SocketInfo.unsent` here),
+//   and "drain" stops coming while the peer does not read (measured on 2v29: drains stop once the
+//   kernel's buffers are full, about 2.7 MB on loopback, and resume when the peer reads).
 // - end() closes the socket fully once pending data is sent (Espruino does not half-close).
 // - Closing: "error" {code, message} (only for real errors, codes from socketerrors.h), then "end",
 //   then "close" with hadError. All are queued events, so listeners never run inside Node's callbacks
@@ -80,6 +83,8 @@ export interface SocketInfo {
   readonly port: number;
   readonly tls: boolean;
   readonly connected: boolean;
+  /** Bytes the device wrote that the network has not taken yet (Espruino's send buffer). */
+  readonly unsent: number;
   /** Close the connection from the network side (as a dropped link would). */
   destroy(error?: Error): void;
 }
@@ -244,6 +249,9 @@ function connect(runtime: Runtime, options: unknown, callback: unknown, isTls: b
     tls: isTls,
     get connected() {
       return connected && !closed;
+    },
+    get unsent() {
+      return raw.writableLength;
     },
     destroy: (error?: Error) => {
       if (error) failure = error as NodeJS.ErrnoException;

@@ -1,5 +1,6 @@
 // One simulated sensor node: an ESP32-DevKitC with Espruino, its flash (Storage), radio (Wi-Fi
-// station), GPIO, I2C bus with a BME280 on it, running whatever its Storage holds as `.bootcde`.
+// station), GPIO, and the sensors its wisp.json names on their buses (I2C1, OneWire lines, ADC1
+// inputs), running whatever its Storage holds as `.bootcde`.
 //
 // Life cycle as on the board (/tmp/node-contract.md "Boot"): powerOn() → a fresh runtime → run
 // `.bootcde` → E "init". reset() and load() are soft resets (Espruino does them once the current
@@ -12,10 +13,18 @@
 
 import { esp32DevkitC } from "../boards/esp32-devkitc.ts";
 import type { Board } from "../boards/types.ts";
-import { BME280Model, CALIBRATIONS, type Environment } from "./devices/bme280.ts";
-import { installI2C, type EmulatedI2C } from "./i2c.ts";
+import { Adc, adcPlugin } from "./adc.ts";
+import { BH1750Model } from "./devices/bh1750.ts";
+import { BME280Model, CALIBRATIONS } from "./devices/bme280.ts";
+import { DS18B20Model, romWithCrc } from "./devices/ds18b20.ts";
+import { SCD4xModel } from "./devices/scd4x.ts";
+import type { SensirionModel } from "./devices/sensirion.ts";
+import { SHT3xModel, SHT4xModel } from "./devices/sht.ts";
+import { type EmulatedI2C, type I2CDevice, installI2C } from "./i2c.ts";
 import { netState } from "./net.ts";
+import { type OneWireLine, OneWireLines, oneWirePlugin } from "./onewire.ts";
 import { PinBank, pinsPlugin } from "./pins.ts";
+import { DEFAULTS, type Environment } from "./scenario.ts";
 import { type Clock, createRuntime, type Runtime, type RuntimePlugin } from "./runtime.ts";
 import { EspruinoConsole, type HardReset } from "./serial/console.ts";
 import { SerialLine } from "./serial/line.ts";
@@ -23,7 +32,7 @@ import { ConsoleLines } from "../tools/serial/lines.ts";
 import { FlashStorage, storagePlugin } from "./storage.ts";
 import { type AccessPoint, ipFor, macFor, serialFromMac, type StationState, WifiStation } from "./wifi.ts";
 
-export type { Environment } from "./devices/bme280.ts";
+export type { Environment } from "./scenario.ts";
 
 export type PowerState = "off" | "on" | "sleeping";
 export type MqttState = "offline" | "connecting" | "connected";
@@ -35,8 +44,25 @@ export interface NodeConfig {
   prefix: string;
   interval: number;
   qos?: number;
-  sensors: { name: string; type: string; address?: number }[];
+  sensors: { name: string; type: string; address?: number; pin?: number; rom?: string; divider?: number; [k: string]: unknown }[];
   [k: string]: unknown;
+}
+
+/** One configured sensor's simulated hardware. */
+export interface SimSensor {
+  name: string;
+  type: string;
+  /** Its wiring as wisp.json gave it (a change means another chip). */
+  key: string;
+  bus: "i2c" | "onewire" | "adc";
+  /** I2C address, or the GPIO of its OneWire line or ADC input. */
+  address?: number;
+  pin?: number;
+  /** The device model (none for a battery: the ADC input is the model). */
+  model: I2CDevice | DS18B20Model | undefined;
+  plugged: boolean;
+  /** Its answers fail their CRC. */
+  crc: boolean;
 }
 
 export interface SimNodeOptions {
@@ -53,8 +79,10 @@ export interface SimNodeOptions {
   firmware?: string;
   /** wisp.json; wifi and mqtt.url are replaced by the simulation's access point and broker. */
   config?: NodeConfig;
-  /** The physical environment around the sensor right now. */
+  /** The physical environment around the sensors right now. */
   environment?: () => Environment;
+  /** DS18B20 sensors (by name) wired for parasite power (data line only). */
+  parasite?: string[];
   /** Every console line of the device, as it is printed. */
   log?: (line: string, node: SimNode) => void;
   board?: Board;
@@ -85,7 +113,7 @@ export interface Reading {
   values: Record<string, number>;
 }
 
-const DEFAULT_ENVIRONMENT: Environment = { temperature: 21, humidity: 45, pressure: 1013.25 };
+const DEFAULT_ENVIRONMENT: Environment = { temperature: 21, humidity: 45, pressure: 1013.25, ...DEFAULTS };
 const CALIBRATION_SETS = Object.values(CALIBRATIONS);
 
 export class SimNode {
@@ -116,6 +144,12 @@ export class SimNode {
   runtime: Runtime | undefined;
   /** I2C buses of the current boot. */
   i2c: { I2C1: EmulatedI2C; I2C2: EmulatedI2C } | undefined;
+  /** The 1-Wire lines, by GPIO (wires: they outlive boots). */
+  readonly oneWire: OneWireLines;
+  /** ADC1 of the chip. */
+  readonly adc: Adc;
+  /** The configured sensors' hardware since the last power-on, by name. */
+  readonly sensors = new Map<string, SimSensor>();
   /** The console UART's line: a host (a pseudo-terminal, a test) attaches here. */
   readonly line: SerialLine;
   /** Espruino's console on that line; `log` is what it prints, line by line. */
@@ -127,8 +161,13 @@ export class SimNode {
   private brokerUrl: string | undefined;
   private bootedAt = 0;
   private brokerSession = false;
-  private sensor: BME280Model | undefined;
-  private readonly unplugged = new Set<number>();
+  /** SDA of I2C1 held low (fault "bus-stuck"); kept across boots, as a hung chip would be. */
+  private i2cStuck = false;
+  /** Sensors (by name) off their bus: wiring, so it outlasts power cycles; and those whose answers fail their CRC. */
+  private readonly unplugged = new Set<string>();
+  private readonly corrupted = new Set<string>();
+  /** The sensors list of wisp.json the buses were wired for. */
+  private wiredFor: string | undefined;
   private wakeTimer: unknown;
   private pendingSoftReset = false;
   private namesCache: { clientId: string; prefix: string } | undefined;
@@ -153,6 +192,8 @@ export class SimNode {
       onChange: () => this.changed(),
     });
     this.pins.onChange = () => this.changed();
+    this.oneWire = new OneWireLines(() => this.clock.Date.now());
+    this.adc = new Adc({ seed: (options.seed ?? 0) * 7919 + options.index + 104729 });
     this.line = new SerialLine({ clock: options.clock, baud: options.baud });
     this.console = new EspruinoConsole(this, this.line, { serial: this.serial });
     const lines = new ConsoleLines((line) => this.print(line));
@@ -247,7 +288,7 @@ export class SimNode {
     this.cancelWake();
     this.power = "on";
     this.pins.resetModes();
-    this.sensor = this.newSensor();
+    this.newSensors();
     this.note("power on");
     this.console.hardReset(this.resetReason);
     this.resetReason = "power-on";
@@ -271,25 +312,77 @@ export class SimNode {
     this.powerOn();
   }
 
-  /** The sensor at `address` (default: every configured one) stops answering on the bus. */
-  unplug(address?: number): void {
-    for (const a of address === undefined ? this.sensorAddresses() : [address]) {
-      this.unplugged.add(a);
-      this.i2c?.I2C1.detach(a);
+  /**
+   * A sensor comes off its bus: by config name, by I2C address, or (nothing given) every one. A
+   * DS18B20 stops answering on its wire, an I2C chip stops acknowledging, a battery's divider reads
+   * 0 V. Plugged back in, a chip starts from power-on.
+   */
+  unplug(which?: string | number): void {
+    for (const s of this.select(which)) {
+      s.plugged = false;
+      this.unplugged.add(s.name);
+      this.wire(s);
     }
     this.changed();
   }
 
-  plug(address?: number): void {
-    for (const a of address === undefined ? this.sensorAddresses() : [address]) {
-      if (!this.unplugged.delete(a)) continue;
-      if (this.i2c && this.sensor) this.i2c.I2C1.attach(a, this.sensor);
+  plug(which?: string | number): void {
+    for (const s of this.select(which)) {
+      this.unplugged.delete(s.name);
+      if (s.plugged) continue;
+      s.plugged = true;
+      if (s.model instanceof DS18B20Model) s.model.powerOn();
+      else if (s.model instanceof SCD4xModel) s.model.powerOn();
+      else if (s.model instanceof BME280Model) s.model.reset();
+      this.wire(s);
     }
     this.changed();
   }
 
+  /** Every configured sensor is on its bus. */
   get sensorPlugged(): boolean {
-    return this.sensorAddresses().every((a) => !this.unplugged.has(a));
+    return [...this.sensors.values()].every((s) => s.plugged);
+  }
+
+  /**
+   * Fault "crc": the sensor's answers fail their CRC (chips without one, BME280 and BH1750, are
+   * left alone: a flipped bit there goes unnoticed; the returned list names the ones affected).
+   * Fault "stuck": the sensor's bus is held low (I2C1: every I2C sensor fails; a OneWire pin: its
+   * DS18B20s). Nothing given: every sensor. Returns the sensors affected.
+   */
+  fault(kind: "crc" | "stuck", on: boolean, which?: string): SimSensor[] {
+    const affected: SimSensor[] = [];
+    for (const s of this.select(which)) {
+      if (kind === "crc") {
+        if (s.model instanceof DS18B20Model || isSensirion(s.model)) {
+          s.crc = on;
+          if (on) this.corrupted.add(s.name);
+          else this.corrupted.delete(s.name);
+          (s.model as DS18B20Model | SensirionModel).corrupt = on;
+          affected.push(s);
+        }
+      } else if (s.bus === "i2c") {
+        this.i2cStuck = on;
+        if (this.i2c) this.i2c.I2C1.stuck = on;
+        affected.push(s);
+      } else if (s.bus === "onewire") {
+        this.oneWire.line(s.pin!).stuck = on;
+        affected.push(s);
+      }
+    }
+    this.changed();
+    return affected;
+  }
+
+  /** A configured sensor's hardware, by name. */
+  sensor(name: string): SimSensor | undefined {
+    return this.sensors.get(name);
+  }
+
+  private select(which: string | number | undefined): SimSensor[] {
+    const all = [...this.sensors.values()];
+    if (which === undefined) return all;
+    return all.filter((s) => (typeof which === "number" ? s.bus === "i2c" && s.address === which : s.name === which));
   }
 
   /** The broker accepted (true) or lost (false) this node's MQTT session. */
@@ -354,6 +447,8 @@ export class SimNode {
         storagePlugin(this.flashStorage),
         this.station.plugin(),
         pinsPlugin(this.pins, this.board),
+        oneWirePlugin(this.oneWire),
+        adcPlugin(this.adc, this.pins),
         (rt) => this.installChip(rt),
         ...(this.options.plugins ?? []),
       ],
@@ -378,10 +473,10 @@ export class SimNode {
 
   /** Globals and modules of the ESP32 build that touch the chip itself. */
   private installChip(rt: Runtime): void {
+    this.syncSensors();
     this.i2c = installI2C(rt);
-    if (this.sensor) {
-      for (const a of this.sensorAddresses()) if (!this.unplugged.has(a)) this.i2c.I2C1.attach(a, this.sensor);
-    }
+    this.i2c.I2C1.stuck = this.i2cStuck;
+    for (const s of this.sensors.values()) if (s.bus === "i2c") this.wire(s);
     rt.defineGlobal("getSerial", () => this.serial);
     rt.defineGlobal("reset", (clearFlash?: unknown) => {
       if (clearFlash) this.flashStorage.erase(".bootcde");
@@ -447,7 +542,6 @@ export class SimNode {
     this.stopRuntime();
     this.console.off();
     this.station.powerOff();
-    this.sensor = undefined;
   }
 
   private stopRuntime(): void {
@@ -469,19 +563,112 @@ export class SimNode {
     this.wakeTimer = undefined;
   }
 
-  private newSensor(): BME280Model {
+  /** Power-on: a fresh device for every sensor wisp.json names, on its bus. */
+  private newSensors(): void {
+    for (const s of this.sensors.values()) this.detach(s);
+    this.sensors.clear();
+    this.wiredFor = undefined;
+    this.syncSensors();
+  }
+
+  /**
+   * Every boot: the chips on the buses are the ones wisp.json names (a `wisp flash` may have
+   * written another one since power-on). Sensors whose wiring is unchanged keep their device and
+   * its state, as chips do across a soft reset; the others are taken off, the new ones put on.
+   */
+  private syncSensors(): void {
+    const wanted = this.config()?.sensors ?? [];
+    const key = JSON.stringify(wanted);
+    if (key === this.wiredFor) return;
+    this.wiredFor = key;
+    const keyOf = (c: { name: string; type: string; address?: number; pin?: number; rom?: string; divider?: number }) =>
+      JSON.stringify([c.name, c.type, c.address, c.pin, c.rom, c.divider]);
+    const keep = new Set(wanted.map(keyOf));
+    for (const [name, s] of this.sensors) {
+      if (keep.has(s.key)) continue;
+      this.detach(s);
+      this.sensors.delete(name);
+    }
     const environment = this.options.environment ?? (() => DEFAULT_ENVIRONMENT);
-    return new BME280Model({
-      environment,
-      calibration: CALIBRATION_SETS[this.index % CALIBRATION_SETS.length],
-      now: () => this.clock.Date.now(),
-      noise: { seed: (this.options.seed ?? 0) * 7919 + this.index + 1 },
+    const now = () => this.clock.Date.now();
+    const seed = (k: number) => ({ seed: (this.options.seed ?? 0) * 7919 + this.index * 31 + k + 1 });
+    wanted.forEach((c, k) => {
+      if (this.sensors.has(c.name)) return;
+      const s: SimSensor = { name: c.name, type: c.type, key: keyOf(c), bus: "i2c", model: undefined, plugged: !this.unplugged.has(c.name), crc: false };
+      switch (c.type) {
+        case "bme280":
+          s.address = c.address ?? 0x76;
+          s.model = new BME280Model({ environment, calibration: CALIBRATION_SETS[(this.index + k) % CALIBRATION_SETS.length], now, noise: k === 0 ? { seed: (this.options.seed ?? 0) * 7919 + this.index + 1 } : seed(k) });
+          break;
+        case "sht3x":
+          s.address = c.address ?? 0x44;
+          s.model = new SHT3xModel({ environment, now, noise: seed(k) });
+          break;
+        case "sht4x":
+          s.address = c.address ?? 0x44;
+          s.model = new SHT4xModel({ environment, now, noise: seed(k) });
+          break;
+        case "scd4x":
+          s.address = c.address ?? 0x62;
+          s.model = new SCD4xModel({ environment, now, noise: seed(k) });
+          break;
+        case "bh1750":
+          s.address = c.address ?? 0x23;
+          s.model = new BH1750Model({ environment, now, noise: seed(k) });
+          break;
+        case "ds18b20": {
+          s.bus = "onewire";
+          s.pin = c.pin ?? this.board.oneWire?.pin ?? 4;
+          const line = this.oneWire.line(s.pin);
+          const rom = c.rom ?? romWithCrc(hash12(`${this.serial}/${c.name}`));
+          s.model = new DS18B20Model({ rom, environment, now, line, parasite: this.options.parasite?.includes(c.name), noise: seed(k) });
+          break;
+        }
+        case "battery": {
+          s.bus = "adc";
+          s.pin = c.pin;
+          const divider = c.divider ?? 2;
+          this.adc.attach(c.pin!, () => (s.plugged ? environment().battery / divider : 0));
+          break;
+        }
+        default:
+          return; // a type the simulator has no model for: nothing answers
+      }
+      this.sensors.set(c.name, s);
+      if (this.corrupted.has(c.name)) {
+        s.crc = true;
+        (s.model as DS18B20Model | SensirionModel).corrupt = true;
+      }
+      this.wire(s);
     });
   }
 
-  private sensorAddresses(): number[] {
-    const sensors = this.config()?.sensors ?? [];
-    return [...new Set(sensors.filter((s) => s.type === "bme280").map((s) => s.address ?? 0x76))];
+  /** Put a sensor on its bus, or take it off, as `plugged` says. */
+  private wire(s: SimSensor): void {
+    if (s.bus === "onewire") {
+      const line = this.oneWire.line(s.pin!);
+      if (s.plugged) line.attach(s.model as DS18B20Model);
+      else line.detach(s.model as DS18B20Model);
+      return;
+    }
+    if (s.bus !== "i2c" || !this.i2c) return;
+    const bus = this.i2c.I2C1;
+    if (!s.plugged) {
+      if (bus.device(s.address!) === s.model) bus.detach(s.address!);
+      return;
+    }
+    if (bus.device(s.address!) === s.model) return;
+    try {
+      bus.attach(s.address!, s.model as I2CDevice);
+    } catch (err) {
+      this.note(`${s.name}: ${(err as Error).message}`);
+    }
+  }
+
+  private detach(s: SimSensor): void {
+    if (s.bus === "onewire") this.oneWire.line(s.pin!).detach(s.model as DS18B20Model);
+    else if (s.bus === "adc") this.adc.detach(s.pin!);
+    else if (this.i2c && bus(this.i2c).device(s.address!) === s.model) bus(this.i2c).detach(s.address!);
   }
 
   private print(line: string): void {
@@ -507,4 +694,19 @@ export class SimNode {
 
 function expand(template: string, id: string): string {
   return template.split("{id}").join(id);
+}
+
+function bus(i2c: { I2C1: EmulatedI2C }): EmulatedI2C {
+  return i2c.I2C1;
+}
+
+function isSensirion(model: unknown): model is SensirionModel {
+  return model instanceof SHT3xModel || model instanceof SHT4xModel || model instanceof SCD4xModel;
+}
+
+/** 12 hex digits from a string (FNV-1a), for a DS18B20 serial that stays the same run to run. */
+function hash12(text: string): string {
+  let h = 0xcbf29ce484222325n;
+  for (const c of Buffer.from(text)) h = ((h ^ BigInt(c)) * 0x100000001b3n) & 0xffffffffffffffffn;
+  return h.toString(16).padStart(16, "0").slice(-12);
 }

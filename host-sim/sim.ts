@@ -20,7 +20,7 @@
 //     link: { down(), up() },         // the edge broker's uplink, cut by the scenario fault "bridge-down"
 //     port: 0,                        // embedded broker port (default 0 = random; portFallback tries the next ones;
 //                                     //   sim.portTaken says when the port asked for was taken)
-//     scenario: "scenarios/faults.json" | Scenario,  // default: constant 21 °C, 45 %RH, 1013.25 hPa
+//     scenario: "scenarios/faults.json" | Scenario,  // default: constant 21 °C, 45 %RH, 1013.25 hPa, 250 lx, 450 ppm, 3.9 V
 //     firmwarePath: "dist/firmware.js",             // or firmware: "<source>" (tests use tiny scripts)
 //     config: { ...wisp.json },       // default: DEFAULT_NODE_CONFIG; wifi/mqtt.url are the simulation's
 //     seed: 0,                        // serials, calibrations and noise derive from it and the node index
@@ -41,7 +41,8 @@
 //   sim.upcomingFaults()             // the scenario's faults still to come, soonest first
 //   node.consolePath                 // with serial: true, the pseudo-terminal of its console UART
 //   await sim.unplugConsole(node) / plugConsole(node)   // its USB cable out and in
-//   node.reboot() / powerOff() / powerOn() / unplug() / plug() / flash(firmware, config) / runtime.run(code)
+//   node.reboot() / powerOff() / powerOn() / unplug(sensor?) / plug(sensor?) / fault("crc" | "stuck", on, sensor?)
+//   node.flash(firmware, config) / runtime.run(code) / sensors (the simulated chips, by config name)
 //   await sim.stop();                 // nodes off, broker closed
 //
 // Deterministic mode: the fake clock is moved timer by timer (to the next timer due, at most
@@ -92,6 +93,8 @@ export interface SimulationOptions {
   trafficLength?: number;
   /** Wi-Fi association time per node, ms (default 1500 + up to 500). */
   wifiJoinMs?: number;
+  /** DS18B20 sensors (by config name) wired for parasite power, on every node. */
+  parasite?: string[];
   /** false: the nodes' Storage starts empty (nothing flashed yet; `wisp flash` puts the node on them). */
   flash?: boolean;
   /** Put each node's console UART on a pseudo-terminal (`node.consolePath`); needs socat. */
@@ -128,6 +131,7 @@ export interface FaultEvent {
   fault: Fault["fault"];
   phase: "start" | "end";
   node?: number;
+  sensor?: string;
   /** ms since the start. */
   at: number;
 }
@@ -374,6 +378,7 @@ export class Simulation extends EventEmitter {
         storageDir: o.storageDir ? join(o.storageDir, `node-${index}`) : undefined,
         brokerEvents: !o.brokerUrl,
         wifiJoinMs: o.wifiJoinMs,
+        parasite: o.parasite,
         baud: o.baud,
         plugins: [countActivity],
         onChange: (n) => this.emit("node", n),
@@ -389,6 +394,11 @@ export class Simulation extends EventEmitter {
     if (o.brokerUrl) await this.observe({ url: this.brokerUrl, username: login?.username, password: login?.password, ...o.observer });
     this.scheduleFaults();
     if (o.powerOn !== false) await this.powerOn();
+  }
+
+  /** The folder of the nodes' console links (with `serial: true`); removed when the simulation stops. */
+  get consoleFolder(): string | undefined {
+    return this.consoleDir;
   }
 
   /**
@@ -508,13 +518,25 @@ export class Simulation extends EventEmitter {
       case "broker-restart":
         return this.restartBroker(ms);
       case "sensor-unplug":
-        for (const n of targets) n.unplug();
-        this.fault({ fault: f.fault, phase: "start", node: f.node });
+        for (const n of targets) n.unplug(f.sensor);
+        this.fault({ fault: f.fault, phase: "start", node: f.node, sensor: f.sensor });
         this.after(ms, () => {
-          for (const n of targets) n.plug();
-          this.fault({ fault: f.fault, phase: "end", node: f.node });
+          for (const n of targets) n.plug(f.sensor);
+          this.fault({ fault: f.fault, phase: "end", node: f.node, sensor: f.sensor });
         });
         return;
+      case "sensor-crc":
+      case "bus-stuck": {
+        const kind = f.fault === "sensor-crc" ? "crc" : "stuck";
+        const hit = targets.flatMap((n) => n.fault(kind, true, f.sensor));
+        if (hit.length === 0) this.emit("warning", `${f.fault}${f.sensor ? ` on ${f.sensor}` : ""}: no sensor it applies to${kind === "crc" ? " (BME280, BH1750 and batteries have no CRC)" : ""}`);
+        this.fault({ fault: f.fault, phase: "start", node: f.node, sensor: f.sensor });
+        this.after(ms, () => {
+          for (const n of targets) n.fault(kind, false, f.sensor);
+          this.fault({ fault: f.fault, phase: "end", node: f.node, sensor: f.sensor });
+        });
+        return;
+      }
       case "bridge-down":
         return this.cutBridge(ms);
       case "power-cut":

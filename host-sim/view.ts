@@ -5,7 +5,8 @@
 
 import { createLogUpdate } from "log-update";
 import pc from "picocolors";
-import { fit, fitParts, padEnd, padStart, type Part, type Row, type Section, type Size } from "./layout.ts";
+import { QUANTITIES } from "../tools/drivers.ts";
+import { fit, fitParts, padEnd, padStart, type Part, type Row, type Section, type Size, visibleWidth } from "./layout.ts";
 import type { SimNode } from "./node.ts";
 import type { FaultEvent, Simulation, TrafficEntry } from "./sim.ts";
 
@@ -73,14 +74,15 @@ const stateColor: Record<string, Color> = {
 };
 const colored = (state: string) => (stateColor[state] ?? ((s: string) => s))(state);
 
-/** How readings of a quantity are shown: unit, decimals, and the narrowest span its sparkline draws. */
-export const QUANTITY_FORMAT: Record<string, { unit: string; decimals: number; minSpan: number }> = {
-  temperature: { unit: "°C", decimals: 2, minSpan: 0.5 },
-  humidity: { unit: "%RH", decimals: 1, minSpan: 2 },
-  pressure: { unit: "hPa", decimals: 1, minSpan: 1 },
-};
+/**
+ * The narrowest span a quantity's sparkline draws, so that sensor noise (a few hundredths of a
+ * degree) draws as a nearly flat line, not as full swings. Units as QUANTITIES (tools/drivers.ts).
+ */
+export const SPARK_MIN_SPAN: Record<string, number> = { temperature: 0.5, humidity: 2, pressure: 1, illuminance: 20, co2: 50, voltage: 0.05, level: 2 };
 
 const SPARK_WIDTH = 16;
+/** Bars of the sparkline of each quantity after the first. */
+const SPARK_SMALL = 8;
 
 /** A reading is stale once the node has missed half an interval more than one, plus 2 s of slack. */
 export function readingAge(node: SimNode, name: string): { ms: number; stale: boolean } | undefined {
@@ -91,39 +93,49 @@ export function readingAge(node: SimNode, name: string): { ms: number; stale: bo
   return { ms, stale: ms > interval * 1.5 + 2000 };
 }
 
+/** The node's sensors in config order, then any other topic it published readings on. */
+export function sensorNames(node: SimNode): string[] {
+  const names = (node.config()?.sensors ?? []).map((s) => s.name);
+  for (const name of Object.keys(node.readings)) if (!names.includes(name)) names.push(name);
+  return names;
+}
+
 /**
- * One sensor's latest reading as parts that a row keeps whole or drops, to fit `width`: the first
- * quantity with its sparkline and the sparkline's min–max, then the other quantities; "stale"
- * first when the reading is older than the node's interval allows (an outage, a node that is off).
+ * One sensor's latest reading as parts that a row keeps whole or drops, to fit `width`: its failure
+ * (from <prefix>/status/<sensor>) first, "stale" when the reading is older than the node's interval
+ * allows (an outage, a node that is off), then each quantity's value with a sparkline of its recent
+ * values and their min–max: the first quantity's as wide as the row has room for, then the other
+ * values, then their sparklines.
  */
 export function readingParts(node: SimNode, name: string, width = 80): Part[] {
+  const parts: Part[] = [];
+  const status = node.sensorStatus[name];
+  if (status !== undefined && status !== "ok") parts.push({ text: pc.red(status), priority: 11 });
   const reading = node.readings[name];
-  if (!reading) return [{ text: pc.dim(node.power === "on" ? "no reading yet" : "–"), priority: 10 }];
+  if (!reading) {
+    if (!parts.length) parts.push({ text: pc.dim(node.power === "on" ? "no reading yet" : "–"), priority: 10 });
+    return parts;
+  }
   const age = readingAge(node, name)!;
   const dim = age.stale ? pc.dim : (s: string) => s;
-  const parts: Part[] = [];
   const stale = `stale ${duration(age.ms)}`;
   if (age.stale) parts.push({ text: pc.yellow(stale), priority: 10 });
-  const entries = Object.entries(reading.values);
-  // the sparkline follows temperature, or whatever the sensor's first quantity is
-  const first = entries.find(([k]) => k === "temperature") ?? entries[0];
-  entries.forEach(([k, v]) => {
-    const f = QUANTITY_FORMAT[k];
-    const text = f ? `${v.toFixed(f.decimals)} ${f.unit}` : `${k}=${v}`;
-    if (k !== first?.[0]) return parts.push({ text: dim(text), priority: 6 - parts.length * 0.1 });
-    parts.push({ text: dim(text), priority: 9 });
+  const units = QUANTITIES as Record<string, { unit: string; decimals: number } | undefined>;
+  Object.entries(reading.values).forEach(([k, v], i) => {
+    const q = units[k];
+    const num = (x: number) => (q ? x.toFixed(q.decimals) : String(x));
+    const text = q ? `${num(v)} ${q.unit}` : `${k}=${v}`;
+    parts.push({ text: dim(text), priority: i === 0 ? 9 : 8.5 - i * 0.1 });
     const history = node.history[name]?.[k] ?? [];
-    if (history.length) {
-      const num = (x: number) => (f ? x.toFixed(f.decimals) : String(x));
-      const all = history.slice(-SPARK_WIDTH);
-      const rangeWidth = `${num(Math.min(...all))}–${num(Math.max(...all))}`.length;
-      // as many bars as the row has room for beside the value, up to SPARK_WIDTH
-      const room = width - text.length - 2 - 1 - rangeWidth - (age.stale ? stale.length + 2 : 0);
-      const shown = history.slice(-Math.max(4, Math.min(SPARK_WIDTH, room)));
-      const range = `${num(Math.min(...shown))}–${num(Math.max(...shown))}`;
-      parts.push({ text: `${pc.cyan(sparkline(shown, shown.length, f?.minSpan ?? 0))} ${pc.dim(range)}`, priority: 7 });
-    }
-    return undefined;
+    if (!history.length) return;
+    const all = history.slice(-SPARK_WIDTH);
+    const rangeWidth = `${num(Math.min(...all))}–${num(Math.max(...all))}`.length;
+    // the first quantity's sparkline: as many bars as the row has room for beside its value
+    const room = width - text.length - 2 - 1 - rangeWidth - (age.stale ? stale.length + 2 : 0);
+    const bars = i === 0 ? Math.max(4, Math.min(SPARK_WIDTH, room)) : SPARK_SMALL;
+    const shown = history.slice(-bars);
+    const range = `${num(Math.min(...shown))}–${num(Math.max(...shown))}`;
+    parts.push({ text: `${pc.cyan(sparkline(shown, shown.length, SPARK_MIN_SPAN[k] ?? 0))} ${pc.dim(range)}`, priority: i === 0 ? 8.7 : 5 - i * 0.1 });
   });
   return parts;
 }
@@ -158,14 +170,29 @@ function nodeColumns(width: number): { columns: Column[]; readingWidth: number }
   return { columns, readingWidth: Math.max(8, width - used(columns)) };
 }
 
-function nodeRow(node: SimNode, columns: Column[], readingWidth: number): string {
+/**
+ * A node's rows: its state columns and its first sensor (with "+N sensors" when the others are not
+ * shown), then, `expanded`, a row for each other sensor under the first.
+ */
+function nodeRows(node: SimNode, columns: Column[], readingWidth: number, expanded: boolean): string[] {
   const cells = columns.map((c) => (c.align === "right" ? padStart(c.cell(node), c.width) : padEnd(c.cell(node), c.width)));
-  const sensor = Object.keys(node.readings)[0] ?? node.config()?.sensors?.[0]?.name ?? "";
+  const names = sensorNames(node);
+  const nameWidth = names.length > 1 ? Math.max(...names.map((n) => n.length)) + 2 : 0;
+  const labelled = (name: string) => (names.length > 1 ? pc.bold(name.padEnd(nameWidth - 2)) + "  " : "");
   const flags: Part[] = [];
   if (!node.sensorPlugged) flags.push({ text: pc.red("sensor unplugged"), priority: 11 });
   // the board's LED (LED1), when something lights it: Wisp's firmware leaves it off
-  if (node.led) flags.push({ text: pc.yellow("LED ●"), priority: 3 });
-  return `${cells.join(" ")}  ${fitParts([...flags.filter((f) => f.priority > 10), ...readingParts(node, sensor, readingWidth), ...flags.filter((f) => f.priority <= 10)], readingWidth)}`;
+  const led: Part[] = node.led ? [{ text: pc.yellow("LED ●"), priority: 3 }] : [];
+  const first = expanded ? names[0] : (names.find((n) => node.readings[n]) ?? names[0]);
+  const more: Part[] = !expanded && names.length > 1 ? [{ text: pc.dim(`+${names.length - 1} sensor${names.length > 2 ? "s" : ""}`), priority: 4 }] : [];
+  const width = readingWidth - nameWidth;
+  const reading = first === undefined ? [{ text: pc.dim("–"), priority: 10 }] : readingParts(node, first, width);
+  const rows = [`${cells.join(" ")}  ${labelled(first ?? "")}${fitParts([...flags, ...reading, ...more, ...led], width)}`];
+  if (expanded) {
+    const indent = " ".repeat(cells.reduce((n, c) => n + visibleWidth(c) + 1, 0) + 1);
+    for (const name of names.slice(1)) rows.push(`${indent}${labelled(name)}${fitParts(readingParts(node, name, width), width)}`);
+  }
+  return rows;
 }
 
 /** How much a node needs looking at: a node in trouble is kept on screen before a healthy one. */
@@ -174,7 +201,7 @@ function trouble(node: SimNode): boolean {
 }
 
 function faultText(f: FaultEvent): string {
-  return `${f.fault} ${f.phase === "start" ? "started" : "ended"}${f.node === undefined ? "" : ` on node ${f.node}`}`;
+  return `${f.fault}${f.sensor ? ` ${f.sensor}` : ""} ${f.phase === "start" ? "started" : "ended"}${f.node === undefined ? "" : ` on node ${f.node}`}`;
 }
 
 /** The live screen as text, laid out for the terminal (the terminal view draws this; tests read it). */
@@ -219,11 +246,14 @@ export function renderScreen(sim: Simulation, options: ViewOptions, logs: readon
       ),
   );
   const limit = options.rows ?? Infinity;
-  const nodeRows: Row[] = nodes.map((node, i) => ({
-    text: nodeRow(node, columns, readingWidth),
+  // every sensor on a row of its own while they all fit the room nodes get; else each node's first
+  const room = Math.min(limit, Math.max(3, size.rows - 16));
+  const expanded = nodes.reduce((n, node) => n + Math.max(1, sensorNames(node).length), 0) <= room;
+  const nodeRowList: Row[] = nodes.flatMap((node, i) => {
     // the first ten nodes and any in trouble come before the traffic; the rest after its newest lines
-    priority: i >= limit ? -Infinity : trouble(node) ? 75 : i < 10 ? 70 - i * 0.1 : 40 - i * 0.001,
-  }));
+    const priority = i >= limit ? -Infinity : trouble(node) ? 75 : i < 10 ? 70 - i * 0.1 : 40 - i * 0.001;
+    return nodeRows(node, columns, readingWidth, expanded).map((text, k) => ({ text, priority: priority - k * 0.0001 }));
+  });
   const count = (pick: (n: SimNode) => string) => {
     const c: Record<string, number> = {};
     for (const n of nodes) c[pick(n)] = (c[pick(n)] ?? 0) + 1;
@@ -231,7 +261,7 @@ export function renderScreen(sim: Simulation, options: ViewOptions, logs: readon
       .map(([k, v]) => `${v} ${colored(k)}`)
       .join(", ");
   };
-  const summary = (hidden: number) => pc.dim(`… and ${hidden} more · `) + `power: ${count((n) => n.power)} · wifi: ${count((n) => n.wifi)} · mqtt: ${count((n) => n.mqtt)}`;
+  const summary = (hidden: number) => pc.dim(`… and ${hidden} more row${hidden === 1 ? "" : "s"} · `) + `power: ${count((n) => n.power)} · wifi: ${count((n) => n.wifi)} · mqtt: ${count((n) => n.mqtt)}`;
 
   const faultRows: Row[] = faults.slice(-3).map((f, i, all) => ({ text: pc.magenta(`${clockText(f.at)} fault ${faultText(f)}`), priority: i === all.length - 1 ? 68 : 35 }));
   const next = sim.upcomingFaults()[0];
@@ -253,7 +283,7 @@ export function renderScreen(sim: Simulation, options: ViewOptions, logs: readon
 
   const sections: Section[] = [
     { rows: head },
-    { gap: true, title: tableTitle, rows: nodeRows, overflow: summary },
+    { gap: true, title: tableTitle, rows: nodeRowList, overflow: summary },
     { gap: true, rows: faultRows },
     { gap: true, title: pc.bold("recent MQTT traffic"), rows: trafficRows.length ? trafficRows : [{ text: pc.dim("none yet"), priority: 24 }] },
     { gap: true, title: pc.bold("device log"), rows: logRows },
@@ -313,7 +343,7 @@ export function startPlainView(sim: Simulation, write: (line: string) => void = 
   };
   const onLog = (line: string, node: SimNode) => write(`${t()} log ${node.serial} ${line}`);
   const onMessage = (m: TrafficEntry) => write(`${t()} mqtt ${m.topic} ${m.payload}${m.retain ? " (retained)" : ""}`);
-  const onFault = (f: FaultEvent) => write(`${t()} fault ${f.fault} ${f.phase}${f.node === undefined ? "" : ` node ${f.node}`}`);
+  const onFault = (f: FaultEvent) => write(`${t()} fault ${f.fault}${f.sensor ? ` ${f.sensor}` : ""} ${f.phase}${f.node === undefined ? "" : ` node ${f.node}`}`);
   const onWarning = (text: string) => write(`${t()} warning ${text}`);
   sim.on("node", onNode);
   sim.on("log", onLog);

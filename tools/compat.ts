@@ -7,9 +7,10 @@
 // rejected that one of them does not mark failing, missing or broken.
 //
 // Deliberately allowed because neither document lists them: `process`, `global`, `globalThis`
-// (Espruino has its own `process` and `global`), optional catch bindings, private class members,
-// `.` in a RegExp (it also matches "\n" on Espruino; no firmware input has line breaks). Add a rule
-// here when a measurement shows one fails.
+// (Espruino has its own `process` and `global`), optional catch bindings, private class members.
+// Add a rule here when a measurement shows one fails. (`.`, `\s`, the `i` flag and class ranges in a
+// RegExp were allowed until a topic check passed "a/#\n" on V8 and refused it on Espruino: now the
+// regexp rule reports what matches differently on the two engines, so the simulator and the board agree.)
 
 import { parse, type Node } from "acorn";
 import { SourceMapConsumer } from "source-map-js";
@@ -351,7 +352,34 @@ const REGEXP_FEATURES: Record<string, { what: string; hint: string }> = {
     what: "the `m` and `y` flags are ignored: `^`/`$` match only at the ends of the string, and matching is not sticky",
     hint: "split the text into lines first (`m`), or slice at `lastIndex` and anchor with `^` (`y`)",
   },
+  // The rest match on both engines but not the same strings: the simulator (V8) would pass or refuse
+  // what the board refuses or passes.
+  dot: {
+    what: "`.` matches \"\\n\" and \"\\r\" on Espruino but not on V8, so the simulator and the board disagree on such input",
+    hint: "say which: `[^]` for any character, `[^\\n\\r]` for V8's meaning, or a class of what may occur (`\\w`)",
+  },
+  space: {
+    what: "`\\s`/`\\S`: Espruino's whitespace is tab, \\n, \\v, \\f, \\r and space; V8's also \"\\xa0\" and Unicode spaces",
+    hint: "list the characters: `[ \\t\\n\\v\\f\\r]`",
+  },
+  "high-range": {
+    what: "a class range from below 0x80 to 0x80 or above never matches on Espruino (it compares signed chars)",
+    hint: "split the range at 0x80: `[\\x00-\\x7f\\x80-\\xff]`",
+  },
+  "case-fold": {
+    what: "the `i` flag folds only ASCII letters on Espruino; V8 also folds others (`/\\xe9/i` matches \"\\xc9\" on V8 only)",
+    hint: "list both cases of non-ASCII letters in a class, without the `i` flag",
+  },
 };
+
+/** Char code of the class atom at `pattern[i]` (a character, `\xNN` or a control escape), or -1. */
+function classAtom(pattern: string, i: number): number {
+  if (pattern[i] !== "\\") return pattern.charCodeAt(i);
+  const e = pattern[i + 1];
+  if (e === "x") return parseInt(pattern.slice(i + 2, i + 4), 16);
+  const control = "0tnvfr".indexOf(e);
+  return control < 0 ? -1 : [0, 9, 10, 11, 12, 13][control];
+}
 
 /** REGEXP_FEATURES keys that apply to a pattern, each once, in the order first found. */
 export function regexpProblems(pattern: string, flags: string, literal: boolean): string[] {
@@ -366,9 +394,22 @@ export function regexpProblems(pattern: string, flags: string, literal: boolean)
   const anchored: boolean[] = [pattern[0] === "^"];
   for (let i = 0; i < pattern.length; i++) {
     const c = pattern[i];
+    if (pattern.charCodeAt(i) > 127 && flags.includes("i")) found.add("case-fold");
+    const atom = c !== "\\" ? 1 : pattern[i + 1] === "x" ? 4 : 2;
+    if (inClass && pattern[i + atom] === "-" && pattern[i + atom + 1] !== "]") {
+      // a range: Espruino compares its ends and the character as signed chars (jswrap_regexp.c)
+      const low = classAtom(pattern, i),
+        high = classAtom(pattern, i + atom + 1);
+      if (low >= 0 && low < 0x80 && high >= 0x80) found.add("high-range");
+    }
     if (c === "\\") {
       const e = pattern[++i] ?? "";
-      if (e === "u") found.add("unicode-escape");
+      if (e === "x") {
+        if (parseInt(pattern.slice(i + 1, i + 3), 16) > 127 && flags.includes("i")) found.add("case-fold");
+        i += 2;
+      }
+      if (e === "s" || e === "S") found.add("space");
+      else if (e === "u") found.add("unicode-escape");
       else if (!inClass && (e === "b" || e === "B")) found.add("word-boundary");
       else if (!inClass && e >= "1" && e <= "9") found.add("backreference");
       quantifiable = "atom";
@@ -407,6 +448,10 @@ export function regexpProblems(pattern: string, flags: string, literal: boolean)
         if (groups.length) groups[groups.length - 1].alternation = true;
         else anchored.push(pattern[i + 1] === "^");
         quantifiable = null;
+        break;
+      case ".":
+        if (!flags.includes("s")) found.add("dot");
+        quantifiable = "atom";
         break;
       case "^":
       case "$":

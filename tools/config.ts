@@ -1,7 +1,7 @@
 // flash.config.json: validated against flash.schema.json (the same schema editors use through
-// `$schema`) plus what a schema cannot say (the broker's host and port, sensor names used twice),
-// then rendered into wisp.json, the file the node reads from its Storage, with the secrets read
-// from the environment at that moment.
+// `$schema`) plus the checks a schema cannot express (addresses shared, DS18B20s without ROMs,
+// pins the board does not have), then rendered into wisp.json, the file the node reads from its
+// Storage, with the board's pins and every default filled in.
 //
 // Who checks what: every command that reads the file validates it whole (validateFlashConfig).
 // Secrets given as {"env": NAME} are read only where wisp.json is written for a board
@@ -13,12 +13,31 @@ import { Ajv, type ErrorObject } from "ajv";
 import { readFileSync } from "node:fs";
 import * as path from "node:path";
 import { boards } from "../boards/index.ts";
-import type { NodeConfig } from "../firmware/node/config.ts";
+import type { Board } from "../boards/types.ts";
+import type { NodeConfig, SensorConfig } from "../firmware/node/config.ts";
 import { closest } from "./commands.js";
+import { ADC_OFFSET, ADC_SCALE, LI_ION_CURVE, SENSOR_TYPES, type SensorTypeName } from "./drivers.ts";
 import { displayPath, FileError, readJsonFile } from "./files.ts";
 import { PROJECT_ROOT } from "./paths.ts";
+import { redactUrl } from "./redact.ts";
 
 export type Secret = string | { env: string };
+
+export interface FlashSensor {
+  name: string;
+  type: SensorTypeName;
+  /** I2C types */
+  address?: number;
+  /** ds18b20 (OneWire line) and battery (ADC1 input) */
+  pin?: number;
+  /** ds18b20 */
+  rom?: string;
+  resolution?: 9 | 10 | 11 | 12;
+  /** battery */
+  divider?: number;
+  calibration?: [[number, number], [number, number]];
+  curve?: [number, number][];
+}
 
 export interface FlashConfig {
   board: string;
@@ -27,7 +46,8 @@ export interface FlashConfig {
   prefix: string;
   interval: number;
   qos?: 0 | 1 | 2;
-  sensors: { name: string; type: "bme280"; address?: number }[];
+  sensors: FlashSensor[];
+  homeAssistant?: { discovery: boolean; prefix?: string; name?: string };
 }
 
 export class ConfigError extends Error {
@@ -101,9 +121,22 @@ function about(schema: FieldSchema | undefined): string {
   return d && d.length < 60 ? ` (${d.replace(/\.$/, "").replace(/^[A-Z](?![A-Z0-9])/, (c) => c.toLowerCase())})` : "";
 }
 
-function describe(e: ErrorObject): string {
+/** The value at a JSON pointer. */
+function valueAt(value: unknown, pointer: string): unknown {
+  return pointer
+    .split("/")
+    .slice(1)
+    .reduce<unknown>((v, key) => (v && typeof v === "object" ? (v as Record<string, unknown>)[key.replace(/~1/g, "/").replace(/~0/g, "~")] : undefined), value);
+}
+
+function describe(e: ErrorObject, root: unknown): string {
   const at = fieldPath(e.instancePath) || "(top level)";
   const schema = e.parentSchema as FieldSchema | undefined;
+  if (e.propertyName !== undefined) {
+    // propertyNames of a sensor type (the schema's allOf/if/then): a field of another type
+    const type = (valueAt(root, e.instancePath) as { type?: string } | undefined)?.type;
+    return `${at}: "${e.propertyName}" is not a field of a ${type} sensor (its fields: ${e.params.allowedValues?.join(", ")})`;
+  }
   switch (e.keyword) {
     case "required":
       return `${at}: missing ${e.instancePath ? "field" : "section"} "${e.params.missingProperty}"`;
@@ -115,7 +148,7 @@ function describe(e: ErrorObject): string {
     case "enum":
       return `${at}: must be one of ${e.params.allowedValues.map((v: unknown) => JSON.stringify(v)).join(", ")}, got ${JSON.stringify(e.data)}`;
     case "pattern":
-      return `${at}: ${JSON.stringify(e.data)} does not have the right form${schema?.description ? ` (${schema.description})` : ` (pattern ${e.params.pattern})`}`;
+      return `${at}: ${JSON.stringify(typeof e.data === "string" ? redactUrl(e.data) : e.data)} does not have the right form${schema?.description ? ` (${schema.description})` : ` (pattern ${e.params.pattern})`}`;
     case "oneOf":
       return `${at}: must be a string or {"env": "VARIABLE_NAME"}, got ${given(e.data)}`;
     case "type":
@@ -162,11 +195,24 @@ export function brokerUrlProblems(url: string, field = "mqtt.url"): string[] {
 
 /**
  * Ajv's errors (from a validator compiled with `allErrors` and `verbose`) as one line each, naming
- * the field, what it takes and what it got. For every JSON file of Wisp that has a schema.
+ * the field, what it takes and what it got. For every JSON file of Wisp that has a schema; `root`
+ * is the value that was validated.
  */
-export function schemaProblems(errors: ErrorObject[] | null | undefined): string[] {
-  // oneOf reports its branches too; the summary line says it all
-  return [...new Set((errors ?? []).filter((e) => !/\/oneOf\/\d/.test(e.schemaPath)).map(describe))];
+export function schemaProblems(errors: ErrorObject[] | null | undefined, root: unknown): string[] {
+  let list = errors ?? [];
+  // A field named wrongly for its sensor type is reported once, not also for its value, nor as an
+  // unknown field; "must match then" and oneOf's branches only repeat what their details say.
+  const misplaced = new Set(list.filter((e) => e.propertyName !== undefined).map((e) => `${e.instancePath}/${e.propertyName}`));
+  const unknown = new Set(list.filter((e) => e.keyword === "additionalProperties").map((e) => `${e.instancePath}/${e.params.additionalProperty}`));
+  list = list.filter(
+    (e) =>
+      !/\/oneOf\/\d/.test(e.schemaPath) &&
+      e.keyword !== "if" &&
+      e.keyword !== "propertyNames" &&
+      !misplaced.has(e.instancePath) &&
+      !(e.propertyName !== undefined && unknown.has(`${e.instancePath}/${e.propertyName}`)),
+  );
+  return [...new Set(list.map((e) => describe(e, root)))];
 }
 
 /** Checks a parsed flash.config.json; returns the problems, each naming its field. */
@@ -175,11 +221,12 @@ export function validateFlashConfig(value: unknown): string[] {
     const ajv = new Ajv({ allErrors: true, verbose: true });
     validator = ajv.compile(JSON.parse(readFileSync(SCHEMA_PATH, "utf8")));
   }
-  const problems = validator(value) ? [] : schemaProblems(validator.errors);
+  const valid = validator(value);
+  const problems = valid ? semanticProblems(value as FlashConfig) : schemaProblems(validator.errors, value);
   // what a schema cannot say, on the parts that have the right shape, so one run reports everything
   const c = value as Partial<FlashConfig> | null;
-  if (typeof c?.mqtt?.url === "string") problems.push(...brokerUrlProblems(c.mqtt.url));
-  if (Array.isArray(c?.sensors)) {
+  if (typeof c?.mqtt?.url === "string") problems.unshift(...brokerUrlProblems(c.mqtt.url));
+  if (!valid && Array.isArray(c?.sensors)) {
     const names = new Set<string>();
     c.sensors.forEach((s, i) => {
       if (typeof s?.name !== "string") return;
@@ -188,6 +235,82 @@ export function validateFlashConfig(value: unknown): string[] {
     });
   }
   return problems;
+}
+
+const hex = (n: number) => "0x" + n.toString(16).padStart(2, "0");
+
+/** What the schema cannot say: one name per topic, one sensor per address, pins the board has. */
+function semanticProblems(c: FlashConfig): string[] {
+  const problems: string[] = [];
+  const board = boards[c.board]!;
+  const names = new Map<string, number>();
+  const addresses = new Map<number, number>();
+  const roms = new Map<string, number>();
+  const wires = new Map<number, number[]>();
+  const analog = new Map<number, number>();
+  c.sensors.forEach((s, i) => {
+    const here = `sensors[${i}]`;
+    if (names.has(s.name)) problems.push(`${here}.name: "${s.name}" is used twice; each sensor needs its own topic`);
+    names.set(s.name, i);
+    const kind = SENSOR_TYPES[s.type];
+    if (kind.bus === "i2c") {
+      const address = s.address ?? kind.addresses[0]!;
+      const other = addresses.get(address);
+      if (other !== undefined) {
+        problems.push(`${here}.address: ${address} (${hex(address)}) is taken by sensors[${other}] (${c.sensors[other]!.type}); two chips cannot answer at one address`);
+      }
+      addresses.set(address, i);
+    } else if (kind.bus === "onewire") {
+      const pin = s.pin ?? board.oneWire?.pin;
+      if (pin === undefined) return problems.push(`${here}.pin: ${board.id} has no OneWire pin; give one`);
+      if (pin === board.i2c.sda || pin === board.i2c.scl) problems.push(`${here}.pin: GPIO ${pin} is the I2C bus's ${pin === board.i2c.sda ? "SDA" : "SCL"}`);
+      wires.set(pin, [...(wires.get(pin) ?? []), i]);
+      if (s.rom !== undefined) {
+        const rom = s.rom.toLowerCase();
+        if (!romCrcOk(rom)) problems.push(`${here}.rom: ${s.rom} fails its CRC (the last two digits); copy it again from the node's log`);
+        const other = roms.get(rom);
+        if (other !== undefined) problems.push(`${here}.rom: ${s.rom} is also sensors[${other}]'s`);
+        roms.set(rom, i);
+      }
+    } else {
+      const pin = s.pin!;
+      if (!(board.adc ?? []).includes(pin)) {
+        problems.push(`${here}.pin: GPIO ${pin} is not an ADC1 input of ${board.id} (${(board.adc ?? []).join(", ")}); ADC2 does not work while Wi-Fi is on`);
+      }
+      const other = analog.get(pin);
+      if (other !== undefined) problems.push(`${here}.pin: GPIO ${pin} is also sensors[${other}]'s`);
+      analog.set(pin, i);
+      if (s.calibration && s.calibration[0][0] === s.calibration[1][0]) problems.push(`${here}.calibration: the two published values must differ`);
+      s.curve?.forEach((p, k) => {
+        if (k > 0 && !(p[0] > s.curve![k - 1]![0])) problems.push(`${here}.curve[${k}]: volts must rise from point to point`);
+      });
+    }
+  });
+  for (const [pin, list] of wires) {
+    const bare = list.filter((i) => c.sensors[i]!.rom === undefined);
+    if (list.length > 1 && bare.length) {
+      problems.push(
+        `sensors[${bare[0]}].rom: ${list.length} DS18B20 sensors share GPIO ${pin}: give each its "rom" (the node logs the ROM codes it finds when one is missing)`,
+      );
+    }
+    const pinClash = [...analog.keys()].includes(pin);
+    if (pinClash) problems.push(`sensors[${list[0]}].pin: GPIO ${pin} is also a battery input`);
+  }
+  return problems;
+}
+
+/** The ROM code's last byte is the CRC of the first seven (x^8 + x^5 + x^4 + 1, LSB first). */
+function romCrcOk(rom: string): boolean {
+  const bytes = rom.match(/../g)!.map((b) => parseInt(b, 16));
+  let crc = 0;
+  for (const byte of bytes.slice(0, 7)) {
+    let b = byte;
+    for (let bit = 0; bit < 8; bit++) {
+      crc = (crc ^ b) & 1 ? (crc >> 1) ^ 0x8c : crc >> 1;
+      b >>= 1;
+    }
+  }
+  return crc === bytes[7];
 }
 
 /** Reads and validates flash.config.json; throws a ConfigError naming every bad field. */
@@ -262,7 +385,7 @@ export interface RenderOptions {
   file?: string;
 }
 
-/** The wisp.json a node reads: secrets resolved, the board's pins filled in. */
+/** The wisp.json a node reads: secrets resolved, the board's pins and every sensor default filled in. */
 export function renderDeviceConfig(config: FlashConfig, options: RenderOptions = {}): NodeConfig {
   const env = options.env ?? process.env,
     problems: string[] = [];
@@ -273,7 +396,7 @@ export function renderDeviceConfig(config: FlashConfig, options: RenderOptions =
     else if (v === "") problems.push(`${field}: environment variable ${value.env} is empty (export ${value.env}=... first)`);
     return v;
   };
-  const board = boards[config.board];
+  const board = boards[config.board]!;
   const wifi = options.wifi ?? { ssid: config.wifi.ssid, password: secret(config.wifi.password, "wifi.password") };
   const mqtt = {
     url: options.mqttUrl ?? config.mqtt.url,
@@ -285,6 +408,7 @@ export function renderDeviceConfig(config: FlashConfig, options: RenderOptions =
     queueSize: config.mqtt.queueSize ?? 32,
   };
   if (problems.length) throw new ConfigError(options.file ?? path.join(PROJECT_ROOT, "flash.config.json"), problems, "cannot be written to the board as wisp.json");
+  const ha = config.homeAssistant;
   return JSON.parse(
     JSON.stringify({
       wifi,
@@ -293,7 +417,36 @@ export function renderDeviceConfig(config: FlashConfig, options: RenderOptions =
       interval: config.interval,
       qos: config.qos ?? 1,
       i2c: { sda: board.i2c.sda, scl: board.i2c.scl, bitrate: board.i2c.bitrate },
-      sensors: config.sensors.map((s) => ({ name: s.name, type: s.type, address: s.address ?? 0x76 })),
+      sensors: config.sensors.map((s) => renderSensor(s, board)),
+      homeAssistant: ha && { discovery: ha.discovery, prefix: ha.prefix ?? "homeassistant", name: ha.name ?? mqtt.clientId, model: board.name },
     }),
   );
+}
+
+/** One sensor as the device reads it (firmware/node/config.ts SensorConfig). */
+export function renderSensor(s: FlashSensor, board: Board): SensorConfig {
+  const kind = SENSOR_TYPES[s.type];
+  if (kind.bus === "i2c") return { name: s.name, type: s.type, address: s.address ?? kind.addresses[0] };
+  if (kind.bus === "onewire") return { name: s.name, type: s.type, pin: s.pin ?? board.oneWire?.pin, rom: s.rom?.toLowerCase(), resolution: s.resolution ?? 12 };
+  const { scale, offset } = batteryLine(s);
+  // divider stays for the record (and the simulator's wiring); the device reads scale and offset
+  return { name: s.name, type: s.type, pin: s.pin, divider: s.divider ?? 2, scale, offset, curve: s.curve ?? LI_ION_CURVE };
+}
+
+/**
+ * Battery volts as one line in analogRead: the ESP32's typical ADC line (tools/drivers.ts) times
+ * the divider, then the user's two-point correction (published -> true) if any.
+ */
+export function batteryLine(s: Pick<FlashSensor, "divider" | "calibration">): { scale: number; offset: number } {
+  const divider = s.divider ?? 2;
+  let scale = ADC_SCALE * divider,
+    offset = ADC_OFFSET * divider;
+  if (s.calibration) {
+    const [[p1, t1], [p2, t2]] = s.calibration;
+    const gain = (t2 - t1) / (p2 - p1);
+    // true = t1 + gain * (published - p1), published = scale * r + offset
+    offset = t1 + gain * (offset - p1);
+    scale = gain * scale;
+  }
+  return { scale: +scale.toPrecision(6), offset: +offset.toPrecision(6) };
 }

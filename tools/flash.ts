@@ -4,14 +4,15 @@
 // uploads dist/firmware.js as .bootcde and wisp.json with the console's packet protocol, checks
 // each on the board by CRC-32, then load()s and waits for the node's boot line.
 
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import * as path from "node:path";
 import { crc32 } from "node:zlib";
 import { boards } from "../boards/index.ts";
 import { ensureBuilt, PROJECT_ROOT } from "./build.ts";
 import { ConfigError, loadFlashConfig, renderDeviceConfig, type FlashConfig } from "./config.ts";
 import { BAUD, intOption, parseOptions, UsageError, usageFailure } from "./options.ts";
-import { ConsoleLink, type FileProgress, LinkError } from "./serial/link.ts";
+import { ConsoleLink, type FileProgress, lastLines, LinkError } from "./serial/link.ts";
+import { jsString } from "./serial/protocol.ts";
 import { BrokerFolderError, ensureNodeLogin, type NodeLogin } from "./broker/folder.ts";
 import { findBoardPort, openPort, PortError } from "./serial/port.ts";
 import { startProgress } from "./serial/progress.ts";
@@ -61,6 +62,8 @@ export interface FlashResult {
   retries: { packets: number; files: number };
   /** The link, still open, when `keepOpen` was asked for. */
   link?: ConsoleLink;
+  /** The link's console position when load() was sent: what the node printed from its boot on. */
+  bootFrom: number;
   brokerUrl: string;
 }
 
@@ -68,9 +71,17 @@ export interface FlashResult {
  * The node as it will be written, in upload order; `login` is the node's own broker login. Throws
  * ConfigError (naming `file`) when a secret of the config is missing from `env`.
  */
-export function nodeFiles(config: FlashConfig, env: Record<string, string | undefined> = process.env, login?: NodeLogin, file?: string): { name: string; data: Uint8Array }[] {
-  const firmware = readFileSync(path.join(PROJECT_ROOT, "dist", "firmware.js"));
-  const settings = Buffer.from(JSON.stringify(renderDeviceConfig(config, { env, login, file })), "latin1");
+export function nodeFiles(
+  config: FlashConfig,
+  env: Record<string, string | undefined> = process.env,
+  login?: NodeLogin,
+  file?: string,
+): { name: string; data: Uint8Array }[] {
+  const firmwareFile = path.join(PROJECT_ROOT, "dist", "firmware.js");
+  if (!existsSync(firmwareFile)) throw new ConfigError(firmwareFile, ["missing: build it (npm run build), or leave out --no-build"]);
+  const firmware = readFileSync(firmwareFile);
+  // UTF-8: the ESP32 build has no Unicode support, so a string is its bytes, as an access point's SSID is
+  const settings = Buffer.from(JSON.stringify(renderDeviceConfig(config, { env, login, file })), "utf8");
   return [
     { name: ".bootcde", data: new Uint8Array(firmware) },
     { name: "wisp.json", data: new Uint8Array(settings) },
@@ -88,8 +99,10 @@ export async function flash(options: FlashOptions & { keepOpen?: boolean }): Pro
   const transport = await openPort(portPath, options.baud);
   const link = new ConsoleLink(transport, { baud: options.baud, onText: options.onText });
   try {
-    const id = await link.identify();
-    ConsoleLink.checkIdentity(id, options.expectBoard ?? board.espruinoBoard);
+    const expected = options.expectBoard ?? board.espruinoBoard;
+    ConsoleLink.checkIdentity(await link.identify(), expected);
+    const id = await link.processEnv();
+    ConsoleLink.checkIdentity(id, expected);
     say(`${portPath}: Espruino ${id.version} on ${id.board}`);
     if (options.brokerDir) {
       const serial = String(await link.eval("getSerial()"));
@@ -97,6 +110,7 @@ export async function flash(options: FlashOptions & { keepOpen?: boolean }): Pro
       files = nodeFiles(config, process.env, login, options.configFile);
       say(`broker login for node ${serial} from ${options.brokerDir}${added ? " (new: send Mosquitto a SIGHUP so it reads passwd again)" : ""}`);
     }
+    await checkStorage(link, files);
     // stop the node that runs now (its code may run from the flash about to be rewritten)
     await link.eval("reset()");
     await link.quiet(300, 5000);
@@ -114,10 +128,22 @@ export async function flash(options: FlashOptions & { keepOpen?: boolean }): Pro
       written.push({ name: f.name, bytes: f.data.length, crc: crc32(f.data) >>> 0 });
     }
     progress.stop();
-    const boot = link.waitForText(/wisp: node (\S+), prefix (\S+)\r?\n/, 20_000);
-    const waiting = link.waitForText(/wisp: wisp\.json: ([^\r\n]*)\r?\n/, 20_000).catch(() => undefined);
+    const bootFrom = link.position;
+    const boot = link.waitForText(/wisp: node (\S+), prefix ([^\r\n]+)\r?\n/, 20_000);
+    const waiting = link.waitForText(/wisp: wisp\.json: ([^\r\n]*)\r?\n/, 20_000);
+    boot.catch(() => undefined);
+    waiting.catch(() => undefined);
     await link.eval("load()");
-    const m = await Promise.race([boot, waiting.then((w) => w ?? boot)]);
+    let m: RegExpExecArray;
+    try {
+      m = await Promise.any([boot, waiting]);
+    } catch {
+      const said = lastLines(link.textSince(bootFrom), 6);
+      throw new LinkError(
+        `the files are on the board, but the node did not print its boot line (wisp: node …) within 20 s after load(). ${said.length ? `The board printed:\n  ${said.join("\n  ")}` : "The board printed nothing."}`,
+        "timeout",
+      );
+    }
     if (m[0].startsWith("wisp: wisp.json")) throw new LinkError(`the node started but does not accept its settings: ${m[1]}`, "eval");
     const result: FlashResult = {
       port: portPath,
@@ -127,11 +153,39 @@ export async function flash(options: FlashOptions & { keepOpen?: boolean }): Pro
       seconds: (performance.now() - started) / 1000,
       brokerUrl: config.mqtt.url,
       retries: { ...link.retries },
+      bootFrom,
     };
     if (options.keepOpen) result.link = link;
     return result;
+  } catch (err) {
+    await link.close();
+    throw err;
   } finally {
     if (!options.keepOpen) await link.close();
+  }
+}
+
+/** Bytes a Storage file takes in flash: its size rounded to 4, and a header (src/jsflash.c; the same sum runs on the board below). */
+const footprint = (size: number) => Math.ceil(size / 4) * 4 + 32;
+
+/**
+ * Refuses before anything is erased when the board's Storage cannot take the files: free space,
+ * plus trash (Espruino compacts when a new file needs it), plus what the files being replaced take.
+ */
+async function checkStorage(link: ConsoleLink, files: { name: string; data: Uint8Array }[]): Promise<void> {
+  const names = files.map((f) => jsString(f.name)).join(",");
+  const answer = String(
+    await link.eval(`(function(s){var t=s.getStats(),e=0;[${names}].forEach(function(n){var x=s.read(n);if(x!==undefined)e+=Math.ceil(x.length/4)*4+32;});return t.freeBytes+","+t.trashBytes+","+e;})(require("Storage"))`),
+  );
+  const [free, trash, replaced] = answer.split(",").map(Number);
+  if (![free, trash, replaced].every((n) => Number.isFinite(n))) return; // an interpreter without getStats: the write itself reports it
+  const need = files.reduce((n, f) => n + footprint(f.data.length), 0);
+  const available = free! + trash! + replaced!;
+  if (need > available) {
+    throw new LinkError(
+      `the board's Storage is too full for the node: it needs ${need.toLocaleString("en-US")} bytes, ${available.toLocaleString("en-US")} can be had (${free!.toLocaleString("en-US")} free, ${trash!.toLocaleString("en-US")} in erased files, ${replaced!.toLocaleString("en-US")} in the files it replaces). Nothing was changed. Free space on the board: \`wisp monitor\`, then require("Storage").list() and require("Storage").erase(name)`,
+      "storage",
+    );
   }
 }
 
@@ -176,7 +230,8 @@ export async function main(argv: string[]): Promise<number> {
     console.error(`wisp flash: ${err.message}\nnothing was uploaded`);
     return 1;
   }
-  if (!args["no-build"] && !(await ensureBuilt())) {
+  // the firmware is built for the config: the drivers its sensors name (tools/build.ts)
+  if (!args["no-build"] && !(await ensureBuilt(console.log, configFile))) {
     console.error("wisp flash: the build failed; nothing was uploaded");
     return 1;
   }
@@ -184,12 +239,12 @@ export async function main(argv: string[]): Promise<number> {
     const result = await flash({ port: args.port, configFile, baud, expectBoard: args["expect-board"], keepOpen: args.monitor, brokerDir: args["broker-dir"] });
     const bytes = result.files.reduce((n, f) => n + f.bytes, 0);
     console.log(
-      `node ${result.serial} is running (prefix ${result.prefix}): ${result.files.length} files, ${bytes.toLocaleString("en-US")} bytes, verified on the board, in ${result.seconds.toFixed(1)} s\n` +
+      `node ${result.serial} booted (prefix ${result.prefix}): ${result.files.length} files, ${bytes.toLocaleString("en-US")} bytes, verified on the board, in ${result.seconds.toFixed(1)} s\n` +
         `watch it: ${watchCommand(result.brokerUrl, result.prefix)}`,
     );
     if (args.monitor && result.link) {
       const { monitorLink } = await import("./monitor.ts");
-      return await monitorLink(result.link, { port: result.port, baud, timestamps: false });
+      return await monitorLink(result.link, { port: result.port, baud, timestamps: false, from: result.bootFrom });
     }
     return 0;
   } catch (err) {

@@ -5,7 +5,8 @@
 // vitest and writes JUnit XML and one serial log per test. Never prompts.
 
 import { Ajv } from "ajv";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
+import { connect } from "node:net";
 import { networkInterfaces, tmpdir } from "node:os";
 import * as path from "node:path";
 import type { HilTarget } from "../test/hil/target.ts";
@@ -25,8 +26,10 @@ found it skips (exit 0), unless WISP_HIL=required.
   -p, --port PATH      the board's serial port
       --sim            a simulated board on a pseudo-terminal (what CI runs; needs socat)
   -b, --broker URL     the broker the board connects to and the tests watch, e.g.
-                       mqtt://192.168.1.20:1883 (default: an embedded broker on this machine,
-                       at its LAN address for a real board: the board must reach it)
+                       mqtt://192.168.1.20:1883: one that runs there, or, when that is an address
+                       of this machine and nothing listens on it, an embedded broker started there
+                       (default: an embedded broker at this machine's LAN address; the board must
+                       reach it)
       --username U, --password P   a login for --broker
   -c, --config FILE    node configuration (default flash.config.json); its mqtt.url becomes the broker
   -m, --map FILE       boards and fixtures (default hil.map.json)
@@ -54,7 +57,7 @@ export function loadHilMap(file: string): HilMapBoard[] {
     throw e;
   }
   const validate = new Ajv({ allErrors: true, verbose: true }).compile(JSON.parse(readFileSync(path.join(PROJECT_ROOT, "hil.map.schema.json"), "utf8")));
-  if (!validate(value)) throw new ConfigError(file, schemaProblems(validate.errors));
+  if (!validate(value)) throw new ConfigError(file, schemaProblems(validate.errors, value));
   return (value as { boards: HilMapBoard[] }).boards;
 }
 
@@ -64,6 +67,27 @@ function lanAddress(): string | undefined {
     for (const a of list ?? []) if (a.family === "IPv4" && !a.internal) return a.address;
   }
   return undefined;
+}
+
+/** `host` is one of this machine's addresses. */
+function isLocalAddress(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, "");
+  if (h === "localhost") return true;
+  return Object.values(networkInterfaces()).some((list) => (list ?? []).some((a) => a.address === h));
+}
+
+/** Something accepts TCP connections on host:port. */
+function listening(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: host.replace(/^\[|\]$/g, ""), port });
+    const done = (ok: boolean) => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.once("connect", () => done(true));
+    socket.once("error", () => done(false));
+    socket.setTimeout(2000, () => done(false));
+  });
 }
 
 class HilUsage extends Error {}
@@ -152,12 +176,15 @@ export async function main(argv: string[]): Promise<number> {
         if (!(err instanceof PortError)) throw err;
         unlisted = ` (${err.message})`;
       }
+      // a map entry's fixed port is the same device as a port when both lead to one file (links, by-path names)
+      const device = (p: string) => (existsSync(p) ? realpathSync(p) : p);
       if (port) {
-        const info = listed.find((p) => p.path === port);
-        entry = map.find((b) => b.port === port || (b.serial !== undefined && b.serial === info?.serialNumber));
+        const info = listed.find((p) => device(p.path) === device(port!));
+        entry = map.find((b) => (b.port !== undefined && device(b.port) === device(port!)) || (b.serial !== undefined && b.serial === info?.serialNumber));
       } else {
         const found = map.flatMap((b) => {
-          const p = listed.find((l) => (b.serial !== undefined && l.serialNumber === b.serial) || l.path === b.port);
+          if (b.port !== undefined && existsSync(b.port)) return [{ b, p: { path: b.port } }];
+          const p = listed.find((l) => b.serial !== undefined && l.serialNumber === b.serial);
           return p ? [{ b, p }] : [];
         });
         if (found.length === 0) {
@@ -183,26 +210,20 @@ export async function main(argv: string[]): Promise<number> {
         port = found[0]!.p.path;
       }
       target = { boardId: entry?.id ?? port, port, baud, brokerUrl: args.broker, fixtures: entry ? entry.fixtures : null };
-      console.log(`wisp hil: board ${target.boardId} on ${port}${entry ? "" : " (not in the map: sensor tests are skipped)"}`);
+      console.log(`wisp hil: ${entry ? `board ${entry.id} on ${port}` : `the board on ${port} (not in ${displayPath(mapFile)}: its sensor tests are skipped)`}`);
     }
 
     // a board to test: its secrets must be there before anything is written to it (a simulated
     // board joins the simulation's access point, so its Wi-Fi password is not needed)
     renderDeviceConfig(config as unknown as FlashConfig, { file: configFile, wifi: args.sim ? { ssid: "simulated" } : undefined });
-    if (!(await ensureBuilt())) {
+    if (!(await ensureBuilt(console.log, configFile))) {
       console.error("wisp hil: the build failed; nothing was tested");
       return 1;
     }
 
     let brokerUrl = target.brokerUrl;
-    if (brokerUrl) {
-      const problem = await brokerProblem(brokerUrl, args.username, args.password);
-      if (problem) {
-        console.error(`wisp hil: --broker ${brokerUrl}: ${problem}; nothing was tested`);
-        return 1;
-      }
-    } else {
-      const { startBroker } = await import("../host-sim/broker.ts");
+    const { startBroker } = await import("../host-sim/broker.ts");
+    if (!brokerUrl) {
       const lan = lanAddress();
       if (!lan) throw new HilUsage("this machine has no LAN address the board could reach; pass --broker with a broker the board can reach");
       const broker = await startBroker({ host: "0.0.0.0", port: 1883, fallback: true });
@@ -210,6 +231,24 @@ export async function main(argv: string[]): Promise<number> {
       brokerUrl = `mqtt://${lan}:${broker.port}`;
       const moved = broker.port !== 1883 ? `; port 1883 is taken (another broker), so it is on ${broker.port}` : "";
       console.log(`wisp hil: embedded broker on ${brokerUrl} (the board must reach this address; --broker picks another${moved})`);
+    } else {
+      const url = new URL(brokerUrl);
+      const port = Number(url.port || (url.protocol === "mqtts:" ? 8883 : 1883));
+      if (!(await listening(url.hostname, port))) {
+        if (url.protocol !== "mqtt:" || !isLocalAddress(url.hostname)) {
+          throw new HilUsage(`nothing answers at ${url.host} (--broker): start the broker there, or give an address of this machine to have an embedded broker started on it`);
+        }
+        const broker = await startBroker({ host: url.hostname.replace(/^\[|\]$/g, ""), port });
+        cleanup.push(() => broker.close());
+        console.log(`wisp hil: nothing listened on ${url.host}: embedded broker started there`);
+      } else {
+        // something listens: that it speaks MQTT and takes the login is checked once, not in every test
+        const problem = await brokerProblem(brokerUrl, args.username, args.password);
+        if (problem) {
+          console.error(`wisp hil: --broker ${brokerUrl}: ${problem}; nothing was tested`);
+          return 1;
+        }
+      }
     }
 
     // the config the board is flashed with: the user's, pointed at this broker (and the simulated Wi-Fi)
@@ -231,6 +270,8 @@ export async function main(argv: string[]): Promise<number> {
       logDir,
     };
     process.env.WISP_HIL = JSON.stringify(full);
+    // vitest colours its report for a terminal; a log file gets plain text
+    if (!process.stdout.isTTY) process.env.NO_COLOR = "1";
 
     const { startVitest } = await import("vitest/node");
     const vitest = await startVitest(

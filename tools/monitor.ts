@@ -30,6 +30,8 @@ export interface MonitorOptions {
   timestamps: boolean;
   input?: NodeJS.ReadStream;
   output?: NodeJS.WriteStream;
+  /** Show the link's console text from this position on first (what the board printed before the monitor took over). */
+  from?: number;
 }
 
 function stamp(): string {
@@ -87,6 +89,7 @@ export async function monitorLink(first: ConsoleLink, options: MonitorOptions): 
       }
     });
   };
+  if (options.from !== undefined) show(first.textSince(options.from));
   attach(first);
 
   const leave = (code: number) => {

@@ -1,7 +1,7 @@
 // `wisp sim`: sensor nodes on this machine, running the built firmware (dist/firmware.js, byte for
 // byte what `wisp flash` uploads) against a local MQTT broker, with a live view.
 
-import { mkdirSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import path from "node:path";
 import type { NodeConfig, Simulation } from "../host-sim/sim.ts";
 import type { View } from "../host-sim/view.ts";
@@ -10,13 +10,15 @@ import type { FlashConfig } from "./config.ts";
 import { displayPath } from "./files.ts";
 import { BAUD, brokerOption, intOption, numberOption, parseOptions, UsageError, usageFailure } from "./options.ts";
 import { PROJECT_ROOT } from "./paths.ts";
+import { redactUrl } from "./redact.ts";
 
 const USAGE = `usage: wisp sim [options]
 
-Runs simulated ESP32 sensor nodes with the built firmware (dist/firmware.js, rebuilt when the
-sources are newer) against an embedded MQTT broker, and shows their state, readings and traffic.
-The nodes take their settings from flash.config.json, but not its Wi-Fi and broker: they join the
-simulation's access point and broker (--broker picks another broker).
+Runs simulated ESP32 sensor nodes with the firmware built for the config (for flash.config.json:
+dist/firmware.js, rebuilt when the sources are newer; for another --config, built in memory)
+against an embedded MQTT broker, and shows their state, readings and traffic. The nodes take
+their settings from the config, but not its Wi-Fi and broker: they join the simulation's access
+point and broker (--broker picks another broker).
 
   -n, --nodes N        how many nodes, 1 to 1000 (default 1); each has its own serial, client id
                        and Storage
@@ -35,7 +37,7 @@ simulation's access point and broker (--broker picks another broker).
   -p, --port P         port of the embedded broker (default 1883, or the next free one, which it
                        says), or of the --broker-config one (default: a free one)
   -d, --duration S     stop after S seconds of node time (default: run until Ctrl-C)
-  -c, --config FILE    the node configuration (default flash.config.json)
+  -c, --config FILE    the node configuration (default flash.config.json); its sensors are simulated
       --serial         give each node's console a serial port (a pseudo-terminal, needs socat):
                        \`wisp flash --port\`, \`wisp monitor --port\` and \`wisp hil --port\` work on
                        it (at --speed 1 only: the line runs on the node's clock)
@@ -43,7 +45,7 @@ simulation's access point and broker (--broker picks another broker).
       --seed N         serials, sensor calibration and noise derive from it (default 0)
       --storage DIR    keep each node's Storage in DIR/node-<i>/ across runs
       --plain          one line per event even on a terminal
-      --no-build       use dist/firmware.js as it is
+      --no-build       use dist/firmware.js as it is, whatever it was built for
   -h, --help           this text
 
 It prints the command that watches the nodes' topics (mosquitto_sub -h ... -p <the port used>).`;
@@ -64,14 +66,13 @@ async function nodeConfig(config: FlashConfig): Promise<NodeConfig> {
 
 /**
  * The config a node needs in this simulation (its access point and broker in place of the
- * config's), written to .wisp/sim.flash.config.json for `wisp flash --port <console>`.
+ * config's), for `wisp flash --port <console>`: next to the consoles, gone with them.
  */
 function writeLabConfig(config: FlashConfig, sim: Simulation): string {
-  const file = path.join(PROJECT_ROOT, ".wisp", "sim.flash.config.json");
-  mkdirSync(path.dirname(file), { recursive: true });
+  const file = path.join(sim.consoleFolder!, "flash.config.json");
   const lab = {
     ...config,
-    $schema: path.relative(path.dirname(file), path.join(PROJECT_ROOT, "flash.schema.json")),
+    $schema: path.join(PROJECT_ROOT, "flash.schema.json"),
     wifi: { ssid: sim.ap.ssid, password: sim.ap.password },
     mqtt: { ...config.mqtt, url: sim.brokerUrl },
   };
@@ -199,12 +200,28 @@ export async function main(argv: string[]): Promise<number> {
   }
 
   const { ensureBuilt } = await import("./build.ts");
-  if (!args["no-build"] && !(await ensureBuilt())) {
+  const defaultConfig = path.join(PROJECT_ROOT, "flash.config.json");
+  const configFile = path.resolve(args.config ?? defaultConfig);
+  let firmware: string | undefined;
+  if (!args["no-build"] && configFile === defaultConfig && !(await ensureBuilt())) {
     console.error("wisp sim: the build failed; fix it or run with --no-build to use the old dist/firmware.js");
     return 1;
+  } else if (!args["no-build"] && configFile !== defaultConfig) {
+    // another config: its own drivers, built in memory; dist/ stays what flash.config.json needs
+    const { build } = await import("./build.ts");
+    const lines: string[] = [];
+    const result = await build({ config: configFile, write: false, log: (l) => lines.push(l) });
+    if (!result.ok) {
+      console.error(lines.join("\n"));
+      console.error(`wisp sim: the firmware for ${displayPath(configFile)} did not build`);
+      return 1;
+    }
+    const report = result.reports.find((r) => r.target)!;
+    firmware = report.bundle!.code;
+    const t = report.target!;
+    console.log(`built the firmware for ${displayPath(configFile)} in memory: ${report.bytes.toLocaleString("en-US")} bytes (types: ${t.types.join(", ")}${t.discovery ? "; Home Assistant discovery" : ""})`);
   }
 
-  const configFile = path.resolve(args.config ?? path.join(PROJECT_ROOT, "flash.config.json"));
   const scenarioFile = path.resolve(args.scenario ?? path.join(PROJECT_ROOT, "scenarios", "default.json"));
   const { createSimulation, splitLogin, WatcherError } = await import("../host-sim/sim.ts");
   const { loadFlashConfig, ConfigError } = await import("./config.ts");
@@ -248,6 +265,7 @@ export async function main(argv: string[]): Promise<number> {
       portFallback: args.port === undefined,
       scenario: scenarioFile,
       firmwarePath: path.join(PROJECT_ROOT, "dist", "firmware.js"),
+      firmware,
       config: await nodeConfig(config),
       seed,
       storageDir: args.storage ? path.resolve(args.storage) : undefined,
@@ -270,7 +288,7 @@ export async function main(argv: string[]): Promise<number> {
   const watch = watchCommand(brokers?.observer.url ?? sim.brokerUrl, prefix, watchLogin);
   const notes = setupNotes({ configFile, config, sim, broker: args.broker !== undefined ? "given" : brokers ? "folder" : "embedded" });
   const tty = process.stdout.isTTY === true && !args.plain;
-  const where = brokers?.central ? `edge broker ${sim.brokerUrl} bridged to ${brokers.observer.url}` : `broker ${sim.brokerUrl}`;
+  const where = brokers?.central ? `edge broker ${redactUrl(sim.brokerUrl)} bridged to ${redactUrl(brokers.observer.url)}` : `broker ${redactUrl(sim.brokerUrl)}`;
   // Printed once above the live view (and kept in the scrollback): what the frame may have no room for.
   console.log(`wisp sim: ${nodes} node${nodes === 1 ? "" : "s"}, ${where}, scenario ${displayPath(scenarioFile)}${speed === 1 ? "" : `, node time ×${speed}`}`);
   for (const n of notes) console.log(`note: ${n.text}`);
@@ -280,7 +298,8 @@ export async function main(argv: string[]): Promise<number> {
   if (args.serial) {
     for (const node of sim.nodes) console.log(`node ${node.index} console: ${node.consolePath}`);
     const lab = writeLabConfig(config, sim);
-    console.log(`flash a node: wisp flash --port ${first.consolePath} --config ${displayPath(lab)}`);
+    console.log(`flash a node: npx wisp flash --port ${first.consolePath} --config ${displayPath(lab)}`);
+    console.log(`test it:      npx wisp hil --port ${first.consolePath} --config ${displayPath(lab)}`);
   }
   const { startLiveView, startPlainView } = await import("../host-sim/view.ts");
   const view: View = tty ? startLiveView(sim, { watch, notes: notes.flatMap((n) => (n.short ? [n.short] : [])) }) : startPlainView(sim);

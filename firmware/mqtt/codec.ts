@@ -58,6 +58,8 @@ export interface Packet {
   retain?: boolean;
   // SUBACK
   granted?: number[];
+  /** a PUBLISH over maxPacket: why it is not delivered; `payload` is only its start (see nextPacket) */
+  over_?: string;
   // server-bound packets: see codec-server.ts
   [field: string]: any;
 }
@@ -74,7 +76,8 @@ export function fail(reason: string): never {
  * ESP32, whose strings already hold the UTF-8 bytes of the source text, it gives them back unchanged.
  */
 export function utf8Encode(s: string): string {
-  return encodeURIComponent(s).replace(/%../g, percentToByte);
+  // `\w`, not `.`: V8's `.` does not match line terminators and Espruino's does (docs/espruino-notes.md)
+  return encodeURIComponent(s).replace(/%\w\w/g, percentToByte);
 }
 
 // A top-level function, not a literal in the call: Espruino copies a function literal's source into
@@ -248,23 +251,33 @@ export function decodeClientBound(header: number, b: string): Packet {
   return p;
 }
 
-/** The bytes received and not yet decoded. */
+/** The bytes received and not yet decoded, and how many bytes of a PUBLISH too big to take are still to come. */
 export interface Stream {
   buf_: string;
+  skip_: number;
 }
 
 /**
  * Streaming decoding: appends a socket read (if any) to `stream` and returns the next whole packet,
  * or undefined until more bytes come. Packets may be split at any byte and several may come in one
  * read. Throws on a malformed packet; the connection must be closed then, since the stream cannot be
- * resynchronised. `max` is the largest packet accepted, fixed header included.
+ * resynchronised. `max` is the largest packet taken, fixed header included (the client's maxPacket).
+ * A PUBLISH over `max` is not malformed, and it is not buffered whole: it is decoded from its first
+ * `max` bytes (topic, packet id, the start of the payload) with `over_` saying why it cannot be
+ * delivered, and the rest of its bytes are discarded as they arrive.
  */
 export function nextPacket(stream: Stream, max: number, decode: (header: number, body: string) => Packet, data?: string): Packet | undefined {
-  const b = (stream.buf_ += data || "");
-  let len = 0,
+  let b = (stream.buf_ += data || ""),
+    len = stream.skip_,
     mul = 1,
     i = 1,
-    c;
+    c,
+    p;
+  if (len) {
+    stream.skip_ -= len = Math.min(len, b.length);
+    b = stream.buf_ = b.substr(len);
+    len = 0;
+  }
   do {
     if (i > 4) fail("remaining length over 4 bytes"); // [MQTT-2.2.3]
     if (i >= b.length) return;
@@ -272,15 +285,25 @@ export function nextPacket(stream: Stream, max: number, decode: (header: number,
     len += (c & 127) * mul;
     mul *= 128;
   } while (c & 128);
-  if ((len += i) > max) fail("packet of " + len + " bytes is over the limit of " + max);
+  c = b.charCodeAt(0);
+  // mul: the size of a packet over max, 0 for one that fits
+  if ((mul = (len += i) > max ? len : 0)) {
+    if (c >> 4 != PacketType.PUBLISH) fail("packet of " + len + " bytes is over maxPacket " + max);
+    len = max;
+  }
   if (b.length < len) return;
   stream.buf_ = b.substr(len);
-  return decode(b.charCodeAt(0), b.substr(i, len - i));
+  p = decode(c, b.substr(i, len - i));
+  if (mul) {
+    stream.skip_ = mul - max;
+    p.over_ = p.topic + ": message of " + mul + " bytes is over maxPacket " + max;
+  }
+  return p;
 }
 
 /** A decoder as one function: `next(data)` then `next()` until undefined. For hosts and tests. */
 export function decoder(max: number, decode: (header: number, body: string) => Packet): (data?: string) => Packet | undefined {
-  const stream = { buf_: "" };
+  const stream = { buf_: "", skip_: 0 };
   return function (data) {
     return nextPacket(stream, max, decode, data);
   };

@@ -3,7 +3,7 @@
 // connection, which is what a persistent session needs, and keeps the order in which messages were
 // first sent for redelivery [MQTT-4.6.0-1].
 
-import { PacketType, chr, encodeAck } from "./codec";
+import { PacketType, chr, encodeAck, fail } from "./codec";
 
 export type Callback = (err: Error | null, result?: any) => void;
 
@@ -15,6 +15,8 @@ export interface Pending {
   /** the bytes to send again after a reconnect */
   packet_: string;
   done_: Callback;
+  /** a SUBSCRIBE's topic filters */
+  filters_?: string[];
 }
 
 export interface Session {
@@ -50,12 +52,14 @@ export function track(s: Session, wait: number, done: Callback): Pending {
 /**
  * An acknowledgement of `type` arrived for `id`. Returns the entry it completes, or undefined when
  * nothing waits for it (a duplicate). PUBREC moves a QoS 2 publish on to PUBREL in place, so
- * redelivery keeps the original order [MQTT-4.3.3-1].
+ * redelivery keeps the original order [MQTT-4.3.3-1]. A SUBACK's return codes (`granted`) must be one
+ * per filter of its SUBSCRIBE [MQTT-3.9.3-1]: else it is malformed, and the SUBSCRIBE stays pending.
  */
-export function acknowledge(s: Session, type: number, id: number): Pending | undefined {
+export function acknowledge(s: Session, type: number, id: number, granted?: number[]): Pending | undefined {
   const i = find(s, id, type),
     e = s.pending_[i];
   if (e) {
+    if (granted && granted.length != (e.filters_ as string[]).length) fail("SUBACK for " + (e.filters_ as string[]).length + " filters with " + granted.length + " return codes");
     if (type == PacketType.PUBREC) {
       e.wait_ = PacketType.PUBCOMP;
       e.packet_ = encodeAck(PacketType.PUBREL, id);

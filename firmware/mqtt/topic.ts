@@ -6,13 +6,19 @@ import { utf8Encode } from "./codec";
  * Why `topic` cannot be used, or "" when it can. A name (for PUBLISH) has no wildcards
  * [MQTT-3.3.2-2]; in a filter, `#` stands alone as the last level [MQTT-4.7.1-2] and `+` alone
  * in its level [MQTT-4.7.1-3]. Both are 1 to 65535 bytes of UTF-8 [MQTT-4.7.3-1, -3] without U+0000.
+ * Never throws: on V8 a lone surrogate makes utf8Encode throw, and that is an invalid topic too.
  */
 export function topicError(topic: any, filter?: boolean): string {
-  return typeof topic != "string" || !topic || topic.indexOf("\0") >= 0 || utf8Encode(topic).length > 65535 ||
-    // Espruino's RegExp: top-level alternation and classes only, and `/` escaped even inside a class
-    (filter ? /#.|[^\/][+#]|\+[^\/]/ : /[+#]/).test(topic)
-    ? "invalid topic " + (filter ? "filter: " : "name: ") + topic
-    : "";
+  try {
+    if (
+      typeof topic == "string" && topic && topic.indexOf("\0") < 0 && utf8Encode(topic).length < 65536 &&
+      // Espruino's RegExp: top-level alternation and classes only, `/` escaped even inside a class, and
+      // `[^]` where any character is meant: `.` does not match a line terminator on V8 but does on Espruino
+      !(filter ? /#[^]|[^\/][+#]|\+[^\/]/ : /[+#]/).test(topic)
+    )
+      return "";
+  } catch (e) {}
+  return "invalid topic " + (filter ? "filter: " : "name: ") + topic;
 }
 
 /**

@@ -564,8 +564,11 @@ export function bracketDepth(code: string): number {
   return depth;
 }
 
+/** The error as the REPL shows it; code stopped by the REPL's time limit is reported as a Ctrl-C would stop it. */
 function replError(err: unknown): string {
-  if (err instanceof Error && /Script execution timed out/.test(err.message)) return "Error: Execution Interrupted";
+  // errors of the device's realm are not `instanceof Error` here
+  const message = typeof err === "object" && err !== null ? String((err as { message?: unknown }).message) : "";
+  if (/^Script execution timed out/.test(message)) return "Error: Execution Interrupted";
   return errorText(err);
 }
 

@@ -52,6 +52,7 @@ export interface WispOptions {
   maxPacket?: number;
   queueSize?: number;
   inflight?: number;
+  sendBuffer?: number;
 }
 
 export interface WispRuntime {

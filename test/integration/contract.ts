@@ -475,20 +475,25 @@ export function clientContract(setup: () => Promise<ContractBroker>): void {
       }
     });
 
-    it("an incoming packet larger than maxPacket closes the connection with an error", async () => {
+    // Issue 7 (K5) changed this: it used to close the connection, and a broker keeping the session
+    // sent the message again on every reconnect.
+    it("an incoming message larger than maxPacket is reported with an error, acknowledged and dropped; the connection stays", async () => {
       const topic = `${topicPrefix()}/huge`;
       const node = await connectedWisp({ maxPacket: 512 });
-      await subscribe(node.client, topic, 0);
-      const closed = nextEvent(node.client, "close");
+      await subscribe(node.client, topic, 1);
       const failed = nextEvent<Error>(node.client, "error");
       const sender = await peer();
 
-      await sender.client.publishAsync(topic, Buffer.alloc(2_000, 0x55), { qos: 0 });
+      await sender.client.publishAsync(topic, Buffer.alloc(2_000, 0x55), { qos: 1 });
+      await sender.client.publishAsync(topic, "small", { qos: 1 });
 
-      expect((await failed).message).toBeTruthy();
-      await closed;
-      expect(node.client.connected).toBe(false);
-      expect(node.inbox.on(topic)).toEqual([]);
+      const error = await failed;
+      expect(error.message).toMatch(/maxPacket/);
+      expect(error.message).toContain(topic);
+      expect((await node.inbox.next(topic)).payload.toString()).toBe("small");
+      expect(node.inbox.on(topic)).toHaveLength(1);
+      expect(node.client.connected).toBe(true);
+      expect(node.errors).toHaveLength(1);
     });
   });
 

@@ -118,7 +118,7 @@ describe("the wisp flash command", () => {
     const node = board(0);
     const out = await run(["flash", "--no-build", "--port", port(0), "--config", boards.configFile]);
     expect(out.code).toBe(0);
-    expect(out.stdout).toMatch(new RegExp(`node ${node.serial} is running`));
+    expect(out.stdout).toMatch(new RegExp(`node ${node.serial} booted`));
     const watch = /watch it: (mosquitto_sub .*)/.exec(out.stdout)?.[1];
     expect(watch).toBeDefined();
     if (!findTool("mosquitto_sub")) return; // CI installs it (.ci/run); the command was checked above

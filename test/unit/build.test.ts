@@ -5,7 +5,9 @@ import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { promisify } from "node:util";
 import { afterAll, describe, expect, it } from "vitest";
-import { build, BuildError, bundle, PROJECT_ROOT, type Output } from "../../tools/build.ts";
+import { build, BuildError, bundle, checkBundle, contributors, OUTPUTS, PARTS, PROJECT_ROOT, type Output } from "../../tools/build.ts";
+import type { FlashConfig } from "../../tools/config.ts";
+import { SENSOR_TYPE_NAMES } from "../../tools/drivers.ts";
 
 const FIXTURES = "test/fixtures/compat/build";
 
@@ -30,6 +32,13 @@ describe("bundle", () => {
     const { code } = await bundle(`${FIXTURES}/module.ts`);
     expect(code).toMatch(/^[\x00-\x7f]*$/);
     expect(code).toContain("\\xE9");
+  });
+
+  it("writes no raw control byte but the newline (esbuild writes \"\\x04\" as the byte; an upload would send it as it is)", async () => {
+    const { code } = await bundle("firmware/mqtt/index.ts");
+    expect(code).not.toMatch(/[\x00-\x09\x0b-\x1f\x7f]/);
+    expect(code).toContain('"\\0\\x04MQTT\\x04"');
+    expect(checkBundle(await bundle("firmware/mqtt/index.ts")).filter((f) => f.rule === "control-byte")).toEqual([]);
   });
 
   it("rejects an imported Node module with a message naming it and the importing line", async () => {
@@ -125,6 +134,82 @@ describe("build", () => {
 
 });
 
+describe("building for a config: only the drivers it names", () => {
+  const FIRMWARE = OUTPUTS.filter((o) => o.parts);
+  const base: FlashConfig = {
+    board: "esp32-devkitc",
+    wifi: { ssid: "x" },
+    mqtt: { url: "mqtt://10.0.0.2:1883" },
+    prefix: "wisp/{id}",
+    interval: 10,
+    sensors: [{ name: "climate", type: "bme280" }],
+  };
+  const firmwareFor = async (config: FlashConfig | string) => {
+    const lines: string[] = [];
+    const result = await build({ outputs: FIRMWARE, config, write: false, log: (l) => lines.push(l) });
+    return { result, report: result.reports[0]!, text: lines.join("\n") };
+  };
+  /** Source files with bytes in the output (esbuild's metafile also lists what it shook out). */
+  const inputs = (r: { bundle: Parameters<typeof contributors>[0] | null }) => contributors(r.bundle!).filter((c) => c.bytes > 0).map((c) => c.input);
+
+  it("the project's BME280-only flash.config.json gives a firmware no larger than before drivers were chosen per config (13,567 bytes)", async () => {
+    const { result, report, text } = await firmwareFor(path.join(PROJECT_ROOT, "flash.config.json"));
+    expect(result.ok).toBe(true);
+    expect(report.bytes).toBeLessThanOrEqual(13567);
+    expect(report.budget).toBe(13824);
+    expect(inputs(report).filter((i) => i.startsWith("drivers/")).sort()).toEqual(["drivers/bme280.ts", "drivers/bus.ts"]);
+    expect(inputs(report)).not.toContain("firmware/node/discovery.ts");
+    expect(text).toMatch(/^dist\/firmware\.js +[\d,]+ +13,824 +\d+% +for flash\.config\.json$/m);
+    expect(text).toMatch(/^ {2}drivers\/bme280\.ts +1,\d{3} +2,048 +\d+%$/m);
+  });
+
+  it("bundles a family base with its chip, each with its own budget row, and adds their budgets to the firmware's", async () => {
+    const { result, report, text } = await firmwareFor({ ...base, sensors: [{ name: "air", type: "sht3x" }] });
+    expect(result.ok).toBe(true);
+    const drivers = inputs(report).filter((i) => i.startsWith("drivers/")).sort();
+    expect(drivers).toEqual(["drivers/bus.ts", "drivers/sensirion.ts", "drivers/sht3x.ts"]);
+    expect(report.bundle!.code).not.toMatch(/BME280|DS18B20|SCD4x|WISP_/);
+    expect(report.budget).toBe(OUTPUTS.find((o) => o.parts)!.budget + report.parts.reduce((n, p) => n + p.budget, 0));
+    for (const d of drivers) expect(text).toMatch(new RegExp(`^  ${d.replace(/[./]/g, "\\$&")} +\\d`, "m"));
+  });
+
+  it("has a driver for every type the schema allows, and discovery only with a homeAssistant section", async () => {
+    const schema = JSON.parse(readFileSync(path.join(PROJECT_ROOT, "flash.schema.json"), "utf8"));
+    expect([...schema.properties.sensors.items.properties.type.enum].sort()).toEqual([...SENSOR_TYPE_NAMES].sort());
+    for (const type of SENSOR_TYPE_NAMES) {
+      const sensor = type === "battery" ? { name: "s", type, pin: 35 } : { name: "s", type };
+      const { result, report } = await firmwareFor({ ...base, sensors: [sensor as FlashConfig["sensors"][number]] });
+      expect(result.ok, `${type}: ${result.reports[0]!.errors.join("; ")}`).toBe(true);
+      expect(inputs(report), type).toContain(`drivers/${type}.ts`);
+    }
+    const { report } = await firmwareFor({ ...base, homeAssistant: { discovery: true } });
+    expect(inputs(report)).toContain("firmware/node/discovery.ts");
+  });
+
+  it("fails on a config that is not valid, naming the field", async () => {
+    const { result, text } = await firmwareFor({ ...base, sensors: [{ name: "x", type: "sht3x", address: 118 }] });
+    expect(result.ok).toBe(false);
+    expect(text).toContain("cannot build the firmware for config is not valid:\n  sensors[0].address: must be one of 68, 69");
+  });
+
+  it("fails when a file under drivers/ has no budget of its own", async () => {
+    const root = mkdtempSync(path.join(tmpdir(), "wisp-parts-"));
+    try {
+      mkdirSync(path.join(root, "drivers"));
+      mkdirSync(path.join(root, "src"));
+      writeFileSync(path.join(root, "drivers/novel.ts"), "export function read(): number { return 42; }\n");
+      writeFileSync(path.join(root, "src/main.ts"), 'import { read } from "../drivers/novel";\nexports.read = read;\n');
+      const lines: string[] = [];
+      const result = await build({ outputs: [{ entry: "src/main.ts", outfile: "dist/main.js", budget: 4096, parts: true }], root, config: base, write: false, log: (l) => lines.push(l) });
+      expect(result.ok).toBe(false);
+      expect(lines.join("\n")).toMatch(/drivers\/novel\.ts has no budget: add it to PARTS in tools\/build\.ts/);
+      expect(PARTS["drivers/novel.ts"]).toBeUndefined();
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+});
+
 describe("wisp CLI", () => {
   const wisp = (...args: string[]) =>
     promisify(execFile)(process.execPath, [path.join(PROJECT_ROOT, "tools/wisp.js"), ...args], { cwd: PROJECT_ROOT }).then(
@@ -144,6 +229,14 @@ describe("wisp CLI", () => {
     expect(set.stdout).toContain("wifi.password comes from $WISP_WIFI_PASSWORD (set here");
     expect(set.stdout + set.stderr).not.toContain("hunter22");
   });
+  it("builds for --config, printing what it built for and each driver's bytes", async () => {
+    const r = await wisp("build", "--config", "examples/garden.json", "--check");
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^dist\/firmware\.js +[\d,]+ +[\d,]+ +\d+% +for examples\/garden\.json$/m);
+    expect(r.stdout).toMatch(/^ {2}drivers\/ds18b20\.ts +[\d,]+/m);
+    expect(r.stdout).toMatch(/^ {2}firmware\/node\/discovery\.ts +[\d,]+/m);
+  });
+
   it("rejects an unknown build option with exit code 2", async () => {
     const r = await wisp("build", "--frob");
     expect(r.code).toBe(2);

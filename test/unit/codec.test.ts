@@ -120,7 +120,22 @@ describe("malformed input", () => {
 
   it("rejects a packet over the size limit as soon as its length is known", () => {
     const next = decoder(100, decodeClientBound);
-    expect(() => next(hex("30 ff01"))).toThrow("packet of 258 bytes is over the limit of 100");
+    // (a PUBLISH is not rejected: see the next test; issue 7, K5)
+    expect(() => next(hex("90 ff01"))).toThrow("packet of 258 bytes is over maxPacket 100");
+  });
+  it("takes a PUBLISH over the size limit from its first bytes and reads past the rest, however it is cut", () => {
+    const big = encode({ type: 3, topic: "a/b", payload: "x".repeat(300), qos: 1, messageId: 7 });
+    const after = encode({ type: 3, topic: "c", payload: "ok", qos: 0 });
+    for (let cut = 0; cut <= big.length + after.length; cut++) {
+      const wire = big + after;
+      const packets = stream([wire.slice(0, cut), wire.slice(cut)], 100, decodeClientBound);
+      expect(packets.map((p) => [p.topic, p.messageId, p.over_])).toEqual([
+        ["a/b", 7, "a/b: message of 310 bytes is over maxPacket 100"],
+        ["c", undefined, undefined],
+      ]);
+      expect(packets[1].payload).toBe("ok");
+    }
+    expect(big.length).toBe(310);
   });
   it("accepts a packet exactly at the size limit", () => {
     expect(stream([hex("30 05 0001 61 6869")], 7, decodeClientBound)).toHaveLength(1);

@@ -103,6 +103,8 @@ describe("checkEspruinoCompat on plain JavaScript (no source map)", () => {
     ["class A { static [k] = 1 }", "computed-key"],
     ["function f(...a) {}", "rest"],
     ["var v = Number['isInteger'](1)", "missing-api"],
+    ['var s = "\x04MQTT"', "control-byte"],
+    ['var s = "a\x03"', "control-byte"],
   ])("%s -> %s", (js, rule) => {
     expect(checkEspruinoCompat(js).map((f) => f.rule)).toContain(rule);
   });
@@ -232,12 +234,19 @@ describe("espruino-notes.md rules on plain JavaScript", () => {
       ["^a|b", "", "anchored-alternative"],
       ["^a$", "m", "flag-ignored"],
       ["a", "y", "flag-ignored"],
+      ["#.", "", "dot"],
+      ["%..", "g", "dot"],
+      ["\\s", "", "space"],
+      ["[^\\S]", "", "space"],
+      ["[\\x00-\\xff]", "", "high-range"],
+      ["[ -\\x80]", "", "high-range"],
+      ["\\xe9", "i", "case-fold"],
     ])("/%s/%s -> %s", (pattern, flags, feature) => {
       expect(regexpProblems(pattern, flags, true)).toContain(feature);
     });
 
     it.each([
-      "^ab*c$", "[+#]", "#.|[^\\/][+#]|\\+[^\\/]", "%..", "^\\d+\\.\\w*$", "[\\x00-\\x1f]", "a|b", "^a|^b", "b|^a", "(a)b(c)", "x(a)", "a{", "[?{(|)]", "\\?\\{2\\}", "^$",
+      "^ab*c$", "[+#]", "#[^]|[^\\/][+#]|\\+[^\\/]", "%\\w\\w", "[.]", "^\\d+\\.\\w*$", "[\\x00-\\x1f]", "a|b", "^a|^b", "b|^a", "(a)b(c)", "x(a)", "a{", "[?{(|)]", "\\?\\{2\\}", "^$",
     ])("allows /%s/", (pattern) => {
       expect(regexpProblems(pattern, "gi", true)).toEqual([]);
     });

@@ -3,6 +3,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { checkFlashConfig, ConfigError, loadFlashConfig, renderDeviceConfig, validateFlashConfig } from "../../tools/config.ts";
+import { PROJECT_ROOT } from "../../tools/paths.ts";
+import { redactUrl } from "../../tools/redact.ts";
 import { configError, expand } from "../../firmware/node/config";
 
 const good = () => ({
@@ -87,6 +89,46 @@ describe("flash.config.json validation", () => {
     c.sensors.push({ name: "climate", type: "bme280", address: 119 });
     expect(validateFlashConfig(c)).toEqual(['sensors[1].name: "climate" is used twice; each sensor needs its own topic']);
   });
+  it("accepts examples/garden.json, every sensor type with its options", () => {
+    expect(() => loadFlashConfig(join(PROJECT_ROOT, "examples", "garden.json"))).not.toThrow();
+  });
+  it("names a field that belongs to another sensor type, once, with the type's own fields", () => {
+    const c: any = good();
+    c.sensors = [
+      { name: "a", type: "bme280", rom: "28ff" },
+      { name: "b", type: "sht3x", address: 118 },
+      { name: "c", type: "battery" },
+      { name: "d", type: "ds18b20", resolution: 8 },
+    ];
+    expect(validateFlashConfig(c)).toEqual([
+      'sensors[0]: "rom" is not a field of a bme280 sensor (its fields: name, type, address)',
+      "sensors[1].address: must be one of 68, 69",
+      'sensors[2]: missing field "pin"',
+      "sensors[3].resolution: must be one of 9, 10, 11, 12",
+    ]);
+  });
+  it("rejects what the schema cannot see: shared I2C addresses, DS18B20s sharing a pin without ROMs, bad ROM CRCs, pins the board lacks", () => {
+    const c: any = good();
+    c.sensors = [
+      { name: "a", type: "sht3x" },
+      { name: "b", type: "sht4x", address: 68 },
+      { name: "c", type: "ds18b20" },
+      { name: "d", type: "ds18b20", pin: 4 },
+      { name: "e", type: "ds18b20", pin: 5, rom: "28ff4a1d931603d2" },
+      { name: "f", type: "battery", pin: 4 },
+      { name: "g", type: "ds18b20", pin: 21, rom: "28ff4a1d931603d1" },
+      { name: "h", type: "battery", pin: 35, curve: [[3.3, 0], [3.2, 50]] },
+    ];
+    expect(validateFlashConfig(c)).toEqual([
+      "sensors[1].address: 68 (0x44) is taken by sensors[0] (sht3x); two chips cannot answer at one address",
+      "sensors[4].rom: 28ff4a1d931603d2 fails its CRC (the last two digits); copy it again from the node's log",
+      "sensors[5].pin: GPIO 4 is not an ADC1 input of esp32-devkitc (32, 33, 34, 35, 36, 39); ADC2 does not work while Wi-Fi is on",
+      "sensors[6].pin: GPIO 21 is the I2C bus's SDA",
+      "sensors[7].curve[1]: volts must rise from point to point",
+      'sensors[2].rom: 2 DS18B20 sensors share GPIO 4: give each its "rom" (the node logs the ROM codes it finds when one is missing)',
+      "sensors[2].pin: GPIO 4 is also a battery input",
+    ]);
+  });
   it("throws a ConfigError naming the file for bad JSON", () => {
     const file = join(mkdtempSync(join(tmpdir(), "wisp-")), "flash.config.json");
     writeFileSync(file, "{ nope");
@@ -102,6 +144,25 @@ describe("wisp.json rendering", () => {
     expect(device.mqtt.password).toBe("s3cret");
     expect(device.i2c).toEqual({ sda: 21, scl: 22, bitrate: 100000 });
     expect(device.sensors).toEqual([{ name: "climate", type: "bme280", address: 0x76 }]);
+    expect(configError(device)).toBe("");
+  });
+  it("fills every sensor's defaults from its type and the board, and folds the battery's divider into one line", () => {
+    const c: any = good();
+    c.sensors = [
+      { name: "a", type: "sht4x" },
+      { name: "b", type: "bh1750", address: 92 },
+      { name: "c", type: "ds18b20", rom: "28FF4A1D931603D1" },
+      { name: "d", type: "battery", pin: 35, divider: 3 },
+    ];
+    c.homeAssistant = { discovery: true };
+    const device = renderDeviceConfig(c, { env: { WIFI_PW: "pw" } });
+    expect(device.sensors).toEqual([
+      { name: "a", type: "sht4x", address: 0x44 },
+      { name: "b", type: "bh1750", address: 0x5c },
+      { name: "c", type: "ds18b20", pin: 4, rom: "28ff4a1d931603d1", resolution: 12 },
+      { name: "d", type: "battery", pin: 35, divider: 3, scale: expect.closeTo(3 * 3.2999, 3), offset: expect.closeTo(0.426, 6), curve: expect.any(Array) },
+    ]);
+    expect(device.homeAssistant).toEqual({ discovery: true, prefix: "homeassistant", name: "wisp-{id}", model: "ESP32-DevKitC (ESP32-WROOM-32)" });
     expect(configError(device)).toBe("");
   });
   it("says which variable is missing", () => {
@@ -124,5 +185,21 @@ describe("device-side checks", () => {
   });
   it("expands {id} everywhere", () => {
     expect(expand("wisp/{id}/x/{id}", "abc")).toBe("wisp/abc/x/abc");
+  });
+});
+
+describe("passwords in broker URLs", () => {
+  it("are never printed: a bad mqtt.url names the field and shows the URL without its password", () => {
+    const c: any = good();
+    c.mqtt.url = "mqtt://node:hunter2@broker.lan:1883";
+    const problems = validateFlashConfig(c);
+    expect(problems.join("\n")).toMatch(/^mqtt\.url: "mqtt:\/\/node:\*\*\*@broker\.lan:1883" does not have the right form/);
+    expect(problems.join("\n")).not.toContain("hunter2");
+  });
+  it("redactUrl keeps everything else", () => {
+    expect(redactUrl("mqtt://u:p%40ss:w@h:1883/x")).toBe("mqtt://u:***@h:1883/x");
+    expect(redactUrl("mqtt://user@h:1883")).toBe("mqtt://user@h:1883");
+    expect(redactUrl("mqtt://h:1883")).toBe("mqtt://h:1883");
+    expect(redactUrl("not a url")).toBe("not a url");
   });
 });

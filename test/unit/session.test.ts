@@ -49,6 +49,15 @@ describe("outgoing QoS flows", () => {
     expect(acknowledge(s, 7, 1)).toBe(e);
     expect(s.pending_).toHaveLength(0);
   });
+  it("a SUBACK with a return code per filter completes its SUBSCRIBE; one with another count is malformed and completes nothing [MQTT-3.9.3-1]", () => {
+    const s = newSession();
+    const e = track(s, 9, noop);
+    e.filters_ = ["a/+"];
+    expect(() => acknowledge(s, 9, 1, [1, 1])).toThrow(/malformed packet: SUBACK for 1 filters with 2 return codes/);
+    expect(s.pending_).toEqual([e]);
+    expect(acknowledge(s, 9, 1, [1])).toBe(e);
+    expect(s.pending_).toEqual([]);
+  });
   it("an acknowledgement of the wrong type completes nothing", () => {
     const s = newSession();
     track(s, 9, noop);

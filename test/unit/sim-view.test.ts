@@ -12,6 +12,19 @@ import { commandExample, prefixBase, setupNotes, watchCommand } from "../../tool
 import { TINY_CONFIG, tinyFirmware } from "./sim-tiny-firmware.ts";
 
 let sims: Simulation[] = [];
+
+/** Tiny firmware body publishing what three sensors would, one of them failing. */
+const SENSORS = `
+join();
+var k = 0;
+setInterval(function () {
+  if (!client || !client.connected) return;
+  k++;
+  client.publish(base + "/climate", JSON.stringify({ temperature: 21.5, humidity: 45 }), { qos: 1 });
+  client.publish(base + "/light", JSON.stringify({ illuminance: 100 + k }), { qos: 1 });
+  client.publish(base + "/status/soil", "DS18B20 28aa: CRC mismatch", { qos: 1, retain: true });
+}, 1000);
+`;
 afterEach(async () => {
   for (const s of sims) await s.stop();
   sims = [];
@@ -88,6 +101,20 @@ describe("view pieces", () => {
       await new Promise((r) => blocker.close(r));
     }
   });
+  it("show every sensor of a node on its own line, a sparkline per quantity, and a failing sensor's error", async () => {
+    const sim = await createSimulation({ nodes: 1, clock: "fake", firmware: tinyFirmware(SENSORS), config: { ...TINY_CONFIG, sensors: [{ name: "climate", type: "bme280" }, { name: "soil", type: "ds18b20" }, { name: "light", type: "bh1750" }] } });
+    sims.push(sim);
+    await sim.advance(12_000);
+    const lines = strip(renderScreen(sim, { watch: "w", rows: 10, size: { columns: 140, rows: 40 } })).split("\n");
+    const at = lines.findIndex((l) => l.startsWith(sim.nodes[0]!.serial));
+    expect(lines[at]).toMatch(/climate +21\.50 °C [▁▂▃▄▅▆▇█]{3,} +45\.0 %RH [▁▂▃▄▅▆▇█]{3,}/);
+    expect(lines[at + 1]).toMatch(/^ +soil +DS18B20 28aa: CRC mismatch$/);
+    expect(lines[at + 2]).toMatch(/^ +light +\d+\.\d lx [▁▂▃▄▅▆▇█]{3,}$/);
+    // too many for the rows: each node's first sensor with readings, and how many more
+    const compact = strip(renderScreen(sim, { watch: "w", rows: 2, size: { columns: 140, rows: 40 } })).split("\n");
+    expect(compact.find((l) => l.startsWith(sim.nodes[0]!.serial))).toMatch(/climate .* \+2 sensors/);
+  });
+
   it("print one plain line per event when piped", async () => {
     const sim = await createSimulation({ nodes: 1, clock: "fake", firmware: tinyFirmware(), config: TINY_CONFIG, powerOn: false });
     sims.push(sim);
@@ -208,6 +235,12 @@ describe("wisp sim (piped)", () => {
     expect(both.code).toBe(2);
     expect(both.err).toMatch(/^wisp sim: --serial needs --speed 1: a console's serial line runs on the node's clock/);
   }, 60_000);
+  it("--config builds that config's firmware in memory and simulates its sensors", async () => {
+    const r = await wisp(["--config", "examples/garden.json", "--duration", "4", "--port", "0"]);
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/built the firmware for examples\/garden\.json in memory: [\d,]+ bytes \(types: bme280, sht3x, sht4x, scd4x, bh1750, ds18b20, battery; Home Assistant discovery\)/);
+    expect(r.out).toMatch(/mqtt homeassistant\/sensor\/wisp_[0-9a-f-]+\/pond_temperature\/config \{"name":"pond temperature"/);
+  }, 30_000);
 
   it("stops cleanly on Ctrl-C (SIGINT): nodes off, broker closed, exit 0", async () => {
     let sent = false;

@@ -8,6 +8,7 @@
 // buffer never overflows even while it is busy writing flash.
 
 import { crc32 } from "node:zlib";
+import { ConsoleLines } from "./lines.ts";
 import {
   ConsoleReader,
   type ConsoleEvent,
@@ -38,7 +39,7 @@ export interface Transport {
 export class LinkError extends Error {
   constructor(
     message: string,
-    readonly code: "no-prompt" | "old-interpreter" | "wrong-board" | "nak" | "timeout" | "crc" | "closed" | "eval",
+    readonly code: "no-prompt" | "old-interpreter" | "wrong-board" | "nak" | "timeout" | "crc" | "closed" | "eval" | "storage" | "resync",
   ) {
     super(message);
   }
@@ -53,12 +54,31 @@ const ACK_TIMEOUT_MS = 6000;
 /** Attempts per packet (NAK or no answer) and per file (CRC mismatch). */
 const PACKET_ATTEMPTS = 3;
 const FILE_ATTEMPTS = 3;
+/**
+ * ms an XOFF holds the output at most: a board sends XON once its buffer has room, so a pause this
+ * long means the XON was lost (the board reset, or the byte was noise, or the app printed it).
+ */
+const XOFF_TIMEOUT_MS = 3000;
 /** Linux builds of Espruino exit on a second Ctrl-C within 5 s: never send two that close. */
 const CTRL_C_SPACING_MS = 5500;
+
+/** What the link measures time with: the real one by default; tests hand in a fake clock. */
+export interface LinkClock {
+  now(): number;
+  setTimeout(callback: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+const realClock: LinkClock = {
+  now: () => performance.now(),
+  setTimeout: (cb, ms) => setTimeout(cb, ms),
+  clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
+};
 
 export interface LinkOptions {
   /** Line rate, for pacing (default 115,200). */
   baud?: number;
+  clock?: LinkClock;
   /** Every byte of console text the board sends (for --monitor, logs). */
   onText?: (text: string) => void;
 }
@@ -110,22 +130,30 @@ export class ConsoleLink {
   private textWaiters: TextWaiter[] = [];
   /** Total console text ever received. */
   private textOffset = 0;
+  /** Total bytes ever received. */
+  private received = 0;
   private outbox: Uint8Array[] = [];
   private drained: { resolve: () => void; reject: (err: LinkError) => void }[] = [];
   private paused = false;
+  private pauseTimer: unknown;
   /** When (ms) the line will have sent everything written so far. */
   private lineFreeAt = 0;
-  private pumpTimer: NodeJS.Timeout | undefined;
+  private pumpTimer: unknown;
+  private readonly clock: LinkClock;
   private lastCtrlC = -Infinity;
   private closedError: LinkError | undefined;
 
   constructor(transport: Transport, options: LinkOptions = {}) {
     this.transport = transport;
     this.byteMs = 10_000 / (options.baud ?? 115_200);
+    this.clock = options.clock ?? realClock;
     if (options.onText) this.textListeners.push(options.onText);
     this.closedPromise = new Promise((resolve) => (this.resolveClosed = resolve));
     this.reader = new ConsoleReader((e) => this.event(e));
-    transport.onData((bytes) => this.reader.push(bytes));
+    transport.onData((bytes) => {
+      this.received += bytes.length;
+      this.reader.push(bytes);
+    });
     transport.onClose((err) => this.closed(err));
   }
 
@@ -153,11 +181,11 @@ export class ConsoleLink {
         return;
       }
       if (this.paused) return; // XON pumps again
-      const now = performance.now();
+      const now = this.clock.now();
       this.lineFreeAt = Math.max(this.lineFreeAt, now);
       const ahead = (this.lineFreeAt - now) / this.byteMs;
       if (ahead > AHEAD_BYTES - WRITE_CHUNK) {
-        this.pumpTimer = setTimeout(() => {
+        this.pumpTimer = this.clock.setTimeout(() => {
           this.pumpTimer = undefined;
           this.pump();
         }, Math.max(1, (ahead - (AHEAD_BYTES - WRITE_CHUNK)) * this.byteMs));
@@ -172,16 +200,23 @@ export class ConsoleLink {
     }
   }
 
+  private resume(): void {
+    if (this.pauseTimer !== undefined) this.clock.clearTimeout(this.pauseTimer);
+    this.pauseTimer = undefined;
+    this.paused = false;
+    this.pump();
+  }
+
   // --- input ------------------------------------------------------------------------------------
 
   private event(e: ConsoleEvent): void {
     if (e.kind === "xoff") {
       this.paused = true;
+      if (this.pauseTimer === undefined) this.pauseTimer = this.clock.setTimeout(() => this.resume(), XOFF_TIMEOUT_MS);
       return;
     }
     if (e.kind === "xon") {
-      this.paused = false;
-      this.pump();
+      this.resume();
       return;
     }
     if (e.kind === "text") {
@@ -209,20 +244,20 @@ export class ConsoleLink {
   private next(match: (e: ConsoleEvent) => boolean, ms: number, what: string): Promise<ConsoleEvent> & { cancel(): void } {
     this.check();
     let waiter!: Waiter;
-    let timer!: NodeJS.Timeout;
+    let timer: unknown;
     const promise = new Promise<ConsoleEvent>((resolve, reject) => {
-      timer = setTimeout(() => {
+      timer = this.clock.setTimeout(() => {
         this.waiters = this.waiters.filter((w) => w !== waiter);
         reject(new LinkError(`no ${what} from the board within ${Math.round(ms / 1000)} s`, "timeout"));
       }, ms);
       waiter = {
         match,
         resolve: (e) => {
-          clearTimeout(timer);
+          this.clock.clearTimeout(timer);
           resolve(e);
         },
         reject: (err) => {
-          clearTimeout(timer);
+          this.clock.clearTimeout(timer);
           reject(err);
         },
       };
@@ -230,7 +265,7 @@ export class ConsoleLink {
     });
     return Object.assign(promise, {
       cancel: () => {
-        clearTimeout(timer);
+        this.clock.clearTimeout(timer);
         this.waiters = this.waiters.filter((w) => w !== waiter);
       },
     });
@@ -240,7 +275,7 @@ export class ConsoleLink {
   waitForText(re: RegExp, ms: number): Promise<RegExpExecArray> {
     this.check();
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
+      const timer = this.clock.setTimeout(() => {
         this.textWaiters = this.textWaiters.filter((w) => w !== waiter);
         reject(new LinkError(`the board did not print ${re} within ${Math.round(ms / 1000)} s`, "timeout"));
       }, ms);
@@ -248,11 +283,11 @@ export class ConsoleLink {
         re,
         seen: "",
         resolve: (m) => {
-          clearTimeout(timer);
+          this.clock.clearTimeout(timer);
           resolve(m);
         },
         reject: (err) => {
-          clearTimeout(timer);
+          this.clock.clearTimeout(timer);
           reject(err);
         },
       };
@@ -260,18 +295,18 @@ export class ConsoleLink {
     });
   }
 
-  /** Resolves once the board has sent nothing for `quietMs` (at most `maxMs`). */
+  /** Resolves once the board has sent nothing (no byte at all) for `quietMs` (at most `maxMs`). */
   async quiet(quietMs: number, maxMs = 10_000): Promise<void> {
-    const start = performance.now();
-    let seen = this.textOffset;
-    let since = performance.now();
-    while (performance.now() - start < maxMs) {
-      await sleep(Math.min(50, quietMs));
+    const start = this.clock.now();
+    let seen = this.received;
+    let since = this.clock.now();
+    while (this.clock.now() - start < maxMs) {
+      await this.sleep(Math.min(50, quietMs));
       this.check();
-      if (this.textOffset !== seen) {
-        seen = this.textOffset;
-        since = performance.now();
-      } else if (performance.now() - since >= quietMs) return;
+      if (this.received !== seen) {
+        seen = this.received;
+        since = this.clock.now();
+      } else if (this.clock.now() - since >= quietMs) return;
     }
   }
 
@@ -279,9 +314,9 @@ export class ConsoleLink {
 
   /** Ctrl-C: interrupts running code and clears the input line. At most one per 5.5 s. */
   async interrupt(): Promise<void> {
-    const wait = this.lastCtrlC + CTRL_C_SPACING_MS - performance.now();
-    if (wait > 0) await sleep(wait);
-    this.lastCtrlC = performance.now();
+    const wait = this.lastCtrlC + CTRL_C_SPACING_MS - this.clock.now();
+    if (wait > 0) await this.sleep(wait);
+    this.lastCtrlC = this.clock.now();
     await this.send(Uint8Array.of(CTRL_C));
   }
 
@@ -300,7 +335,7 @@ export class ConsoleLink {
       const m = await answer;
       return m ? parseIdentity(m[0]) : undefined;
     };
-    const started = performance.now();
+    const started = this.clock.now();
     const first = await enq(1000);
     if (first) return first;
     const answer = this.waitForText(/@@(\d+v\d+[^ ]*) (\S+)@@/, 1500).catch(() => undefined);
@@ -308,13 +343,24 @@ export class ConsoleLink {
     const m = await answer;
     const old = m ? parseIdentity(`Espruino ${m[1]} ${m[2]}`) : undefined;
     if (old) return old;
-    await sleep(Math.max(0, started + 5200 - performance.now()));
+    await this.sleep(Math.max(0, started + 5200 - this.clock.now()));
     const second = await enq(2000);
     if (second) return second;
     throw new LinkError(
       "no Espruino prompt on this port. Check that the board runs Espruino (see the README's \"Put it on a board\"), that it is powered, that --baud matches (115200 for an ESP32), and that no other program holds the port; then press the board's EN (reset) button and try again",
       "no-prompt",
     );
+  }
+
+  /**
+   * process.env.VERSION and BOARD read with an EVAL packet: what the board says of itself, and proof
+   * that the packet protocol works before anything is written.
+   */
+  async processEnv(): Promise<Identity> {
+    const v = await this.eval(`process.env.VERSION+" "+process.env.BOARD`);
+    const id = parseIdentity(`Espruino ${String(v)}`);
+    if (!id) throw new LinkError(`the board answered process.env with ${JSON.stringify(v)}, not a version and a board`, "eval");
+    return id;
   }
 
   /** Refuses an interpreter without the packet protocol, or a board other than `board`. */
@@ -334,10 +380,29 @@ export class ConsoleLink {
   }
 
   /** Evaluates an expression on the board (an EVAL packet); the result as E.toJS gave it. */
-  async eval(expression: string, timeoutMs = 5000): Promise<unknown> {
+  /**
+   * Evaluates an expression on the board (an EVAL packet); the result as E.toJS gave it. A NAK or
+   * no answer (noise on the line) sends it again, after the board's own packet timeout has passed;
+   * the expressions Wisp sends are safe to run twice.
+   */
+  async eval(expression: string, options: { timeoutMs?: number; attempts?: number } = {}): Promise<unknown> {
+    const attempts = options.attempts ?? PACKET_ATTEMPTS;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.evalOnce(expression, options.timeoutMs ?? ACK_TIMEOUT_MS);
+      } catch (err) {
+        if (!(err instanceof LinkError) || (err.code !== "eval" && err.code !== "timeout") || attempt >= attempts) throw err;
+        this.retries.packets++;
+        await this.quiet(300, ACK_TIMEOUT_MS);
+      }
+    }
+  }
+
+  private async evalOnce(expression: string, timeoutMs: number): Promise<unknown> {
     const data = padToSafe(PacketType.EVAL, expression);
     const answer = this.next((e) => e.kind === "ack" || e.kind === "nak", timeoutMs, "answer to an EVAL packet");
     const response = this.next((e) => e.kind === "packet" && e.type === PacketType.RESPONSE, timeoutMs, "RESPONSE packet");
+    answer.catch(() => undefined);
     response.catch(() => undefined);
     const at = this.textOffset;
     try {
@@ -346,7 +411,7 @@ export class ConsoleLink {
       if (a.kind === "nak") {
         response.cancel();
         await this.quiet(100, 1000);
-        const said = this.textSince(at).trim().split(/\r?\n/)[0] ?? "";
+        const said = firstLine(this.textSince(at));
         throw new LinkError(`the board could not run ${JSON.stringify(expression.slice(0, 60))}: ${said || "NAK"}`, "eval");
       }
       const reply = await response;
@@ -357,7 +422,13 @@ export class ConsoleLink {
     }
   }
 
-  private textSince(offset: number): string {
+  /** Where the console text received so far ends (for `textSince`). */
+  get position(): number {
+    return this.textOffset;
+  }
+
+  /** The console text received since `position` was `offset` (as much as is kept: 64 KB). */
+  textSince(offset: number): string {
     const start = this.text.length - (this.textOffset - offset);
     return this.text.slice(Math.max(0, start));
   }
@@ -370,7 +441,21 @@ export class ConsoleLink {
     const want = crc32(data) >>> 0;
     for (let attempt = 1; ; attempt++) {
       const textBefore = this.textOffset;
-      await this.sendFile(name, data, onProgress);
+      try {
+        await this.sendFile(name, data, onProgress);
+      } catch (err) {
+        if (!(err instanceof LinkError) || err.code !== "resync" || attempt >= FILE_ATTEMPTS) throw err;
+        // an ACK that did not come: the board may or may not have the packet; start the file again
+        this.retries.files++;
+        await this.quiet(300, 2 * ACK_TIMEOUT_MS);
+        continue;
+      }
+      const said = this.textSince(textBefore);
+      // 2v29 ACKs a DATA packet whose Storage write failed, then prints the error
+      const storage = /Uncaught Error: (Unable to find or create file|Too much data for file size|File already written with different data)/.exec(said);
+      if (storage) {
+        throw new LinkError(`${name}: the board could not write it to Storage ("${storage[1]}"): Storage is full or damaged. Free space on the board (require("Storage").list() shows the files; require("Storage").erase(name) or eraseAll()), then flash again`, "storage");
+      }
       const stray = this.textOffset !== textBefore;
       const got = await this.eval(`E.CRC32(require("Storage").read(${jsString(name)}))`);
       if (got === want) return;
@@ -413,7 +498,11 @@ export class ConsoleLink {
     }
   }
 
-  /** Sends a packet and waits for its ACK; a NAK or silence sends it again. */
+  /**
+   * Sends a packet and waits for its ACK. A NAK means the board dropped it: it goes again. No
+   * answer leaves it unknown whether the board took it (the ACK may be what was lost), and DATA
+   * packets carry no offset, so that is a "resync" error: the caller starts the file again.
+   */
   private async packetWithAck(bytes: Uint8Array, what: string): Promise<void> {
     for (let attempt = 1; ; attempt++) {
       const answer = this.next((e) => e.kind === "ack" || e.kind === "nak", ACK_TIMEOUT_MS, `ACK for ${what}`);
@@ -426,20 +515,20 @@ export class ConsoleLink {
         if (!(err instanceof LinkError) || err.code !== "timeout") throw err;
         result = err;
       }
-      if (result instanceof LinkError || result.kind === "nak") {
-        if (attempt >= PACKET_ATTEMPTS) {
-          throw new LinkError(
-            result instanceof LinkError
-              ? `${what}: the board stopped answering (${result.message}). Is it still plugged in and powered?`
-              : `${what}: the board refused the packet ${PACKET_ATTEMPTS} times (NAK)`,
-            result instanceof LinkError ? "timeout" : "nak",
-          );
-        }
+      if (result instanceof LinkError) {
+        throw new LinkError(`${what}: no answer from the board (${result.message}). Is it still plugged in and powered?`, "resync");
+      }
+      if (result.kind === "nak") {
+        if (attempt >= PACKET_ATTEMPTS) throw new LinkError(`${what}: the board refused the packet ${PACKET_ATTEMPTS} times (NAK)`, "resync");
         this.retries.packets++;
         continue;
       }
       return;
     }
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((r) => this.clock.setTimeout(r, ms));
   }
 
   // --- lifecycle --------------------------------------------------------------------------------
@@ -459,8 +548,10 @@ export class ConsoleLink {
   }
 
   private rejectAll(err: LinkError): void {
-    if (this.pumpTimer) clearTimeout(this.pumpTimer);
+    if (this.pumpTimer) this.clock.clearTimeout(this.pumpTimer);
     this.pumpTimer = undefined;
+    if (this.pauseTimer !== undefined) this.clock.clearTimeout(this.pauseTimer);
+    this.pauseTimer = undefined;
     for (const w of this.waiters.splice(0)) w.reject(err);
     for (const w of this.textWaiters.splice(0)) w.reject(err);
     this.outbox = [];
@@ -479,10 +570,22 @@ export class ConsoleLink {
   }
 }
 
+/** The first line of console text as a terminal shows it (escape sequences applied, controls dropped). */
+export function firstLine(text: string): string {
+  const lines: string[] = [];
+  new ConsoleLines((l) => lines.push(l)).write(Buffer.from(text + "\n", "latin1"));
+  return lines.find((l) => l.trim() !== "")?.trim() ?? "";
+}
+
+/** The last `n` lines of console text as a terminal shows them. */
+export function lastLines(text: string, n: number): string[] {
+  const lines: string[] = [];
+  new ConsoleLines((l) => lines.push(l)).write(Buffer.from(text + "\n", "latin1"));
+  return lines.filter((l) => l.trim() !== "").slice(-n);
+}
+
 function fmtCrc(v: unknown): string {
   return typeof v === "number" ? "0x" + (v >>> 0).toString(16).padStart(8, "0") : String(v);
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
+

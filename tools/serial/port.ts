@@ -33,13 +33,24 @@ export class PortError extends Error {
   }
 }
 
-function hasUdevadm(): boolean {
-  for (const bin of ["udevadm", "/sbin/udevadm", "/usr/bin/udevadm", "/bin/udevadm"]) {
+/**
+ * serialport runs `udevadm` from PATH. Where it is installed in a folder PATH lacks (/sbin on some
+ * systems), that folder joins PATH; where it is not installed at all, false.
+ */
+function findUdevadm(): boolean {
+  const run = (bin: string) => {
     try {
       execFileSync(bin, ["--version"], { stdio: "ignore" });
       return true;
     } catch {
-      // next
+      return false;
+    }
+  };
+  if (run("udevadm")) return true;
+  for (const dir of ["/usr/bin", "/bin", "/usr/sbin", "/sbin"]) {
+    if (run(`${dir}/udevadm`)) {
+      process.env.PATH = `${process.env.PATH ?? ""}:${dir}`;
+      return true;
     }
   }
   return false;
@@ -50,7 +61,7 @@ function hasUdevadm(): boolean {
  * missing, `SerialPort.list()` would crash the process, so this says how to install it instead.
  */
 export async function listPorts(options: { all?: boolean } = {}): Promise<PortInfo[]> {
-  if (process.platform === "linux" && !hasUdevadm()) {
+  if (process.platform === "linux" && !findUdevadm()) {
     throw new PortError(
       "cannot list USB serial ports: `udevadm` is missing (Debian/Ubuntu package udev: sudo apt-get install udev). Or name the port: --port /dev/ttyUSB0",
       "no-udevadm",
