@@ -22,8 +22,8 @@ export interface Section {
   title?: string;
   /** A blank line before the section while it shows. */
   gap?: boolean;
-  /** One line in place of the rows left out (it costs a line only while some are). */
-  overflow?: (hidden: number) => string;
+  /** One line in place of the rows left out (it costs a line only while some are); `kept` says which rows show. */
+  overflow?: (hidden: number, kept: boolean[]) => string;
 }
 
 export interface Size {
@@ -70,7 +70,7 @@ export function fit(sections: Section[], size: Size): string[] {
     s.rows.forEach((row, j) => {
       if (keep[i]![j]) lines.push(row.text);
     });
-    if (s.overflow && chosen[i]! < s.rows.length) lines.push(s.overflow(s.rows.length - chosen[i]!));
+    if (s.overflow && chosen[i]! < s.rows.length) lines.push(s.overflow(s.rows.length - chosen[i]!, keep[i]!));
   });
   return lines.map((l) => truncate(l, width));
 }

@@ -249,10 +249,15 @@ export function renderScreen(sim: Simulation, options: ViewOptions, logs: readon
   // every sensor on a row of its own while they all fit the room nodes get; else each node's first
   const room = Math.min(limit, Math.max(3, size.rows - 16));
   const expanded = nodes.reduce((n, node) => n + Math.max(1, sensorNames(node).length), 0) <= room;
+  /** Which node each row is of, and whether it is that node's first row. */
+  const rowNode: { node: number; first: boolean }[] = [];
   const nodeRowList: Row[] = nodes.flatMap((node, i) => {
     // the first ten nodes and any in trouble come before the traffic; the rest after its newest lines
     const priority = i >= limit ? -Infinity : trouble(node) ? 75 : i < 10 ? 70 - i * 0.1 : 40 - i * 0.001;
-    return nodeRows(node, columns, readingWidth, expanded).map((text, k) => ({ text, priority: priority - k * 0.0001 }));
+    return nodeRows(node, columns, readingWidth, expanded).map((text, k) => {
+      rowNode.push({ node: i, first: k === 0 });
+      return { text, priority: priority - k * 0.0001 };
+    });
   });
   const count = (pick: (n: SimNode) => string) => {
     const c: Record<string, number> = {};
@@ -261,7 +266,11 @@ export function renderScreen(sim: Simulation, options: ViewOptions, logs: readon
       .map(([k, v]) => `${v} ${colored(k)}`)
       .join(", ");
   };
-  const summary = (hidden: number) => pc.dim(`… and ${hidden} more row${hidden === 1 ? "" : "s"} · `) + `power: ${count((n) => n.power)} · wifi: ${count((n) => n.wifi)} · mqtt: ${count((n) => n.mqtt)}`;
+  const summary = (_rows: number, kept: boolean[]) => {
+    const hidden = rowNode.filter((r, j) => r.first && !kept[j]).length;
+    const more = hidden ? `… and ${hidden} more` : "… and more sensor rows";
+    return pc.dim(`${more} · `) + `power: ${count((n) => n.power)} · wifi: ${count((n) => n.wifi)} · mqtt: ${count((n) => n.mqtt)}`;
+  };
 
   const faultRows: Row[] = faults.slice(-3).map((f, i, all) => ({ text: pc.magenta(`${clockText(f.at)} fault ${faultText(f)}`), priority: i === all.length - 1 ? 68 : 35 }));
   const next = sim.upcomingFaults()[0];

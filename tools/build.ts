@@ -396,7 +396,8 @@ export async function build(options: BuildOptions = {}): Promise<BuildResult> {
       target = firmwareTarget(options.config, root);
     } catch (e) {
       if (!(e instanceof ConfigError)) throw e;
-      targetError = `cannot build the firmware for ${e.message}`;
+      // the firmware is built for the config's sensors: the config's own error says why it was not
+      targetError = e.message;
     }
   }
   const reports = await Promise.all(

@@ -83,7 +83,8 @@ describe("the live view fits the terminal", () => {
       frame(sim, columns, rows, faults);
     }
     const wide = frame(sim, 200, 60, faults).find((l) => l.startsWith(sim.nodes[0]!.serial))!;
-    expect(wide).toMatch(/\d+\.\d\d °C {2}[▁▂▃▄▅▆▇█]+ \d+\.\d\d–\d+\.\d\d {2}\d+\.\d %RH {2}\d+\.\d hPa$/);
+    const spark = "[▁▂▃▄▅▆▇█]+";
+    expect(wide).toMatch(new RegExp(`\\d+\\.\\d\\d °C {2}${spark} [\\d.]+–[\\d.]+ {2}\\d+\\.\\d %RH {2}${spark} [\\d.]+–[\\d.]+ {2}\\d+\\.\\d\\d hPa {2}${spark} [\\d.]+–[\\d.]+$`));
     expect(wide).toMatch(/ on +connected +connected +40s /);
   });
 });

@@ -102,9 +102,9 @@ describe("flash.config.json validation", () => {
     ];
     expect(validateFlashConfig(c)).toEqual([
       'sensors[0]: "rom" is not a field of a bme280 sensor (its fields: name, type, address)',
-      "sensors[1].address: must be one of 68, 69",
+      "sensors[1].address: must be one of 68, 69, got 118",
       'sensors[2]: missing field "pin"',
-      "sensors[3].resolution: must be one of 9, 10, 11, 12",
+      "sensors[3].resolution: must be one of 9, 10, 11, 12, got 8",
     ]);
   });
   it("rejects what the schema cannot see: shared I2C addresses, DS18B20s sharing a pin without ROMs, bad ROM CRCs, pins the board lacks", () => {

@@ -107,9 +107,10 @@ describe("view pieces", () => {
     await sim.advance(12_000);
     const lines = strip(renderScreen(sim, { watch: "w", rows: 10, size: { columns: 140, rows: 40 } })).split("\n");
     const at = lines.findIndex((l) => l.startsWith(sim.nodes[0]!.serial));
-    expect(lines[at]).toMatch(/climate +21\.50 °C [▁▂▃▄▅▆▇█]{3,} +45\.0 %RH [▁▂▃▄▅▆▇█]{3,}/);
+    // each quantity: its value, a sparkline of its recent values and their min–max
+    expect(lines[at]).toMatch(/climate +21\.50 °C +[▁▂▃▄▅▆▇█]{3,} 21\.50–21\.50 +45\.0 %RH +[▁▂▃▄▅▆▇█]{3,} 45\.0–45\.0/);
     expect(lines[at + 1]).toMatch(/^ +soil +DS18B20 28aa: CRC mismatch$/);
-    expect(lines[at + 2]).toMatch(/^ +light +\d+\.\d lx [▁▂▃▄▅▆▇█]{3,}$/);
+    expect(lines[at + 2]).toMatch(/^ +light +\d+\.\d lx +[▁▂▃▄▅▆▇█]{3,} \d+\.\d–\d+\.\d$/);
     // too many for the rows: each node's first sensor with readings, and how many more
     const compact = strip(renderScreen(sim, { watch: "w", rows: 2, size: { columns: 140, rows: 40 } })).split("\n");
     expect(compact.find((l) => l.startsWith(sim.nodes[0]!.serial))).toMatch(/climate .* \+2 sensors/);
