@@ -98,6 +98,8 @@ export interface Part {
   text: string;
   /** Higher is kept first. */
   priority: number;
+  /** Text (an error message) that may be cut to the room left, rather than dropped whole. */
+  shrink?: boolean;
 }
 
 /**
@@ -109,11 +111,17 @@ export function fitParts(parts: Part[], width: number, separator = "  "): string
   const keep = parts.map(() => false);
   let used = 0;
   const order = parts.map((p, i) => ({ ...p, i })).sort((a, b) => b.priority - a.priority || a.i - b.i);
+  const texts = parts.map((p) => p.text);
   for (const p of order) {
     const w = stringWidth(p.text) + (used > 0 ? sep : 0);
-    if (used + w > width) continue;
-    used += w;
+    if (used + w > width) {
+      // what is left of the row for a message cut short, when that is enough to read its start
+      const room = width - used - (used > 0 ? sep : 0);
+      if (!p.shrink || room < 12) continue;
+      texts[p.i] = truncate(p.text, room);
+      used = width;
+    } else used += w;
     keep[p.i] = true;
   }
-  return parts.filter((_, i) => keep[i]).map((p) => p.text).join(separator);
+  return texts.filter((_, i) => keep[i]).join(separator);
 }

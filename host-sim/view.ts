@@ -110,7 +110,7 @@ export function sensorNames(node: SimNode): string[] {
 export function readingParts(node: SimNode, name: string, width = 80): Part[] {
   const parts: Part[] = [];
   const status = node.sensorStatus[name];
-  if (status !== undefined && status !== "ok") parts.push({ text: pc.red(status), priority: 11 });
+  if (status !== undefined && status !== "ok") parts.push({ text: pc.red(status), priority: 11, shrink: true });
   const reading = node.readings[name];
   if (!reading) {
     if (!parts.length) parts.push({ text: pc.dim(node.power === "on" ? "no reading yet" : "–"), priority: 10 });

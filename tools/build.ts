@@ -518,7 +518,8 @@ export function needsBuild(root = PROJECT_ROOT, config?: string): boolean {
  */
 export async function ensureBuilt(say: (line: string) => void = console.log, config?: string): Promise<boolean> {
   if (!needsBuild(PROJECT_ROOT, config)) return true;
-  say(`dist/ is missing, older than its sources, or built for other sensors: building${config ? ` for ${displayPath(config)}` : ""} (esbuild, then the Espruino check) ...`);
+  const why = OUTPUTS.some((o) => !existsSync(path.join(PROJECT_ROOT, o.outfile))) ? "dist/ is missing" : "dist/ is older than its sources, or built for other sensors";
+  say(`${why}: building it${config ? ` for ${displayPath(config)}` : ""} (esbuild, then the Espruino check) ...`);
   return (await build({ config })).ok;
 }
 

@@ -173,6 +173,9 @@ describe("layout", () => {
     expect(fitParts(parts, 40)).toBe("21.47 °C  ▁▂▃ 21.40–21.52  48.3 %RH");
     expect(fitParts(parts, 30)).toBe("21.47 °C  ▁▂▃ 21.40–21.52");
     expect(fitParts(parts, 20)).toBe("21.47 °C  48.3 %RH");
+    // a sensor's error is cut to the room left rather than dropped
+    const failing = [{ text: "BME280 not found at 0x76: no answer on the bus", priority: 11, shrink: true }, ...parts];
+    expect(fitParts(failing, 30)).toBe("BME280 not found at 0x76: no …");
   });
 });
 
