@@ -31,9 +31,6 @@ export interface Size {
   rows: number;
 }
 
-/** The smallest terminal the view is laid out for; smaller ones get the top of the frame. */
-export const MIN_SIZE: Size = { columns: 80, rows: 24 };
-
 /**
  * The lines to draw: at most `size.rows - 1` of them (log-update ends the frame with a newline,
  * which takes the last line), each at most `size.columns - 1` wide (a character in the last
