@@ -5,9 +5,9 @@
 
 import { existsSync } from "node:fs";
 import { createInterface } from "node:readline";
-import { parseArgs } from "node:util";
 import { ConsoleLines } from "./serial/lines.ts";
 import { ConsoleLink, LinkError } from "./serial/link.ts";
+import { BAUD, intOption, parseOptions, UsageError, usageFailure } from "./options.ts";
 import { findBoardPort, openPort, PortError } from "./serial/port.ts";
 
 const USAGE = `usage: wisp monitor [options]
@@ -136,30 +136,22 @@ export async function monitorLink(first: ConsoleLink, options: MonitorOptions): 
 }
 
 export async function main(argv: string[]): Promise<number> {
-  let args;
+  let args, baud: number;
   try {
-    args = parseArgs({
-      args: argv,
-      options: {
-        port: { type: "string", short: "p" },
-        baud: { type: "string", short: "b" },
-        timestamps: { type: "boolean", short: "t" },
-        help: { type: "boolean", short: "h" },
-      },
-      strict: true,
+    args = parseOptions(argv, {
+      port: { type: "string", short: "p" },
+      baud: { type: "string", short: "b" },
+      timestamps: { type: "boolean", short: "t" },
+      help: { type: "boolean", short: "h" },
     }).values;
+    if (args.help) {
+      console.log(USAGE);
+      return 0;
+    }
+    baud = intOption("baud", args.baud, 115_200, BAUD);
   } catch (err) {
-    console.error(`wisp monitor: ${(err as Error).message}\n\n${USAGE}`);
-    return 2;
-  }
-  if (args.help) {
-    console.log(USAGE);
-    return 0;
-  }
-  const baud = args.baud === undefined ? 115_200 : /^\d+$/.test(args.baud) ? Number(args.baud) : NaN;
-  if (!Number.isInteger(baud) || baud < 300 || baud > 5_000_000) {
-    console.error(`wisp monitor: --baud must be a whole number of bits per second (e.g. 115200), got ${JSON.stringify(args.baud)}`);
-    return 2;
+    if (err instanceof UsageError) return usageFailure("monitor", err);
+    throw err;
   }
   try {
     const port = args.port ?? (await findBoardPort()).path;

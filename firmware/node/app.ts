@@ -92,6 +92,8 @@ function connectBroker(): void {
   c.on("error", brokerError);
   c.on("offline", brokerDown);
   schedule();
+  // the first reading now, not an interval later: it waits in the client's queue until CONNACK
+  sampleSensors();
 }
 
 function brokerUp(): void {
