@@ -11,14 +11,18 @@ import { type EspruinoFolder, espruinoFolder } from "../helpers/espruino-files.t
 import { type SimBoards, simBoards } from "../helpers/sim-board.ts";
 
 let espruino: EspruinoFolder;
+/** Big enough that the write is still going when the cable comes out. */
+let espruinoFolderForUnplug: EspruinoFolder;
 let boards: SimBoards;
 beforeAll(async () => {
   espruino = espruinoFolder({ appBytes: 16 * 1024 });
-  boards = await simBoards({ nodes: 2, blank: true });
+  espruinoFolderForUnplug = espruinoFolder({ appBytes: 512 * 1024 });
+  boards = await simBoards({ nodes: 3, blank: true });
 });
 afterAll(async () => {
   await boards?.stop();
   espruino?.remove();
+  espruinoFolderForUnplug?.remove();
 });
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -63,6 +67,20 @@ describe("putting Espruino on a board that does not cooperate", () => {
     expect(result.serial).toBe(node.serial);
     expect(node.interpreterVersion).toBe("2v29");
   }, 60_000);
+
+  it("a board unplugged while the interpreter is written: the error says so", async () => {
+    const node = boards.sim.nodes[2]!;
+    const interpreter = readInterpreter(espruinoFolderForUnplug.dir, esp32DevkitC);
+    const writing = installInterpreter({ port: node.consolePath!, interpreter, board: esp32DevkitC, say: () => undefined, progress: false }).catch((e: unknown) => e);
+    const end = Date.now() + 20_000;
+    while (node.spiFlash.stats.bytesProgrammed === 0 && Date.now() < end) await sleep(20);
+    await boards.sim.unplugConsole(node);
+    const err = await writing;
+    expect(err).toBeInstanceOf(InterpreterError);
+    expect((err as InterpreterError).code).toBe("closed");
+    expect((err as Error).message).toMatch(/the port closed .*unplugged.*the interpreter is not complete on it/);
+    await boards.sim.plugConsole(node);
+  }, 30_000);
 
   it("plain wisp flash on a blank board says it has no Espruino and how to put it there", async () => {
     const node = boards.sim.nodes[1]!;

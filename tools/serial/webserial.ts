@@ -68,6 +68,7 @@ export class NodeSerialPort {
     // opening a tty asserts DTR and RTS (the kernel does, with HUPCL); the reset circuit ignores both at once
     this.signals = { dtr: true, rts: true, brk: false };
     let stopped = false;
+    const pendingWrites: ((err: Error) => void)[] = [];
     this.readable = new ReadableStream<Uint8Array>({
       start: (controller) => {
         port.on("data", (data: Buffer) => {
@@ -86,6 +87,10 @@ export class NodeSerialPort {
         };
         port.on("close", (err?: Error) => end(err ?? undefined));
         port.on("error", (err: Error) => end(err));
+        // serialport never calls back a write on a port that closed under it: fail them instead
+        port.on("close", () => {
+          for (const reject of pendingWrites.splice(0)) reject(this.lost ?? new Error(`${this.path} closed`));
+        });
       },
       cancel: () => {
         stopped = true;
@@ -94,9 +99,17 @@ export class NodeSerialPort {
     this.writable = new WritableStream<Uint8Array>({
       write: (chunk) =>
         new Promise<void>((resolve, reject) => {
+          if (!port.isOpen) return reject(this.lost ?? new Error(`${this.path} is not open`));
+          const settle = (err?: Error | null) => {
+            const i = pendingWrites.indexOf(reject);
+            if (i >= 0) pendingWrites.splice(i, 1);
+            if (err) reject(err);
+            else resolve();
+          };
+          pendingWrites.push(reject);
           port.write(Buffer.from(chunk), (err) => {
-            if (err) return reject(err);
-            port.drain((e) => (e ? reject(e) : resolve()));
+            if (err) return settle(err);
+            port.drain((e) => settle(e));
           });
         }),
     });
