@@ -23,6 +23,7 @@ import {
   buildPartitionTable,
   ESPRUINO_PARTITIONS,
   espruinoVersion,
+  IMAGE_HEADER_BYTES,
   type ImageError,
   type Partition,
   parseAppImage,
@@ -113,7 +114,7 @@ export function planFlashBoot(flash: SpiFlash, board: Board): BootPlan {
     log("E", "boot", "No bootable app partitions in the partition table");
     return fail("no app partition");
   }
-  const bytes = flash.read(app.offset, app.size);
+  const bytes = readImage(flash, app.offset, app.size);
   let image: AppImage;
   try {
     image = parseAppImage(bytes);
@@ -133,6 +134,22 @@ export function planFlashBoot(flash: SpiFlash, board: Board): BootPlan {
   log("I", "boot", "Disabling RNG early entropy source...");
   const version = espruinoVersion(bytes.subarray(0, image.length)) ?? (/^\d+v\d+/.test(image.appVersion ?? "") ? image.appVersion : undefined);
   return { lines, outcome: { kind: "app", app: image, partition: app, version } };
+}
+
+/**
+ * The bytes of the image at `address` (at most `max`): its header and segment headers say how long
+ * it is, so a 2 MB partition holding a 5 KB image costs 5 KB, as the bootloader reads it too.
+ */
+function readImage(flash: SpiFlash, address: number, max: number): Uint8Array {
+  const head = flash.read(address, Math.min(IMAGE_HEADER_BYTES, max));
+  if (head[0] !== 0xe9 || head.length < IMAGE_HEADER_BYTES) return head;
+  let at = IMAGE_HEADER_BYTES;
+  for (let i = 0; i < head[1]! && at + 8 <= max; i++) {
+    const segment = flash.read(address + at, 8);
+    at += 8 + new DataView(segment.buffer).getUint32(4, true);
+  }
+  // padding to the checksum byte, and room for the SHA-256 that may follow
+  return flash.read(address, Math.min(max, (at & ~15) + 16 + 32));
 }
 
 /** The "Usage" column of the bootloader's partition list (bootloader_utility.c). */

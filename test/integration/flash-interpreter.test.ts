@@ -21,7 +21,7 @@ let espruino: EspruinoFolder;
 let boards: SimBoards;
 beforeAll(async () => {
   espruino = espruinoFolder({ version: "2v29" });
-  boards = await simBoards({ nodes: 2, blank: true });
+  boards = await simBoards({ nodes: 3, blank: true });
 });
 afterAll(async () => {
   await boards?.stop();
@@ -84,6 +84,22 @@ describe("wisp flash --interpreter: a blank ESP32 to a running node in one comma
     expect(node.spiFlash.stats.bytesProgrammed).toBe(before);
     // reset out of its bootloader again: back to what it ran (its empty flash's reset loop)
     await until(() => node.download === undefined, 5_000);
+  }, 60_000);
+});
+
+describe("wisp install-espruino", () => {
+  it("with a folder: only the interpreter, verified, and the board answers as Espruino; without one: where to get it", async () => {
+    const node = board(2);
+    const installed = await run(["install-espruino", espruino.dir, "--port", node.consolePath!]);
+    expect(installed.stderr).toBe("");
+    expect(installed.code).toBe(0);
+    expect(installed.stdout).toMatch(new RegExp(`Espruino 2v29 is running on ${node.consolePath} \\(ESP32\\): [\\d,]+ bytes written at 921600 baud and verified`));
+    expect(installed.stdout).toContain(`next: wisp flash --port ${node.consolePath}`);
+    expect(node.interpreterVersion).toBe("2v29");
+    expect(node.flashStorage.list()).toEqual([]); // the node is not on it yet
+    const none = await run(["install-espruino"]);
+    expect(none.code).toBe(1);
+    expect(none.stderr).toMatch(/which Espruino\? Get Espruino for ESP32 from https:\/\/www\.espruino\.com\/Download/);
   }, 60_000);
 });
 

@@ -133,6 +133,48 @@ describe("the simulated ESP32's ROM", () => {
     expect(b.packets[0]![1]).not.toBe(Command.GET_SECURITY_INFO);
   });
 
+  it("runs the flasher stub it is given (OHAI, two status bytes); the stub's ERASE_FLASH takes the whole flash, Storage too", async () => {
+    const b = board();
+    b.node.flashStorage.write(".bootcde", Uint8Array.of(0x31));
+    b.node.setButton("BOOT", true);
+    b.node.powerOn();
+    await b.clock.tickAsync(10);
+    const code = new Uint8Array(64).fill(0x36);
+    const header = (n: number, seq: number) => {
+      const h = new Uint8Array(16);
+      new DataView(h.buffer).setUint32(0, n, true);
+      new DataView(h.buffer).setUint32(4, seq, true);
+      return h;
+    };
+    b.send(Command.MEM_BEGIN, Uint8Array.from([...b.word(64), ...b.word(1), ...b.word(0x1800), ...b.word(0x400a8000)]));
+    await b.clock.tickAsync(10);
+    // MEM_DATA's checksum: 0xEF XOR the data, in the header's checksum field
+    let sum = 0xef;
+    for (const x of code) sum ^= x;
+    const packet = Uint8Array.from([...header(64, 0), ...code]);
+    const frame = new Uint8Array(8 + packet.length);
+    frame[1] = Command.MEM_DATA;
+    new DataView(frame.buffer).setUint16(2, packet.length, true);
+    new DataView(frame.buffer).setUint32(4, sum, true);
+    frame.set(packet, 8);
+    b.node.line.write(Uint8Array.from([0xc0, ...frame, 0xc0]));
+    await b.clock.tickAsync(10);
+    b.packets.length = 0;
+    b.send(Command.MEM_END, Uint8Array.from([...b.word(0), ...b.word(0x400a8010)]));
+    await b.clock.tickAsync(20);
+    expect(Buffer.from(b.packets.at(-1)!).toString("latin1")).toBe("OHAI");
+    expect(b.node.download!.stub).toBe(true);
+    b.packets.length = 0;
+    b.send(Command.ERASE_FLASH);
+    await b.clock.tickAsync(5_000);
+    expect(b.packets.length).toBe(0); // a whole-chip erase takes about 10 s (W25Q32JV, typical)
+    await b.clock.tickAsync(6_000);
+    expect([...b.packets[0]!.subarray(0, 2)]).toEqual([0x01, Command.ERASE_FLASH]);
+    expect([...b.packets[0]!.subarray(8)]).toEqual([0, 0]);
+    expect(b.node.flashStorage.list()).toEqual([]);
+    expect(b.node.interpreterVersion).toBeUndefined();
+  });
+
   it("boots the interpreter the flash holds and reports the version its image carries", async () => {
     const b = board();
     b.node.installInterpreter("2v27");

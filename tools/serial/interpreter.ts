@@ -14,7 +14,7 @@
 //   `SerialPort.list()` knows the port.
 
 import { createHash } from "node:crypto";
-import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, realpathSync, statSync } from "node:fs";
 import { basename, join, resolve } from "node:path";
 import { ESPError, ESPLoader, HardReset, Transport, UnexpectedChipIdError, UnexpectedChipMagicError } from "esptool-js";
 import type { Board } from "../../boards/types.ts";
@@ -202,7 +202,8 @@ class RtsHardReset extends HardReset {
 /** USB ids of `path` when the system lists it (esptool-js picks its reset sequence by them). */
 async function usbIds(path: string): Promise<{ usbVendorId?: number; usbProductId?: number }> {
   try {
-    const port = (await listPorts({ all: true })).find((p) => p.path === path);
+    const real = (p: string) => (existsSync(p) ? realpathSync(p) : p);
+    const port = (await listPorts({ all: true })).find((p) => real(p.path) === real(path));
     if (port?.vendorId && port.productId) return { usbVendorId: parseInt(port.vendorId, 16), usbProductId: parseInt(port.productId, 16) };
   } catch {
     // no udevadm, or not a USB port: the classic DTR/RTS reset is the one to use anyway
