@@ -454,7 +454,6 @@ export class SimNode {
 
   private enterDownload(): void {
     this.line.flowControl = false;
-    // eslint-disable-next-line @typescript-eslint/no-this-alias
     const node = this;
     this.download = new DownloadMode({
       clock: this.clock,

@@ -1,6 +1,7 @@
 // The simulated ESP32's ROM and reset circuit on a fake clock: what it prints at reset, the reset
 // loop of a board with empty flash, download mode entered through DTR/RTS as esptool does it, the
 // serial bootloader's SLIP answers, and booting what the flash holds.
+import { createHash } from "node:crypto";
 import FakeTimers from "@sinonjs/fake-timers";
 import { afterEach, describe, expect, it } from "vitest";
 import { SimNode, type SimNodeOptions } from "../../host-sim/node.ts";
@@ -35,10 +36,11 @@ function board(options: Partial<SimNodeOptions> = {}) {
       }
     }
   });
-  const send = (op: number, data: Uint8Array = new Uint8Array(0)) => {
+  const send = (op: number, data: Uint8Array = new Uint8Array(0), checksum = 0) => {
     const packet = new Uint8Array(8 + data.length);
     packet[1] = op;
     new DataView(packet.buffer).setUint16(2, data.length, true);
+    new DataView(packet.buffer).setUint32(4, checksum, true);
     packet.set(data, 8);
     const out = [0xc0];
     for (const b of packet) out.push(...(b === 0xc0 ? [0xdb, 0xdc] : b === 0xdb ? [0xdb, 0xdd] : [b]));
@@ -131,6 +133,32 @@ describe("the simulated ESP32's ROM", () => {
     expect(b.packets.length).toBe(8);
     expect([...b.packets[0]!.subarray(8)]).toEqual([1, 5, 0, 0]);
     expect(b.packets[0]![1]).not.toBe(Command.GET_SECURITY_INFO);
+  });
+
+  it("the ROM itself writes flash: FLASH_BEGIN erases, FLASH_DATA checks its checksum, SPI_FLASH_MD5 answers in hex", async () => {
+    const b = board({ blank: true });
+    b.node.setButton("BOOT", true);
+    b.node.powerOn();
+    await b.clock.tickAsync(10);
+    const data = new Uint8Array(1024).map((_, i) => (i * 7) & 0xff);
+    let sum = 0xef;
+    for (const x of data) sum ^= x;
+    const block = (seq: number) => Uint8Array.from([...b.word(data.length), ...b.word(seq), ...b.word(0), ...b.word(0), ...data]);
+    const status = () => [...b.packets.at(-1)!.subarray(-4)];
+    b.send(Command.FLASH_BEGIN, Uint8Array.from([...b.word(4096), ...b.word(1), ...b.word(1024), ...b.word(0x9000)]));
+    await b.clock.tickAsync(100);
+    expect(status()).toEqual([0, 0, 0, 0]);
+    b.send(Command.FLASH_DATA, block(0), sum ^ 0x01);
+    await b.clock.tickAsync(200); // 1,056 bytes at 115,200 baud
+    expect(status()).toEqual([1, 0x07, 0, 0]); // "Invalid CRC in message"
+    b.send(Command.FLASH_DATA, block(0), sum);
+    await b.clock.tickAsync(200);
+    expect(status()).toEqual([0, 0, 0, 0]);
+    expect([...b.node.spiFlash.read(0x9000, 1024)]).toEqual([...data]);
+    b.send(Command.SPI_FLASH_MD5, Uint8Array.from([...b.word(0x9000), ...b.word(1024), ...b.word(0), ...b.word(0)]));
+    await b.clock.tickAsync(50);
+    const answer = b.packets.at(-1)!;
+    expect(Buffer.from(answer.subarray(8, 40)).toString("latin1")).toBe(createHash("md5").update(data).digest("hex"));
   });
 
   it("runs the flasher stub it is given (OHAI, two status bytes); the stub's ERASE_FLASH takes the whole flash, Storage too", async () => {
