@@ -33,11 +33,11 @@ describe("wisp flash --interpreter: a blank ESP32 to a running node in one comma
   it("wisp sim --serial --blank, then the command it prints with --interpreter: the board gets Espruino, then the node, and publishes online", async () => {
     const sim = wisp(["sim", "--serial", "--blank", "--plain", "--no-build", "--port", "0", "--nodes", "1", "--duration", "120"]);
     try {
-      const hint = await sim.waitFor(/flash a node: wisp flash --interpreter <Espruino's ESP32 folder> --port (\S+) --config (\S+)/, 20_000);
+      const hint = await sim.waitFor(/flash a node: npx wisp flash --interpreter <Espruino's ESP32 folder> --port (\S+) --config (\S+)/, 20_000);
       const [, port, config] = hint;
       await sim.waitFor(/invalid header: 0xffffffff/, 5_000); // what a new ESP32 prints
       const started = performance.now();
-      const flash = await run(["flash", "--no-build", "--interpreter", espruino.dir, "--port", port!, "--config", join(PROJECT_ROOT, config!)]);
+      const flash = await run(["flash", "--no-build", "--interpreter", espruino.dir, "--port", port!, "--config", config!]);
       const seconds = (performance.now() - started) / 1000;
       expect(flash.stderr).toBe("");
       expect(flash.code).toBe(0);
@@ -50,8 +50,8 @@ describe("wisp flash --interpreter: a blank ESP32 to a running node in one comma
         expect(flash.stdout).toMatch(new RegExp(`wrote ${name.replace(".", "\\.")} at ${address}: [\\d,]+ bytes \\([\\d,]+ compressed\\) in [\\d.]+ s, MD5 verified`));
       }
       expect(flash.stdout).toMatch(/Espruino 2v29 on ESP32/);
-      expect(flash.stdout).toMatch(/node \S+ is running/);
-      const id = /node (\S+) is running/.exec(flash.stdout)![1]!;
+      expect(flash.stdout).toMatch(/node \S+ booted/);
+      const id = /node (\S+) booted/.exec(flash.stdout)![1]!;
       await sim.waitFor(new RegExp(`mqtt wisp/${id}/status online`), 20_000);
       console.log(`blank board to a node publishing online: wisp flash --interpreter took ${seconds.toFixed(1)} s (${(espruino.files["espruino_esp32.bin"]!.length / 1024).toFixed(0)} KB interpreter image)`);
     } finally {

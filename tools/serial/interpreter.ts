@@ -11,7 +11,11 @@
 // - Transport.trace() writes to console.log whether tracing is on or not (readLoop's exit,
 //   flashSizeBytes()); Wisp routes it to the log it was given;
 // - it picks its reset sequence from getInfo()'s USB ids, so the adapter reports them when
-//   `SerialPort.list()` knows the port.
+//   `SerialPort.list()` knows the port;
+// - Transport.write() keeps the stream's writer locked when a write fails (an unplugged board), and
+//   Transport.disconnect() then waits for that lock forever; the adapter lets go of such a stream
+//   before Wisp disconnects (closing the port first instead races readLoop(), whose finally then
+//   calls releaseLock() on a reader disconnect() has cleared: an unhandled rejection).
 
 import { createHash } from "node:crypto";
 import { existsSync, readdirSync, readFileSync, realpathSync, statSync } from "node:fs";
@@ -349,6 +353,8 @@ export async function installInterpreter(options: InstallOptions): Promise<Insta
   } finally {
     // a board left in its bootloader (refused, failed half-way) runs what it holds again
     if (connected && !device.lost) await loader.after("hard_reset").catch(() => undefined);
+    // Transport.disconnect() waits for the writable's lock, which its write() keeps after a failed write
+    device.dropLockedWritable();
     await transport.disconnect().catch(() => undefined);
     await device.close().catch(() => undefined);
   }

@@ -108,6 +108,8 @@ export class NodeSerialPort {
           };
           pendingWrites.push(reject);
           port.write(Buffer.from(chunk), (err) => {
+            // a write that fails with EIO/EBADF: the device is gone, though its close event may come later
+            if (err && /EIO|EBADF|ENXIO|bad file descriptor/i.test(err.message)) this.lost ??= err;
             if (err) return settle(err);
             port.drain((e) => settle(e));
           });
@@ -134,6 +136,14 @@ export class NodeSerialPort {
       }
     }
     if (this.modemLines === "socket") await this.socketSet();
+  }
+
+  /**
+   * esptool-js's Transport.write() keeps the writer when a write fails, and its disconnect() waits
+   * until nothing is locked: a stream left locked that way is let go of (nothing writes to it again).
+   */
+  dropLockedWritable(): void {
+    if (this.writable?.locked) this.writable = null;
   }
 
   /** Changes the host side's rate in place (esptool-js prefers this to closing and opening the port). */
