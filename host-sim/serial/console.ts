@@ -54,7 +54,7 @@ const FILE_RECV_CHUNK = 1024;
 export const CONSOLE_COSTS = { charUs: 2, evalUsPerByte: 5, flashUsPerByte: 2.7, packetUs: 200 };
 
 export interface ConsoleIdentity {
-  /** process.env.VERSION (default "2v29"). */
+  /** process.env.VERSION (default "2v29"; a SimNode sets it at every boot from the interpreter image its flash holds: SimNode.installInterpreter). */
   version: string;
   /** process.env.BOARD (default "ESP32"). */
   board: string;
