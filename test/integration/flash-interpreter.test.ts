@@ -59,8 +59,14 @@ describe("wisp flash --interpreter: a blank ESP32 to a running node in one comma
     }
   }, 90_000);
 
-  it("a block that lands wrong in flash is caught by its MD5 and the region is written again", async () => {
+  it("a block that lands wrong in flash is caught by its MD5 and the region is written again; then the board is reset into it (EN low for 100 ms, IO0 released)", async () => {
     const node = board(0);
+    const lines: { at: number; dtr: boolean; rts: boolean }[] = [];
+    const setModemLines = node.setModemLines.bind(node);
+    node.setModemLines = (l) => {
+      setModemLines(l);
+      lines.push({ at: performance.now(), ...node.modemLines });
+    };
     const app = espruino.files["espruino_esp32.bin"]!;
     const at = 0x4000; // inside the interpreter image, a byte that is not 0
     expect(app[at]).not.toBe(0);
@@ -68,7 +74,12 @@ describe("wisp flash --interpreter: a blank ESP32 to a running node in one comma
     const result = await installInterpreter({ port: node.consolePath!, interpreter: readInterpreter(espruino.dir, esp32DevkitC), board: esp32DevkitC, ...quiet });
     expect(result.retries).toBe(1);
     expect(md5(node.spiFlash.read(0x10000, app.length))).toBe(md5(app));
-    // the board was reset into what it now holds
+    // the board was reset into what it now holds: the last EN pulse (RTS without DTR) lasts as esptool's
+    // does, and ends with both lines released, so IO0 is not held low afterwards
+    const last = lines.map((l) => l.rts && !l.dtr).lastIndexOf(true);
+    expect(last).toBeGreaterThan(0);
+    expect(lines[last + 1]!.at - lines[last]!.at).toBeGreaterThanOrEqual(90);
+    expect(lines.at(-1)).toMatchObject({ dtr: false, rts: false });
     await until(() => node.runtime !== undefined, 5_000);
     expect(node.interpreterVersion).toBe("2v29");
   }, 60_000);

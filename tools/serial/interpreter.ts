@@ -7,7 +7,10 @@
 // Found while driving esptool-js 0.7.0 from Node (each is worked around here):
 // - its HardReset (after "hard_reset") only releases RTS and never asserts it, so an ESP32 on a
 //   DevKitC-style circuit is not reset after flashing; Wisp passes its own, as esptool.py does it
-//   (RTS asserted for 100 ms, then released);
+//   (RTS asserted for 100 ms, then released), setting DTR low with it each time: setRTS() would
+//   re-send a stale DTR "asserted" (Transport.setSignals() stores DTR only when true), which
+//   releases EN again at once (a 0.1 ms pulse, measured against the simulated board) and holds IO0
+//   low until the port closes;
 // - Transport.trace() writes to console.log whether tracing is on or not (readLoop's exit,
 //   flashSizeBytes()); Wisp routes it to the log it was given;
 // - it picks its reset sequence from getInfo()'s USB ids, so the adapter reports them when
@@ -194,12 +197,17 @@ export interface InstallResult {
   seconds: number;
 }
 
-/** esptool.py's HardReset: EN low for 100 ms through RTS, then released with IO0 high. */
+/**
+ * esptool.py's HardReset: EN low for 100 ms through RTS, then released with IO0 high. Both lines
+ * are named in each request: Transport.setRTS() follows RTS with DTR at the level it remembers,
+ * which stays "asserted" after the classic reset (setSignals() records DTR only when it is true),
+ * and DTR with RTS releases EN at once: the pulse would last as long as one request.
+ */
 class RtsHardReset extends HardReset {
   override async reset(): Promise<void> {
-    await this.transport.setRTS(true);
+    await this.transport.setSignals(false, true);
     await new Promise((r) => setTimeout(r, 100));
-    await this.transport.setRTS(false);
+    await this.transport.setSignals(false, false);
   }
 }
 
