@@ -99,7 +99,11 @@ export class NodeSerialPort {
     this.writable = new WritableStream<Uint8Array>({
       write: (chunk) =>
         new Promise<void>((resolve, reject) => {
-          if (!port.isOpen) return reject(this.lost ?? new Error(`${this.path} is not open`));
+          if (!port.isOpen) {
+            // closed, and not by close(): the device went away (serialport may not have said so yet)
+            if (!this.closing) this.lost ??= new Error(`${this.path} closed`);
+            return reject(this.lost ?? new Error(`${this.path} is not open`));
+          }
           const settle = (err?: Error | null) => {
             const i = pendingWrites.indexOf(reject);
             if (i >= 0) pendingWrites.splice(i, 1);
@@ -109,7 +113,7 @@ export class NodeSerialPort {
           pendingWrites.push(reject);
           port.write(Buffer.from(chunk), (err) => {
             // a write that fails with EIO/EBADF: the device is gone, though its close event may come later
-            if (err && /EIO|EBADF|ENXIO|bad file descriptor/i.test(err.message)) this.lost ??= err;
+            if (err && !this.closing && (/EIO|EBADF|ENXIO|bad file descriptor/i.test(err.message) || !port.isOpen)) this.lost ??= err;
             if (err) return settle(err);
             port.drain((e) => settle(e));
           });
