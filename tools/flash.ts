@@ -15,7 +15,7 @@ import { BAUD, intOption, parseOptions, UsageError, usageFailure } from "./optio
 import { ConsoleLink, type FileProgress, type Identity, lastLines, LinkError } from "./serial/link.ts";
 import { jsString } from "./serial/protocol.ts";
 import { BrokerFolderError, ensureNodeLogin, type NodeLogin } from "./broker/folder.ts";
-import { DEFAULT_FLASH_BAUD, FLASH_BAUD, type InstallResult, installInterpreter, type Interpreter, InterpreterError, readInterpreter } from "./serial/interpreter.ts";
+import { DEFAULT_FLASH_BAUD, findInterpreter, FLASH_BAUD, type InstallResult, installInterpreter, type Interpreter, InterpreterError } from "./serial/interpreter.ts";
 import { findBoardPort, openPort, PortError } from "./serial/port.ts";
 import { startProgress } from "./serial/progress.ts";
 
@@ -30,9 +30,10 @@ none).
                       \`wisp ports\` lists them)
   -c, --config FILE   node configuration (default flash.config.json)
   -b, --baud N        console baud rate (default 115200, what Espruino's ESP32 build uses)
-  -i, --interpreter DIR  first write Espruino's ESP32 build from DIR (bootloader.bin at 0x1000,
-                      partitions_espruino.bin at 0x8000, espruino_esp32.bin at 0x10000) through
-                      the chip's ROM bootloader, each region checked by MD5
+  -i, --interpreter DIR|VERSION  first write Espruino's ESP32 build from DIR (bootloader.bin at
+                      0x1000, partitions_espruino.bin at 0x8000, espruino_esp32.bin at 0x10000), or
+                      VERSION (2v29) downloaded from espruino.com, through the chip's ROM
+                      bootloader, each region checked by MD5
       --flash-baud N  rate to write the interpreter at (default 921600; 115200 on poor cables)
       --erase-all     with --interpreter: erase the whole flash first (Storage included)
   -m, --monitor       stay on the board's console afterwards (Ctrl-] leaves)
@@ -245,19 +246,19 @@ export async function identifyAfter(link: ConsoleLink, justInstalled: boolean, s
 export function noInterpreter(text: string): LinkError | undefined {
   if (/invalid header: 0x|flash read err/.test(text)) {
     return new LinkError(
-      'this board has no Espruino: it prints "invalid header" in a reset loop, as an ESP32 with empty flash does. Put Espruino on it first: wisp flash --interpreter DIR, with DIR Espruino\'s ESP32 folder (see the README, "Put it on a board")',
+      'this board has no Espruino: it prints "invalid header" in a reset loop, as an ESP32 with empty flash does. Put Espruino on it first: npx wisp flash --interpreter 2v29 (or Espruino\'s ESP32 folder; see the README, "Put it on a board")',
       "no-interpreter",
     );
   }
   if (/waiting for download/.test(text)) {
     return new LinkError(
-      "this board is in its ROM bootloader (download mode: BOOT was held down, or DTR/RTS left it there). Press EN (reset) to run what its flash holds, or write Espruino with wisp flash --interpreter DIR",
+      "this board is in its ROM bootloader (download mode: BOOT was held down, or DTR/RTS left it there). Press EN (reset) to run what its flash holds, or write Espruino with npx wisp flash --interpreter 2v29",
       "no-interpreter",
     );
   }
   if (/No bootable app partitions|load partition table error/.test(text)) {
     return new LinkError(
-      "this board's bootloader finds no interpreter to start (its log says so in a reset loop): write Espruino with wisp flash --interpreter DIR",
+      "this board's bootloader finds no interpreter to start (its log says so in a reset loop): write Espruino with npx wisp flash --interpreter 2v29",
       "no-interpreter",
     );
   }
@@ -294,7 +295,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     baud = intOption("baud", args.baud, 115_200, BAUD);
     flashBaud = intOption("flash-baud", args["flash-baud"], DEFAULT_FLASH_BAUD, FLASH_BAUD);
-    if ((args["flash-baud"] !== undefined || args["erase-all"]) && args.interpreter === undefined) throw new UsageError("--flash-baud and --erase-all go with --interpreter DIR");
+    if ((args["flash-baud"] !== undefined || args["erase-all"]) && args.interpreter === undefined) throw new UsageError("--flash-baud and --erase-all go with --interpreter (a folder or a version)");
   } catch (err) {
     if (err instanceof UsageError) return usageFailure("flash", err);
     throw err;
@@ -313,7 +314,7 @@ export async function main(argv: string[]): Promise<number> {
   // the interpreter's files too, before the build and before anything touches the board
   let interpreter: Interpreter | undefined;
   try {
-    interpreter = args.interpreter === undefined ? undefined : readInterpreter(args.interpreter, boards[loadFlashConfig(configFile).board]!);
+    interpreter = args.interpreter === undefined ? undefined : await findInterpreter(args.interpreter, boards[loadFlashConfig(configFile).board]!, { say: (line) => console.log(line) });
   } catch (err) {
     if (!(err instanceof InterpreterError)) throw err;
     console.error(`wisp flash: ${err.message}\nnothing was written`);

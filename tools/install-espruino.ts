@@ -2,23 +2,26 @@
 // without it), then check that it answers on its console. `wisp flash --interpreter DIR` does the
 // same and goes on to upload the node.
 
-import { existsSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import * as path from "node:path";
 import { boards } from "../boards/index.ts";
 import type { Board } from "../boards/types.ts";
 import { PROJECT_ROOT } from "./build.ts";
 import { identifyAfter } from "./flash.ts";
 import { intOption, parseOptions, UsageError, usageFailure } from "./options.ts";
-import { DEFAULT_FLASH_BAUD, FLASH_BAUD, installInterpreter, InterpreterError, readInterpreter, whereToGetEspruino } from "./serial/interpreter.ts";
+import { TESTED_ESPRUINO } from "./serial/espruino-download.ts";
+import { DEFAULT_FLASH_BAUD, findInterpreter, FLASH_BAUD, installInterpreter, InterpreterError } from "./serial/interpreter.ts";
 import { ConsoleLink, LinkError } from "./serial/link.ts";
 import { findBoardPort, openPort, PortError } from "./serial/port.ts";
 
-const USAGE = `usage: wisp install-espruino [DIR] [options]
+const USAGE = `usage: wisp install-espruino [DIR | VERSION] [options]
 
-Writes Espruino's ESP32 build from DIR (bootloader.bin at 0x1000, partitions_espruino.bin at
-0x8000, espruino_esp32.bin at 0x10000) through the chip's ROM bootloader, checks each region by
-MD5, restarts the board and waits for Espruino's prompt. The files are checked first: names,
-image headers and checksums, the chip they are built for, that the interpreter fits its partition.
+Writes Espruino's ESP32 build (bootloader.bin at 0x1000, partitions_espruino.bin at 0x8000,
+espruino_esp32.bin at 0x10000) through the chip's ROM bootloader, checks each region by MD5,
+restarts the board and waits for Espruino's prompt. The build comes from the folder DIR, or is
+downloaded from espruino.com (VERSION such as 2v29; without either, ${TESTED_ESPRUINO}, the version
+Wisp is tested with) into ~/.cache/wisp. The files are checked first: names, image headers and
+checksums, the chip they are built for, that the interpreter fits its partition.
 
   -p, --port PATH     the board's serial port (default: the one USB port with an ESP32 bridge)
       --board ID      the board (default: flash.config.json's "board", else esp32-devkitc)
@@ -69,18 +72,9 @@ export async function main(argv: string[]): Promise<number> {
     throw err;
   }
   const args = parsed.values;
-  const dir = parsed.positionals[0];
-  if (dir === undefined) {
-    // Espruino publishes no stable URL per build that this tool could fetch and check; say where it is
-    console.error(`wisp install-espruino: which Espruino? ${whereToGetEspruino(board)} (or: npx wisp install-espruino ./espruino_2v29_esp32)`);
-    return 1;
-  }
-  if (!existsSync(dir)) {
-    console.error(`wisp install-espruino: ${dir} does not exist. ${whereToGetEspruino(board)}`);
-    return 1;
-  }
+  const spec = parsed.positionals[0];
   try {
-    const interpreter = readInterpreter(dir, board);
+    const interpreter = await findInterpreter(spec, board, { say: (line) => console.log(line) });
     const port = args.port ?? (await findBoardPort()).path;
     const result = await installInterpreter({ port, interpreter, board, flashBaud, eraseAll: args["erase-all"] });
     const link = new ConsoleLink(await openPort(port, 115_200));

@@ -302,7 +302,7 @@ export async function main(argv: string[]): Promise<number> {
   if (args.serial) {
     for (const node of sim.nodes) console.log(`node ${node.index} console: ${node.consolePath}`);
     const lab = writeLabConfig(config, sim);
-    const interpreter = args.blank ? "--interpreter <Espruino's ESP32 folder> " : "";
+    const interpreter = args.blank ? "--interpreter 2v29 " : "";
     console.log(`flash a node: npx wisp flash ${interpreter}--port ${first.consolePath} --config ${displayPath(lab)}`);
     if (!args.blank) console.log(`test it:      npx wisp hil --port ${first.consolePath} --config ${displayPath(lab)}`);
   }

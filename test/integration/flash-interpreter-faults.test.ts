@@ -87,6 +87,6 @@ describe("putting Espruino on a board that does not cooperate", () => {
     const err = await flash({ port: node.consolePath!, configFile: boards.configFile, baud: 115200, say: () => undefined, progress: false }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(LinkError);
     expect((err as LinkError).code).toBe("no-interpreter");
-    expect((err as Error).message).toMatch(/this board has no Espruino: it prints "invalid header" in a reset loop.*wisp flash --interpreter DIR/);
+    expect((err as Error).message).toMatch(/this board has no Espruino: it prints "invalid header" in a reset loop.*npx wisp flash --interpreter 2v29/);
   }, 30_000);
 });

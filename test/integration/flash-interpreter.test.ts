@@ -4,6 +4,8 @@
 // bootloader and flasher stub, the simulated SPI flash, the boot from it, then the node upload.
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { esp32DevkitC } from "../../boards/esp32-devkitc.ts";
@@ -33,7 +35,8 @@ describe("wisp flash --interpreter: a blank ESP32 to a running node in one comma
   it("wisp sim --serial --blank, then the command it prints with --interpreter: the board gets Espruino, then the node, and publishes online", async () => {
     const sim = wisp(["sim", "--serial", "--blank", "--plain", "--no-build", "--port", "0", "--nodes", "1", "--duration", "120"]);
     try {
-      const hint = await sim.waitFor(/flash a node: npx wisp flash --interpreter <Espruino's ESP32 folder> --port (\S+) --config (\S+)/, 20_000);
+      // the hint names a version to download; this test passes a folder of small images instead (no network in CI)
+      const hint = await sim.waitFor(/flash a node: npx wisp flash --interpreter 2v29 --port (\S+) --config (\S+)/, 20_000);
       const [, port, config] = hint;
       await sim.waitFor(/invalid header: 0xffffffff/, 5_000); // what a new ESP32 prints
       const started = performance.now();
@@ -99,18 +102,24 @@ describe("wisp flash --interpreter: a blank ESP32 to a running node in one comma
 });
 
 describe("wisp install-espruino", () => {
-  it("with a folder: only the interpreter, verified, and the board answers as Espruino; without one: where to get it", async () => {
+  it("with a folder: only the interpreter, verified, and the board answers as Espruino; without one and without a network: where to get it", async () => {
     const node = board(2);
     const installed = await run(["install-espruino", espruino.dir, "--port", node.consolePath!]);
     expect(installed.stderr).toBe("");
     expect(installed.code).toBe(0);
     expect(installed.stdout).toMatch(new RegExp(`Espruino 2v29 is running on ${node.consolePath} \\(ESP32\\): [\\d,]+ bytes written at 921600 baud and verified`));
-    expect(installed.stdout).toContain(`next: wisp flash --port ${node.consolePath}`);
+    expect(installed.stdout).toContain(`next: npx wisp flash --port ${node.consolePath}`);
     expect(node.interpreterVersion).toBe("2v29");
     expect(node.flashStorage.list()).toEqual([]); // the node is not on it yet
-    const none = await run(["install-espruino"]);
-    expect(none.code).toBe(1);
-    expect(none.stderr).toMatch(/which Espruino\? Get Espruino for ESP32 from https:\/\/www\.espruino\.com\/Download/);
+    // no folder: it downloads the tested version; here nothing answers (as without a network)
+    const cache = mkdtempSync(join(tmpdir(), "wisp-cache-"));
+    try {
+      const none = await run(["install-espruino", "--port", node.consolePath!], { WISP_ESPRUINO_BINARIES: "http://127.0.0.1:1", XDG_CACHE_HOME: cache });
+      expect(none.code).toBe(1);
+      expect(none.stderr).toMatch(/could not reach http:\/\/127\.0\.0\.1:1\/espruino_2v29_esp32\/ .*no network here\?\. Get Espruino for ESP32 from https:\/\/www\.espruino\.com\/Download .*npx wisp flash --interpreter/);
+    } finally {
+      rmSync(cache, { recursive: true, force: true });
+    }
   }, 60_000);
 });
 
@@ -122,9 +131,9 @@ async function until(check: () => boolean, ms: number): Promise<void> {
   }
 }
 
-function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function run(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [join(PROJECT_ROOT, "tools", "wisp.js"), ...args], { cwd: PROJECT_ROOT });
+    const child = spawn(process.execPath, [join(PROJECT_ROOT, "tools", "wisp.js"), ...args], { cwd: PROJECT_ROOT, env: { ...process.env, ...env } });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));

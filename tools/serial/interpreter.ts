@@ -29,6 +29,7 @@ import { type AppImage, espruinoVersion, imageChipName, ImageError, type Partiti
 import { listPorts } from "./port.ts";
 import { startProgress } from "./progress.ts";
 import { hasPacketProtocol } from "./protocol.ts";
+import { DownloadError, downloadEspruino, type DownloadOptions, isEspruinoVersion, TESTED_ESPRUINO } from "./espruino-download.ts";
 import { NodeSerialPort } from "./webserial.ts";
 
 /** Where Espruino's ESP32 build is published, for messages. */
@@ -45,7 +46,7 @@ const REGION_ATTEMPTS = 3;
 export class InterpreterError extends Error {
   constructor(
     message: string,
-    readonly code: "files" | "old-interpreter" | "no-download-mode" | "wrong-chip" | "flash-size" | "md5" | "closed" | "flash",
+    readonly code: "files" | "download" | "old-interpreter" | "no-download-mode" | "wrong-chip" | "flash-size" | "md5" | "closed" | "flash",
   ) {
     super(message);
   }
@@ -77,8 +78,8 @@ const bytes = (n: number) => n.toLocaleString("en-US");
 export function whereToGetEspruino(board: Board): string {
   const names = board.interpreter.files.map((f) => f.name).join(", ");
   return (
-    `Get Espruino for ${board.chip.name} from ${ESPRUINO_DOWNLOAD}: the ESP32 build (espruino_2v29_esp32, in the release zip or as its own download) ` +
-    `is a folder with ${names}. Unpack it and pass that folder: npx wisp flash --interpreter ./espruino_2v29_esp32`
+    `Get Espruino for ${board.chip.name} from ${ESPRUINO_DOWNLOAD} (the folder espruino_2v29_${board.espruinoBuild} of its binaries, also at ` +
+    `https://www.espruino.com/binaries/espruino_2v29_${board.espruinoBuild}/), with ${names}, and pass that folder: npx wisp flash --interpreter ./espruino_2v29_${board.espruinoBuild}`
   );
 }
 
@@ -164,6 +165,24 @@ export function readInterpreter(dir: string, board: Board): Interpreter {
     throw new InterpreterError(`${app.name} is Espruino ${version}; Wisp needs 2v25 or newer (the console's packet protocol). Take Espruino 2v29 for ESP32 from ${ESPRUINO_DOWNLOAD}`, "old-interpreter");
   }
   return { dir: folder, version, regions, appPartition };
+}
+
+/**
+ * The interpreter `spec` names: a folder (readInterpreter), or a version such as `2v29` (or
+ * nothing: the version Wisp is tested with) fetched from espruino.com into the cache first
+ * (espruino-download.ts). Either way every check of readInterpreter applies.
+ */
+export async function findInterpreter(spec: string | undefined, board: Board, options: DownloadOptions = {}): Promise<Interpreter> {
+  if (spec !== undefined && !(isEspruinoVersion(spec) && !existsSync(spec))) return readInterpreter(spec, board);
+  const version = spec ?? TESTED_ESPRUINO;
+  let dir: string;
+  try {
+    dir = await downloadEspruino(version, board, options);
+  } catch (err) {
+    if (!(err instanceof DownloadError)) throw err;
+    throw new InterpreterError(`${err.message}. ${whereToGetEspruino(board)}`, "download");
+  }
+  return readInterpreter(dir, board);
 }
 
 export interface InstallOptions {
