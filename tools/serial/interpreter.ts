@@ -21,19 +21,18 @@
 //   calls releaseLock() on a reader disconnect() has cleared: an unhandled rejection).
 
 import { createHash } from "node:crypto";
-import { existsSync, readdirSync, readFileSync, realpathSync, statSync } from "node:fs";
-import { basename, join, resolve } from "node:path";
+import { existsSync, realpathSync } from "node:fs";
+export { describeRegions, ESPRUINO_DOWNLOAD, findInterpreter, type Interpreter, InterpreterError, readInterpreter, type Region, whereToGetEspruino } from "./interpreter-files.ts";
 import { ESPError, ESPLoader, HardReset, Transport, UnexpectedChipIdError, UnexpectedChipMagicError } from "esptool-js";
 import type { Board } from "../../boards/types.ts";
-import { type AppImage, espruinoVersion, imageChipName, ImageError, type Partition, PARTITION_TABLE_BYTES, parseAppImage, parsePartitionTable, partitionKind } from "./esp-image.ts";
 import { listPorts } from "./port.ts";
 import { startProgress } from "./progress.ts";
-import { hasPacketProtocol } from "./protocol.ts";
-import { DownloadError, downloadEspruino, type DownloadOptions, isEspruinoVersion, TESTED_ESPRUINO } from "./espruino-download.ts";
+import { type Interpreter, InterpreterError } from "./interpreter-files.ts";
 import { NodeSerialPort } from "./webserial.ts";
 
-/** Where Espruino's ESP32 build is published, for messages. */
-export const ESPRUINO_DOWNLOAD = "https://www.espruino.com/Download";
+const hex = (n: number) => "0x" + n.toString(16);
+const bytes = (n: number) => n.toLocaleString("en-US");
+
 /** The ROM bootloader's rate, which the chip starts at (esptool's ESP_ROM_BAUD). */
 export const ROM_BAUD = 115_200;
 /** The rate esptool writes ESP32s at (Espruino's make/targets/ESP32.make FLASH_BAUD). */
@@ -42,148 +41,6 @@ export const DEFAULT_FLASH_BAUD = 921_600;
 export const FLASH_BAUD = { min: 9600, max: 3_000_000, unit: "bits per second (e.g. 921600)" };
 /** Attempts per region when its MD5 does not match what was sent. */
 const REGION_ATTEMPTS = 3;
-
-export class InterpreterError extends Error {
-  constructor(
-    message: string,
-    readonly code: "files" | "download" | "old-interpreter" | "no-download-mode" | "wrong-chip" | "flash-size" | "md5" | "closed" | "flash",
-  ) {
-    super(message);
-  }
-}
-
-export interface Region {
-  /** The file it came from. */
-  name: string;
-  kind: "bootloader" | "partition-table" | "app";
-  address: number;
-  data: Uint8Array;
-}
-
-export interface Interpreter {
-  /** The folder the files were read from. */
-  dir: string;
-  /** The Espruino version the app image carries (`2v29`), when it says. */
-  version: string | undefined;
-  /** In the order they are written. */
-  regions: Region[];
-  /** The partition the app goes in, from the partition table. */
-  appPartition: Partition;
-}
-
-const hex = (n: number) => "0x" + n.toString(16);
-const bytes = (n: number) => n.toLocaleString("en-US");
-
-/** What to tell someone who has no Espruino ESP32 files yet. */
-export function whereToGetEspruino(board: Board): string {
-  const names = board.interpreter.files.map((f) => f.name).join(", ");
-  return (
-    `Get Espruino for ${board.chip.name} from ${ESPRUINO_DOWNLOAD} (the folder espruino_2v29_${board.espruinoBuild} of its binaries, also at ` +
-    `https://www.espruino.com/binaries/espruino_2v29_${board.espruinoBuild}/), with ${names}, and pass that folder: npx wisp flash --interpreter ./espruino_2v29_${board.espruinoBuild}`
-  );
-}
-
-/**
- * Reads and checks Espruino's files for `board` from `dir` (or from the one subfolder of `dir`
- * that has them, as in Espruino's release zip): each file by name, each image's magic byte,
- * segments, checksum and SHA-256, the chip it is built for, that the bootloader ends before the
- * partition table, that the partition table has the app partition the interpreter goes in, and
- * that the interpreter fits it. Throws an InterpreterError that names the file and the fix.
- */
-export function readInterpreter(dir: string, board: Board): Interpreter {
-  const root = resolve(dir);
-  if (!existsSync(root) || !statSync(root).isDirectory()) {
-    throw new InterpreterError(`${dir} is not a folder. ${whereToGetEspruino(board)}`, "files");
-  }
-  const names = board.interpreter.files.map((f) => f.name);
-  const has = (d: string) => names.every((n) => existsSync(join(d, n)));
-  let folder = root;
-  if (!has(root)) {
-    const inside = readdirSync(root, { withFileTypes: true })
-      .filter((e) => e.isDirectory() && has(join(root, e.name)))
-      .map((e) => join(root, e.name));
-    if (inside.length === 1) folder = inside[0]!;
-    else {
-      const missing = names.filter((n) => !existsSync(join(root, n)));
-      throw new InterpreterError(`${dir} has no ${missing.join(", ")}. ${whereToGetEspruino(board)}`, "files");
-    }
-  }
-  const chipId = board.chip.imageChipId;
-  const regions: Region[] = board.interpreter.files.map((f) => ({ name: f.name, kind: f.kind, address: f.address, data: new Uint8Array(readFileSync(join(folder, f.name))) }));
-  const region = (kind: Region["kind"]) => regions.find((r) => r.kind === kind)!;
-  const image = (r: Region, what: string): AppImage => {
-    let parsed: AppImage;
-    try {
-      parsed = parseAppImage(r.data);
-    } catch (err) {
-      if (!(err instanceof ImageError)) throw err;
-      throw new InterpreterError(`${r.name} is not ${what}: ${err.message}. Download Espruino's ESP32 build again (${ESPRUINO_DOWNLOAD})`, "files");
-    }
-    if (parsed.chipId !== chipId) {
-      throw new InterpreterError(`${r.name} is built for the ${imageChipName(parsed.chipId)}, not the ${board.chip.name} of board ${board.id}: take Espruino's ${board.chip.name} build (${ESPRUINO_DOWNLOAD})`, "files");
-    }
-    return parsed;
-  };
-  const table = region("partition-table");
-  const app = region("app");
-  const bootloader = region("bootloader");
-  image(bootloader, `an ${board.chip.name} bootloader image`);
-  if (bootloader.address + bootloader.data.length > table.address) {
-    throw new InterpreterError(
-      `${bootloader.name} is ${bytes(bootloader.data.length)} bytes: written at ${hex(bootloader.address)} it would run into the partition table at ${hex(table.address)} (at most ${bytes(table.address - bootloader.address)} bytes)`,
-      "files",
-    );
-  }
-  if (table.data.length > PARTITION_TABLE_BYTES) {
-    throw new InterpreterError(`${table.name} is ${bytes(table.data.length)} bytes; a partition table has at most ${bytes(PARTITION_TABLE_BYTES)}`, "files");
-  }
-  let partitions: Partition[];
-  try {
-    partitions = parsePartitionTable(table.data);
-  } catch (err) {
-    if (!(err instanceof ImageError)) throw err;
-    throw new InterpreterError(`${table.name} is not a partition table: ${err.message}`, "files");
-  }
-  const appPartition = partitions.find((p) => p.type === 0 && p.offset === app.address);
-  if (!appPartition) {
-    const list = partitions.map((p) => `${p.label} (${partitionKind(p)}) at ${hex(p.offset)}`).join(", ");
-    throw new InterpreterError(`${table.name} has no app partition at ${hex(app.address)}, where ${app.name} goes; it has ${list}`, "files");
-  }
-  const appImage = image(app, `an ${board.chip.name} app image`);
-  if (app.data.length > appPartition.size) {
-    throw new InterpreterError(
-      `${app.name} is ${bytes(app.data.length)} bytes; its partition (${appPartition.label} at ${hex(appPartition.offset)}) holds ${bytes(appPartition.size)}`,
-      "files",
-    );
-  }
-  for (const r of regions) {
-    if (r.address + r.data.length > board.flash.chipBytes) throw new InterpreterError(`${r.name} at ${hex(r.address)} does not fit the board's ${board.flash.chipBytes / 1048576} MB flash`, "files");
-  }
-  const version = espruinoVersion(app.data.subarray(0, appImage.length)) ?? (/^\d+v\d+/.test(appImage.appVersion ?? "") ? appImage.appVersion : undefined);
-  const m = version ? /^(\d+)v(\d+)/.exec(version) : null;
-  if (m && !hasPacketProtocol(Number(m[1]), Number(m[2]))) {
-    throw new InterpreterError(`${app.name} is Espruino ${version}; Wisp needs 2v25 or newer (the console's packet protocol). Take Espruino 2v29 for ESP32 from ${ESPRUINO_DOWNLOAD}`, "old-interpreter");
-  }
-  return { dir: folder, version, regions, appPartition };
-}
-
-/**
- * The interpreter `spec` names: a folder (readInterpreter), or a version such as `2v29` (or
- * nothing: the version Wisp is tested with) fetched from espruino.com into the cache first
- * (espruino-download.ts). Either way every check of readInterpreter applies.
- */
-export async function findInterpreter(spec: string | undefined, board: Board, options: DownloadOptions = {}): Promise<Interpreter> {
-  if (spec !== undefined && !(isEspruinoVersion(spec) && !existsSync(spec))) return readInterpreter(spec, board);
-  const version = spec ?? TESTED_ESPRUINO;
-  let dir: string;
-  try {
-    dir = await downloadEspruino(version, board, options);
-  } catch (err) {
-    if (!(err instanceof DownloadError)) throw err;
-    throw new InterpreterError(`${err.message}. ${whereToGetEspruino(board)}`, "download");
-  }
-  return readInterpreter(dir, board);
-}
 
 export interface InstallOptions {
   /** The board's serial port. */
@@ -392,9 +249,4 @@ function padTo4(data: Uint8Array): Uint8Array {
   const out = new Uint8Array(data.length + 4 - (data.length % 4)).fill(0xff);
   out.set(data);
   return out;
-}
-
-/** `espruino_esp32.bin at 0x10000 (1,523,456 bytes)` lines for a summary. */
-export function describeRegions(interpreter: Interpreter): string {
-  return interpreter.regions.map((r) => `${r.name} at ${hex(r.address)} (${bytes(r.data.length)} bytes)`).join(", ") + ` from ${basename(interpreter.dir)}`;
 }
