@@ -116,7 +116,7 @@ describe("wisp install-espruino", () => {
     try {
       const none = await run(["install-espruino", "--port", node.consolePath!], { WISP_ESPRUINO_BINARIES: "http://127.0.0.1:1", XDG_CACHE_HOME: cache });
       expect(none.code).toBe(1);
-      expect(none.stderr).toMatch(/could not reach http:\/\/127\.0\.0\.1:1\/espruino_2v29_esp32\/ .*no network here\?\. Get Espruino for ESP32 from https:\/\/www\.espruino\.com\/Download .*npx wisp flash --interpreter/);
+      expect(none.stderr).toMatch(/could not reach http:\/\/127\.0\.0\.1:1\/espruino_2v29_esp32\/bootloader\.bin \([^)]+\): no network here\? Get Espruino for ESP32 from https:\/\/www\.espruino\.com\/Download .*npx wisp flash --interpreter/);
     } finally {
       rmSync(cache, { recursive: true, force: true });
     }

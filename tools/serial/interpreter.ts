@@ -6,11 +6,11 @@
 //
 // Found while driving esptool-js 0.7.0 from Node (each is worked around here):
 // - its HardReset (after "hard_reset") only releases RTS and never asserts it, so an ESP32 on a
-//   DevKitC-style circuit is not reset after flashing; Wisp passes its own, as esptool.py does it
-//   (RTS asserted for 100 ms, then released), setting DTR low with it each time: setRTS() would
-//   re-send a stale DTR "asserted" (Transport.setSignals() stores DTR only when true), which
-//   releases EN again at once (a 0.1 ms pulse, measured against the simulated board) and holds IO0
-//   low until the port closes;
+//   DevKitC-style circuit is not reset after flashing, and Transport.setRTS() re-sends a stale DTR
+//   "asserted" (setSignals() stores DTR only when true), which releases EN again at once (a 0.1 ms
+//   pulse) and holds IO0 low; and after a failure (a chip it could not identify) its reset throws.
+//   Wisp resets the board itself, on the port after esptool-js let go of it, as esptool.py does
+//   (RTS asserted for 100 ms with DTR low, then both released): after success and after failure;
 // - Transport.trace() writes to console.log whether tracing is on or not (readLoop's exit,
 //   flashSizeBytes()); Wisp routes it to the log it was given;
 // - it picks its reset sequence from getInfo()'s USB ids, so the adapter reports them when
@@ -23,9 +23,9 @@
 import { createHash } from "node:crypto";
 import { existsSync, realpathSync } from "node:fs";
 export { describeRegions, ESPRUINO_DOWNLOAD, findInterpreter, type Interpreter, InterpreterError, readInterpreter, type Region, whereToGetEspruino } from "./interpreter-files.ts";
-import { ESPError, ESPLoader, HardReset, Transport, UnexpectedChipIdError, UnexpectedChipMagicError } from "esptool-js";
+import { ESPError, ESPLoader, Transport, UnexpectedChipIdError, UnexpectedChipMagicError } from "esptool-js";
 import type { Board } from "../../boards/types.ts";
-import { listPorts } from "./port.ts";
+import { listPorts, PortError } from "./port.ts";
 import { startProgress } from "./progress.ts";
 import { type Interpreter, InterpreterError } from "./interpreter-files.ts";
 import { NodeSerialPort } from "./webserial.ts";
@@ -73,20 +73,6 @@ export interface InstallResult {
   seconds: number;
 }
 
-/**
- * esptool.py's HardReset: EN low for 100 ms through RTS, then released with IO0 high. Both lines
- * are named in each request: Transport.setRTS() follows RTS with DTR at the level it remembers,
- * which stays "asserted" after the classic reset (setSignals() records DTR only when it is true),
- * and DTR with RTS releases EN at once: the pulse would last as long as one request.
- */
-class RtsHardReset extends HardReset {
-  override async reset(): Promise<void> {
-    await this.transport.setSignals(false, true);
-    await new Promise((r) => setTimeout(r, 100));
-    await this.transport.setSignals(false, false);
-  }
-}
-
 /** USB ids of `path` when the system lists it (esptool-js picks its reset sequence by them). */
 async function usbIds(path: string): Promise<{ usbVendorId?: number; usbProductId?: number }> {
   try {
@@ -99,19 +85,37 @@ async function usbIds(path: string): Promise<{ usbVendorId?: number; usbProductI
   return {};
 }
 
-/** What the board printed, read as an answer to "why did it not enter download mode?". */
-function whatTheBoardSaid(device: NodeSerialPort): string {
+/**
+ * What the board printed, read as an answer to "why did it not enter download mode?", and whether
+ * holding BOOT would help (not when it did enter download mode and only its answers got lost).
+ */
+function whatTheBoardSaid(device: NodeSerialPort): { why: string; byHand: boolean } {
   const text = device.received;
-  if (/waiting for download/.test(text)) return "it entered download mode but its bootloader did not answer: check the cable and the port, and that nothing else holds the port";
-  if (/invalid header: 0x/.test(text)) return 'it keeps booting from its flash, which is empty ("invalid header")';
-  if (/boot:0x(13|33)\b/.test(text)) return "it booted from its flash (boot:0x13), not into its ROM bootloader: DTR/RTS do not reach its IO0";
-  if (text.length > 0) return "it answered with console text, not the ROM bootloader's protocol";
-  return "it said nothing";
+  if (/waiting for download/.test(text)) {
+    return { why: "it entered download mode, but no answer of its ROM bootloader came through intact: noise on the line, a poor cable, or another program on the port", byHand: false };
+  }
+  if (/invalid header: 0x/.test(text)) return { why: 'it keeps booting from its flash, which is empty ("invalid header")', byHand: true };
+  if (/boot:0x(13|33)\b/.test(text)) return { why: "it booted from its flash (boot:0x13), not into its ROM bootloader: DTR/RTS do not reach its IO0", byHand: true };
+  if (text.length > 0) return { why: "it answered with console text, not the ROM bootloader's protocol", byHand: true };
+  return { why: "it said nothing", byHand: true };
 }
+
+/** An error's message as part of a sentence: one line, no closing full stop (esptool-js ends some with one). */
+function said(err: unknown): string {
+  const text = err instanceof Error ? err.message : String(err);
+  return text.replace(/\s+/g, " ").trim().replace(/[.\s]+$/, "");
+}
+
+/** Whole sessions (reset, sync, stub) per run, and writes per region, before a run gives up. */
+const SESSION_ATTEMPTS = 3;
 
 /**
  * Writes the interpreter's regions to the board on `port` with esptool-js, verifies each by MD5 and
- * resets the board so that it boots them. Throws an InterpreterError with the cause and the fix.
+ * resets the board so that it boots them. A transport error (a garbled or lost answer) starts a
+ * fresh session (reset into the ROM bootloader, sync, stub) and writes that region again, a
+ * bounded number of times. Whatever fails, a board this put into its bootloader is reset to run
+ * what it holds. Throws an InterpreterError with the cause and the fix (or a PortError when the
+ * port would not open).
  */
 export async function installInterpreter(options: InstallOptions): Promise<InstallResult> {
   const say = options.say ?? ((line: string) => console.log(line));
@@ -119,6 +123,7 @@ export async function installInterpreter(options: InstallOptions): Promise<Insta
   const { board, interpreter } = options;
   const started = performance.now();
   const flashBaud = options.flashBaud ?? DEFAULT_FLASH_BAUD;
+  const attempts = options.connectAttempts ?? 7;
   const device = new NodeSerialPort(options.port, await usbIds(options.port));
   const transport = new Transport(device as unknown as ConstructorParameters<typeof Transport>[0], false);
   transport.trace = (message: string) => log(`trace: ${message}`);
@@ -127,48 +132,98 @@ export async function installInterpreter(options: InstallOptions): Promise<Insta
     baudrate: flashBaud,
     romBaudrate: ROM_BAUD,
     terminal: { clean: () => undefined, writeLine: log, write: log },
-    resetConstructors: { hardReset: (t: Transport, usbOtg?: boolean) => new RtsHardReset(t, usbOtg) },
   });
-  const lost = (err: unknown): never => {
-    if (device.lost) {
-      throw new InterpreterError(`the port closed (${device.lost.message}): the board was unplugged or reset its USB connection. Plug it in and run the command again; the interpreter is not complete on it`, "closed");
-    }
-    throw err;
+  const state = loader as unknown as { baudrate: number; IS_STUB: boolean };
+  const advice = flashBaud > ROM_BAUD ? `Run the command again; on a long or poor cable a lower --flash-baud (${ROM_BAUD}) helps` : "Run the command again; if it repeats, try another USB cable or port";
+  const closed = (): InterpreterError =>
+    new InterpreterError(
+      `the port closed (${said(device.lost)}): the board was unplugged or reset its USB connection. Plug it in and run the command again; the interpreter is not complete on it`,
+      "closed",
+    );
+  /** Any error of a step, as an InterpreterError naming the step (or the unplugged board). */
+  const failed = (what: string, err: unknown): InterpreterError | PortError => {
+    if (err instanceof InterpreterError || err instanceof PortError) return err;
+    if (device.lost) return closed();
+    return new InterpreterError(`${what} failed (${said(err)}): the serial line lost or garbled bytes. ${advice}`, "link");
   };
-  let connected = false;
-  try {
+  const step = async <T>(what: string, run: () => Promise<T>): Promise<T> => {
     try {
-      await loader.detectChip("default_reset", options.connectAttempts ?? 7);
-      connected = true;
+      return await run();
     } catch (err) {
-      if (err instanceof UnexpectedChipMagicError || err instanceof UnexpectedChipIdError) {
-        connected = true;
-        throw new InterpreterError(`${options.port}: ${err.message}. This is not an Espressif chip that esptool knows; board ${board.id} is an ${board.chip.name}`, "wrong-chip");
+      throw failed(what, err);
+    }
+  };
+  /** Lets go of the port so that esptool-js can open it again (a new session) or Wisp can reset the board. */
+  const release = async () => {
+    device.dropLockedWritable();
+    await transport.disconnect().catch(() => undefined);
+    await device.close().catch(() => undefined);
+  };
+
+  /**
+   * Resets the board into its ROM bootloader and identifies the chip. A chip read as another than
+   * the board's is read again in a new session (noise can turn the chip-id answer into another
+   * chip's): refused only when two reads agree.
+   */
+  const enterBootloader = async (): Promise<void> => {
+    let earlier: string | undefined;
+    for (let round = 1; ; round++) {
+      let name: string;
+      let unknown: string | undefined;
+      try {
+        await loader.detectChip("default_reset", attempts);
+        name = loader.chip.CHIP_NAME;
+      } catch (err) {
+        if (device.lost) throw closed();
+        if (err instanceof UnexpectedChipMagicError || err instanceof UnexpectedChipIdError) {
+          name = unknown = said(err);
+        } else if (err instanceof ESPError && /Failed to connect/i.test(err.message)) {
+          const { why, byHand } = whatTheBoardSaid(device);
+          const lines = device.modemLines === "none" ? " This port has no DTR/RTS lines to reset it with (a pseudo-terminal?)." : "";
+          throw new InterpreterError(
+            `${options.port}: the board did not enter its ROM bootloader (download mode): ${why}.${lines} ` +
+              (byHand
+                ? "Put it there by hand: hold the BOOT button down, press and release EN, let go of BOOT, and run the command again. If it still does not answer, try another USB cable (some carry power only) or port"
+                : "Run the command again; if it repeats, try another USB cable or port, and close other programs that use it (a serial monitor)"),
+            "no-download-mode",
+          );
+        } else if (err instanceof PortError) {
+          throw err;
+        } else if (round < SESSION_ATTEMPTS) {
+          log(`identifying the chip failed (${said(err)}); starting over`);
+          await release();
+          continue;
+        } else {
+          throw failed("identifying the chip", err);
+        }
       }
-      if (device.lost) lost(err);
-      // a port that would not open (PortError) says so itself
-      if (!(err instanceof ESPError)) throw err;
-      const lines = device.modemLines === "none" ? " This port has no DTR/RTS lines to reset it with (a pseudo-terminal?)." : "";
-      throw new InterpreterError(
-        `${options.port}: the board did not enter its ROM bootloader (download mode): ${whatTheBoardSaid(device)}.${lines} ` +
-          "Put it there by hand: hold the BOOT button down, press and release EN, let go of BOOT, and run the command again. " +
-          "If it still does not answer, try another USB cable (some carry power only) or port",
-        "no-download-mode",
-      );
+      if (name === board.chip.name) return;
+      if (earlier === name || round >= SESSION_ATTEMPTS) {
+        if (unknown) throw new InterpreterError(`${options.port}: ${unknown}. This is not an Espressif chip that esptool knows; board ${board.id} is an ${board.chip.name}`, "wrong-chip");
+        throw new InterpreterError(
+          `${options.port} has an ${name}, not an ${board.chip.name}: board ${board.id} (flash.config.json "board") needs an ${board.chip.name}, and Espruino's ${board.chip.name} build runs on nothing else. Pick the ${board.chip.name}'s port (wisp ports), or a board file for this chip`,
+          "wrong-chip",
+        );
+      }
+      earlier = name;
+      log(`the chip read as ${name}; reading it again in a new session`);
+      await release();
     }
-    const chip = loader.chip;
-    if (chip.CHIP_NAME !== board.chip.name) {
-      throw new InterpreterError(
-        `${options.port} has an ${chip.CHIP_NAME}, not an ${board.chip.name}: board ${board.id} (flash.config.json "board") needs an ${board.chip.name}, and Espruino's ${board.chip.name} build runs on nothing else. Pick the ${board.chip.name}'s port (wisp ports), or a board file for this chip`,
-        "wrong-chip",
-      );
+  };
+
+  /** A session: bootloader, chip, flasher stub, the write rate, the flash's size. */
+  const session = async (first: boolean): Promise<{ description: string; mac: string }> => {
+    if (!first) {
+      await release();
+      state.IS_STUB = false;
     }
-    const description = await chip.getChipDescription(loader);
-    const mac = await chip.readMac(loader);
-    say(`${options.port}: ${description}, MAC ${mac}, in its ROM bootloader`);
-    await loader.runStub();
-    if (flashBaud !== ROM_BAUD) await loader.changeBaud();
-    const flashId = await loader.readFlashId();
+    await enterBootloader();
+    const description = await step("reading the chip's description", () => loader.chip.getChipDescription(loader));
+    const mac = await step("reading the chip's MAC address", () => loader.chip.readMac(loader));
+    if (first) say(`${options.port}: ${description}, MAC ${mac}, in its ROM bootloader`);
+    await step("starting esptool's flasher stub", () => loader.runStub());
+    if (state.baudrate !== ROM_BAUD) await step(`changing to ${state.baudrate} baud`, () => loader.changeBaud());
+    const flashId = await step("reading the flash chip's id", () => loader.readFlashId());
     const sizeCode = (flashId >> 16) & 0xff;
     const flashBytes = sizeCode >= 0x12 && sizeCode <= 0x1c ? 2 ** sizeCode : undefined;
     if (flashBytes !== undefined && flashBytes < board.flash.chipBytes) {
@@ -177,19 +232,35 @@ export async function installInterpreter(options: InstallOptions): Promise<Insta
         "flash-size",
       );
     }
+    return { description, mac };
+  };
+
+  /** A session, started again on transport errors up to SESSION_ATTEMPTS times. */
+  const startSession = async (first: boolean): Promise<{ description: string; mac: string }> => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await session(first && attempt === 1);
+      } catch (err) {
+        if (!(err instanceof InterpreterError) || err.code !== "link" || attempt >= SESSION_ATTEMPTS) throw err;
+        say(`${err.message.replace(/\. Run the command again.*$/, "")}; starting over (${attempt + 1} of ${SESSION_ATTEMPTS})`);
+      }
+    }
+  };
+
+  try {
+    const { description, mac } = await startSession(true);
     if (options.eraseAll) {
       say("erasing the whole flash (this takes 10 to 20 s)...");
-      await loader.eraseFlash();
+      await step("erasing the flash", () => loader.eraseFlash());
     }
     // changeBaud() goes back to the ROM's rate when the board stops answering at the new one
-    const baud = (loader as unknown as { baudrate: number }).baudrate;
-    const result: InstallResult = { chip: description, mac, baud, regions: [], retries: 0, seconds: 0 };
+    const result: InstallResult = { chip: description, mac, baud: state.baudrate, regions: [], retries: 0, seconds: 0 };
     for (const region of interpreter.regions) {
+      const md5 = createHash("md5").update(padTo4(region.data)).digest("hex");
       for (let attempt = 1; ; attempt++) {
         const t0 = performance.now();
         let bar: ReturnType<typeof startProgress> | undefined;
         let compressed = 0;
-        const md5 = createHash("md5").update(padTo4(region.data)).digest("hex");
         try {
           await loader.writeFlash({
             fileArray: [{ data: region.data, address: region.address }],
@@ -207,19 +278,27 @@ export async function installInterpreter(options: InstallOptions): Promise<Insta
           });
         } catch (err) {
           bar?.stop();
-          if (device.lost) lost(err);
-          if (err instanceof Error && /MD5 of file does not match/.test(err.message)) {
-            if (attempt < REGION_ATTEMPTS) {
-              result.retries++;
-              say(`${region.name}: the flash at ${hex(region.address)} does not hold what was sent (MD5 differs); writing it again`);
-              continue;
+          if (device.lost) throw closed();
+          const mismatch = err instanceof Error && /MD5 of file does not match/.test(err.message);
+          if (attempt >= REGION_ATTEMPTS) {
+            if (mismatch) {
+              throw new InterpreterError(
+                `${region.name}: the flash at ${hex(region.address)} still differs from the file after ${REGION_ATTEMPTS} writes (MD5 ${md5} sent). The flash chip may be failing: run again with --erase-all, and if it repeats, use another board`,
+                "md5",
+              );
             }
-            throw new InterpreterError(
-              `${region.name}: the flash at ${hex(region.address)} still differs from the file after ${REGION_ATTEMPTS} writes (MD5 ${md5} sent). The flash chip may be failing: run again with --erase-all, and if it repeats, use another board`,
-              "md5",
-            );
+            throw new InterpreterError(`writing ${region.name} at ${hex(region.address)} failed ${REGION_ATTEMPTS} times (last: ${said(err)}): the serial line keeps losing or garbling bytes. ${advice}`, "flash");
           }
-          throw new InterpreterError(`writing ${region.name} at ${hex(region.address)} failed: ${(err as Error).message}. Run the command again; a lower --flash-baud (e.g. 115200) helps on long or poor cables`, "flash");
+          result.retries++;
+          if (mismatch) {
+            say(`${region.name}: the flash at ${hex(region.address)} does not hold what was sent (MD5 differs); writing it again`);
+          } else {
+            // the stub's state after a lost answer is unknown: a new session, then the region again
+            say(`writing ${region.name} at ${hex(region.address)} failed (${said(err)}); starting over and writing it again (${attempt + 1} of ${REGION_ATTEMPTS})`);
+            await startSession(false);
+            result.baud = state.baudrate;
+          }
+          continue;
         }
         bar?.stop();
         const seconds = (performance.now() - t0) / 1000;
@@ -228,18 +307,31 @@ export async function installInterpreter(options: InstallOptions): Promise<Insta
         break;
       }
     }
-    await loader.after("hard_reset");
-    connected = false;
     result.seconds = (performance.now() - started) / 1000;
     return result;
   } catch (err) {
-    return lost(err);
+    throw failed("talking to the board's ROM bootloader", err);
   } finally {
-    // a board left in its bootloader (refused, failed half-way) runs what it holds again
-    if (connected && !device.lost) await loader.after("hard_reset").catch(() => undefined);
-    // Transport.disconnect() waits for the writable's lock, which its write() keeps after a failed write
-    device.dropLockedWritable();
-    await transport.disconnect().catch(() => undefined);
+    // the board runs what it holds again: the new interpreter, or (refused, failed half-way) what it had
+    await release();
+    if (device.modemLines !== undefined && !device.lost) await resetToRun(device, log);
+  }
+}
+
+/**
+ * esptool.py's hard reset (EN low 100 ms through RTS, IO0 released), on a port of its own: it
+ * works whatever state esptool-js was left in (a chip it could not identify, a session that
+ * failed half-way). A port that will not open again (unplugged meanwhile) is left alone.
+ */
+async function resetToRun(device: NodeSerialPort, log: (line: string) => void): Promise<void> {
+  try {
+    await device.open({ baudRate: ROM_BAUD });
+    await device.setSignals({ dataTerminalReady: false, requestToSend: true });
+    await new Promise((r) => setTimeout(r, 100));
+    await device.setSignals({ dataTerminalReady: false, requestToSend: false });
+  } catch (err) {
+    log(`resetting the board failed: ${said(err)}`);
+  } finally {
     await device.close().catch(() => undefined);
   }
 }
