@@ -203,6 +203,41 @@ describe("the simulated ESP32's ROM", () => {
     expect(b.node.interpreterVersion).toBeUndefined();
   });
 
+  it("the stub, as esptool's does, checks a data block's length and checksum only: a block sent again is written again after the last", async () => {
+    const b = board({ blank: true });
+    b.node.setButton("BOOT", true);
+    b.node.powerOn();
+    await b.clock.tickAsync(10);
+    const code = new Uint8Array(64).fill(0x36);
+    let sum = 0xef;
+    for (const x of code) sum ^= x;
+    b.send(Command.MEM_BEGIN, Uint8Array.from([...b.word(64), ...b.word(1), ...b.word(0x1800), ...b.word(0x400a8000)]));
+    await b.clock.tickAsync(10);
+    b.send(Command.MEM_DATA, Uint8Array.from([...b.word(64), ...b.word(0), ...b.word(0), ...b.word(0), ...code]), sum);
+    await b.clock.tickAsync(10);
+    b.send(Command.MEM_END, Uint8Array.from([...b.word(0), ...b.word(0x400a8010)]));
+    await b.clock.tickAsync(20);
+    expect(b.node.download!.stub).toBe(true);
+    const block = (seq: number, fill: number) => {
+      const data = new Uint8Array(1024).fill(fill);
+      let s = 0xef;
+      for (const x of data) s ^= x;
+      return [Uint8Array.from([...b.word(data.length), ...b.word(seq), ...b.word(0), ...b.word(0), ...data]), s] as const;
+    };
+    b.send(Command.FLASH_BEGIN, Uint8Array.from([...b.word(3072), ...b.word(3), ...b.word(1024), ...b.word(0x9000)]));
+    await b.clock.tickAsync(100);
+    for (const [seq, fill] of [
+      [0, 0x11],
+      [0, 0x22], // sent again (its answer lost, say), with the same sequence number
+      [1, 0x33],
+    ] as const) {
+      b.send(Command.FLASH_DATA, ...block(seq, fill));
+      await b.clock.tickAsync(200);
+      expect([...b.packets.at(-1)!.subarray(-2)]).toEqual([0, 0]);
+    }
+    expect([b.node.spiFlash.read(0x9000, 1)[0], b.node.spiFlash.read(0x9400, 1)[0], b.node.spiFlash.read(0x9800, 1)[0]]).toEqual([0x11, 0x22, 0x33]);
+  });
+
   it("boots the interpreter the flash holds and reports the version its image carries", async () => {
     const b = board();
     b.node.installInterpreter("2v27");
