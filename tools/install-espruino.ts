@@ -81,7 +81,7 @@ export async function main(argv: string[]): Promise<number> {
     try {
       const id = await identifyAfter(link, true, (line) => console.log(line));
       ConsoleLink.checkIdentity(id, board.espruinoBoard);
-      const written = result.regions.reduce((n, r) => n + r.bytes, 0);
+      const written = Math.min(result.regions.reduce((n, r) => n + r.written, 0), result.regions.reduce((n, r) => n + r.bytes, 0));
       console.log(
         `Espruino ${id.version} is running on ${port} (${id.board}): ${written.toLocaleString("en-US")} bytes written at ${result.baud} baud and verified, in ${result.seconds.toFixed(1)} s\n` +
           `next: npx wisp flash --port ${port}`,

@@ -39,8 +39,14 @@ export const ROM_BAUD = 115_200;
 export const DEFAULT_FLASH_BAUD = 921_600;
 /** The rates --flash-baud takes: what the ROM autobauds from, up to what CP210x and CH340 bridges reach. */
 export const FLASH_BAUD = { min: 9600, max: 3_000_000, unit: "bits per second (e.g. 921600)" };
-/** Attempts per region when its MD5 does not match what was sent. */
+/** Writes of a piece of a region (MD5 differs, or the line garbled an answer) before a run gives up. */
 const REGION_ATTEMPTS = 3;
+/** Writes of a piece that a garbled or lost answer interrupted, before a run gives up. */
+const PIECE_FAULT_ATTEMPTS = 8;
+/** Regions are written, checked and skipped when in place in pieces of this size (64 KB, an erase block). */
+const PIECE_BYTES = 0x10000;
+/** New sessions after transport errors in one run, at most: a line that bad will not carry 1.5 MB. */
+const MAX_RESTARTS = 8;
 
 export interface InstallOptions {
   /** The board's serial port. */
@@ -67,7 +73,8 @@ export interface InstallResult {
   mac: string;
   /** The rate the regions were written at (esptool-js falls back to 115200 when the board does not follow). */
   baud: number;
-  regions: { name: string; address: number; bytes: number; compressed: number; seconds: number; md5: string }[];
+  /** `bytes` the region's size, `written` what had to be written (pieces already in place are not). */
+  regions: { name: string; address: number; bytes: number; written: number; compressed: number; seconds: number; md5: string }[];
   /** Regions written again because their MD5 did not match. */
   retries: number;
   seconds: number;
@@ -134,6 +141,8 @@ export async function installInterpreter(options: InstallOptions): Promise<Insta
     terminal: { clean: () => undefined, writeLine: log, write: log },
   });
   const state = loader as unknown as { baudrate: number; IS_STUB: boolean };
+  /** Where a line goes while a progress bar is up: above it. */
+  let note = say;
   const advice = flashBaud > ROM_BAUD ? `Run the command again; on a long or poor cable a lower --flash-baud (${ROM_BAUD}) helps` : "Run the command again; if it repeats, try another USB cable or port";
   const closed = (): InterpreterError =>
     new InterpreterError(
@@ -152,6 +161,22 @@ export async function installInterpreter(options: InstallOptions): Promise<Insta
     } catch (err) {
       throw failed(what, err);
     }
+  };
+  /**
+   * Does the board answer a register read within a few seconds? (A garbled command can keep the
+   * stub busy for a while: an MD5 or an erase over a size that the noise made large.)
+   */
+  const answering = async (): Promise<boolean> => {
+    for (let i = 0; i < 3; i++) {
+      try {
+        await loader.readReg(loader.CHIP_DETECT_MAGIC_REG_ADDR, 1000);
+        return true;
+      } catch {
+        if (device.lost) return false;
+        transport.flushInput();
+      }
+    }
+    return false;
   };
   /** Lets go of the port so that esptool-js can open it again (a new session) or Wisp can reset the board. */
   const release = async () => {
@@ -242,7 +267,7 @@ export async function installInterpreter(options: InstallOptions): Promise<Insta
         return await session(first && attempt === 1);
       } catch (err) {
         if (!(err instanceof InterpreterError) || err.code !== "link" || attempt >= SESSION_ATTEMPTS) throw err;
-        say(`${err.message.replace(/\. Run the command again.*$/, "")}; starting over (${attempt + 1} of ${SESSION_ATTEMPTS})`);
+        note(`${err.message.replace(/\. Run the command again.*$/, "")}; starting over (${attempt + 1} of ${SESSION_ATTEMPTS})`);
       }
     }
   };
@@ -255,56 +280,88 @@ export async function installInterpreter(options: InstallOptions): Promise<Insta
     }
     // changeBaud() goes back to the ROM's rate when the board stops answering at the new one
     const result: InstallResult = { chip: description, mac, baud: state.baudrate, regions: [], retries: 0, seconds: 0 };
+    let restarts = 0;
     for (const region of interpreter.regions) {
-      const md5 = createHash("md5").update(padTo4(region.data)).digest("hex");
-      for (let attempt = 1; ; attempt++) {
-        const t0 = performance.now();
-        let bar: ReturnType<typeof startProgress> | undefined;
-        let compressed = 0;
-        try {
-          await loader.writeFlash({
-            fileArray: [{ data: region.data, address: region.address }],
-            flashMode: "keep",
-            flashFreq: "keep",
-            flashSize: "keep",
-            eraseAll: false,
-            compress: true,
-            reportProgress: (_file, written, total) => {
-              compressed = total;
-              bar ??= startProgress(total, options.progress !== false);
-              bar.update(written, region.name);
-            },
-            calculateMD5Hash: (image) => createHash("md5").update(image).digest("hex"),
-          });
-        } catch (err) {
-          bar?.stop();
-          if (device.lost) throw closed();
-          const mismatch = err instanceof Error && /MD5 of file does not match/.test(err.message);
-          if (attempt >= REGION_ATTEMPTS) {
-            if (mismatch) {
-              throw new InterpreterError(
-                `${region.name}: the flash at ${hex(region.address)} still differs from the file after ${REGION_ATTEMPTS} writes (MD5 ${md5} sent). The flash chip may be failing: run again with --erase-all, and if it repeats, use another board`,
-                "md5",
-              );
+      const t0 = performance.now();
+      const bar = startProgress(region.data.length, options.progress !== false, process.stderr, say);
+      note = (line) => bar.log(line);
+      const done = { written: 0, inPlace: 0, compressed: 0 };
+      try {
+        // in pieces, each checked by MD5: one that is in place already is not written again, and
+        // a line fault costs one piece, not the region
+        for (let at = 0; at < region.data.length; at += PIECE_BYTES) {
+          const piece = padTo4(region.data.subarray(at, at + PIECE_BYTES));
+          const address = region.address + at;
+          const md5 = createHash("md5").update(piece).digest("hex");
+          for (let attempt = 1; ; attempt++) {
+            let compressed = 0;
+            try {
+              if (!options.eraseAll && (await loader.flashMd5sum(address, piece.length)) === md5) {
+                done.inPlace += piece.length;
+                bar.update(at + piece.length, region.name);
+                break;
+              }
+              await loader.writeFlash({
+                fileArray: [{ data: piece, address }],
+                flashMode: "keep",
+                flashFreq: "keep",
+                flashSize: "keep",
+                eraseAll: false,
+                compress: true,
+                reportProgress: (_file, written, total) => {
+                  compressed = total;
+                  bar.update(at + Math.round((piece.length * written) / Math.max(total, 1)), region.name);
+                },
+                calculateMD5Hash: (image) => createHash("md5").update(image).digest("hex"),
+              });
+              done.written += piece.length;
+              done.compressed += compressed;
+              break;
+            } catch (err) {
+              if (device.lost) throw closed();
+              const mismatch = err instanceof Error && /MD5 of file does not match/.test(err.message);
+              if (mismatch ? attempt >= REGION_ATTEMPTS : attempt >= PIECE_FAULT_ATTEMPTS || restarts >= MAX_RESTARTS) {
+                if (mismatch) {
+                  throw new InterpreterError(
+                    `${region.name}: the flash at ${hex(address)} still differs from the file after ${attempt} writes (MD5 ${md5} sent). The flash chip may be failing: run again with --erase-all, and if it repeats, use another board`,
+                    "md5",
+                  );
+                }
+                throw new InterpreterError(`writing ${region.name} at ${hex(address)} failed ${attempt} times (last: ${said(err)}): the serial line keeps losing or garbling bytes. ${advice}`, "flash");
+              }
+              result.retries++;
+              if (mismatch) {
+                bar.log(`${region.name}: the flash at ${hex(address)} does not hold what was sent (MD5 differs); writing it again`);
+                continue;
+              }
+              log(`writing ${region.name} at ${hex(address)} failed (${said(err)}); writing that piece again`);
+              // a late answer may still be on its way; then the stub, if it answers, takes a new
+              // FLASH_DEFL_BEGIN (which drops what it made of a garbled block); if not, a new session
+              await new Promise((r) => setTimeout(r, 50));
+              await transport.drainInput(20, 200).catch(() => undefined);
+              const answers = await answering();
+              if (device.lost) throw closed();
+              if (!answers) {
+                restarts++;
+                bar.log(`writing ${region.name} at ${hex(address)} failed (${said(err)}) and the board stopped answering; starting over from its bootloader (${restarts} of ${MAX_RESTARTS})`);
+                await startSession(false);
+                result.baud = state.baudrate;
+              }
             }
-            throw new InterpreterError(`writing ${region.name} at ${hex(region.address)} failed ${REGION_ATTEMPTS} times (last: ${said(err)}): the serial line keeps losing or garbling bytes. ${advice}`, "flash");
           }
-          result.retries++;
-          if (mismatch) {
-            say(`${region.name}: the flash at ${hex(region.address)} does not hold what was sent (MD5 differs); writing it again`);
-          } else {
-            // the stub's state after a lost answer is unknown: a new session, then the region again
-            say(`writing ${region.name} at ${hex(region.address)} failed (${said(err)}); starting over and writing it again (${attempt + 1} of ${REGION_ATTEMPTS})`);
-            await startSession(false);
-            result.baud = state.baudrate;
-          }
-          continue;
         }
-        bar?.stop();
-        const seconds = (performance.now() - t0) / 1000;
-        result.regions.push({ name: region.name, address: region.address, bytes: region.data.length, compressed, seconds, md5 });
-        say(`wrote ${region.name} at ${hex(region.address)}: ${bytes(region.data.length)} bytes (${bytes(compressed)} compressed) in ${seconds.toFixed(1)} s, MD5 verified`);
-        break;
+      } finally {
+        bar.stop();
+        note = say;
+      }
+      const seconds = (performance.now() - t0) / 1000;
+      const md5 = createHash("md5").update(padTo4(region.data)).digest("hex");
+      result.regions.push({ name: region.name, address: region.address, bytes: region.data.length, written: done.written, compressed: done.compressed, seconds, md5 });
+      if (done.written === 0) {
+        say(`${region.name} at ${hex(region.address)} is in place already (${bytes(region.data.length)} bytes, MD5 verified): not written again`);
+      } else {
+        const kept = done.inPlace > 0 ? `; ${bytes(Math.min(done.inPlace, region.data.length))} bytes of it were in place already` : "";
+        say(`wrote ${region.name} at ${hex(region.address)}: ${bytes(Math.min(done.written, region.data.length))} bytes (${bytes(done.compressed)} compressed) in ${seconds.toFixed(1)} s, MD5 verified${kept}`);
       }
     }
     result.seconds = (performance.now() - started) / 1000;
