@@ -498,7 +498,14 @@ export class SimNode {
       return;
     }
     for (const line of plan.lines) this.bootTimer(line.atMs, () => this.console.romText(line.text + "\n"));
-    this.bootTimer(outcome.atMs, () => this.chipReset(outcome.reason));
+    // the bootloader waits for its UART to send the last line before it resets the chip
+    // (bootloader_reset(): esp_rom_uart_tx_wait_idle)
+    const reset = () => {
+      const busy = this.line.txBusyMs;
+      if (busy > 0) this.bootTimer(Math.ceil(busy) + 1, reset);
+      else this.chipReset(outcome.reason);
+    };
+    this.bootTimer(outcome.atMs, reset);
     this.changed();
   }
 

@@ -229,9 +229,10 @@ async function checkStorage(link: ConsoleLink, files: { name: string; data: Uint
  */
 export async function identifyAfter(link: ConsoleLink, justInstalled: boolean, say: (line: string) => void): Promise<Identity> {
   if (!justInstalled) return await link.identify({ unlike: noInterpreter });
+  const unlike = notStarted;
   // a board that restarts prints its boot log first; one that was not restarted prints nothing
   await link.quiet(300, 3000);
-  const quick: Identity | Error = await link.identify({ quick: true, unlike: noInterpreter }).catch((err: unknown) => (err instanceof Error ? err : new Error(String(err))));
+  const quick: Identity | Error = await link.identify({ quick: true, unlike }).catch((err: unknown) => (err instanceof Error ? err : new Error(String(err))));
   if (!(quick instanceof Error)) return quick;
   if (!(quick instanceof LinkError) || quick.code !== "no-prompt") throw quick;
   if (!/\S/.test(link.text)) {
@@ -239,7 +240,25 @@ export async function identifyAfter(link: ConsoleLink, justInstalled: boolean, s
     await link.waitForText(/\S/, 60_000);
     await link.quiet(500, 10_000);
   }
-  return await link.identify({ unlike: noInterpreter });
+  return await link.identify({ unlike });
+}
+
+/**
+ * What a board prints when the interpreter just written and verified does not start: writing it
+ * again would not help, so the message says where the fault is (the files' layout) and quotes the
+ * bootloader.
+ */
+export function notStarted(text: string): LinkError | undefined {
+  const fault = noInterpreter(text);
+  if (!fault) return undefined;
+  if (/waiting for download/.test(text)) return fault;
+  // one boot's errors (the reset loop repeats them)
+  const errors = [...new Set([...text.matchAll(/^E \(\d+\) [\w.]+: (.*?)\r?$/gm)].map((m) => m[1]!.trim()))].slice(0, 4);
+  const quote = errors.length > 0 ? `: its bootloader says "${errors.join("; ")}"` : ' ("invalid header" in a reset loop)';
+  return new LinkError(
+    `Espruino was written and verified, but the board does not start it${quote}. The build's bootloader or partition table does not suit this board: use Espruino's own ESP32 build, unchanged (https://www.espruino.com/Download)`,
+    "no-interpreter",
+  );
 }
 
 /** What a board without a runnable Espruino prints, turned into what to do. */

@@ -339,6 +339,13 @@ export class SerialLine {
     }
   }
 
+  /** Milliseconds until what the board sent so far has crossed the line (0: nothing waits). */
+  get txBusyMs(): number {
+    if (this.txHead === this.tx.length) return 0;
+    // bytes whose time has come are still queued until the line's next run hands them over
+    return Math.max(1, (this.txPending(this.nowUs()) * this.byteUs) / 1000);
+  }
+
   /** Bytes of output still waiting to cross the line at time `at` (µs). */
   private txPending(at: number): number {
     const queued = this.tx.length - this.txHead;

@@ -17,7 +17,7 @@ let boards: SimBoards;
 beforeAll(async () => {
   espruino = espruinoFolder({ appBytes: 16 * 1024 });
   espruinoFolderForUnplug = espruinoFolder({ appBytes: 512 * 1024 });
-  boards = await simBoards({ nodes: 3, blank: true });
+  boards = await simBoards({ nodes: 4, blank: true });
 });
 afterAll(async () => {
   await boards?.stop();
@@ -89,4 +89,17 @@ describe("putting Espruino on a board that does not cooperate", () => {
     expect((err as LinkError).code).toBe("no-interpreter");
     expect((err as Error).message).toMatch(/this board has no Espruino: it prints "invalid header" in a reset loop.*npx wisp flash --interpreter 2v29/);
   }, 30_000);
+
+  it("an interpreter written and verified that the board's bootloader will not start: the message quotes the bootloader, and does not say to write it again", async () => {
+    const node = boards.sim.nodes[3]!;
+    const interpreter = readInterpreter(espruino.dir, esp32DevkitC);
+    // checked files, then a flipped byte on the way (as if the build's app were built wrong): written as is, verified, not bootable
+    const app = interpreter.regions.find((r) => r.kind === "app")!;
+    app.data = app.data.slice();
+    app.data[700] ^= 0x10;
+    const err = await flash({ port: node.consolePath!, configFile: boards.configFile, baud: 115200, interpreter, say: () => undefined, progress: false }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(LinkError);
+    expect((err as Error).message).toMatch(/Espruino was written and verified, but the board does not start it: its bootloader says "checksum failed: calculated 0x[0-9a-f]+, read 0x[0-9a-f]+; Factory app partition is not bootable; No bootable app partitions in the partition table"/);
+    expect((err as Error).message).not.toMatch(/--interpreter 2v29/);
+  }, 60_000);
 });

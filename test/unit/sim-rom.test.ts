@@ -8,7 +8,7 @@ import { SimNode, type SimNodeOptions } from "../../host-sim/node.ts";
 import type { Clock } from "../../host-sim/runtime.ts";
 import { CHIP_DETECT_MAGIC_REG, Command } from "../../host-sim/serial/rom.ts";
 import { AccessPoint } from "../../host-sim/wifi.ts";
-import { buildAppImage } from "../../tools/serial/esp-image.ts";
+import { buildAppImage, buildPartitionTable } from "../../tools/serial/esp-image.ts";
 
 const nodes: SimNode[] = [];
 afterEach(() => {
@@ -260,6 +260,37 @@ describe("the simulated ESP32's ROM", () => {
     expect(text).toMatch(/E \(\d+\) esp_image: checksum failed/);
     expect(text).toMatch(/E \(\d+\) boot: Factory app partition is not bootable/);
     expect(text).toContain("rst:0x3 (SW_RESET)");
+  });
+
+  it("the bootloader's last log line is sent whole before it resets the chip; a factory app that fails is passed over for the first OTA app", async () => {
+    const b = board();
+    b.node.installInterpreter("2v27");
+    // a table with the factory app at 0x10000 (now broken) and an OTA slot holding Espruino
+    const table = buildPartitionTable([
+      { label: "nvs", type: 1, subtype: 2, offset: 0x9000, size: 0x6000, flags: 0 },
+      { label: "factory", type: 0, subtype: 0, offset: 0x10000, size: 0x100000, flags: 0 },
+      { label: "ota_0", type: 0, subtype: 0x10, offset: 0x110000, size: 0x100000, flags: 0 },
+    ]);
+    b.node.spiFlash.erase(0x8000, 0x1000);
+    b.node.spiFlash.program(0x8000, table);
+    const app = buildAppImage({ version: "2v28" });
+    b.node.spiFlash.erase(0x110000, 0x10000);
+    b.node.spiFlash.program(0x110000, app);
+    b.node.spiFlash.erase(0x10000, 0x1000);
+    b.node.powerOn();
+    await b.clock.tickAsync(500);
+    expect(b.text()).toMatch(/E \(\d+\) boot: Factory app partition is not bootable/);
+    expect(b.text()).toContain("Loaded app from partition at offset 0x110000");
+    expect(b.node.interpreterVersion).toBe("2v28");
+
+    // no app that boots: every line of the log arrives, the last one too, before the reset
+    b.node.powerOff();
+    b.node.spiFlash.erase(0x110000, 0x1000);
+    b.clearText();
+    b.node.powerOn();
+    await b.clock.tickAsync(300);
+    const text = b.text().replace(/\r/g, "");
+    expect(text).toMatch(/E \(\d+\) boot: No bootable app partitions in the partition table\nets Jun/);
   });
 
   it("erasing flash over Storage's area erases Storage's files", () => {
