@@ -66,6 +66,10 @@ export interface FlashOptions {
   eraseAll?: boolean;
   /** esptool-js's log lines, while the interpreter is written. */
   onFlasherLog?: (line: string) => void;
+  /** Stops writing the interpreter (Ctrl-C): the board is reset to run what it holds (installInterpreter). */
+  signal?: AbortSignal;
+  /** Called once the interpreter is written and verified. */
+  onInstalled?: () => void;
 }
 
 export interface FlashResult {
@@ -126,7 +130,9 @@ export async function flash(options: FlashOptions & { keepOpen?: boolean }): Pro
       say,
       progress: options.progress,
       onLog: options.onFlasherLog,
+      signal: options.signal,
     });
+    options.onInstalled?.();
   }
   const transport = await openPort(portPath, options.baud);
   const link = new ConsoleLink(transport, { baud: options.baud, onText: options.onText });
@@ -345,7 +351,14 @@ export async function main(argv: string[]): Promise<number> {
     return 1;
   }
   // Ctrl-C: put the terminal back (the progress bar hides the cursor) and say where the board is
+  const abort = new AbortController();
+  let installing = interpreter !== undefined;
   const interrupted = () => {
+    if (installing && !abort.signal.aborted) {
+      // the interpreter's writer resets the board out of its bootloader and throws "interrupted"
+      abort.abort();
+      return;
+    }
     if (process.stderr.isTTY) process.stderr.write("\x1b[?25h\x1b[?7h\n");
     console.error(
       interpreter
@@ -354,7 +367,7 @@ export async function main(argv: string[]): Promise<number> {
     );
     process.exit(130);
   };
-  process.once("SIGINT", interrupted);
+  process.on("SIGINT", interrupted);
   try {
     const result = await flash({
       port: args.port,
@@ -366,6 +379,8 @@ export async function main(argv: string[]): Promise<number> {
       interpreter,
       flashBaud,
       eraseAll: args["erase-all"],
+      signal: abort.signal,
+      onInstalled: () => (installing = false),
     });
     const bytes = result.files.reduce((n, f) => n + f.bytes, 0);
     console.log(
@@ -378,10 +393,17 @@ export async function main(argv: string[]): Promise<number> {
     }
     return 0;
   } catch (err) {
+    if (err instanceof InterpreterError && err.code === "interrupted") {
+      if (process.stderr.isTTY) process.stderr.write("\x1b[?25h\x1b[?7h\n");
+      console.error(`wisp flash: ${err.message}; the node was not uploaded`);
+      return 130;
+    }
     if (err instanceof ConfigError || err instanceof PortError || err instanceof LinkError || err instanceof BrokerFolderError || err instanceof InterpreterError) {
       console.error(`wisp flash: ${err.message}`);
       return 1;
     }
     throw err;
+  } finally {
+    process.off("SIGINT", interrupted);
   }
 }

@@ -73,10 +73,22 @@ export async function main(argv: string[]): Promise<number> {
   }
   const args = parsed.values;
   const spec = parsed.positionals[0];
+  // Ctrl-C: the board is reset out of its bootloader and the terminal put back (the progress bar
+  // hides the cursor); a second Ctrl-C leaves at once
+  const abort = new AbortController();
+  const interrupted = () => {
+    if (abort.signal.aborted) process.exit(130);
+    abort.abort();
+  };
+  process.on("SIGINT", interrupted);
   try {
     const interpreter = await findInterpreter(spec, board, { say: (line) => console.log(line) });
+    if (abort.signal.aborted) {
+      console.error("wisp install-espruino: interrupted before anything touched the board");
+      return 130;
+    }
     const port = args.port ?? (await findBoardPort()).path;
-    const result = await installInterpreter({ port, interpreter, board, flashBaud, eraseAll: args["erase-all"] });
+    const result = await installInterpreter({ port, interpreter, board, flashBaud, eraseAll: args["erase-all"], signal: abort.signal });
     const link = new ConsoleLink(await openPort(port, 115_200));
     try {
       const id = await identifyAfter(link, true, (line) => console.log(line));
@@ -91,10 +103,17 @@ export async function main(argv: string[]): Promise<number> {
     }
     return 0;
   } catch (err) {
+    if (err instanceof InterpreterError && err.code === "interrupted") {
+      if (process.stderr.isTTY) process.stderr.write("\x1b[?25h\x1b[?7h\n");
+      console.error(`wisp install-espruino: ${err.message}`);
+      return 130;
+    }
     if (err instanceof InterpreterError || err instanceof PortError || err instanceof LinkError) {
       console.error(`wisp install-espruino: ${err.message}`);
       return 1;
     }
     throw err;
+  } finally {
+    process.off("SIGINT", interrupted);
   }
 }

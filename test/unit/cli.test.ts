@@ -93,6 +93,8 @@ describe("a command's --help and option errors", () => {
     expect(fails(["extra"])).toBe('unexpected argument "extra": this command takes options only (--name value)');
     expect(fails(["--nodes", "-3"])).toMatch(/--nodes needs a value, and the next argument starts with "-"/);
     expect(parseOptions(["-n", "3"], options).values.nodes).toBe("3");
+    // parseArgs alone keeps the last: two values for one option are named instead
+    expect(fails(["-n", "3", "--nodes=4"])).toBe('--nodes is given twice ("3" and "4"): give it once');
   });
 
   it("numbers are checked against the range each option takes, naming it", () => {

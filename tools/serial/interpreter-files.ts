@@ -31,7 +31,7 @@ const DATA_ALIGN = 0x1000;
 export class InterpreterError extends Error {
   constructor(
     message: string,
-    readonly code: "files" | "download" | "old-interpreter" | "no-download-mode" | "wrong-chip" | "flash-size" | "md5" | "closed" | "flash" | "link",
+    readonly code: "files" | "download" | "old-interpreter" | "no-download-mode" | "wrong-chip" | "flash-size" | "md5" | "closed" | "flash" | "link" | "interrupted",
   ) {
     super(message);
   }

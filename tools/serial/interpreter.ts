@@ -63,6 +63,11 @@ export interface InstallOptions {
   progress?: boolean;
   /** esptool-js's own log lines. */
   onLog?: (line: string) => void;
+  /**
+   * Stops the run (Ctrl-C): the port is closed under esptool-js, the board reset to run what it
+   * holds, and an InterpreterError "interrupted" thrown.
+   */
+  signal?: AbortSignal;
   /** Reset-and-sync rounds before giving up on download mode (default 7, as esptool). */
   connectAttempts?: number;
 }
@@ -145,12 +150,15 @@ export async function installInterpreter(options: InstallOptions): Promise<Insta
   let note = say;
   const advice = flashBaud > ROM_BAUD ? `Run the command again; on a long or poor cable a lower --flash-baud (${ROM_BAUD}) helps` : "Run the command again; if it repeats, try another USB cable or port";
   const closed = (): InterpreterError =>
-    new InterpreterError(
+    options.signal?.aborted ? interrupted() : new InterpreterError(
       `the port closed (${said(device.lost)}): the board was unplugged or reset its USB connection. Plug it in and run the command again; the interpreter is not complete on it`,
       "closed",
     );
+  const interrupted = () =>
+    new InterpreterError("interrupted: Espruino may not be complete on the board, which was reset to run what it holds. Run the same command again (what is in place already is not written again)", "interrupted");
   /** Any error of a step, as an InterpreterError naming the step (or the unplugged board). */
   const failed = (what: string, err: unknown): InterpreterError | PortError => {
+    if (options.signal?.aborted) return interrupted();
     if (err instanceof InterpreterError || err instanceof PortError) return err;
     if (device.lost) return closed();
     return new InterpreterError(`${what} failed (${said(err)}): the serial line lost or garbled bytes. ${advice}`, "link");
@@ -199,7 +207,7 @@ export async function installInterpreter(options: InstallOptions): Promise<Insta
         await loader.detectChip("default_reset", attempts);
         name = loader.chip.CHIP_NAME;
       } catch (err) {
-        if (device.lost) throw closed();
+        if (device.lost || options.signal?.aborted) throw closed();
         if (err instanceof UnexpectedChipMagicError || err instanceof UnexpectedChipIdError) {
           name = unknown = said(err);
         } else if (err instanceof ESPError && /Failed to connect/i.test(err.message)) {
@@ -266,12 +274,19 @@ export async function installInterpreter(options: InstallOptions): Promise<Insta
       try {
         return await session(first && attempt === 1);
       } catch (err) {
+        if (options.signal?.aborted) throw interrupted();
         if (!(err instanceof InterpreterError) || err.code !== "link" || attempt >= SESSION_ATTEMPTS) throw err;
         note(`${err.message.replace(/\. Run the command again.*$/, "")}; starting over (${attempt + 1} of ${SESSION_ATTEMPTS})`);
       }
     }
   };
 
+  const stop = () => {
+    device.dropLockedWritable();
+    void device.close().catch(() => undefined);
+  };
+  if (options.signal?.aborted) throw interrupted();
+  options.signal?.addEventListener("abort", stop, { once: true });
   try {
     const { description, mac } = await startSession(true);
     if (options.eraseAll) {
@@ -318,7 +333,7 @@ export async function installInterpreter(options: InstallOptions): Promise<Insta
               done.compressed += compressed;
               break;
             } catch (err) {
-              if (device.lost) throw closed();
+              if (device.lost || options.signal?.aborted) throw closed();
               const mismatch = err instanceof Error && /MD5 of file does not match/.test(err.message);
               if (mismatch ? attempt >= REGION_ATTEMPTS : attempt >= PIECE_FAULT_ATTEMPTS || restarts >= MAX_RESTARTS) {
                 if (mismatch) {
@@ -369,6 +384,7 @@ export async function installInterpreter(options: InstallOptions): Promise<Insta
   } catch (err) {
     throw failed("talking to the board's ROM bootloader", err);
   } finally {
+    options.signal?.removeEventListener("abort", stop);
     // the board runs what it holds again: the new interpreter, or (refused, failed half-way) what it had
     await release();
     if (device.modemLines !== undefined && !device.lost) await resetToRun(device, log);
