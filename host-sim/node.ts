@@ -127,6 +127,8 @@ export interface SimNodeOptions {
   resetCircuit?: boolean;
 }
 
+/** The ROM's and the bootloaders' rate (esptool ESP_ROM_BAUD; ESP-IDF CONFIG_ESP_CONSOLE_UART_BAUDRATE). */
+const ROM_BAUD = 115_200;
 /** ms from EN's rise until the chip samples its strapping pins (the RC delay on EN). */
 const EN_RISE_MS = 5;
 
@@ -212,6 +214,7 @@ export class SimNode {
   private enTimer: unknown;
   private readonly bootTimers = new Set<unknown>();
   private bootCache: { generation: number; plan: BootPlan } | undefined;
+  /** Espruino's console rate (the ROM's is ROM_BAUD). */
   private readonly consoleBaud: number;
 
   constructor(options: SimNodeOptions) {
@@ -435,7 +438,9 @@ export class SimNode {
     this.newSensors();
     // straps are latched at a chip reset; a CPU reset (software, deep sleep) keeps them
     if (reason === "power-on" || reason === "rtc-watchdog") this.downloadStrap = this.io0Low;
-    this.line.setBaud(this.consoleBaud);
+    // the ROM, its serial bootloader and the second-stage bootloader talk 115200 (the ROM
+    // autobauds on SYNC); Espruino's console runs at the node's rate once it starts
+    this.line.setBaud(ROM_BAUD);
     const mode = this.downloadStrap ? "download" : "flash";
     this.console.hardReset(romBanner(reason, mode));
     if (mode === "download") {
@@ -493,6 +498,7 @@ export class SimNode {
     const outcome = plan.outcome;
     if (outcome.kind === "app") {
       for (const line of plan.lines) this.console.romText(line.text + "\n");
+      this.line.setBaud(this.consoleBaud);
       this.console.identity.version = outcome.version ?? DEFAULT_VERSION;
       this.boot(".bootcde");
       return;

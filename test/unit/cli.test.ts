@@ -207,3 +207,11 @@ describe("config files given to commands", () => {
     expect(quoted.stderr).toContain('quoted.json is not valid:\n  interval: must be a whole number from 1 to 86400 (seconds between samples), got the string "10" (write 10 without quotes)');
   });
 });
+
+describe("--flash-baud", () => {
+  it("takes 115200 up: slower rates cannot carry esptool-js's blocks within their timeout", async () => {
+    const { FLASH_BAUD } = await import("../../tools/serial/interpreter.ts");
+    expect(() => intOption("flash-baud", "19200", 921600, FLASH_BAUD)).toThrow(/--flash-baud must be a whole number from 115,200 to 3,000,000 bits per second/);
+    expect(intOption("flash-baud", "115200", 921600, FLASH_BAUD)).toBe(115200);
+  });
+});

@@ -302,3 +302,18 @@ describe("the simulated ESP32's ROM", () => {
     expect(b.node.flashStorage.list()).toEqual([]);
   });
 });
+
+describe("the ROM's rate", () => {
+  it("the ROM and the bootloader talk 115200 whatever the console's rate; Espruino's console then runs at its own", async () => {
+    const b = board({ blank: true, baud: 9600 });
+    b.node.powerOn();
+    await b.clock.tickAsync(5);
+    expect(b.node.line.baud).toBe(115_200);
+    const c = board({ baud: 9600 });
+    c.node.installInterpreter("2v29");
+    c.node.powerOn();
+    await c.clock.tickAsync(2000);
+    expect(c.node.runtime).toBeDefined();
+    expect(c.node.line.baud).toBe(9600);
+  });
+});

@@ -37,8 +37,12 @@ const bytes = (n: number) => n.toLocaleString("en-US");
 export const ROM_BAUD = 115_200;
 /** The rate esptool writes ESP32s at (Espruino's make/targets/ESP32.make FLASH_BAUD). */
 export const DEFAULT_FLASH_BAUD = 921_600;
-/** The rates --flash-baud takes: what the ROM autobauds from, up to what CP210x and CH340 bridges reach. */
-export const FLASH_BAUD = { min: 9600, max: 3_000_000, unit: "bits per second (e.g. 921600)" };
+/**
+ * The rates --flash-baud takes: the ROM's own rate up to what CP210x and CH340 bridges reach. Not
+ * below 115200: the ROM talks 115200 anyway, and esptool-js gives a 16 KB block 3 s, which a
+ * slower line cannot carry (at 19200 a block takes 8.5 s).
+ */
+export const FLASH_BAUD = { min: ROM_BAUD, max: 3_000_000, unit: "bits per second (e.g. 921600; 115200 on a poor cable)" };
 /** Writes of a piece of a region (MD5 differs, or the line garbled an answer) before a run gives up. */
 const REGION_ATTEMPTS = 3;
 /** Writes of a piece that a garbled or lost answer interrupted, before a run gives up. */
