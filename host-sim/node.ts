@@ -187,6 +187,11 @@ export class SimNode {
   chip: ChipModel;
   /** DTR/RTS reach EN/IO0 (the auto-program circuit is there). */
   resetCircuit: boolean;
+  /**
+   * Powered through its USB cable alone, as a DevKitC on a desk is: pulling the cable
+   * (Simulation.unplugConsole) powers it off. False for a board with its own supply (default true).
+   */
+  usbPowered = true;
   /** DTR and RTS as the host last set them (true: asserted). */
   readonly modemLines = { dtr: false, rts: false };
   /** The ROM's serial bootloader, while the chip is in download mode. */

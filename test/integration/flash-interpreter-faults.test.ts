@@ -79,7 +79,11 @@ describe("putting Espruino on a board that does not cooperate", () => {
     expect(err).toBeInstanceOf(InterpreterError);
     expect((err as InterpreterError).code).toBe("closed");
     expect((err as Error).message).toMatch(/the port closed .*unplugged.*the interpreter is not complete on it/);
+    // a DevKitC powered by its USB cable alone loses power with it, and starts again when plugged in
+    expect(node.power).toBe("off");
     await boards.sim.plugConsole(node);
+    expect(node.power).toBe("on");
+    expect(node.download).toBeUndefined();
   }, 30_000);
 
   it("plain wisp flash on a blank board says it has no Espruino and how to put it there", async () => {
