@@ -297,7 +297,7 @@ export class SimNode {
     return state;
   }
 
-  /** ms since the chip last booted, 0 while off. */
+  /** ms since the chip last reset (or Espruino last started), 0 while off. */
   get uptime(): number {
     return this.power === "on" ? this.clock.Date.now() - this.bootedAt : 0;
   }
@@ -439,6 +439,8 @@ export class SimNode {
   private start(reason: ResetReason): void {
     this.stop();
     this.power = "on";
+    // uptime counts from the chip's last reset, interpreter or not (a blank board's reset loop)
+    this.bootedAt = this.clock.Date.now();
     this.pins.resetModes();
     this.newSensors();
     // straps are latched at a chip reset; a CPU reset (software, deep sleep) keeps them

@@ -5,12 +5,14 @@
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
-import { rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { esp32DevkitC } from "../../boards/esp32-devkitc.ts";
 import type { SimNode } from "../../host-sim/node.ts";
 import { PROJECT_ROOT } from "../../tools/paths.ts";
 import { installInterpreter, InterpreterError, readInterpreter } from "../../tools/serial/interpreter.ts";
+import { writeStandIn } from "../../tools/serial/stand-in.ts";
 import { type EspruinoFolder, espruinoFolder } from "../helpers/espruino-files.ts";
 import { type SimBoards, simBoards } from "../helpers/sim-board.ts";
 
@@ -105,13 +107,15 @@ describe("failures outside the region writes are named, and the board is left ru
     }, 10);
     let outcome: unknown;
     try {
-      outcome = await install(node, [], 3).catch((e: unknown) => e);
+      outcome = await install(node, [], 1).catch((e: unknown) => e);
     } finally {
       clearInterval(noise);
     }
     if (outcome instanceof Error) {
       expect(outcome).toBeInstanceOf(InterpreterError);
-      expect(outcome.message).not.toMatch(/ESP32-P4|hold the BOOT button|\.\./);
+      // noise is named as noise: not another chip, not a missing BOOT press
+      expect(["no-download-mode", "link", "flash"]).toContain((outcome as InterpreterError).code);
+      expect(outcome.message).not.toMatch(/ESP32-P4|hold the BOOT button|did not enter its ROM bootloader|\.\./);
     }
     await runsAgain(node);
   }, 120_000);
@@ -139,6 +143,27 @@ describe("failures outside the region writes are named, and the board is left ru
     const err = await install(node, [], 1).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(InterpreterError);
     expect((err as Error).message).toMatch(/did not enter its ROM bootloader.*no DTR\/RTS lines/);
+  }, 60_000);
+
+  it("wisp's stand-in files are refused on a board that is not simulated (here: no modem-line socket, BOOT held by hand)", async () => {
+    const node = boards.sim.nodes[3]!; // its modem-line socket is a dead file since the test above
+    const dir = mkdtempSync(join(tmpdir(), "wisp-stand-in-"));
+    try {
+      writeStandIn(dir, esp32DevkitC);
+      node.setButton("BOOT", true);
+      node.setButton("EN", true);
+      await sleep(20);
+      node.setButton("EN", false);
+      await sleep(20);
+      node.setButton("BOOT", false);
+      const before = node.spiFlash.stats.bytesProgrammed;
+      const err = await installInterpreter({ port: node.consolePath!, interpreter: readInterpreter(dir, esp32DevkitC), board: esp32DevkitC, say: () => undefined, progress: false }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(InterpreterError);
+      expect((err as Error).message).toMatch(/holds Wisp's stand-in files for the simulator .*not Espruino: a real board cannot run them/);
+      expect(node.spiFlash.stats.bytesProgrammed).toBe(before);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   }, 60_000);
 
   it("Ctrl-C while wisp install-espruino writes: the board is reset to run what it holds, the message says what to do, exit 130", async () => {

@@ -317,3 +317,14 @@ describe("the ROM's rate", () => {
     expect(c.node.line.baud).toBe(9600);
   });
 });
+
+describe("a blank board's uptime", () => {
+  it("counts from its last reset, not from 1970", async () => {
+    const clock = FakeTimers.createClock(1_700_000_000_000, 1e9);
+    const node = new SimNode({ index: 0, clock: clock as unknown as Clock, ap: new AccessPoint(), blank: true });
+    nodes.push(node);
+    node.powerOn();
+    await clock.tickAsync(2000);
+    expect(node.uptime).toBeLessThan(1000); // the RTC watchdog resets it every few hundred ms
+  });
+});

@@ -19,6 +19,7 @@ import type { Board } from "../../boards/types.ts";
 import { type AppImage, espruinoVersion, imageChipName, ImageError, isFlashMapped, type Partition, PARTITION_TABLE_BYTES, parseAppImage, parsePartitionTable, partitionKind } from "./esp-image.ts";
 import { DownloadError, downloadEspruino, type DownloadOptions, isEspruinoVersion, TESTED_ESPRUINO } from "./espruino-download.ts";
 import { hasPacketProtocol } from "./protocol.ts";
+import { STAND_IN_PROJECT } from "./stand-in.ts";
 
 /** Where Espruino's ESP32 build is published, for messages. */
 export const ESPRUINO_DOWNLOAD = "https://www.espruino.com/Download";
@@ -54,6 +55,8 @@ export interface Interpreter {
   regions: Region[];
   /** The partition the app goes in, from the partition table. */
   appPartition: Partition;
+  /** Wisp's stand-in for the simulator (stand-in.ts), not Espruino: no real board can run it. */
+  standIn: boolean;
 }
 
 const hex = (n: number) => "0x" + n.toString(16);
@@ -239,7 +242,7 @@ export function readInterpreter(dir: string, board: Board): Interpreter {
     throw new InterpreterError(`${app.name} carries no Espruino version (such as 2v29)${says ? `; its app description says "${says}"` : ""}: it is not Espruino's build. ${whereToGetEspruino(board)}`, "files");
   }
   checkVersion(version, app.name);
-  return { dir: folder, version, regions, appPartition };
+  return { dir: folder, version, regions, appPartition, standIn: appImage.projectName === STAND_IN_PROJECT };
 }
 
 /** The partition table's checks (see the header); returns the interpreter's partition. */

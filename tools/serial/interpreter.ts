@@ -27,7 +27,7 @@ import { ESPError, ESPLoader, Transport, UnexpectedChipIdError, UnexpectedChipMa
 import type { Board } from "../../boards/types.ts";
 import { listPorts, PortError } from "./port.ts";
 import { startProgress } from "./progress.ts";
-import { type Interpreter, InterpreterError } from "./interpreter-files.ts";
+import { type Interpreter, InterpreterError, whereToGetEspruino } from "./interpreter-files.ts";
 import { NodeSerialPort } from "./webserial.ts";
 
 const hex = (n: number) => "0x" + n.toString(16);
@@ -108,7 +108,7 @@ async function usbIds(path: string): Promise<{ usbVendorId?: number; usbProductI
 function whatTheBoardSaid(device: NodeSerialPort): { why: string; byHand: boolean } {
   const text = device.received;
   if (/waiting for download/.test(text)) {
-    return { why: "it entered download mode, but no answer of its ROM bootloader came through intact: noise on the line, a poor cable, or another program on the port", byHand: false };
+    return { why: "the board entered its ROM bootloader (download mode), but none of its answers came through intact: noise on the line, a poor cable, or another program on the port", byHand: false };
   }
   if (/invalid header: 0x/.test(text)) return { why: 'it keeps booting from its flash, which is empty ("invalid header")', byHand: true };
   if (/boot:0x(13|33)\b/.test(text)) return { why: "it booted from its flash (boot:0x13), not into its ROM bootloader: DTR/RTS do not reach its IO0", byHand: true };
@@ -218,7 +218,7 @@ export async function installInterpreter(options: InstallOptions): Promise<Insta
           const { why, byHand } = whatTheBoardSaid(device);
           const lines = device.modemLines === "none" ? " This port has no DTR/RTS lines to reset it with (a pseudo-terminal?)." : "";
           throw new InterpreterError(
-            `${options.port}: the board did not enter its ROM bootloader (download mode): ${why}.${lines} ` +
+            `${options.port}: ${byHand ? `the board did not enter its ROM bootloader (download mode): ${why}` : why}.${lines} ` +
               (byHand
                 ? "Put it there by hand: hold the BOOT button down, press and release EN, let go of BOOT, and run the command again. If it still does not answer, try another USB cable (some carry power only) or port"
                 : "Run the command again; if it repeats, try another USB cable or port, and close other programs that use it (a serial monitor)"),
@@ -255,6 +255,13 @@ export async function installInterpreter(options: InstallOptions): Promise<Insta
       state.IS_STUB = false;
     }
     await enterBootloader();
+    // a simulated board's port has the modem-line socket beside it; a real board's does not
+    if (interpreter.standIn && device.modemLines !== "socket") {
+      throw new InterpreterError(
+        `${interpreter.dir} holds Wisp's stand-in files for the simulator (wisp install-espruino --stand-in), not Espruino: a real board cannot run them. ${whereToGetEspruino(board)}`,
+        "files",
+      );
+    }
     const description = await step("reading the chip's description", () => loader.chip.getChipDescription(loader));
     const mac = await step("reading the chip's MAC address", () => loader.chip.readMac(loader));
     if (first) say(`${options.port}: ${description}, MAC ${mac}, in its ROM bootloader`);
