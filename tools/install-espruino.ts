@@ -23,7 +23,9 @@ espruino_esp32.bin at 0x10000) through the chip's ROM bootloader, checks each re
 restarts the board and waits for Espruino's prompt. The build comes from the folder DIR, or is
 downloaded from espruino.com (VERSION such as 2v29; without either, ${TESTED_ESPRUINO}, the version
 Wisp is tested with) into ~/.cache/wisp. The files are checked first: names, image headers and
-checksums, the chip they are built for, that the interpreter fits its partition.
+checksums, the chip they are built for, that the interpreter is an Espruino application that fits its
+partition, and that the partition table keeps Storage (the node's files) clear. Regions are written
+in 64 KB pieces checked by MD5; pieces already in place are not written again.
 
   -p, --port PATH     the board's serial port (default: the one USB port with an ESP32 bridge)
       --board ID      the board (default: flash.config.json's "board", else esp32-devkitc)

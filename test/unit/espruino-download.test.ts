@@ -156,3 +156,11 @@ describe("Espruino by version (wisp flash --interpreter 2v29, wisp install-espru
     expect(requests.length).toBe(count);
   });
 });
+
+describe("an empty interpreter name", () => {
+  it("is named, not taken for the current folder or a download", async () => {
+    const err = await findInterpreter("", esp32DevkitC, { base: "http://127.0.0.1:1", cacheDir: "/nonexistent" }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(InterpreterError);
+    expect((err as Error).message).toMatch(/the interpreter given is empty \(""\): pass Espruino's folder or a version such as 2v29/);
+  });
+});

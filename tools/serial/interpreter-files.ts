@@ -296,7 +296,7 @@ function checkPartitions(partitions: Partition[], board: Board, table: Region, a
  */
 export async function findInterpreter(spec: string | undefined, board: Board, options: DownloadOptions = {}): Promise<Interpreter> {
   if (spec !== undefined && spec.trim() === "") {
-    throw new InterpreterError(`--interpreter is empty: pass Espruino's folder or a version such as ${TESTED_ESPRUINO}`, "files");
+    throw new InterpreterError(`the interpreter given is empty (""): pass Espruino's folder or a version such as ${TESTED_ESPRUINO}`, "files");
   }
   if (spec !== undefined && !(isEspruinoVersion(spec) && !present(spec))) return readInterpreter(spec, board);
   const version = spec ?? TESTED_ESPRUINO;
