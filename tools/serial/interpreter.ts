@@ -2,7 +2,10 @@
 // build before anything touches the board, then write them with Espressif's esptool-js through
 // Wisp's Web Serial adapter (webserial.ts): reset into the ROM bootloader with DTR/RTS, detect the
 // chip, refuse another family than the board file's, start the flasher stub, raise the baud rate,
-// write each region compressed, check each by MD5, reset the board into what it now holds.
+// write each region compressed in 64 KB pieces checked by MD5 (skipping pieces in place), reset the
+// board into what it now holds. A garbled or lost answer costs a piece, not the run: esptool's stub
+// checks a block's length and checksum only, so a block esptool-js sends again after a lost answer
+// is written twice; the piece is begun again instead (a new FLASH_DEFL_BEGIN), or a new session.
 //
 // Found while driving esptool-js 0.7.0 from Node (each is worked around here):
 // - its HardReset (after "hard_reset") only releases RTS and never asserts it, so an ESP32 on a
