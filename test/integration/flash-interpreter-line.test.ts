@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { esp32DevkitC } from "../../boards/esp32-devkitc.ts";
 import type { SimNode } from "../../host-sim/node.ts";
+import { CHIP_MODELS } from "../../host-sim/serial/rom.ts";
 import { PROJECT_ROOT } from "../../tools/paths.ts";
 import { installInterpreter, InterpreterError, readInterpreter } from "../../tools/serial/interpreter.ts";
 import { writeStandIn } from "../../tools/serial/stand-in.ts";
@@ -119,6 +120,27 @@ describe("failures outside the region writes are named, and the board is left ru
     }
     await runsAgain(node);
   }, 120_000);
+
+  it("a chip read once as another (a garbled chip-id answer) is read again in a new session, not refused", async () => {
+    const node = boards.sim.nodes[2]!;
+    const esp32 = node.chip;
+    node.chip = CHIP_MODELS["ESP32-S3"]!; // what the first session's answers say
+    let first: unknown;
+    const watch = setInterval(() => {
+      if (node.download && first === undefined) first = node.download;
+      else if (node.download && node.download !== first) node.chip = esp32;
+    }, 1);
+    const log: string[] = [];
+    try {
+      const result = await installInterpreter({ port: node.consolePath!, interpreter: readInterpreter(espruino.dir, esp32DevkitC), board: esp32DevkitC, say: () => undefined, progress: false, onLog: (l) => log.push(l) });
+      expect(result.chip).toMatch(/^ESP32-D0WDQ6/);
+    } finally {
+      clearInterval(watch);
+      node.chip = esp32;
+    }
+    expect(log).toContain("the chip read as ESP32-S3; reading it again in a new session");
+    await runsAgain(node);
+  }, 60_000);
 
   it("a chip esptool-js does not know is refused, and reset out of its bootloader", async () => {
     const node = boards.sim.nodes[3]!;
