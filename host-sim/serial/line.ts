@@ -212,6 +212,11 @@ export class SerialLine {
     this.outFaults.push({ kind, match, skip });
   }
 
+  /** Output faults injected that have not met their byte yet. */
+  get outputFaultsPending(): number {
+    return this.outFaults.length;
+  }
+
   private applyOutputFaults(bytes: Uint8Array): Uint8Array {
     if (this.outFaults.length === 0) return bytes;
     const out: number[] = [];

@@ -76,11 +76,29 @@ describe("writing the interpreter over a line that loses or garbles bytes", () =
     const node = boards.sim.nodes[1]!;
     const app = espruino.files["espruino_esp32.bin"]!;
     const faults = onceStubRuns(node, () => {
-      for (const skip of [40, 160, 400]) node.line.injectOutputFault("drop", (b) => b === 0xc0, skip);
+      for (const skip of [10, 30, 60, 90]) node.line.injectOutputFault("drop", (b) => b === 0xc0, skip);
     });
-    const result = await install(node);
+    await install(node);
+    await faults;
+    // every end byte was lost on the way (whether esptool-js read past it or Wisp wrote a piece again)
+    expect(node.line.outputFaultsPending).toBe(0);
+    expect(md5(node.spiFlash.read(0x10000, app.length))).toBe(md5(app));
+    await runsAgain(node);
+    expect(node.interpreterVersion).toBe("2v29");
+  }, 120_000);
+
+  it("an answer lost whole while a piece is written: esptool-js sends the block again, which the stub writes twice; Wisp writes the piece again from its start", async () => {
+    const node = boards.sim.nodes[3]!;
+    const app = espruino.files["espruino_esp32.bin"]!;
+    const said: string[] = [];
+    const faults = onceStubRuns(node, () => {
+      // 24 bytes in a row from the board, some way into the writes: two answers, or most of them
+      for (let k = 0; k < 24; k++) node.line.injectOutputFault("drop", () => true, 400 + k);
+    });
+    const result = await install(node, said);
     await faults;
     expect(result.retries).toBeGreaterThan(0);
+    expect(said.join("\n")).not.toMatch(/starting over/); // the stub still answered: no new session
     expect(md5(node.spiFlash.read(0x10000, app.length))).toBe(md5(app));
     await runsAgain(node);
     expect(node.interpreterVersion).toBe("2v29");

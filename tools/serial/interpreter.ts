@@ -178,13 +178,14 @@ export async function installInterpreter(options: InstallOptions): Promise<Insta
     }
   };
   /**
-   * Does the board answer a register read within a few seconds? (A garbled command can keep the
-   * stub busy for a while: an MD5 or an erase over a size that the noise made large.)
+   * Does the board answer a register read within 2 s? (Short tries, so one garbled try costs
+   * little; a garbled command can keep the stub busy for a while: an MD5 over a size that the
+   * noise made large.)
    */
   const answering = async (): Promise<boolean> => {
-    for (let i = 0; i < 3; i++) {
+    for (let i = 0; i < 8; i++) {
       try {
-        await loader.readReg(loader.CHIP_DETECT_MAGIC_REG_ADDR, 1000);
+        await loader.readReg(loader.CHIP_DETECT_MAGIC_REG_ADDR, 250);
         return true;
       } catch {
         if (device.lost) return false;
