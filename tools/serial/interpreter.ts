@@ -129,12 +129,13 @@ function said(err: unknown): string {
 const SESSION_ATTEMPTS = 3;
 
 /**
- * Writes the interpreter's regions to the board on `port` with esptool-js, verifies each by MD5 and
- * resets the board so that it boots them. A transport error (a garbled or lost answer) starts a
- * fresh session (reset into the ROM bootloader, sync, stub) and writes that region again, a
- * bounded number of times. Whatever fails, a board this put into its bootloader is reset to run
- * what it holds. Throws an InterpreterError with the cause and the fix (or a PortError when the
- * port would not open).
+ * Writes the interpreter's regions to the board on `port` with esptool-js in 64 KB pieces, each
+ * verified by MD5 (a piece in place already is not written again), and resets the board so that it
+ * boots them. A transport error (a garbled or lost answer) costs a piece: it is written again once
+ * the stub answers, or after a fresh session (reset into the ROM bootloader, sync, stub), a bounded
+ * number of times. Whatever fails, and on `signal`, a board this put into its bootloader is reset
+ * to run what it holds. Throws an InterpreterError with the cause and the fix (or a PortError when
+ * the port would not open).
  */
 export async function installInterpreter(options: InstallOptions): Promise<InstallResult> {
   const say = options.say ?? ((line: string) => console.log(line));
