@@ -32,7 +32,9 @@
 //   sim.traffic                       // recent messages seen by the broker [{ at, topic, payload, node }]
 //   sim.on("message", (entry) => {}) / on("fault", (event) => {}) / on("node", (node) => {})   // node: state changed
 //   sim.on("log", (line, node) => {}) / on("warning", (text) => {})
-//   sim.dropWifi(ms) / sim.restartBroker(ms) / sim.cutBridge(ms) / sim.now()   // faults by hand; now() = ms since start
+//   sim.dropWifi(ms) / sim.restartBroker(ms) / sim.cutBroker(ms) / sim.stopSntp(ms) / sim.cutBridge(ms) / sim.now()
+//                                     // faults by hand; now() = ms since start
+//   sim.sntp                          // the network's SNTP server (UDP 123, any name): the clock, in UTC
 //   sim.broker (embedded aedes: { url, port, aedes, close }, undefined while restarting or external)
 //   sim.brokerUrl, sim.ap (AccessPoint: down()/restore()), sim.fakeClock, sim.messages (count)
 //   node.consolePath                 // with serial: true, the pseudo-terminal of its console UART
@@ -58,6 +60,7 @@ import { type NodeConfig, SimNode } from "./node.ts";
 import { type Clock, distPath, realClock, type Runtime } from "./runtime.ts";
 import { openPty, type Pty } from "./serial/pty.ts";
 import { constantScenario, environmentSource, type Fault, loadScenario, parseScenario, type Scenario } from "./scenario.ts";
+import { SntpServer } from "./udp.ts";
 import { AccessPoint, macFor, serialFromMac } from "./wifi.ts";
 
 export type { NodeConfig } from "./node.ts";
@@ -146,6 +149,8 @@ const MAX_SETTLE_ROUNDS = 2000;
 export class Simulation extends EventEmitter {
   readonly nodes: SimNode[] = [];
   readonly ap: AccessPoint;
+  /** The network's time server (UDP port 123, any host name): the simulation's clock, in UTC. */
+  readonly sntp: SntpServer;
   readonly clock: Clock;
   /** The fake clock, in deterministic mode. */
   readonly fakeClock: FakeTimers.Clock | undefined;
@@ -182,6 +187,8 @@ export class Simulation extends EventEmitter {
       this.clock = this.fakeClock as unknown as Clock;
     }
     this.ap = new AccessPoint(options.ap);
+    this.sntp = new SntpServer({ now: () => this.clock.Date.now() });
+    this.ap.udp.byPort.set(123, this.sntp.service);
   }
 
   /** The embedded broker (undefined with an external brokerUrl, or while a broker-restart fault has it down). */
@@ -268,6 +275,31 @@ export class Simulation extends EventEmitter {
           this.fault({ fault: "broker-restart", phase: "end" });
         }),
       );
+    });
+  }
+
+  /**
+   * No route to the broker for `ms` (fault "broker-unreachable"): the nodes' connections to it drop
+   * and new ones fail, while the broker (embedded or not) runs on with its sessions.
+   */
+  cutBroker(ms: number): void {
+    const url = new URL(this.brokerUrl);
+    const port = Number(url.port) || (url.protocol === "mqtts:" ? 8883 : 1883);
+    this.ap.cut(url.hostname, port);
+    this.fault({ fault: "broker-unreachable", phase: "start" });
+    this.after(ms, () => {
+      this.ap.reach(url.hostname, port);
+      this.fault({ fault: "broker-unreachable", phase: "end" });
+    });
+  }
+
+  /** The time server does not answer for `ms` (fault "sntp-down"). */
+  stopSntp(ms: number): void {
+    this.sntp.reachable = false;
+    this.fault({ fault: "sntp-down", phase: "start" });
+    this.after(ms, () => {
+      this.sntp.reachable = true;
+      this.fault({ fault: "sntp-down", phase: "end" });
     });
   }
 
@@ -502,6 +534,18 @@ export class Simulation extends EventEmitter {
       }
       case "bridge-down":
         return this.cutBridge(ms);
+      case "broker-unreachable":
+        return this.cutBroker(ms);
+      case "sntp-down":
+        return this.stopSntp(ms);
+      case "storage-full":
+        for (const n of targets) n.flashStorage.fill();
+        this.fault({ fault: f.fault, phase: "start", node: f.node });
+        this.after(ms, () => {
+          for (const n of targets) n.flashStorage.release();
+          this.fault({ fault: f.fault, phase: "end", node: f.node });
+        });
+        return;
       case "power-cut":
         for (const n of targets) n.powerOff();
         this.fault({ fault: f.fault, phase: "start", node: f.node });

@@ -22,6 +22,28 @@ import { ConnectOptions, DISCONNECT, PINGREQ, Packet, PacketType, Will, decodeCl
 import { Callback, Pending, Session, acknowledge, backoff, receive, redeliver, track } from "./session";
 import { topicError } from "./topic";
 
+/**
+ * The session store hooks are built in (tools/build.ts): in dist/mqtt.js always, in the firmware when
+ * its config keeps an outbox. Without them a client pays nothing for the option.
+ */
+declare const WISP_STORE: boolean;
+
+/**
+ * Where a client with `clean: false` keeps its session so that it outlives a reboot [MQTT-4.1]: the
+ * client calls put() when a QoS 1/2 PUBLISH is first sent ("o" + packet id, its bytes, and the `ref`
+ * of its publish options), when its PUBREC turns it into a PUBREL (same key, the PUBREL's bytes) and
+ * when an incoming QoS 2 id is first seen ("i" + packet id, ""); remove() when its flow completes
+ * (PUBACK, PUBCOMP, PUBREL). load() runs once, in connect(): what it returns is in flight again, sent
+ * with DUP=1 on the first connection. Calls are synchronous, in the order the session changed, and
+ * must not throw (a store reports its own failures).
+ */
+export interface SessionStore {
+  put(key: string, packet: string, ref?: any): void;
+  remove(key: string): void;
+  /** [key, packet] in the order they were put (a key put again keeps its place) */
+  load(): string[][];
+}
+
 export interface ClientOptions {
   clientId?: string;
   username?: string;
@@ -45,11 +67,15 @@ export interface ClientOptions {
   inflight?: number;
   /** bytes written to the socket and not yet sent (no "drain" yet) past which calls wait */
   sendBuffer?: number;
+  /** with clean: false, keeps the session through a reboot */
+  store?: SessionStore | 0;
 }
 
 export interface PublishOptions {
   qos?: number;
   retain?: boolean;
+  /** handed to the store's put() with this message's packet (an outbox ties it to its entry) */
+  ref?: any;
 }
 
 /** A SUBSCRIBE or UNSUBSCRIBE waiting for its acknowledgement: what to record when it comes. */
@@ -193,6 +219,8 @@ export class Client implements Session {
     if (u) throw Error(u);
     encodeConnect(o); // what V8 cannot encode (a lone surrogate) throws now, not on every connection
     this.net_ = tls ? require("tls") : require("net");
+    // a session that starts clean has nothing to keep
+    if (WISP_STORE) o.clean === false && o.store ? restore(this, o.store.load()) : (o.store = 0);
     open(this);
   }
 
@@ -204,6 +232,7 @@ export class Client implements Session {
       const e = qos && track(this, qos + 3, done), // waits for PUBACK (4) or PUBREC (5)
         packet = encodePublish(topic, bytes(message), qos, o.retain, 0, e && e.id_);
       if (e) e.packet_ = packet;
+      if (WISP_STORE && e) keep(this, "o" + e.id_, packet, o.ref);
       write(this, packet);
       if (!e) call(this, done, null); // QoS 0: once written
     }
@@ -248,6 +277,25 @@ export class Client implements Session {
     }
     return c;
   }
+}
+
+/**
+ * The session from the store: outgoing flows wait for what their packet calls for (a PUBLISH for
+ * PUBACK or PUBREC by its QoS, a PUBREL for PUBCOMP), incoming QoS 2 ids for their PUBREL.
+ */
+function restore(c: Client, entries: string[][]): void {
+  for (const kv of entries) {
+    const id = +kv[0].substr(1),
+      h = kv[1].charCodeAt(0);
+    if (kv[0][0] == "i") c.received_[id] = 1;
+    else c.pending_.push({ id_: id, wait_: h >> 4 == PacketType.PUBREL ? PacketType.PUBCOMP : ((h >> 1) & 3) + 3, packet_: kv[1], done_: noop });
+  }
+}
+
+/** Tells the store what changed in the session: `packet` put under `key`, or (none) the key removed. */
+function keep(c: Client, key: string, packet?: string, ref?: any): void {
+  const s = c.options_.store;
+  if (s) packet == null ? s.remove(key) : s.put(key, packet, ref);
 }
 
 /** Connects; `again` for a reconnect attempt, from its timer. */
@@ -437,6 +485,7 @@ function handle(c: Client, p: Packet): void {
     c.idle_ = c.quiet_ = 0;
     if ((i = c.options_.keepalive * 500)) c.tickTimer_ = setInterval(tick, i, c);
     if (fresh) {
+      if (WISP_STORE) for (i in c.received_) keep(c, "i" + i);
       c.received_ = {};
       // the broker has no session: the last resubscription is replaced by the one below
       if ((i = c.pending_.indexOf(c.resub_ as Pending)) >= 0) c.pending_.splice(i, 1);
@@ -457,15 +506,22 @@ function handle(c: Client, p: Packet): void {
     // PUBACK for QoS 1, PUBREC for QoS 2; [MQTT-4.3.3-2] a QoS 2 resend with DUP is delivered once.
     // A message over maxPacket is acknowledged too, so the broker does not send it again, and reported.
     if (p.qos) write(c, encodeAck(p.qos + 3, id));
-    if ((p.qos as number) < 2 || receive(c, id))
+    if ((p.qos as number) < 2 || receive(c, id)) {
+      // kept before the PUBREC leaves (the socket sends once this code returns)
+      if (WISP_STORE && (p.qos as number) > 1) keep(c, "i" + id, "");
       p.over_ ? c.emit("error", Error(p.over_)) : c.emit("message", p.topic, p.payload, p);
+    }
   } else if (type == PacketType.PUBREL) {
+    if (WISP_STORE && c.received_[id]) keep(c, "i" + id);
     delete c.received_[id];
     write(c, encodeAck(PacketType.PUBCOMP, id));
   } else if ((e = acknowledge(c, type, id, g))) {
     // (a PINGRESP acknowledges nothing here: that something came is all keepalive needs)
-    if (type == PacketType.PUBREC) write(c, e.packet_);
-    else {
+    if (type == PacketType.PUBREC) {
+      if (WISP_STORE) keep(c, "o" + id, e.packet_);
+      write(c, e.packet_);
+    } else {
+      if (WISP_STORE && (type == PacketType.PUBACK || type == PacketType.PUBCOMP)) keep(c, "o" + id);
       // a SUBACK: the granted filters are remembered for resubscribing, and reported as MQTT.js does
       if (type == PacketType.SUBACK)
         for (list = [], i = 0; i < g.length; i++) {
