@@ -169,6 +169,9 @@ export class Simulation extends EventEmitter {
   private readonly timers = new Set<unknown>();
   private readonly pending = new Set<Promise<unknown>>();
   private activity = 0;
+  /** Faults of these kinds under way (they may overlap). */
+  private wifiDrops = 0;
+  private sntpStops = 0;
   private stopped = false;
   private readonly ptys = new Map<SimNode, Pty>();
   private consoleDir: string | undefined;
@@ -247,9 +250,11 @@ export class Simulation extends EventEmitter {
   /** The access point goes down for `ms` (scenario fault "wifi-drop"). */
   dropWifi(ms: number): void {
     this.ap.down();
+    this.wifiDrops++;
     this.fault({ fault: "wifi-drop", phase: "start" });
     this.after(ms, () => {
-      this.ap.restore();
+      // overlapping drops: the access point returns when the last one ends
+      if (--this.wifiDrops === 0) this.ap.restore();
       this.fault({ fault: "wifi-drop", phase: "end" });
     });
   }
@@ -296,9 +301,10 @@ export class Simulation extends EventEmitter {
   /** The time server does not answer for `ms` (fault "sntp-down"). */
   stopSntp(ms: number): void {
     this.sntp.reachable = false;
+    this.sntpStops++;
     this.fault({ fault: "sntp-down", phase: "start" });
     this.after(ms, () => {
-      this.sntp.reachable = true;
+      if (--this.sntpStops === 0) this.sntp.reachable = true;
       this.fault({ fault: "sntp-down", phase: "end" });
     });
   }

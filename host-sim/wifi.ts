@@ -64,17 +64,21 @@ export class AccessPoint extends EventEmitter {
     this.emit("up");
   }
 
-  /** Addresses ("host:port") the network has no route to (fault "broker-unreachable"). */
-  readonly unreachable = new Set<string>();
+  /** Addresses ("host:port") the network has no route to (fault "broker-unreachable"), each with its count of cuts. */
+  readonly unreachable = new Map<string, number>();
 
-  /** Cut the route to `host:port`: its connections drop, new ones fail, until reach(). */
+  /** Cut the route to `host:port`: its connections drop, new ones fail, until as many reach() calls. */
   cut(host: string, port: number): void {
-    this.unreachable.add(`${host}:${port}`);
+    const key = `${host}:${port}`;
+    this.unreachable.set(key, (this.unreachable.get(key) ?? 0) + 1);
     this.emit("cut", host, port);
   }
 
   reach(host: string, port: number): void {
-    this.unreachable.delete(`${host}:${port}`);
+    const key = `${host}:${port}`;
+    const n = (this.unreachable.get(key) ?? 0) - 1;
+    if (n > 0) this.unreachable.set(key, n);
+    else this.unreachable.delete(key);
   }
 }
 

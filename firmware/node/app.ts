@@ -38,6 +38,8 @@ let lastConfigError = "";
 let inflight = 0;
 let replies = 0;
 let repliesDropped = 0;
+/** readings neither the outbox nor the client could keep */
+let lost = 0;
 /** QoS 0 readings handed to the client, oldest first (their callbacks come in this order) */
 const sent0: number[] = [];
 /** sensor statuses not published yet (taken before the broker connected), by sensor name */
@@ -146,7 +148,7 @@ function brokerUp(): void {
   publish("status", "online", true);
   (client as Client).subscribe(prefix + "/cmd/+", { qos: 1 }, subscribed);
   if (WISP_DISCOVERY && config.homeAssistant) announce(client as Client, config, prefix);
-  if (WISP_STORE && config.outbox && (outboxState()[0] || outboxState()[2])) reportOutbox();
+  if (lost || (WISP_STORE && config.outbox && (outboxState()[0] || outboxState()[2]))) reportOutbox();
   pump();
 }
 
@@ -217,8 +219,16 @@ function keep(name: string, json: string): void {
   if (WISP_STORE && config.outbox && !(!qos && client && client.connected && !outboxPending())) {
     if (outboxAdd(name, qos, json, uptime())) return pump();
   }
-  if (client) publish(name, stamped(json), false, qos, published);
-  else log(name + ": a reading dropped, no broker yet and no outbox");
+  if (client) publish(name, stamped(json), false, qos, readingQueued);
+  else readingQueued(Error("no broker yet"));
+}
+
+/** A reading that went straight to the client: one it refused is counted on status/outbox. */
+function readingQueued(err: Error | null): void {
+  if (!err) return;
+  lost++;
+  log("a reading dropped: " + err.message);
+  reportOutbox();
 }
 
 /** Hands the outbox's oldest readings to the client, a few at a time, once the clock is settled. */
@@ -251,18 +261,17 @@ function reading0Sent(err: Error | null): void {
 
 /** Storage refused a write: said on the console and, once per new problem, on <prefix>/status/outbox. */
 function storageFailed(text: string): void {
+  // a Storage problem is said once, not at every reading it refuses again
+  if (text == storageProblem) return;
+  if (text.indexOf("Storage") == 0) storageProblem = text;
   log("outbox: " + text);
-  if (text.indexOf("Storage") == 0) {
-    if (text == storageProblem) return;
-    storageProblem = text;
-  }
   reportOutbox(text);
 }
 
 /** <prefix>/status/outbox, retained: readings waiting, their bytes, readings dropped, replies dropped. */
 function reportOutbox(problem?: string): void {
   const o = WISP_STORE && config.outbox ? outboxState() : [0, 0, 0],
-    j: any = { readings: o[0], bytes: o[1], dropped: o[2], repliesDropped: repliesDropped };
+    j: any = { readings: o[0], bytes: o[1], dropped: o[2] + lost, repliesDropped: repliesDropped };
   if (problem) j.error = problem;
   if (client && client.connected) publish("status/outbox", stamped(JSON.stringify(j)), true);
 }

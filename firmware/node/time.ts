@@ -90,8 +90,8 @@ function noAnswer(): void {
   timer = 0;
   if (tries < 3) return ask();
   tries = 0;
+  if (!gaveUp) log("time: no answer from " + server + "; readings go with their uptime until it answers (asked each minute)");
   gaveUp = true;
-  log("time: no answer from " + server + "; readings wait (with their uptime) and it is asked again each minute");
   timer = setTimeout(syncTime, 60000);
 }
 
