@@ -6,6 +6,7 @@ import { createLogUpdate } from "log-update";
 import pc from "picocolors";
 import { QUANTITIES } from "../tools/drivers.ts";
 import type { SimNode } from "./node.ts";
+import { type OutboxSummary, readOutbox } from "./outbox.ts";
 import type { FaultEvent, Simulation, TrafficEntry } from "./sim.ts";
 
 const BARS = "▁▂▃▄▅▆▇█";
@@ -82,6 +83,35 @@ export function sensorText(node: SimNode, name: string, spark = 8): string {
   return [...parts, failing].filter(Boolean).join("  ");
 }
 
+const outboxCache = new WeakMap<SimNode, { written: number; summary: OutboxSummary }>();
+
+/** The node's outbox, read from its flash again only when something was written there. */
+export function outboxOf(node: SimNode): OutboxSummary {
+  const written = node.flashStorage.bytesWritten;
+  const cached = outboxCache.get(node);
+  if (cached && cached.written === written) return cached.summary;
+  const summary = readOutbox(node.flashStorage);
+  outboxCache.set(node, { written, summary });
+  return summary;
+}
+
+/**
+ * The node's outbox (readings waiting, their bytes, how old the oldest is, how many were dropped) and,
+ * for a node on a duty cycle, how long its last wake lasted; "" when there is nothing to say.
+ */
+export function outboxText(node: SimNode, now: number): string {
+  const o = outboxOf(node);
+  const parts: string[] = [];
+  if (o.segments) {
+    const waiting = o.readings ? `${o.readings} reading${o.readings === 1 ? "" : "s"}` : "empty";
+    parts.push(`outbox ${o.readings ? pc.yellow(waiting) : waiting}`, `${(o.bytes / 1024).toFixed(1)} KB`);
+    if (o.readings && o.oldest !== undefined) parts.push(`oldest ${duration(Math.max(0, now - o.oldest))}`);
+    if (o.dropped) parts.push(pc.red(`${o.dropped} dropped`));
+  }
+  if (node.lastAwakeMs !== undefined) parts.push(`awake ${(node.lastAwakeMs / 1000).toFixed(1)} s/cycle (${node.sleeps} cycles)`);
+  return parts.join(" · ");
+}
+
 function trafficLine(t: TrafficEntry, width: number): string {
   const line = `${clockText(t.at)} ${t.topic} ${t.payload}`;
   return line.length > width ? `${line.slice(0, width - 1)}…` : line;
@@ -121,6 +151,8 @@ export function renderScreen(sim: Simulation, options: ViewOptions, logs: readon
     }
     out.push(`${head}${list[0] ? line(list[0]) : pc.dim("–")} ${flags}`);
     for (const name of list.slice(1)) out.push(`${indent}${line(name)}`);
+    const box = outboxText(node, sim.clock.Date.now());
+    if (box) out.push(`${indent}${pc.dim(box)}`);
   });
   if (nodes.length > rows) {
     const count = (pick: (n: SimNode) => string) => {
