@@ -72,7 +72,9 @@ export const PARTS: Record<string, number | ((target: FirmwareTarget) => number)
   "drivers/battery.ts": 544,
   "firmware/node/discovery.ts": 1024,
   // The outbox and the client's session store in flash (without "outbox": false).
-  "firmware/store/outbox.ts": 3456,
+  "firmware/store/outbox.ts": 3584,
+  // The deep-sleep duty cycle (a config with "sleep").
+  "firmware/node/sleep.ts": 512,
   // Discovery's table: [key, device class, unit] per quantity of each bundled type.
   "<define:WISP_HA>": (t) => 80 * t.types.length,
 };

@@ -7,13 +7,14 @@
 // Like the MQTT client, it is written as top-level functions over module state: Espruino copies a
 // function literal's source into RAM each time the code around it runs.
 
-import { utf8Decode, utf8Encode } from "../mqtt/codec";
+import { encodePublish, utf8Decode, utf8Encode } from "../mqtt/codec";
 import { Client } from "../mqtt/client";
 import { storage } from "../platform/storage";
 import { clockSet, openOutbox, outboxAdd, outboxHanded, outboxNext, outboxPending, outboxSent, outboxState, sessionStore } from "../store/outbox";
 import { CONFIG_FILE, NodeConfig, configError, expand } from "./config";
 import { announce, discoveryMessage } from "./discovery";
-import { initSensors, sampleSensors, samplesRunning } from "./sensors";
+import { initSensors, sampleSensors } from "./sensors";
+import { idle, startCycle } from "./sleep";
 import { clockKnown, initTime, syncTime, timeUnsettled, uptime } from "./time";
 
 /** The config has a homeAssistant section: discovery is built in (tools/build.ts). */
@@ -46,10 +47,8 @@ const sent0: number[] = [];
 let statuses: { [name: string]: string } = {};
 /** the last Storage problem reported (a new one is published) */
 let storageProblem = "";
-/** duty cycle: uptime when the command subscription was granted (0: not yet), the timer that ends the wake */
+/** duty cycle: uptime when the command subscription was granted (0: not yet) */
 let subscribedAt = 0;
-let sleepTimer = 0;
-let sleeping = false;
 
 function log(text: string): void {
   console.log("wisp: " + text);
@@ -70,7 +69,7 @@ export function start(): void {
   prefix = expand(c.prefix, getSerial());
   initTime(c.time ? c.time.server : "pool.ntp.org", timeSet, log);
   if (WISP_STORE && c.outbox) {
-    openOutbox(c.outbox.maxBytes, storageFailed);
+    openOutbox(c.outbox.maxBytes, storageFailed, readingPacket);
     const o = outboxState();
     if (o[0]) log("outbox: " + o[0] + " readings to send");
   }
@@ -79,9 +78,9 @@ export function start(): void {
   log("node " + getSerial() + ", prefix " + prefix);
   require("Wifi").on("disconnected", wifiLost);
   if (WISP_SLEEP && c.sleep) {
-    // a wake: one sample, then everything goes out, then deep sleep; never longer than `awake` s
+    // a wake: one sample, then everything goes out, then deep sleep
+    startCycle(c.sleep.seconds, c.sleep.awake || 30, working, currentClient, prefix + "/status");
     sampleSensors();
-    sleepTimer = setTimeout(sleep, (c.sleep.awake || 30) * 1000);
   }
   joinWifi();
 }
@@ -112,6 +111,11 @@ function wifiLost(): void {
   if (joining) return;
   log("Wi-Fi lost");
   setTimeout(joinWifi, wifiDelay);
+}
+
+/** A reading's PUBLISH as the client sends it (the outbox keeps it by reference to the reading). */
+function readingPacket(topic: string, payload: string, qos: number, id: number): string {
+  return encodePublish(prefix + "/" + topic, payload, qos, 0, 0, id);
 }
 
 /** The clock was set (`epoch`: ms since 1970 at boot): readings taken before it get their time. */
@@ -361,38 +365,11 @@ function reboot(): void {
   load();
 }
 
-/**
- * Duty cycle: once the wake's work is done (samples taken and kept, outbox empty, replies gone, the
- * command subscription granted, and a moment for commands that waited for the node), deep sleep.
- */
-function idle(): void {
-  if (!config.sleep || sleeping || !subscribedAt || samplesRunning() || inflight || replies || outboxBusy() || !client || !client.connected) return;
-  if (sleepTimer) clearTimeout(sleepTimer);
-  // a command that waited arrives just after the node subscribed again: a moment for it
-  sleepTimer = setTimeout(sleep, 300);
+/** The wake's work is not done: the command subscription not granted yet, readings or replies on their way. */
+function working(): boolean {
+  return !subscribedAt || !!inflight || !!replies || !client || !client.connected || (WISP_STORE && config.outbox ? outboxPending() > 0 || timeUnsettled() : false);
 }
 
-function outboxBusy(): boolean {
-  return WISP_STORE && config.outbox ? outboxPending() > 0 || timeUnsettled() : false;
-}
-
-/** Says "asleep" (retained), disconnects cleanly (no will) and sleeps out the rest of the period. */
-function sleep(): void {
-  sleepTimer = 0;
-  if (sleeping) return;
-  sleeping = true;
-  if (sampleTimer) clearInterval(sampleTimer);
-  if (client && client.connected) {
-    publish("status", "asleep", true);
-    client.end(false, deepSleep);
-    // an acknowledgement that does not come must not keep the node awake
-    setTimeout(deepSleep, 3000);
-  } else deepSleep();
-}
-
-function deepSleep(): void {
-  const s = config.sleep as { seconds: number };
-  log("sleeping");
-  // the period counts from the wake; ESP32.deepSleep takes a 32-bit count of µs (at most 2147 s)
-  require("ESP32").deepSleep(Math.max(1000, s.seconds * 1000 - uptime()) * 1000);
+function currentClient(): Client | undefined {
+  return client;
 }

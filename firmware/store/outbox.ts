@@ -15,6 +15,8 @@
 //   d<seq>                            a QoS 0 reading was sent
 //   p<key> <ref> <packet in base64>   the client's session: "o<id>" an outgoing flow (<ref>: the
 //                                     reading it carries, or -), "i<id>" an incoming QoS 2 id
+//   p<key> <ref>                      the PUBLISH of reading <ref> under packet id <id>: made again
+//                                     from its "r" line when the outbox opens (a third of the bytes)
 //   x<key>                            that flow is complete
 //   t<boot> <epoch>                   the clock of boot <boot> started at <epoch> (ms since 1970)
 //   z<count>                          readings dropped since the outbox began
@@ -60,21 +62,30 @@ let boots: { [id: string]: number[] } = {};
 let boot = "";
 let bootEpoch = 0;
 let report: (text: string) => void;
+/** makes the PUBLISH of a reading again: (topic, payload, qos, packet id) */
+let encode: ((topic: string, payload: string, qos: number, id: number) => string) | undefined;
 
-function name(n: number): string {
-  return "wisp.o" + n;
+/** Segment `n` as a StorageFile open for "r" or "a". */
+function file(n: number, mode: "r" | "a"): any {
+  return storage.open("wisp.o" + n, mode);
 }
 
 function b36(n: number): string {
   return n.toString(36);
 }
 
+function n36(s: string): number {
+  return parseInt(s, 36);
+}
+
 /**
  * Opens the outbox at boot: reads what the segments hold, drops the oldest past `maxBytes`.
- * `problem` is told what goes wrong with Storage (the node reports it and keeps running).
+ * `problem` is told what goes wrong with Storage (the node reports it and keeps running);
+ * `publish` makes a reading's PUBLISH packet, so that the session keeps a reading's by reference.
  */
-export function openOutbox(maxBytes: number, problem: (text: string) => void): void {
+export function openOutbox(maxBytes: number, problem: (text: string) => void, publish?: (topic: string, payload: string, qos: number, id: number) => string): void {
   report = problem;
+  encode = publish;
   maxSegs = Math.max(2, (maxBytes / FOOTPRINT) | 0);
   let list: string[] = [],
     i,
@@ -92,7 +103,7 @@ export function openOutbox(maxBytes: number, problem: (text: string) => void): v
   for (i = 0; i < segs.length; i++) {
     firsts[i] = lasts[i] = -1;
     lens[i] = 0;
-    f = storage.open(name(segs[i]), "r");
+    f = file(segs[i], "r");
     torn = 0;
     while ((line = f.readLine()) !== undefined) {
       lens[i] += line.length;
@@ -103,38 +114,50 @@ export function openOutbox(maxBytes: number, problem: (text: string) => void): v
       key = k[0].substr(1);
       switch (line[0]) {
         case "r":
-          k = parseInt(key, 36);
+          k = n36(key);
           if (firsts[i] < 0) firsts[i] = k;
           lasts[i] = k;
           nextSeq = Math.max(nextSeq, k + 1);
           break;
         case "d":
-          handed = Math.max(handed, parseInt(key, 36));
+          handed = Math.max(handed, n36(key));
           break;
         case "p":
-          session[key] = [segs[i], atob(k[2]), k[1] == "-" ? undefined : parseInt(k[1], 36)];
-          if (k[1] != "-") handed = Math.max(handed, parseInt(k[1], 36));
+          // without its packet: the PUBLISH of the reading it names, made again below
+          session[key] = [segs[i], k[2] ? atob(k[2]) : k[2], k[1] == "-" ? undefined : n36(k[1])];
+          if (k[1] != "-") handed = Math.max(handed, n36(k[1]));
           break;
         case "x":
           delete session[key];
           break;
         case "t":
-          boots[key] = [parseInt(k[1], 36), segs[i]];
+          boots[key] = [n36(k[1]), segs[i]];
           break;
         case "z":
-          dropped = parseInt(key, 36);
+          dropped = n36(key);
           droppedSeg = segs[i];
       }
     }
   }
   nextSeq = Math.max(nextSeq, handed + 1);
-  for (key in session) if (session[key][2] != null) open.push(session[key][2]);
+  for (key in session) {
+    k = session[key];
+    if (k[1] == null) {
+      f = reading(k[2]);
+      if (f && encode) k[1] = encode(f[2], f[3], f[1], +key.substr(1));
+      else {
+        delete session[key];
+        continue;
+      }
+    }
+    if (k[2] != null) open.push(k[2]);
+  }
   if (!segs.length) addSegment();
-  else appender = storage.open(name(segs[segs.length - 1]), "a");
+  else appender = file(segs[segs.length - 1], "a");
   // a line cut short by a power cut: the next record starts on a line of its own
   if (torn) append("\n");
   while (segs.length > maxSegs) dropHead();
-  reader = storage.open(name(segs[0]), "r");
+  reader = file(segs[0], "r");
   readAt = 0;
 }
 
@@ -179,7 +202,7 @@ export function outboxAdd(topic: string, qos: number, json: string, uptime: numb
  * time is unknown, "uptime" in s)], or undefined. It counts as handed once outboxHanded(seq) says so.
  */
 export function outboxNext(): any[] | undefined {
-  let line, k, t, at, epoch;
+  let line, t;
   while (!peeked) {
     try {
       line = reader.readLine();
@@ -188,26 +211,43 @@ export function outboxNext(): any[] | undefined {
     }
     if (line === undefined) {
       if (readAt >= segs.length - 1) return;
-      reader = storage.open(name(segs[++readAt]), "r");
+      reader = file(segs[++readAt], "r");
       continue;
     }
-    k = line.split(" ");
-    t = parseInt(k[0].substr(1), 36);
-    // a reading not handed yet, whole (a line cut by a power cut has no JSON end)
-    if (line[0] != "r" || !(t > handed) || k.length < 4 || line.substr(-2) != "}\n") continue;
-    k[3] = k.slice(3).join(" ");
-    at = k[1].substr(1);
-    if (at[0] == "~") {
-      at = at.substr(1).split(".");
-      epoch = at[0] == boot && bootEpoch ? bootEpoch : boots[at[0]] ? boots[at[0]][0] : 0;
-      at = epoch ? epoch + parseInt(at[1], 36) : -parseInt(at[1], 36);
-    } else at = parseInt(at, 36);
-    t = [t, +k[1][0], k[2], k[3].slice(0, -2)];
-    // "ts" in ms since 1970, or without a clock "uptime" in s since that boot
-    t[3] += (t[3].length > 1 ? "," : "") + (at > 0 ? '"ts":' + at : '"uptime":' + -at / 1000) + "}";
-    peeked = t;
+    t = compose(line);
+    if (t && t[0] > handed) peeked = t;
   }
   return peeked;
+}
+
+/**
+ * A whole "r" line (a line cut by a power cut has no JSON end) as [seq, qos, topic, payload with
+ * "ts" in ms since 1970, or, when its time is unknown, "uptime" in s since that boot].
+ */
+function compose(line: string): any[] | undefined {
+  const k = line.split(" ");
+  let at, epoch;
+  if (line[0] != "r" || k.length < 4 || line.substr(-2) != "}\n") return;
+  k[3] = k.slice(3).join(" ");
+  at = k[1].substr(1);
+  if (at[0] == "~") {
+    at = at.substr(1).split(".");
+    epoch = at[0] == boot && bootEpoch ? bootEpoch : boots[at[0]] ? boots[at[0]][0] : 0;
+    at = epoch ? epoch + n36(at[1]) : -n36(at[1]);
+  } else at = n36(at);
+  return [n36(k[0].substr(1)), +k[1][0], k[2], k[3].slice(0, -2) + (k[3].length > 4 ? "," : "") + (at > 0 ? '"ts":' + at : '"uptime":' + -at / 1000) + "}"];
+}
+
+/** Reading `seq`, read back from its segment, composed as outboxNext() gives it. */
+function reading(seq: number): any[] | undefined {
+  let i = 0,
+    f,
+    line,
+    r;
+  while (i < segs.length && !(lasts[i] >= seq)) i++;
+  if (i == segs.length || firsts[i] > seq) return;
+  f = file(segs[i], "r");
+  while ((line = f.readLine()) !== undefined) if ((r = compose(line)) && r[0] == seq) return r;
 }
 
 /** The reading outboxNext() gave is with the client now. */
@@ -234,7 +274,8 @@ export const sessionStore = {
     const old = session[key];
     if (ref == null && old) ref = old[2];
     session[key] = [segs[segs.length - 1], packet, ref];
-    putLine(key);
+    // a reading's PUBLISH is made again from its "r" line: only the reference goes to flash
+    putLine(key, ref != null && encode && packet.charCodeAt(0) >> 4 == 3);
   },
   remove: function (key: string) {
     const e = session[key];
@@ -250,9 +291,9 @@ export const sessionStore = {
   },
 };
 
-function putLine(key: string): void {
+function putLine(key: string, byRef?: any): void {
   const e = session[key];
-  append("p" + key + " " + (e[2] == null ? "-" : b36(e[2])) + " " + btoa(e[1]) + "\n");
+  append("p" + key + " " + (e[2] == null ? "-" : b36(e[2])) + (byRef ? "" : " " + btoa(e[1])) + "\n");
 }
 
 /** A reading handed out is done: segments whose readings are all done go. */
@@ -293,12 +334,12 @@ function eraseHead(dropping?: number): void {
   lasts.shift();
   lens.shift();
   try {
-    storage.open(name(n), "r").erase();
+    file(n, "r").erase();
   } catch (e) {
     failed(e);
   }
   if (readAt) readAt--;
-  else reader = storage.open(name(segs[0]), "r");
+  else reader = file(segs[0], "r");
   if (!segs.length) addSegment();
   for (key in session) if (session[key][0] == n) putLine(key);
   for (key in boots) if (boots[key][1] == n) append("t" + key + " " + b36(boots[key][0]) + "\n");
@@ -315,7 +356,7 @@ function addSegment(): void {
   firsts.push(-1);
   lasts.push(-1);
   lens.push(0);
-  appender = storage.open(name(n), "a");
+  appender = file(n, "a");
   if (segs.length > maxSegs) dropHead();
 }
 
@@ -328,7 +369,7 @@ function append(line: string): boolean {
       return append(line);
     }
     // a write that failed leaves its StorageFile unable to write: open it again
-    if (!appender.mode) appender = storage.open(name(segs[i]), "a");
+    if (!appender.mode) appender = file(segs[i], "a");
     appender.write(line);
     lens[i] += line.length;
     return true;
