@@ -140,6 +140,9 @@ export const DEFAULT_NODE_CONFIG: NodeConfig = {
   qos: 1,
   i2c: { sda: esp32DevkitC.i2c.sda, scl: esp32DevkitC.i2c.scl, bitrate: esp32DevkitC.i2c.bitrate },
   sensors: [{ name: "climate", type: "bme280", address: 0x76 }],
+  // as tools/config.ts renders them by default
+  time: { server: "pool.ntp.org" },
+  outbox: { maxBytes: 262144 },
 };
 
 const DEFAULT_START_MS = Date.UTC(2025, 5, 1, 6, 0, 0);
