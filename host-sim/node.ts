@@ -270,10 +270,11 @@ export class SimNode {
 
   /** wisp.json as stored on the node. */
   config(): NodeConfig | undefined {
-    const text = this.flashStorage.read("wisp.json");
-    if (text === undefined) return undefined;
+    const bytes = this.flashStorage.bytes("wisp.json");
+    if (bytes === undefined) return undefined;
     try {
-      return JSON.parse(text) as NodeConfig;
+      // written as UTF-8 (wisp flash); the firmware sees its bytes, the host its text
+      return JSON.parse(Buffer.from(bytes).toString("utf8")) as NodeConfig;
     } catch {
       return undefined;
     }
@@ -288,7 +289,7 @@ export class SimNode {
       mqtt: { ...config.mqtt, url: this.brokerUrl ?? config.mqtt.url },
     };
     this.flashStorage.write(".bootcde", Buffer.from(firmware, "latin1"));
-    this.flashStorage.write("wisp.json", Buffer.from(JSON.stringify(rendered), "latin1"));
+    this.flashStorage.write("wisp.json", Buffer.from(JSON.stringify(rendered), "utf8"));
     this.namesCache = undefined;
   }
 
@@ -296,7 +297,7 @@ export class SimNode {
   setBrokerUrl(url: string): void {
     this.brokerUrl = url;
     const config = this.config();
-    if (config) this.flashStorage.write("wisp.json", Buffer.from(JSON.stringify({ ...config, mqtt: { ...config.mqtt, url } }), "latin1"));
+    if (config) this.flashStorage.write("wisp.json", Buffer.from(JSON.stringify({ ...config, mqtt: { ...config.mqtt, url } }), "utf8"));
   }
 
   /** The time of day the chip believes (ms since 1970), while it is powered or asleep. */

@@ -29,7 +29,7 @@
 // lx, ppm, V (the battery's terminal voltage). The first keyframe gives temperature, humidity and
 // pressure; light, CO2 and battery default to 250 lx, 450 ppm and 3.9 V.
 
-import { readFileSync } from "node:fs";
+import { displayPath, FileError, readJsonFile } from "../tools/files.ts";
 import { gaussianSource } from "./random.ts";
 
 export const FAULT_KINDS = ["wifi-drop", "broker-restart", "broker-unreachable", "sntp-down", "sensor-unplug", "sensor-crc", "bus-stuck", "power-cut", "storage-full", "bridge-down"] as const;
@@ -193,11 +193,14 @@ export function parseScenario(value: unknown, source = "scenario"): Scenario {
 export function loadScenario(file: string): Scenario {
   let value: unknown;
   try {
-    value = JSON.parse(readFileSync(file, "utf8"));
+    value = readJsonFile(file, "the scenario", "scenarios/ has the ones that come with Wisp");
   } catch (err) {
-    throw new ScenarioError(file, [(err as Error).message]);
+    if (!(err instanceof FileError)) throw err;
+    const e = new ScenarioError(file, []);
+    e.message = err.message;
+    throw e;
   }
-  return parseScenario(value, file);
+  return parseScenario(value, displayPath(file));
 }
 
 /** A scenario with a constant environment and no faults. */

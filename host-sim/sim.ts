@@ -7,6 +7,8 @@
 //     nodes: 3,                       // how many nodes (default 1)
 //     clock: "fake",                  // "fake" (default): one @sinonjs/fake-timers clock for every node,
 //                                     //   moved only by sim.advance(ms); "real": wall-clock time
+//     speed: 10,                      // with "real": node time runs 10x wall time (sockets stay real);
+//                                     //   not with serial (its line is paced on the node clock)
 //     startMs: Date.UTC(2025, 5, 1),  // fake clock start (default 2025-06-01T06:00:00Z)
 //     brokerUrl: "mqtt://host:1883",  // use this broker; default: an embedded aedes on 127.0.0.1. A login in
 //                                     //   the URL (mqtt://user:pass@host) is every node's and the watcher's
@@ -16,7 +18,8 @@
 //     observer: { url, username, password, ca },  // where the simulation's watcher subscribes to the
 //                                     //   nodes' topics (external broker; default: brokerUrl with the login)
 //     link: { down(), up() },         // the edge broker's uplink, cut by the scenario fault "bridge-down"
-//     port: 0,                        // embedded broker port (default 0 = random; portFallback tries the next ones)
+//     port: 0,                        // embedded broker port (default 0 = random; portFallback tries the next ones;
+//                                     //   sim.portTaken says when the port asked for was taken)
 //     scenario: "scenarios/faults.json" | Scenario,  // default: constant 21 °C, 45 %RH, 1013.25 hPa, 250 lx, 450 ppm, 3.9 V
 //     firmwarePath: "dist/firmware.js",             // or firmware: "<source>" (tests use tiny scripts)
 //     config: { ...wisp.json },       // default: DEFAULT_NODE_CONFIG; wifi/mqtt.url are the simulation's
@@ -37,6 +40,7 @@
 //   sim.sntp                          // the network's SNTP server (UDP 123, any name): the clock, in UTC
 //   sim.broker (embedded aedes: { url, port, aedes, close }, undefined while restarting or external)
 //   sim.brokerUrl, sim.ap (AccessPoint: down()/restore()), sim.fakeClock, sim.messages (count)
+//   sim.upcomingFaults()             // the scenario's faults still to come, soonest first
 //   node.consolePath                 // with serial: true, the pseudo-terminal of its console UART
 //   await sim.unplugConsole(node) / plugConsole(node)   // its USB cable out and in
 //   node.reboot() / powerOff() / powerOn() / unplug(sensor?) / plug(sensor?) / fault("crc" | "stuck", on, sensor?)
@@ -58,6 +62,7 @@ import { esp32DevkitC } from "../boards/esp32-devkitc.ts";
 import { type Broker, startBroker } from "./broker.ts";
 import { type NodeConfig, SimNode } from "./node.ts";
 import { type Clock, distPath, realClock, type Runtime } from "./runtime.ts";
+import { scaledClock } from "./runtime/timers.ts";
 import { openPty, type Pty } from "./serial/pty.ts";
 import { constantScenario, environmentSource, type Fault, loadScenario, parseScenario, type Scenario } from "./scenario.ts";
 import { SntpServer } from "./udp.ts";
@@ -69,6 +74,8 @@ export { SimNode } from "./node.ts";
 export interface SimulationOptions {
   nodes?: number;
   clock?: "real" | "fake";
+  /** With clock "real": node time runs this many times faster than wall time (default 1). */
+  speed?: number;
   startMs?: number;
   brokerUrl?: string;
   port?: number;
@@ -132,6 +139,18 @@ export interface FaultEvent {
   at: number;
 }
 
+/** The watcher (the simulation's own subscriber on an external broker) could not connect. */
+export class WatcherError extends Error {
+  constructor(
+    message: string,
+    readonly url: string,
+    readonly username: string | undefined,
+    cause: Error,
+  ) {
+    super(message, { cause });
+  }
+}
+
 export const DEFAULT_NODE_CONFIG: NodeConfig = {
   wifi: { ssid: "wisp-sim", password: "wisp-sim-password" },
   mqtt: { url: "mqtt://127.0.0.1:1883", clientId: "wisp-{id}", keepalive: 30 },
@@ -164,6 +183,10 @@ export class Simulation extends EventEmitter {
   brokerUrl = "";
   /** Messages seen on the broker since the start. */
   messages = 0;
+  /** The embedded broker's port asked for, when it was taken and the broker moved to the next free one. */
+  portTaken: number | undefined;
+  /** How many times faster than wall time node time runs (1 but with `speed`). */
+  readonly speed: number;
   private embedded: Broker | undefined;
   private observer: mqtt.MqttClient | undefined;
   private readonly options: SimulationOptions;
@@ -185,9 +208,15 @@ export class Simulation extends EventEmitter {
     this.options = options;
     this.scenario = scenario;
     this.startMs = options.startMs ?? DEFAULT_START_MS;
+    this.speed = options.speed ?? 1;
+    if (!(this.speed >= 1)) throw new Error(`speed must be 1 or more, got ${options.speed}`);
+    if (this.speed !== 1 && options.clock !== "real") throw new Error("speed needs clock: \"real\" (a fake clock runs as fast as sim.advance() moves it)");
+    if (this.speed !== 1 && options.serial) {
+      throw new Error("serial consoles need speed 1: the line is paced on the node's clock, so a host would see the baud rate and the console's timeouts sped up too");
+    }
     if (options.clock === "real") {
-      this.clock = realClock;
       this.startMs = Date.now();
+      this.clock = this.speed === 1 ? realClock : scaledClock(this.speed, this.startMs);
     } else {
       this.fakeClock = FakeTimers.createClock(this.startMs, 1e9);
       this.clock = this.fakeClock as unknown as Clock;
@@ -216,7 +245,7 @@ export class Simulation extends EventEmitter {
   async advance(ms: number): Promise<void> {
     const fake = this.fakeClock;
     if (!fake) {
-      await new Promise((r) => setTimeout(r, ms));
+      await new Promise((r) => setTimeout(r, ms / this.speed));
       return;
     }
     const end = fake.now + ms;
@@ -327,6 +356,12 @@ export class Simulation extends EventEmitter {
     });
   }
 
+  /** The scenario's faults that have not started yet, soonest first. */
+  upcomingFaults(): Fault[] {
+    const now = this.now();
+    return this.scenario.faults.filter((f) => f.at * 1000 > now).sort((a, b) => a.at - b.at);
+  }
+
   /** Nodes off, broker closed, timers cancelled. */
   async stop(): Promise<void> {
     if (this.stopped) return;
@@ -352,7 +387,9 @@ export class Simulation extends EventEmitter {
     if (given) {
       this.brokerUrl = given.url;
     } else {
-      this.attachBroker(await startBroker({ port: o.port ?? 0, fallback: o.portFallback }));
+      const broker = await startBroker({ port: o.port ?? 0, fallback: o.portFallback });
+      if (o.port && broker.port !== o.port) this.portTaken = o.port;
+      this.attachBroker(broker);
     }
     const count = o.nodes ?? 1;
     const countActivity = (rt: Runtime) => {
@@ -478,7 +515,7 @@ export class Simulation extends EventEmitter {
         ca: o.ca,
       })
       .catch((err: Error) => {
-        throw new Error(`the simulation's watcher could not connect to ${url}${o.username ? ` as ${o.username}` : " without a login"}: ${err.message}`);
+        throw new WatcherError(`the simulation's watcher could not connect to ${url}${o.username ? ` as ${o.username}` : " without a login"}: ${err.message}`, url, o.username, err);
       });
     await client.subscribeAsync([...bases], { qos: 0 });
     client.on("message", (topic, payload, packet) => {

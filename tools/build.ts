@@ -8,8 +8,9 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { isBuiltin } from "node:module";
 import * as path from "node:path";
 import { checkEspruinoCompat, formatFinding, type Finding } from "./compat.ts";
-import { ConfigError, type FlashConfig, loadFlashConfig, validateFlashConfig } from "./config.ts";
+import { checkFlashConfig, ConfigError, type FlashConfig, loadFlashConfig, validateFlashConfig } from "./config.ts";
 import { QUANTITIES, SENSOR_TYPE_NAMES, SENSOR_TYPES } from "./drivers.ts";
+import { displayPath } from "./files.ts";
 import { PROJECT_ROOT } from "./paths.ts";
 
 export { PROJECT_ROOT } from "./paths.ts";
@@ -382,6 +383,12 @@ export interface BuildOptions {
    * Its sensor types pick the drivers bundled; a homeAssistant section bundles discovery.
    */
   config?: string | FlashConfig;
+  /**
+   * Print the check of the config file (wisp build): valid, and which secrets from the environment
+   * were not read (checkFlashConfig). A config given as a file is validated whole either way, and an
+   * invalid one fails the build.
+   */
+  reportConfig?: boolean;
 }
 
 export interface BuildResult {
@@ -404,7 +411,8 @@ export async function build(options: BuildOptions = {}): Promise<BuildResult> {
       target = firmwareTarget(options.config, root);
     } catch (e) {
       if (!(e instanceof ConfigError)) throw e;
-      targetError = `cannot build the firmware for ${e.message}`;
+      // the firmware is built for the config's sensors: the config's own error says why it was not
+      targetError = e.message;
     }
   }
   const reports = await Promise.all(
@@ -414,7 +422,25 @@ export async function build(options: BuildOptions = {}): Promise<BuildResult> {
         : buildOutput(o, root, o.parts ? target : undefined),
     ),
   );
-  const ok = reports.every((r) => r.errors.length === 0);
+  // the config file checked whole (every field, the broker's host and port), with what was not
+  // read; when the firmware could not be built for it, that error already says why
+  const configErrors: string[] = [],
+    configLines: string[] = [];
+  const configFile = typeof options.config === "string" ? path.resolve(root, options.config) : undefined;
+  if (configFile !== undefined && targetError === undefined) {
+    try {
+      const { config, notes } = checkFlashConfig(configFile);
+      if (options.reportConfig) {
+        const sensors = `${config.sensors.length} sensor${config.sensors.length === 1 ? "" : "s"}`;
+        configLines.push(`${displayPath(configFile)}: valid (board ${config.board}, broker ${config.mqtt.url}, ${sensors})`);
+        for (const n of notes) configLines.push(`  ${n}`);
+      }
+    } catch (e) {
+      if (!(e instanceof ConfigError)) throw e;
+      configErrors.push(e.message);
+    }
+  }
+  const ok = reports.every((r) => r.errors.length === 0) && configErrors.length === 0;
 
   if (ok && options.write !== false) {
     await Promise.all(
@@ -445,6 +471,8 @@ export async function build(options: BuildOptions = {}): Promise<BuildResult> {
   }
   for (const r of reports) for (const w of r.bundle?.warnings ?? []) logError(`warning: ${w}`);
   for (const r of reports) for (const e of r.errors) logError(`\nerror: ${e}`);
+  if (configLines.length) log(`\n${configLines.join("\n")}`);
+  for (const e of configErrors) logError(`\nerror: ${e}`);
 
   const ms = performance.now() - started;
   log(ok ? `\nbuilt in ${Math.round(ms)} ms${options.write === false ? " (nothing written)" : ""}` : `\nbuild failed in ${Math.round(ms)} ms; dist/ not written`);
@@ -505,7 +533,8 @@ export function needsBuild(root = PROJECT_ROOT, config?: string): boolean {
  */
 export async function ensureBuilt(say: (line: string) => void = console.log, config?: string): Promise<boolean> {
   if (!needsBuild(PROJECT_ROOT, config)) return true;
-  say(`dist/ is missing, older than its sources, or built for other sensors: building${config ? ` for ${path.relative(process.cwd(), config)}` : ""}`);
+  const why = OUTPUTS.some((o) => !existsSync(path.join(PROJECT_ROOT, o.outfile))) ? "dist/ is missing" : "dist/ is older than its sources, or built for other sensors";
+  say(`${why}: building it${config ? ` for ${displayPath(config)}` : ""} (esbuild, then the Espruino check) ...`);
   return (await build({ config })).ok;
 }
 
@@ -513,39 +542,50 @@ export async function ensureBuilt(say: (line: string) => void = console.log, con
 const USAGE = `usage: wisp build [--config FILE] [--verbose] [--no-map] [--check]
 
 Bundles the firmware (esbuild) for a config, rejects what Espruino 2v29 cannot run
-(espruino-compat.md), enforces each output's byte budget and each bundled driver's, then writes
-dist/.
+(docs/espruino-compat.md), enforces each output's byte budget and each bundled driver's, checks the
+config whole (every field, the broker's host and port), then writes dist/. Any error fails the
+build and nothing is written.
 
-  -c, --config FILE  the flash config to build for (default flash.config.json): the firmware
-                     bundles the drivers its sensors name, and discovery if it has homeAssistant
+Secrets written as {"env": "NAME"} are not read here: wisp flash and wisp hil read them when they
+write the node's wisp.json, and stop when one is missing. The build names the ones not set.
+
+  -c, --config FILE  the flash config to build for and check (default flash.config.json): the
+                     firmware bundles the drivers its sensors name, and discovery if it has
+                     homeAssistant
   -v, --verbose      bytes per input file for every output
-  --no-map           do not write dist/*.js.map (the maps are for humans; nothing loads them)
-  --check            bundle and check only; write nothing`;
+      --no-map       do not write dist/*.js.map (the maps are for humans; nothing loads them)
+      --check        bundle and check only; write nothing
+  -h, --help         this text`;
 
 /** CLI entry: returns the exit code (0 ok, 1 build failed, 2 usage error). */
 export async function main(argv: string[]): Promise<number> {
-  const options: BuildOptions = {};
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
-    if (arg === "-c" || arg === "--config") {
-      const file = argv[++i];
-      if (file === undefined) {
-        console.error(`wisp build: ${arg} needs a file\n\n${USAGE}`);
-        return 2;
-      }
-      options.config = path.resolve(file);
-    } else if (arg.startsWith("--config=")) options.config = path.resolve(arg.slice(9));
-    else if (arg === "-v" || arg === "--verbose") options.verbose = true;
-    else if (arg === "--no-map") options.sourcemap = false;
-    else if (arg === "--check") options.write = false;
-    else if (arg === "-h" || arg === "--help") {
-      console.log(USAGE);
-      return 0;
-    } else {
-      console.error(`wisp build: unknown option ${arg}\n\n${USAGE}`);
-      return 2;
-    }
+  const { parseOptions, UsageError, usageFailure } = await import("./options.ts");
+  let values;
+  try {
+    values = parseOptions(argv, {
+      config: { type: "string", short: "c" },
+      verbose: { type: "boolean", short: "v" },
+      "no-map": { type: "boolean" },
+      check: { type: "boolean" },
+      help: { type: "boolean", short: "h" },
+    }).values;
+  } catch (err) {
+    if (err instanceof UsageError) return usageFailure("build", err);
+    throw err;
   }
+  if (values.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  // without --config: the project's flash.config.json when there is one (else every driver)
+  const fallback = path.join(PROJECT_ROOT, "flash.config.json");
+  const options: BuildOptions = {
+    verbose: values.verbose,
+    sourcemap: values["no-map"] ? false : undefined,
+    write: values.check ? false : undefined,
+    config: values.config !== undefined ? path.resolve(values.config) : existsSync(fallback) ? fallback : undefined,
+    reportConfig: true,
+  };
   const result = await build(options);
   return result.ok ? 0 : 1;
 }

@@ -2,6 +2,12 @@
 // `$schema`) plus the checks a schema cannot express (addresses shared, DS18B20s without ROMs,
 // pins the board does not have), then rendered into wisp.json, the file the node reads from its
 // Storage, with the board's pins and every default filled in.
+//
+// Who checks what: every command that reads the file validates it whole (validateFlashConfig).
+// Secrets given as {"env": NAME} are read only where wisp.json is written for a board
+// (renderDeviceConfig: `wisp flash`, `wisp hil`); `wisp build` says which ones it did not read
+// (checkFlashConfig), so a build on a machine without them (CI) still passes, and a board is
+// never flashed with one missing.
 
 import { Ajv, type ErrorObject } from "ajv";
 import { readFileSync } from "node:fs";
@@ -9,7 +15,9 @@ import * as path from "node:path";
 import { boards } from "../boards/index.ts";
 import type { Board } from "../boards/types.ts";
 import type { NodeConfig, SensorConfig } from "../firmware/node/config.ts";
+import { closest } from "./commands.js";
 import { ADC_OFFSET, ADC_SCALE, LI_ION_CURVE, SENSOR_TYPES, type SensorTypeName } from "./drivers.ts";
+import { displayPath, FileError, readJsonFile } from "./files.ts";
 import { PROJECT_ROOT } from "./paths.ts";
 import { redactUrl } from "./redact.ts";
 
@@ -54,8 +62,17 @@ export class ConfigError extends Error {
   constructor(
     readonly file: string,
     readonly problems: string[],
+    /** What the problems stop: "is not valid", "cannot be written to the board as wisp.json". */
+    readonly header = "is not valid",
   ) {
-    super(`${file} is not valid:\n${problems.map((p) => "  " + p).join("\n")}`);
+    super(problems.length ? `${displayPath(file)} ${header}:\n${problems.map((p) => "  " + p).join("\n")}` : `${displayPath(file)} ${header}`);
+  }
+
+  /** A config file that cannot be read or is not JSON: the FileError's own message. */
+  static fromFile(err: FileError): ConfigError {
+    const e = new ConfigError(err.file, []);
+    e.message = err.message;
+    return e;
   }
 }
 
@@ -73,8 +90,47 @@ function fieldPath(pointer: string): string {
     .replace(/^\./, "");
 }
 
+/** The value the user wrote, as they would say it: `the string "10"`, `the number 0.5`. */
+function given(value: unknown): string {
+  if (typeof value === "string") return `the string ${JSON.stringify(value)}`;
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "a list";
+  if (typeof value === "object") return "an object";
+  return JSON.stringify(value);
+}
+
+type FieldSchema = { type?: string; minimum?: number; maximum?: number; minLength?: number; maxLength?: number; description?: string; properties?: Record<string, unknown> };
+
+/** What a field takes, from its schema: "a whole number from 1 to 86400". */
+function expected(schema: FieldSchema): string {
+  const { minimum: lo, maximum: hi } = schema;
+  const range = lo !== undefined && hi !== undefined ? ` from ${lo} to ${hi}` : lo !== undefined ? ` of at least ${lo}` : hi !== undefined ? ` of at most ${hi}` : "";
+  switch (schema.type) {
+    case "integer":
+      return `a whole number${range}`;
+    case "number":
+      return `a number${range}`;
+    case "string":
+      return "a string in double quotes";
+    case "boolean":
+      return "true or false";
+    case "array":
+      return "a list [ ... ]";
+    case "object":
+      return "an object { ... }";
+    default:
+      return String(schema.type);
+  }
+}
+
+/** The schema's description of a field, as a parenthesis: " (seconds between samples)". */
+function about(schema: FieldSchema | undefined): string {
+  const d = schema?.description;
+  return d && d.length < 60 ? ` (${d.replace(/\.$/, "").replace(/^[A-Z](?![A-Z0-9])/, (c) => c.toLowerCase())})` : "";
+}
+
 /** The value at a JSON pointer. */
-function at(value: unknown, pointer: string): unknown {
+function valueAt(value: unknown, pointer: string): unknown {
   return pointer
     .split("/")
     .slice(1)
@@ -82,26 +138,89 @@ function at(value: unknown, pointer: string): unknown {
 }
 
 function describe(e: ErrorObject, root: unknown): string {
-  const where = fieldPath(e.instancePath) || "(top level)";
+  const at = fieldPath(e.instancePath) || "(top level)";
+  const schema = e.parentSchema as FieldSchema | undefined;
   if (e.propertyName !== undefined) {
     // propertyNames of a sensor type (the schema's allOf/if/then): a field of another type
-    const type = (at(root, e.instancePath) as { type?: string } | undefined)?.type;
-    return `${where}: "${e.propertyName}" is not a field of a ${type} sensor (its fields: ${e.params.allowedValues?.join(", ")})`;
+    const type = (valueAt(root, e.instancePath) as { type?: string } | undefined)?.type;
+    return `${at}: "${e.propertyName}" is not a field of a ${type} sensor (its fields: ${e.params.allowedValues?.join(", ")})`;
   }
   switch (e.keyword) {
     case "required":
-      return `${where}: missing ${e.instancePath ? "field" : "section"} "${e.params.missingProperty}"`;
-    case "additionalProperties":
-      return `${where}: unknown field "${e.params.additionalProperty}" (check its spelling against flash.schema.json)`;
+      return `${at}: missing ${e.instancePath ? "field" : "section"} "${e.params.missingProperty}"`;
+    case "additionalProperties": {
+      const known = Object.keys(schema?.properties ?? {}).filter((k) => k !== "$schema");
+      const guess = closest(e.params.additionalProperty, known);
+      return `${at}: unknown field "${e.params.additionalProperty}"${guess ? ` (did you mean "${guess}"?)` : ` (fields here: ${known.join(", ")})`}`;
+    }
     case "enum":
-      return `${where}: must be one of ${e.params.allowedValues.map((v: unknown) => JSON.stringify(v)).join(", ")}`;
+      return `${at}: must be one of ${e.params.allowedValues.map((v: unknown) => JSON.stringify(v)).join(", ")}, got ${JSON.stringify(e.data)}`;
     case "pattern":
-      return `${where}: ${JSON.stringify(typeof e.data === "string" ? redactUrl(e.data) : e.data)} does not have the right form${e.parentSchema?.description ? ` (${e.parentSchema.description})` : ` (pattern ${e.params.pattern})`}`;
+      return `${at}: ${JSON.stringify(typeof e.data === "string" ? redactUrl(e.data) : e.data)} does not have the right form${schema?.description ? ` (${schema.description})` : ` (pattern ${e.params.pattern})`}`;
     case "oneOf":
-      return `${where}: must be a string or {"env": "VARIABLE_NAME"}`;
+      return `${at}: must be a string or {"env": "VARIABLE_NAME"}, got ${given(e.data)}`;
+    case "type":
+    case "minimum":
+    case "maximum":
+    case "exclusiveMinimum":
+    case "exclusiveMaximum": {
+      const s = schema ?? {};
+      const quoted = typeof e.data === "string" && e.data.trim() !== "" && !Number.isNaN(Number(e.data)) && (s.type === "integer" || s.type === "number");
+      return `${at}: must be ${expected(s)}${about(s)}, got ${given(e.data)}${quoted ? ` (write ${e.data} without quotes)` : ""}`;
+    }
+    case "minLength":
+    case "maxLength": {
+      const lo = schema?.minLength ?? 0,
+        hi = schema?.maxLength;
+      const length = typeof e.data === "string" ? e.data.length : 0;
+      return `${at}: must have ${hi === undefined ? `at least ${lo}` : `${lo} to ${hi}`} characters, got ${length}`;
+    }
     default:
-      return `${where}: ${e.message}`;
+      return `${at}: ${e.message}`;
   }
+}
+
+/**
+ * The broker URL beyond its form (the schema checks that): a port from 1 to 65535 and a host that
+ * is a DNS name or an IPv4 address whose parts are 0 to 255.
+ */
+export function brokerUrlProblems(url: string, field = "mqtt.url"): string[] {
+  const m = /^(mqtts?):\/\/([^/:]+)(?::([0-9]+))?\/?$/.exec(url);
+  if (!m) return [];
+  const [, , host, port] = m as unknown as [string, string, string, string | undefined];
+  const problems: string[] = [];
+  if (port !== undefined && !(Number(port) >= 1 && Number(port) <= 65535)) problems.push(`${field}: port ${port} is out of range (1 to 65535; MQTT is 1883, over TLS 8883)`);
+  if (/^[0-9.]+$/.test(host)) {
+    const parts = host.split(".");
+    if (parts.length !== 4 || parts.some((p) => p === "" || Number(p) > 255 || (p.length > 1 && p.startsWith("0")))) {
+      problems.push(`${field}: "${host}" is not an IPv4 address (four numbers 0 to 255, like 192.168.1.10)`);
+    }
+  } else if (host.length > 253 || !host.split(".").every((label) => /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/.test(label))) {
+    problems.push(`${field}: "${host}" is not a valid host name (letters, digits and "-" between dots, like broker.lan)`);
+  }
+  return problems;
+}
+
+/**
+ * Ajv's errors (from a validator compiled with `allErrors` and `verbose`) as one line each, naming
+ * the field, what it takes and what it got. For every JSON file of Wisp that has a schema; `root`
+ * is the value that was validated.
+ */
+export function schemaProblems(errors: ErrorObject[] | null | undefined, root: unknown): string[] {
+  let list = errors ?? [];
+  // A field named wrongly for its sensor type is reported once, not also for its value, nor as an
+  // unknown field; "must match then" and oneOf's branches only repeat what their details say.
+  const misplaced = new Set(list.filter((e) => e.propertyName !== undefined).map((e) => `${e.instancePath}/${e.propertyName}`));
+  const unknown = new Set(list.filter((e) => e.keyword === "additionalProperties").map((e) => `${e.instancePath}/${e.params.additionalProperty}`));
+  list = list.filter(
+    (e) =>
+      !/\/oneOf\/\d/.test(e.schemaPath) &&
+      e.keyword !== "if" &&
+      e.keyword !== "propertyNames" &&
+      !misplaced.has(e.instancePath) &&
+      !(e.propertyName !== undefined && unknown.has(`${e.instancePath}/${e.propertyName}`)),
+  );
+  return [...new Set(list.map((e) => describe(e, root)))];
 }
 
 /** Checks a parsed flash.config.json; returns the problems, each naming its field. */
@@ -110,21 +229,20 @@ export function validateFlashConfig(value: unknown): string[] {
     const ajv = new Ajv({ allErrors: true, verbose: true });
     validator = ajv.compile(JSON.parse(readFileSync(SCHEMA_PATH, "utf8")));
   }
-  if (validator(value)) return semanticProblems(value as FlashConfig);
-  let errors = validator.errors ?? [];
-  // A field named wrongly for its sensor type is reported once, not also for its value, nor as an
-  // unknown field; "must match then" and oneOf's branches only repeat what their details say.
-  const misplaced = new Set(errors.filter((e) => e.propertyName !== undefined).map((e) => `${e.instancePath}/${e.propertyName}`));
-  const unknown = new Set(errors.filter((e) => e.keyword === "additionalProperties").map((e) => `${e.instancePath}/${e.params.additionalProperty}`));
-  errors = errors.filter(
-    (e) =>
-      !/\/oneOf\/\d/.test(e.schemaPath) &&
-      e.keyword !== "if" &&
-      e.keyword !== "propertyNames" &&
-      !misplaced.has(e.instancePath) &&
-      !(e.propertyName !== undefined && unknown.has(`${e.instancePath}/${e.propertyName}`)),
-  );
-  return [...new Set(errors.map((e) => describe(e, value)))];
+  const valid = validator(value);
+  const problems = valid ? semanticProblems(value as FlashConfig) : schemaProblems(validator.errors, value);
+  // what a schema cannot say, on the parts that have the right shape, so one run reports everything
+  const c = value as Partial<FlashConfig> | null;
+  if (typeof c?.mqtt?.url === "string") problems.unshift(...brokerUrlProblems(c.mqtt.url));
+  if (!valid && Array.isArray(c?.sensors)) {
+    const names = new Set<string>();
+    c.sensors.forEach((s, i) => {
+      if (typeof s?.name !== "string") return;
+      if (names.has(s.name)) problems.push(`sensors[${i}].name: "${s.name}" is used twice; each sensor needs its own topic`);
+      names.add(s.name);
+    });
+  }
+  return problems;
 }
 
 const hex = (n: number) => "0x" + n.toString(16).padStart(2, "0");
@@ -212,13 +330,56 @@ function romCrcOk(rom: string): boolean {
 export function loadFlashConfig(file = path.join(PROJECT_ROOT, "flash.config.json")): FlashConfig {
   let value: unknown;
   try {
-    value = JSON.parse(readFileSync(file, "utf8"));
+    value = readJsonFile(file, "the config", "-c FILE names another (default flash.config.json)");
   } catch (e) {
-    throw new ConfigError(file, [(e as Error).message]);
+    if (e instanceof FileError) throw ConfigError.fromFile(e);
+    throw e;
   }
   const problems = validateFlashConfig(value);
   if (problems.length) throw new ConfigError(file, problems);
   return value as FlashConfig;
+}
+
+/** The secrets of a config given as {"env": NAME}: field and variable. */
+export function envSecrets(config: FlashConfig): { field: string; variable: string }[] {
+  const out: { field: string; variable: string }[] = [];
+  const add = (field: string, s: Secret | undefined) => {
+    if (s !== undefined && typeof s !== "string") out.push({ field, variable: s.env });
+  };
+  add("wifi.password", config.wifi.password);
+  add("mqtt.password", config.mqtt.password);
+  return out;
+}
+
+export interface ConfigCheck {
+  config: FlashConfig;
+  /** What was not checked and why, and what may be meant otherwise; none of them fail the check. */
+  notes: string[];
+}
+
+/**
+ * What `wisp build` checks of a config: the whole file (schema, ranges, host and port). Secrets in
+ * the environment are not read (the build writes no wisp.json); each one is named in `notes`, with
+ * whether the variable is set in this environment. Throws ConfigError like loadFlashConfig.
+ */
+export function checkFlashConfig(file: string, env: Record<string, string | undefined> = process.env): ConfigCheck {
+  const config = loadFlashConfig(file);
+  const notes: string[] = [];
+  for (const { field, variable } of envSecrets(config)) {
+    notes.push(
+      env[variable] === undefined
+        ? `not checked: ${field} comes from $${variable}, which is not set here; wisp flash and wisp hil read it when they write wisp.json for a board, and stop without it`
+        : `${field} comes from $${variable} (set here; read again when wisp flash writes wisp.json)`,
+    );
+  }
+  const fleet = "every node flashed with this file gets the same one";
+  if (!config.prefix.includes("{id}")) notes.push(`prefix "${config.prefix}" has no {id}: ${fleet} (fine for a single node)`);
+  if (config.mqtt.clientId !== undefined && !config.mqtt.clientId.includes("{id}")) {
+    notes.push(`mqtt.clientId "${config.mqtt.clientId}" has no {id}: ${fleet}, and the broker drops one node when another connects`);
+  }
+  const host = /^mqtts?:\/\/([^/:]+)/.exec(config.mqtt.url)?.[1];
+  if (host === "127.0.0.1" || host === "localhost") notes.push(`mqtt.url points at ${host}: on a board that is the board itself, not this computer (fine for a simulated board)`);
+  return { config, notes };
 }
 
 export interface RenderOptions {
@@ -244,7 +405,8 @@ export function renderDeviceConfig(config: FlashConfig, options: RenderOptions =
   const secret = (value: Secret | undefined, field: string): string | undefined => {
     if (value === undefined || typeof value === "string") return value;
     const v = env[value.env];
-    if (v === undefined) problems.push(`${field}: environment variable ${value.env} is not set (export ${value.env}=... or write the value in the file)`);
+    if (v === undefined) problems.push(`${field}: environment variable ${value.env} is not set (export ${value.env}=... first, or write the value in the file)`);
+    else if (v === "") problems.push(`${field}: environment variable ${value.env} is empty (export ${value.env}=... first)`);
     return v;
   };
   const board = boards[config.board]!;
@@ -258,7 +420,7 @@ export function renderDeviceConfig(config: FlashConfig, options: RenderOptions =
     keepalive: config.mqtt.keepalive ?? 30,
     queueSize: config.mqtt.queueSize ?? 32,
   };
-  if (problems.length) throw new ConfigError(options.file ?? "flash.config.json", problems);
+  if (problems.length) throw new ConfigError(options.file ?? path.join(PROJECT_ROOT, "flash.config.json"), problems, "cannot be written to the board as wisp.json");
   const ha = config.homeAssistant;
   return JSON.parse(
     JSON.stringify({

@@ -6,11 +6,11 @@
 
 import { existsSync, readFileSync } from "node:fs";
 import * as path from "node:path";
-import { parseArgs } from "node:util";
 import { crc32 } from "node:zlib";
 import { boards } from "../boards/index.ts";
 import { ensureBuilt, PROJECT_ROOT } from "./build.ts";
 import { ConfigError, loadFlashConfig, OUTBOX_DEFAULT_BYTES, renderDeviceConfig, type FlashConfig } from "./config.ts";
+import { BAUD, intOption, parseOptions, UsageError, usageFailure } from "./options.ts";
 import { ConsoleLink, type FileProgress, lastLines, LinkError } from "./serial/link.ts";
 import { jsString } from "./serial/protocol.ts";
 import { BrokerFolderError, ensureNodeLogin, type NodeLogin } from "./broker/folder.ts";
@@ -67,7 +67,10 @@ export interface FlashResult {
   brokerUrl: string;
 }
 
-/** The node as it will be written, in upload order; `login` is the node's own broker login. */
+/**
+ * The node as it will be written, in upload order; `login` is the node's own broker login. Throws
+ * ConfigError (naming `file`) when a secret of the config is missing from `env`.
+ */
 export function nodeFiles(
   config: FlashConfig,
   env: Record<string, string | undefined> = process.env,
@@ -216,41 +219,50 @@ export function watchCommand(brokerUrl: string, prefix: string): string {
 }
 
 export async function main(argv: string[]): Promise<number> {
-  let args;
+  let args, baud: number;
   try {
-    args = parseArgs({
-      args: argv,
-      options: {
-        port: { type: "string", short: "p" },
-        config: { type: "string", short: "c" },
-        baud: { type: "string", short: "b" },
-        monitor: { type: "boolean", short: "m" },
-        "no-build": { type: "boolean" },
-        "expect-board": { type: "string" },
-        "broker-dir": { type: "string" },
-        help: { type: "boolean", short: "h" },
-      },
-      strict: true,
+    args = parseOptions(argv, {
+      port: { type: "string", short: "p" },
+      config: { type: "string", short: "c" },
+      baud: { type: "string", short: "b" },
+      monitor: { type: "boolean", short: "m" },
+      "no-build": { type: "boolean" },
+      "expect-board": { type: "string" },
+      "broker-dir": { type: "string" },
+      help: { type: "boolean", short: "h" },
     }).values;
+    if (args.help) {
+      console.log(USAGE);
+      return 0;
+    }
+    baud = intOption("baud", args.baud, 115_200, BAUD);
   } catch (err) {
-    console.error(`wisp flash: ${(err as Error).message}\n\n${USAGE}`);
-    return 2;
-  }
-  if (args.help) {
-    console.log(USAGE);
-    return 0;
-  }
-  const baud = args.baud === undefined ? 115_200 : Number(args.baud);
-  if (!Number.isInteger(baud) || baud < 300 || baud > 5_000_000) {
-    console.error(`wisp flash: --baud must be a whole number of bits per second (e.g. 115200), got ${JSON.stringify(args.baud)}`);
-    return 2;
+    if (err instanceof UsageError) return usageFailure("flash", err);
+    throw err;
   }
   const configFile = path.resolve(args.config ?? path.join(PROJECT_ROOT, "flash.config.json"));
+  try {
+    // the config and its secrets first: nothing to wait for (a build) before a mistake in them shows
+    // (with --broker-dir the broker login comes from the folder once the board says its serial)
+    const folderLogin = args["broker-dir"] ? { username: "-", password: "-" } : undefined;
+    renderDeviceConfig(loadFlashConfig(configFile), { file: configFile, login: folderLogin });
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    console.error(`wisp flash: ${err.message}\nnothing was uploaded`);
+    return 1;
+  }
   // the firmware is built for the config: the drivers its sensors name (tools/build.ts)
   if (!args["no-build"] && !(await ensureBuilt(console.log, configFile))) {
     console.error("wisp flash: the build failed; nothing was uploaded");
     return 1;
   }
+  // Ctrl-C: put the terminal back (the progress bar hides the cursor) and say where the board is
+  const interrupted = () => {
+    if (process.stderr.isTTY) process.stderr.write("\x1b[?25h\x1b[?7h\n");
+    console.error("wisp flash: interrupted; the board may be left without a node (the files are checked only at the end): run wisp flash again");
+    process.exit(130);
+  };
+  process.once("SIGINT", interrupted);
   try {
     const result = await flash({ port: args.port, configFile, baud, expectBoard: args["expect-board"], keepOpen: args.monitor, brokerDir: args["broker-dir"] });
     const bytes = result.files.reduce((n, f) => n + f.bytes, 0);

@@ -144,7 +144,11 @@ function connectBroker(): void {
   c.on("error", brokerError);
   c.on("offline", brokerDown);
   sendStatuses();
-  if (!(WISP_SLEEP && config.sleep)) schedule();
+  if (!(WISP_SLEEP && config.sleep)) {
+    schedule();
+    // the first reading now, not an interval later: it waits in the outbox until CONNACK
+    sampleSensors();
+  }
 }
 
 function brokerUp(): void {

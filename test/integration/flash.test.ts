@@ -1,7 +1,7 @@
 // `wisp flash` end to end against simulated ESP32s whose consoles are pseudo-terminals: the real
 // uploader, serialport, socat, the simulated console and UART, the embedded broker.
 import { spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { SerialPort } from "serialport";
@@ -123,8 +123,9 @@ describe("wisp flash and the outbox (readings waiting in flash)", () => {
     const said: string[] = [];
     await flash({ port: port(6), configFile: boards.configFile, baud: 115200, ...quiet, say: (l) => said.push(l) });
     expect(said).toContain("the outbox holds 4,096 bytes of readings in 1 segments: they stay, and go once the node is back");
-    await until(() => node.readings.climate?.takenAt === taken, 15_000);
-    expect(node.readings.climate!.values.temperature).toBe(19.5);
+    const kept = () => boards.sim.traffic.find((m) => m.topic === `${node.prefix}/climate` && JSON.parse(m.payload).ts === taken);
+    await until(() => kept() !== undefined, 15_000);
+    expect(JSON.parse(kept()!.payload).temperature).toBe(19.5);
   });
 
   it("refuses a board whose Storage would not leave the outbox its outbox.maxBytes, before anything changes", async () => {
@@ -154,6 +155,22 @@ describe("the wisp flash command", () => {
     sub.stdout.on("data", (d: Buffer) => (seen += d.toString()));
     await until(() => /\/status online/.test(seen), 15_000);
     sub.kill();
+  });
+
+  it("never flashes a board with a missing secret: it stops before it opens the port, and the board keeps what it had", async () => {
+    const node = board(1);
+    const before = node.flashStorage.bytes(".bootcde");
+    const ctrlCs = node.console.ctrlCs;
+    const config = JSON.parse(readFileSync(boards.configFile, "utf8"));
+    const file = join(mkdtempSync(join(tmpdir(), "wisp-secret-")), "flash.config.json");
+    writeFileSync(file, JSON.stringify({ ...config, wifi: { ssid: config.wifi.ssid, password: { env: "WISP_TEST_UNSET_PASSWORD" } } }));
+    const out = await run(["flash", "--no-build", "--port", port(1), "--config", file]);
+    expect(out.code).toBe(1);
+    expect(out.stderr).toBe(
+      `wisp flash: ${file} cannot be written to the board as wisp.json:\n  wifi.password: environment variable WISP_TEST_UNSET_PASSWORD is not set (export WISP_TEST_UNSET_PASSWORD=... first, or write the value in the file)\nnothing was uploaded\n`,
+    );
+    expect(node.console.ctrlCs).toBe(ctrlCs);
+    expect(node.flashStorage.bytes(".bootcde")).toEqual(before);
   });
 
   it("exits 1 with the reason on a port that does not exist, 2 on a bad option", async () => {

@@ -2,7 +2,7 @@
 // does not know (its sensor tests are skipped, with the reason in the JUnit report), and with no
 // board at all (skipped, or a failure under WISP_HIL=required).
 import { spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -84,6 +84,20 @@ describe("wisp hil", () => {
       await boards.stop();
     }
   }, 90_000);
+
+  it("never deletes a folder it did not make (--logs), and a --map that is not there is an error, not an empty map", async () => {
+    const precious = join(dir, "precious");
+    mkdirSync(join(precious, "sub"), { recursive: true });
+    writeFileSync(join(precious, "notes.txt"), "important");
+    const logs = await wisp(["hil", "--sim", "--logs", precious]);
+    expect(logs.code).toBe(1);
+    expect(logs.out).toMatch(/--logs .*precious is not empty and was not made by wisp hil; give a new or empty folder \(nothing in it was touched\)/);
+    expect(readFileSync(join(precious, "notes.txt"), "utf8")).toBe("important");
+    expect(existsSync(join(precious, "sub"))).toBe(true);
+    const map = await wisp(["hil", "--map", join(dir, "typo.json")]);
+    expect(map.code).toBe(1);
+    expect(map.out).toMatch(/--map .*typo.json: no such file/);
+  }, 30_000);
 
   it("with no board plugged in: skipped with a clear message, or a failure under WISP_HIL=required", async () => {
     const map = join(dir, "map.json");

@@ -219,7 +219,11 @@ describe("a simulated node running dist/firmware.js", () => {
       client.on("message", (topic, payload) => replies.push(JSON.parse(utf8.decode(payload))));
       await client.subscribeAsync(node.prefix + "/reply/#", { qos: 1 });
       await Promise.all(Array.from({ length: 60 }, () => client.publishAsync(node.prefix + "/cmd/ping", "", { qos: 1 })));
-      await runUntil(s, () => node.outboxStatus !== undefined && replies.length + Number(node.outboxStatus.repliesDropped) >= 60, 30_000);
+      // real socket IO on both sides: wait in real time, not only node time
+      for (let t = 0; t < 10_000 && !(node.outboxStatus !== undefined && replies.length + Number(node.outboxStatus.repliesDropped) >= 60); t += 20) {
+        await s.advance(100);
+        await new Promise((r) => setTimeout(r, 20));
+      }
       expect(replies.length).toBeGreaterThanOrEqual(8);
       expect(replies.length + (node.outboxStatus!.repliesDropped as number)).toBe(60);
       for (const r of replies) expect(r).toMatchObject({ pong: true });

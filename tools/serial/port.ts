@@ -119,6 +119,7 @@ function openError(path: string, err: Error): PortError {
       "permission",
     );
   }
+  if (/Inappropriate ioctl|ENOTTY/i.test(m)) return new PortError(`${path} is not a serial port (it takes no baud rate): pass the board's port, e.g. /dev/ttyUSB0 (wisp ports lists them)`, "open");
   if (/lock|busy|EBUSY|temporarily unavailable/i.test(m)) {
     return new PortError(`${path} is busy: another program has it open (a serial monitor, \`wisp monitor\`, an IDE). Close it and try again`, "busy");
   }
