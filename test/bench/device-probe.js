@@ -8,7 +8,7 @@
 // MQTT: create(host, options), connect(), events "connected", "subscribed", "puback"), "tiny" (tinyMQTT:
 // create(host, options), events "connected", "message" with one {topic, message} argument).
 
-var M, C, base = 0, mem = {}, n = 0, intact = 0, acked = 0, sent = 0, t0 = 0, t1 = 0, last = 0, subs = 0, waiting = 0,
+var M, C, base = 0, mem = { require: 0, connected: 0, blocksize: 0 }, n = 0, intact = 0, acked = 0, sent = 0, t0 = 0, t1 = 0, last = 0, subs = 0, waiting = 0,
   sync = 0, watch = 0, O0 = { qos: 0 }, O1 = { qos: 1 }, PAY = "21.5;48.2;1013.2", TAIL = ";21.5;48.2;1013.2";
 
 function report(phase, o) {
@@ -88,6 +88,11 @@ function memConnected() {
 }
 
 function memSubscribed() {
+  // read once the acknowledgement has been handled: what stays, not what the call in progress holds
+  setTimeout(memSettled, 200);
+}
+
+function memSettled() {
   mem.connected = usage() - base;
   mem.blocksize = typeof process != "undefined" && process.memory ? process.memory().blocksize : 0;
   report("mem", mem);
@@ -113,22 +118,30 @@ function q0Connected() {
   }
 }
 
-/** Wisp: publish until a call has to wait (its callback is not called at once); that callback resumes. */
+/**
+ * Wisp: a batch at a time with a callback on its last message, then the event loop runs (the socket
+ * sends) before the next batch, as the other modules wait for their socket's "drain". When that last
+ * call has to wait (the socket still holds sendBuffer bytes), its callback starts the next batch.
+ */
 function q0Wisp() {
-  while (sent < CFG.count) {
-    sync = waiting = 1;
-    sent++;
-    C.publish(CFG.topic, PAY, O0, q0Written);
-    sync = 0;
-    if (waiting) return;
-  }
-  q0Done();
+  var k;
+  sync = waiting = 1;
+  for (k = 1; k < CFG.batch && sent < CFG.count - 1; k++, sent++) C.publish(CFG.topic, PAY, O0);
+  sent++;
+  C.publish(CFG.topic, PAY, O0, q0Written);
+  sync = 0;
+  if (!waiting) q0Next();
 }
 
 function q0Written(err) {
   if (err) return fail(err);
   waiting = 0;
-  if (!sync) q0Wisp();
+  if (!sync) q0Next();
+}
+
+function q0Next() {
+  if (sent < CFG.count) setTimeout(q0Wisp, 0);
+  else q0Done();
 }
 
 function q0Batch() {
@@ -190,6 +203,7 @@ function q1Start() {
 
 function q1Connected() {
   if (CFG.kind == "espruino") C.on("puback", q1Acked);
+  report("ready", {});
   t0 = getTime();
   q1Pump();
 }

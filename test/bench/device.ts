@@ -34,8 +34,11 @@ import { openPort } from "../../tools/serial/port.ts";
 const COUNTS = { q0: 10_000, rx: 5_000, q1: 2_000 } as const;
 /** QoS 1 messages in flight (Wisp's default `inflight`). */
 const WINDOW = 8;
-/** QoS 0 messages the peer modules, which have no flow control, write before waiting for the socket to drain. */
-const PEER_BATCH = 20;
+/**
+ * QoS 0 messages published at a time: the peer modules, which have no flow control, then wait for their
+ * socket to drain; Wisp takes a callback on the last of them (at most its default queueSize, 16).
+ */
+const BATCH = 16;
 /** Each rate is measured this many times per module, alternating modules; the median is shown. */
 const ROUNDS = 3;
 const PROBE = readFileSync(new URL("./device-probe.js", import.meta.url), "utf8");
@@ -76,6 +79,8 @@ type Report = Record<string, number | string>;
 /** Runs one probe phase on an interpreter; `events` gets each `BENCH` line as it comes. */
 interface Target {
   describe(): string;
+  /** CPU seconds the interpreter of the running phase has used so far, where the system says (Linux) */
+  cpu(): number | undefined;
   run(config: ProbeConfig, events: (phase: string, report: Report) => void, until: Promise<unknown>): Promise<void>;
   close(): Promise<void>;
 }
@@ -114,6 +119,17 @@ class LinuxTarget implements Target {
 
   describe(): string {
     return path.basename(this.binary);
+  }
+
+  cpu(): number | undefined {
+    const pid = this.child?.pid;
+    if (!pid) return undefined;
+    try {
+      // the first field: nanoseconds on the CPU (utime and stime in /proc/PID/stat count 10 ms ticks)
+      return Number(readFileSync(`/proc/${pid}/schedstat`, "utf8").split(" ")[0]) / 1e9;
+    } catch {
+      return undefined;
+    }
   }
 
   async run(config: ProbeConfig, events: (phase: string, report: Report) => void, until: Promise<unknown>): Promise<void> {
@@ -180,6 +196,10 @@ class BoardTarget implements Target {
 
   describe(): string {
     return this.identity;
+  }
+
+  cpu(): undefined {
+    return undefined;
   }
 
   /** Puts a module on the board's Storage once (a probe phase reads it from there). */
@@ -279,7 +299,7 @@ function configOf(probe: Probe, module: Module, phase: Phase, load: ProbeConfig[
     id: `bench-${module.kind}-${phase}-${process.pid}`,
     topic,
     count,
-    batch: PEER_BATCH,
+    batch: module.kind == "wisp" && process.env.WISP_BATCH ? Number(process.env.WISP_BATCH) : BATCH,
     window: WINDOW,
     ssid: probe.wifi?.ssid,
     pass: probe.wifi?.pass,
@@ -321,8 +341,31 @@ async function memory(probe: Probe, module: Module, load: ProbeConfig["load"]): 
   return phase(probe, configOf(probe, module, "mem", load, "", 0), "mem");
 }
 
-/** QoS 0 publish: msg/s as a subscriber on this machine receives them, first to last. */
-async function qos0(probe: Probe, module: Module): Promise<number> {
+/**
+ * A rate two ways: messages per second of wall-clock time, and per second of CPU time the interpreter
+ * used meanwhile (Linux builds only). On a board the interpreter has the CPU to itself; on a machine
+ * that others share, wall-clock time also counts the time it waited for the CPU, and the CPU-time rate
+ * is the steadier measure of what the module costs. The interpreter spins while it waits for the
+ * network (it never sleeps while a socket is open), so that waiting counts as CPU time too, as it
+ * counts as time on a board.
+ */
+interface Rate {
+  wall: number;
+  cpu?: number;
+}
+
+/** CPU seconds from `start` to now, or undefined where the target cannot say. */
+function cpuSince(probe: Probe, start: number | undefined): number | undefined {
+  const now = probe.target.cpu();
+  return start === undefined || now === undefined ? undefined : now - start;
+}
+
+function rate(count: number, wall: number, cpu: number | undefined): Rate {
+  return { wall: wall > 0 ? count / wall : 0, cpu: cpu ? count / cpu : undefined };
+}
+
+/** QoS 0 publish: as a subscriber on this machine receives them, first to last. */
+async function qos0(probe: Probe, module: Module): Promise<Rate> {
   const topic = `bench/q0/${module.kind}`;
   const count = COUNTS.q0;
   const subscriber = await hostClient(probe.broker, `bench-q0-${process.pid}`);
@@ -330,13 +373,18 @@ async function qos0(probe: Probe, module: Module): Promise<number> {
   let first = 0;
   let last = 0;
   let sent = false;
+  let cpuStart: number | undefined;
+  let cpu: number | undefined;
   let finish!: () => void;
   const done = new Promise<void>((resolve) => (finish = resolve));
   subscriber.on("message", (t) => {
     if (t !== topic) return;
     last = performance.now();
     if (!received++) first = last;
-    if (received === count) finish();
+    if (received === count) {
+      cpu = cpuSince(probe, cpuStart);
+      finish();
+    }
   });
   // the probe has written them all and nothing came for 2 s: what came is what there is
   const quiet = setInterval(() => sent && performance.now() - last > 2000 && finish(), 250);
@@ -346,11 +394,12 @@ async function qos0(probe: Probe, module: Module): Promise<number> {
       ms: 120_000,
       done,
       onEvent: (name) => {
+        if (name === "ready") cpuStart = probe.target.cpu();
         if (name === "sent") sent = true;
       },
     });
     if (received < count) console.error(`  ${module.label}: QoS 0, the subscriber got ${received} of ${count}`);
-    return received > 1 ? ((received - 1) / (last - first)) * 1000 : 0;
+    return rate(received - 1, (last - first) / 1000, cpu && cpu * ((received - 1) / received));
   } finally {
     clearInterval(quiet);
     await subscriber.endAsync();
@@ -358,30 +407,43 @@ async function qos0(probe: Probe, module: Module): Promise<number> {
 }
 
 /** Receive burst: this machine publishes them at once; intact messages per second on the device. */
-async function receive(probe: Probe, module: Module): Promise<{ rate: number; intact: number }> {
+async function receive(probe: Probe, module: Module): Promise<{ rate: Rate; intact: number }> {
   const topic = `bench/rx/${module.kind}`;
   const count = COUNTS.rx;
   const publisher = await hostClient(probe.broker, `bench-rx-${process.pid}`);
+  let cpuStart: number | undefined;
+  let cpu: number | undefined;
   try {
     const report = await phase(probe, configOf(probe, module, "rx", "cached", topic, count), "rx", {
       ms: 120_000,
       onEvent: (name) => {
+        if (name === "rx") cpu = cpuSince(probe, cpuStart);
         if (name !== "ready") return;
+        cpuStart = probe.target.cpu();
         // "m" + 5 digits + the reading: the probe checks the first char and the tail
         for (let i = 0; i < count; i++) publisher.publish(topic, `m${String(i).padStart(5, "0")};21.5;48.2;1013.2`, { qos: 0 });
       },
     });
     const intact = Number(report.intact);
-    return { rate: Number(report.s) > 0 ? intact / Number(report.s) : 0, intact: intact / count };
+    // a module that loses messages ends the phase 2 s after the last one: that CPU time is not its rate's
+    return { rate: rate(intact, Number(report.s), intact == count ? cpu : undefined), intact: intact / count };
   } finally {
     await publisher.endAsync();
   }
 }
 
-/** QoS 1 publish, WINDOW in flight: msg/s from the first publish to the last PUBACK, on the device. */
-async function qos1(probe: Probe, module: Module): Promise<number> {
-  const report = await phase(probe, configOf(probe, module, "q1", "cached", `bench/q1/${module.kind}`, COUNTS.q1), "q1", { ms: 120_000 });
-  return Number(report.count) / Number(report.s);
+/** QoS 1 publish, WINDOW in flight: from the first publish to the last PUBACK, on the device. */
+async function qos1(probe: Probe, module: Module): Promise<Rate> {
+  let cpuStart: number | undefined;
+  let cpu: number | undefined;
+  const report = await phase(probe, configOf(probe, module, "q1", "cached", `bench/q1/${module.kind}`, COUNTS.q1), "q1", {
+    ms: 120_000,
+    onEvent: (name) => {
+      if (name === "ready") cpuStart = probe.target.cpu();
+      if (name === "q1") cpu = cpuSince(probe, cpuStart);
+    },
+  });
+  return rate(Number(report.count), Number(report.s), cpu);
 }
 
 // --- the run ---------------------------------------------------------------------------------------------
@@ -390,14 +452,14 @@ interface Results {
   bytes: number;
   memCached?: Report;
   memStorage?: Report;
-  q0: number[];
-  rx: number[];
+  q0: Rate[];
+  rx: Rate[];
   intact: number[];
-  q1: number[];
+  q1: Rate[];
 }
 
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
+function median(values: (number | undefined)[]): number {
+  const sorted = values.filter((v): v is number => v !== undefined).sort((a, b) => a - b);
   return sorted.length ? sorted[Math.floor(sorted.length / 2)] : NaN;
 }
 
@@ -414,9 +476,16 @@ function table(modules: Module[], results: Results[], notes: { jsvarsCached: str
     [`JsVars, require + connect + 2 subscriptions, from Storage (${notes.jsvarsStorage})`, results.map((r) => r.memStorage?.connected as number)],
     [`JsVars after require, Modules.addCached (${notes.jsvarsCached})`, results.map((r) => r.memCached?.require as number)],
     [`JsVars, require + connect + 2 subscriptions, Modules.addCached (${notes.jsvarsCached})`, results.map((r) => r.memCached?.connected as number)],
-    [`QoS 0 publish, ${COUNTS.q0.toLocaleString("en-US")} msgs, msg/s seen by a subscriber (${notes.rates})`, results.map((r) => median(r.q0))],
-    [`receive burst, ${COUNTS.rx.toLocaleString("en-US")} msgs, intact msgs/s (${notes.rates})`, results.map((r) => median(r.rx))],
-    [`QoS 1 publish, ${COUNTS.q1.toLocaleString("en-US")} msgs, ${WINDOW} in flight, msg/s (${notes.rates})`, results.map((r) => median(r.q1))],
+    [`QoS 0 publish, ${COUNTS.q0.toLocaleString("en-US")} msgs, msg/s seen by a subscriber (${notes.rates})`, results.map((r) => median(r.q0.map((x) => x.wall)))],
+    [`receive burst, ${COUNTS.rx.toLocaleString("en-US")} msgs, intact msgs/s (${notes.rates})`, results.map((r) => median(r.rx.map((x) => x.wall)))],
+    [`QoS 1 publish, ${COUNTS.q1.toLocaleString("en-US")} msgs, ${WINDOW} in flight, msg/s (${notes.rates})`, results.map((r) => median(r.q1.map((x) => x.wall)))],
+    ...(results[0].q0.some((x) => x.cpu)
+      ? ([
+          ["QoS 0 publish, msg per CPU-second of the interpreter", results.map((r) => median(r.q0.map((x) => x.cpu)))],
+          ["receive burst, intact msgs per CPU-second", results.map((r) => median(r.rx.map((x) => x.cpu)))],
+          ["QoS 1 publish, msg per CPU-second", results.map((r) => median(r.q1.map((x) => x.cpu)))],
+        ] as [string, (number | undefined)[]][])
+      : []),
   ];
   const cell = (row: string, v: number | undefined, i: number) => {
     if (row.startsWith("receive") && results[i].intact.length && median(results[i].intact) < 0.99) return `${fmt(v)} (loses ${Math.round(100 * (1 - median(results[i].intact)))}%)`;
