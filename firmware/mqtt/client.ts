@@ -30,6 +30,7 @@
 
 import { Packet, PacketType, Will, chr, decodeClientBound, encodeAck, encodeConnect, encodeSubscribe, fail as malformed, feed, frame, nextPacket, str } from "./codec";
 import { Callback, Pending, acknowledge, backoff, redeliver, track } from "./session";
+import "./features";
 import { topicError } from "./topic";
 
 export interface ClientOptions {
@@ -70,6 +71,9 @@ interface Subscribing extends Pending {
 
 /** `hello_`: the connect callback has run (the same listener then hears "drain"); `closing_`: hung up */
 type Socket = Espruino.Socket & { client_: Client; closing_: 0 | 1; hello_?: 1 };
+
+/** Why a build without QoS 2 refuses it (topicError() checks the QoS range). */
+const NO_QOS2 = "QoS 2 is not in this build";
 
 /** unsent_ while calls cannot go because of the connection's state, whatever is written */
 const CLOSED = 1e9;
@@ -122,7 +126,7 @@ export class Client {
   at_ = 0;
   skip_ = 0;
   ids_: { [id: number]: 1 } = {};
-  received_: { [id: number]: 1 } = {};
+  received_: { [id: number]: 1 } = WISP_QOS2 ? {} : (undefined as any);
   lastId_ = 0;
   /** require("net") or require("tls") */
   net_!: { connect(options: object, callback: () => void): Espruino.Socket };
@@ -153,17 +157,17 @@ export class Client {
   constructor(url: string, options?: ClientOptions) {
     const o: any = (this.options_ = options || {}),
       parts = url.split("/"),
-      tls = parts[0] == "mqtts:",
+      tls = WISP_TLS && parts[0] == "mqtts:",
       w = o.will;
     // "mqtt://user:password@host:port/": the authority is the third part; credentials as in MQTT.js,
-    // percent-encoded, the password after the first ":"
+    // percent-encoded, the password after the first ":" (a build without them refuses an "@")
     let a: any = parts[2] || "",
       i = a.lastIndexOf("@"),
       u: any = a.substr(0, i);
     a = a.substr(i + 1).split(":");
     // a bad %-escape too: Espruino's decodeURIComponent takes "%zz", V8's throws
-    if ((parts[0] != "mqtt:" && !tls && parts[0] != "tcp:") || !a[0] || /%[^\dA-Fa-f]|%[^][^\dA-Fa-f]/.test(u)) throw Error("unsupported URL");
-    if (i >= 0) {
+    if ((parts[0] != "mqtt:" && !tls && parts[0] != "tcp:") || !a[0] || (WISP_URL_LOGIN ? /%[^\dA-Fa-f]|%[^][^\dA-Fa-f]/.test(u) : i >= 0)) throw Error("unsupported URL");
+    if (WISP_URL_LOGIN && i >= 0) {
       i = u.indexOf(":");
       o.username = decodeURIComponent(i < 0 ? u : u.substr(0, i));
       if (i >= 0) o.password = decodeURIComponent(u.substr(i + 1));
@@ -175,6 +179,7 @@ export class Client {
     if (o.keepalive == null) o.keepalive = 60;
     this.window_ = (o.inflight || 8) - 1;
     // a will's payload as bytes: see publish
+    if (w && !WISP_WILL) throw Error("will: not in this build");
     if (w) w.payload = typeof (u = w.payload) == "string" ? u : u == null ? "" : u.buffer ? E.toString(u) : "" + u;
     // [MQTT-3.1.3-7], [MQTT-3.1.2-22]
     u = !o.clientId && o.clean === false
@@ -200,14 +205,14 @@ export class Client {
       qos = o.qos | 0,
       done = typeof options == "function" ? options : callback,
       // the topic of the last publish: checked and encoded then (most applications publish to few topics)
-      known = topic === c.topic_ && qos >>> 0 < 3;
+      known = topic === c.topic_ && qos >>> 0 < (WISP_QOS2 ? 3 : 2);
     let e: any, n;
     // the usual call: a known topic, a valid QoS (qos >>> 0: negative ones become large), room to send
     // (see unsent_), nothing waiting before it (or flush() replays it: others wait behind it);
     // request() sorts out the rest
     if (
       (known && c.unsent_ < 0 && !c.pending_[c.window_] && (!c.queue_[0] || (c.replaying_ && !(c.replaying_ = 0)))) ||
-      (request(c, known ? "" : topicError(topic, 0, qos), done, c.publish, arguments) && (known || (c.head_ = str((c.topic_ = topic)))))
+      (request(c, known ? "" : (!WISP_QOS2 && qos == 2 && NO_QOS2) || topicError(topic, 0, qos), done, c.publish, arguments) && (known || (c.head_ = str((c.topic_ = topic)))))
     ) {
       e = qos && track(c, qos + 3, done as Callback); // waits for PUBACK (4) or PUBREC (5)
       message = c.head_ + (e ? chr(e.id_ >> 8, e.id_ & 255) : "") + (typeof message == "string" ? message : message == null ? "" : (message as any).buffer ? E.toString(message) : "" + message);
@@ -263,7 +268,7 @@ export class Client {
  */
 function subscription(c: Client, topic: any, qos: number | undefined, done: Callback | undefined, method: Function, args: IArguments): Client {
   const list = typeof topic == "string" ? [topic] : topic || [];
-  let bad = list.length ? "" : "no topic filter",
+  let bad = list.length ? (!WISP_QOS2 && qos == 2 && NO_QOS2) || "" : "no topic filter",
     i = 0;
   for (; i < list.length; i++) bad = bad || topicError(list[i], 1, qos);
   if (request(c, bad, done, method, args)) {
@@ -357,7 +362,7 @@ function published(c: Client, p: Packet): void {
   const qos = p.qos as number,
     id = p.messageId as number;
   if (qos) write(c, encodeAck(qos + 3, id));
-  if (qos < 2 || (!c.received_[id] && (c.received_[id] = 1))) p.over_ ? c.emit("error", Error(p.over_)) : c.emit("message", p.topic, p.payload, p);
+  if (!WISP_QOS2 || qos < 2 || (!c.received_[id] && (c.received_[id] = 1))) p.over_ ? c.emit("error", Error(p.over_)) : c.emit("message", p.topic, p.payload, p);
 }
 
 /** PUBACK, PUBREC, PUBREL, PUBCOMP, SUBACK, UNSUBACK, PINGRESP; CONNACK goes on to connack(). */
@@ -371,12 +376,12 @@ function acked(c: Client, p: Packet): void {
     l.shift();
     delete c.ids_[id];
   } else if (type == PacketType.CONNACK) return connack(c, p);
-  else if (type == PacketType.PUBREL) {
+  else if (WISP_QOS2 && type == PacketType.PUBREL) {
     delete c.received_[id];
     return write(c, encodeAck(PacketType.PUBCOMP, id));
   } else if (!(e = acknowledge(c, type, id, type == PacketType.SUBACK ? p.granted : undefined))) return;
   // (a PINGRESP acknowledges nothing: that something came is all keepalive needs)
-  else if (type == PacketType.PUBREC) return write(c, e.packet_);
+  else if (WISP_QOS2 && type == PacketType.PUBREC) return write(c, e.packet_);
   // call(), written out: this is every QoS 1 publish's way
   try {
     e.done_ && e.done_(null, type == PacketType.SUBACK ? granted(c, e, p.granted as number[]) : undefined);
@@ -424,7 +429,7 @@ function connack(c: Client, p: Packet): void {
   c.idle_ = c.quiet_ = 0;
   if ((i = c.options_.keepalive * 500)) c.timer_ = setInterval(tick, i, c) as any;
   if (fresh) {
-    c.received_ = {};
+    if (WISP_QOS2) c.received_ = {};
     // the broker has no session: the last resubscription is replaced by the one below
     if ((i = l.indexOf(c.resub_ as Pending)) >= 0) delete c.ids_[l.splice(i, 1)[0].id_];
   }

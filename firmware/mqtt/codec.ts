@@ -8,6 +8,8 @@
 // of server-to-client packets. The other direction lives in codec-server.ts, for tests and host tools;
 // the bundler leaves it out of the device build.
 
+import "./features";
+
 export const enum PacketType {
   CONNECT = 1,
   CONNACK,
@@ -146,7 +148,7 @@ export function encodeConnect(o: ConnectOptions): string {
     pass = o.password;
   let flags = o.clean != false ? 2 : 0,
     tail = "";
-  if (w) {
+  if ((typeof WISP_WILL == "undefined" || WISP_WILL) && w) {
     flags |= 4 | ((w.qos || 0) << 3) | (w.retain ? 32 : 0);
     tail += str(w.topic) + u16(w.payload.length) + w.payload;
   }
@@ -251,7 +253,7 @@ export function decodeClientBound(header: number, b: string): Packet {
   // [MQTT-3.3.1-4] QoS 3 is malformed; [MQTT-3.3.1-2] DUP only with QoS > 0;
   // [MQTT-3.3.2-2] no wildcards in a topic name, [MQTT-4.7.3-1] at least one char. A plain ASCII
   // topic is remembered once checked: a burst to one topic is checked once.
-  if (qos > 2 || (!qos && header & 8)) fail("bad PUBLISH");
+  if (qos > (typeof WISP_QOS2 == "undefined" || WISP_QOS2 ? 2 : 1) || (!qos && header & 8)) fail("bad PUBLISH");
   if (t !== lastTopic) {
     if (!NOT_PLAIN_NAME.test(t)) lastTopic = t || fail("bad PUBLISH");
     else if (/[+#]/.test((t = utf8Decode(t)))) fail("bad PUBLISH");
@@ -273,9 +275,10 @@ function decodeAck(header: number, b: string): Packet {
     t;
   // [MQTT-2.2.2-1], [MQTT-2.2.2-2]: reserved flag bits; PUBREL has 0010
   if ((header & 15) != (type == PacketType.PUBREL ? 2 : 0)) fail("reserved flag bits set");
-  // bits 4-7, 9, 11: PUBACK, PUBREC, PUBREL, PUBCOMP, SUBACK, UNSUBACK start with a packet id
+  // bits 4-7, 9, 11: PUBACK, PUBREC, PUBREL, PUBCOMP, SUBACK, UNSUBACK start with a packet id (and
+  // without QoS 2, bits 4, 9 and 11: PUBREC, PUBREL and PUBCOMP are unexpected)
   if (type == PacketType.PINGRESP) at = 0;
-  else if (type != PacketType.CONNACK && !((0xaf0 >> type) & 1)) fail("unexpected packet type " + type);
+  else if (type != PacketType.CONNACK && !(((typeof WISP_QOS2 == "undefined" || WISP_QOS2 ? 0xaf0 : 0xa10) >> type) & 1)) fail("unexpected packet type " + type);
   else if (n < 2 + (type == PacketType.SUBACK ? 1 : 0)) fail("too short");
   else if (type == PacketType.CONNACK) {
     p.sessionPresent = (c >>= 8) == 1;

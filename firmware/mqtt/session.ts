@@ -4,6 +4,7 @@
 // first sent for redelivery [MQTT-4.6.0-1].
 
 import { PacketType, chr, encodeAck, fail } from "./codec";
+import "./features";
 
 export type Callback = (err: Error | null, result?: any) => void;
 
@@ -59,7 +60,7 @@ export function acknowledge(s: Session, type: number, id: number, granted?: numb
   while ((e = l[i]) && e.id_ != id) i++;
   if (e && e.wait_ == type) {
     if (granted && granted.length != (e.filters_ as string[]).length) fail("SUBACK for " + (e.filters_ as string[]).length + " filters with " + granted.length + " return codes");
-    if (type == PacketType.PUBREC) {
+    if ((typeof WISP_QOS2 == "undefined" || WISP_QOS2) && type == PacketType.PUBREC) {
       e.wait_ = PacketType.PUBCOMP;
       e.packet_ = encodeAck(PacketType.PUBREL, id);
     } else {
