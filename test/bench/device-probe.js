@@ -76,10 +76,15 @@ function subscribed(err) {
 
 // --- JsVars: require, connect, two subscriptions ---------------------------------------------------
 
+/** JsVars in use since the baseline; -1 where the interpreter cannot say (a simulated board) */
+function used() {
+  return base < 0 ? -1 : usage() - base;
+}
+
 function memStart() {
   base = usage();
   load();
-  mem.require = usage() - base;
+  mem.require = used();
   open(memConnected);
 }
 
@@ -93,7 +98,7 @@ function memSubscribed() {
 }
 
 function memSettled() {
-  mem.connected = usage() - base;
+  mem.connected = used();
   mem.blocksize = typeof process != "undefined" && process.memory ? process.memory().blocksize : 0;
   report("mem", mem);
   quitSoon();
@@ -238,12 +243,31 @@ function identify() {
   report("interpreter", { version: process.env.VERSION, commit: process.env.GIT_COMMIT, board: process.env.BOARD, blocksize: usage() < 0 ? 0 : process.memory().blocksize });
 }
 
-// The baseline is read in a timer: until the top level has run, the interpreter holds this text.
-setTimeout(function () {
+function start() {
   try {
-    identify();
     ({ mem: memStart, q0: q0Start, rx: rxStart, q1: q1Start, store: storeStart })[CFG.phase]();
   } catch (e) {
     fail(e);
   }
+}
+
+/** On a board: joins CFG.ssid first, unless the board is on a network already (its IP is set). */
+function online() {
+  var w;
+  try {
+    w = CFG.ssid && require("Wifi");
+  } catch (e) {}
+  if (!w || w.getStatus().station == "connected") return start();
+  w.connect(CFG.ssid, { password: CFG.pass }, joined);
+}
+
+function joined(err) {
+  if (err) fail("Wi-Fi " + CFG.ssid + ": " + err);
+  else setTimeout(start, 500);
+}
+
+// The baseline is read in a timer: until the top level has run, the interpreter holds this text.
+setTimeout(function () {
+  identify();
+  online();
 }, 100);

@@ -202,11 +202,17 @@ class BoardTarget implements Target {
     return undefined;
   }
 
+  /** The Storage file a module goes to on the board: not a name the board's own files may have. */
+  static fileOf(module: Module): string {
+    return `wb-${module.kind}`;
+  }
+
   /** Puts a module on the board's Storage once (a probe phase reads it from there). */
   async store(module: Module): Promise<void> {
-    if (this.stored.has(module.name)) return;
-    await this.link.writeFile(module.name, readFileSync(module.file));
-    this.stored.add(module.name);
+    const name = BoardTarget.fileOf(module);
+    if (this.stored.has(name)) return;
+    await this.link.writeFile(name, readFileSync(module.file));
+    this.stored.add(name);
   }
 
   async run(config: ProbeConfig, events: (phase: string, report: Report) => void, until: Promise<unknown>): Promise<void> {
@@ -229,8 +235,10 @@ class BoardTarget implements Target {
   }
 
   async close(): Promise<void> {
-    // the probe file holds the Wi-Fi password: leave nothing of it on the board
-    await this.link.eval(`require("Storage").erase(${JSON.stringify(PROBE_FILE)})`).catch(() => undefined);
+    // the probe file holds the Wi-Fi password: leave nothing of the benchmark on the board, and start
+    // its own saved code again (load() runs .bootcde)
+    for (const name of [PROBE_FILE, ...this.stored]) await this.link.eval(`require("Storage").erase(${JSON.stringify(name)})`).catch(() => undefined);
+    await this.link.send("\x10load()\n").catch(() => undefined);
     await this.link.close();
   }
 }
@@ -291,7 +299,7 @@ function configOf(probe: Probe, module: Module, phase: Phase, load: ProbeConfig[
   return {
     phase,
     kind: module.kind,
-    name: module.name,
+    name: probe.target instanceof BoardTarget ? BoardTarget.fileOf(module) : module.name,
     load,
     file: probe.target instanceof LinuxTarget ? path.resolve(module.file) : undefined,
     host: probe.host,
@@ -576,7 +584,7 @@ async function main(): Promise<number> {
         const rendered = renderDeviceConfig(loadFlashConfig(config));
         wifi = { ssid: rendered.wifi.ssid, pass: rendered.wifi.password };
       }
-      notes = { jsvarsCached: board.describe(), jsvarsStorage: board.describe(), rates: board.describe() };
+      notes = { jsvarsCached: "on the board", jsvarsStorage: "on the board", rates: "on the board" };
     } else {
       const b32 = resolveBinary(process.env.ESPRUINO_BIN32, bin, "espruino32");
       const b32flash = resolveBinary(process.env.ESPRUINO_BIN32_FLASH, bin, "espruino32-flash");
