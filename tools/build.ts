@@ -36,7 +36,7 @@ export const OUTPUTS: Output[] = [
   // receive-based keepalive and the send-buffer bound, reading past an over-size PUBLISH, acks checked
   // against what is pending, one resubscription in flight, callbacks once in every state) took it to
   // about 8,430. The budget is a ceiling a little above, so growth still fails the build.
-  { entry: "firmware/mqtt/index.ts", outfile: "dist/mqtt.js", budget: 9600 },
+  { entry: "firmware/mqtt/index.ts", outfile: "dist/mqtt.js", budget: 9728 },
   // The sensor-node application (client, BME280 driver, app), uploaded as Storage .bootcde.
   { entry: "firmware/main.ts", outfile: "dist/firmware.js", budget: 14848 },
 ];

@@ -157,6 +157,7 @@ function q0Batch() {
 
 function q0Done() {
   report("sent", { count: sent, s: getTime() - t0 });
+  if (CFG.quit) setTimeout(quit, CFG.quit);
   // the host says when its subscriber has them all (or gives up) by ending this process
 }
 

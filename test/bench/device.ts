@@ -19,7 +19,7 @@
 // modules go to its Storage, each phase is load()ed fresh, and the board reaches the benchmark's
 // Mosquitto at --host (default: this machine's LAN address), on the Wi-Fi of --config when it is not
 // on one already.
-import { spawn, type ChildProcess } from "node:child_process";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { networkInterfaces, tmpdir } from "node:os";
 import * as path from "node:path";
@@ -72,6 +72,8 @@ interface ProbeConfig {
   window: number;
   ssid?: string;
   pass?: string;
+  /** ms after "sent" at which the QoS 0 probe ends itself (under callgrind), 0: the host ends it */
+  quit?: number;
 }
 
 type Report = Record<string, number | string>;
@@ -114,11 +116,17 @@ class LinuxTarget implements Target {
   /** one working directory per target: its Storage (espruino.flash) carries over from phase to phase */
   readonly dir = mkdtempSync(path.join(tmpdir(), "wisp-bench-device-"));
   private child: ChildProcess | undefined;
+  /** JavaScript instructions of the last phase run under callgrind (see `instructions`) */
+  lastInstructions: number | undefined;
 
-  constructor(readonly binary: string) {}
+  /** `callgrind`: run each phase under valgrind's callgrind and count instructions (see --instructions) */
+  constructor(
+    readonly binary: string,
+    readonly callgrind?: { valgrind: string; annotate: string },
+  ) {}
 
   describe(): string {
-    return path.basename(this.binary);
+    return path.basename(this.binary) + (this.callgrind ? " under callgrind" : "");
   }
 
   cpu(): number | undefined {
@@ -134,7 +142,10 @@ class LinuxTarget implements Target {
 
   async run(config: ProbeConfig, events: (phase: string, report: Report) => void, until: Promise<unknown>): Promise<void> {
     writeFileSync(path.join(this.dir, "probe.js"), probeSource(config));
-    const [cmd, args] = command(this.binary);
+    const out = path.join(this.dir, "callgrind.out");
+    rmSync(out, { force: true });
+    let [cmd, args] = command(this.binary);
+    if (this.callgrind) [cmd, args] = [this.callgrind.valgrind, ["--tool=callgrind", `--callgrind-out-file=${out}`, cmd, ...args]];
     // stdin stays open and silent: the Linux build exits when its console input ends
     const child = (this.child = spawn(cmd, [...args, "probe.js"], { cwd: this.dir, stdio: ["pipe", "pipe", "pipe"] }));
     let text = "";
@@ -161,16 +172,34 @@ class LinuxTarget implements Target {
       }),
     ]);
     settled = true;
+    // under callgrind the probe ends itself (callgrind writes its counts at the exit, not on SIGKILL)
+    if (this.callgrind && !failure) await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 30_000))]);
     if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
     await exited;
     this.child = undefined;
     if (failure) throw failure;
+    if (this.callgrind) this.lastInstructions = instructions(this.callgrind.annotate, out);
   }
 
   async close(): Promise<void> {
     this.child?.kill("SIGKILL");
     rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * Instructions the interpreter spent running JavaScript (every callback it ran from its event loop:
+ * events, timers, socket data; the module's own work, the probe's and what they ask of the
+ * interpreter), from a callgrind output file. Not counted: the idle loop between them, which spins
+ * while a socket is open and so measures waiting, not work. Deterministic, unlike time on a machine
+ * that others share.
+ */
+function instructions(annotate: string, file: string): number | undefined {
+  if (!existsSync(file)) return undefined;
+  const text = execFileSync(annotate, ["--inclusive=yes", file], { encoding: "utf8", maxBuffer: 64 << 20 });
+  // the outermost jspExecuteFunction (recursive calls are listed as jspExecuteFunction'2 ...)
+  const m = /^\s*([\d,]+) \([^)]*\)\s+\S*jsparse\.c:jspExecuteFunction(?: |$)/m.exec(text);
+  return m ? Number(m[1].replace(/,/g, "")) : undefined;
 }
 
 // --- a board on a serial port ----------------------------------------------------------------------------
@@ -289,6 +318,8 @@ function timeout<T>(ms: number, what: string): Promise<T> {
 
 interface Probe {
   target: Target;
+  /** the rates' target runs under callgrind (--instructions) */
+  callgrind?: boolean;
   broker: Broker;
   /** address the interpreter reaches the broker at */
   host: string;
@@ -360,6 +391,8 @@ async function memory(probe: Probe, module: Module, load: ProbeConfig["load"]): 
 interface Rate {
   wall: number;
   cpu?: number;
+  /** messages per 10^9 instructions of JavaScript (--instructions) */
+  ins?: number;
 }
 
 /** CPU seconds from `start` to now, or undefined where the target cannot say. */
@@ -368,8 +401,9 @@ function cpuSince(probe: Probe, start: number | undefined): number | undefined {
   return start === undefined || now === undefined ? undefined : now - start;
 }
 
-function rate(count: number, wall: number, cpu: number | undefined): Rate {
-  return { wall: wall > 0 ? count / wall : 0, cpu: cpu ? count / cpu : undefined };
+function rate(count: number, wall: number, cpu: number | undefined, probe?: Probe): Rate {
+  const t = probe?.target instanceof LinuxTarget ? probe.target.lastInstructions : undefined;
+  return { wall: wall > 0 ? count / wall : 0, cpu: cpu ? count / cpu : undefined, ins: t ? (count / t) * 1e9 : undefined };
 }
 
 /** QoS 0 publish: as a subscriber on this machine receives them, first to last. */
@@ -395,11 +429,13 @@ async function qos0(probe: Probe, module: Module): Promise<Rate> {
     }
   });
   // the probe has written them all and nothing came for 2 s: what came is what there is
-  const quiet = setInterval(() => sent && performance.now() - last > 2000 && finish(), 250);
+  // (under callgrind the device is some 50 times slower: a longer wait)
+  const quietMs = probe.callgrind ? 15_000 : 2000;
+  const quiet = setInterval(() => sent && performance.now() - last > quietMs && finish(), 250);
   try {
     await subscriber.subscribeAsync(topic, { qos: 0 });
-    await phase(probe, configOf(probe, module, "q0", "cached", topic, count), "", {
-      ms: 120_000,
+    await phase(probe, { ...configOf(probe, module, "q0", "cached", topic, count), quit: probe.callgrind ? quietMs + 5000 : 0 }, "", {
+      ms: probe.callgrind ? 1_800_000 : 120_000,
       done,
       onEvent: (name) => {
         if (name === "ready") cpuStart = probe.target.cpu();
@@ -407,7 +443,7 @@ async function qos0(probe: Probe, module: Module): Promise<Rate> {
       },
     });
     if (received < count) console.error(`  ${module.label}: QoS 0, the subscriber got ${received} of ${count}`);
-    return rate(received - 1, (last - first) / 1000, cpu && cpu * ((received - 1) / received));
+    return rate(received - 1, (last - first) / 1000, cpu && cpu * ((received - 1) / received), probe);
   } finally {
     clearInterval(quiet);
     await subscriber.endAsync();
@@ -423,7 +459,7 @@ async function receive(probe: Probe, module: Module): Promise<{ rate: Rate; inta
   let cpu: number | undefined;
   try {
     const report = await phase(probe, configOf(probe, module, "rx", "cached", topic, count), "rx", {
-      ms: 120_000,
+      ms: probe.callgrind ? 1_800_000 : 120_000,
       onEvent: (name) => {
         if (name === "rx") cpu = cpuSince(probe, cpuStart);
         if (name !== "ready") return;
@@ -434,7 +470,7 @@ async function receive(probe: Probe, module: Module): Promise<{ rate: Rate; inta
     });
     const intact = Number(report.intact);
     // a module that loses messages ends the phase 2 s after the last one: that CPU time is not its rate's
-    return { rate: rate(intact, Number(report.s), intact == count ? cpu : undefined), intact: intact / count };
+    return { rate: rate(intact, Number(report.s), intact == count ? cpu : undefined, probe), intact: intact / count };
   } finally {
     await publisher.endAsync();
   }
@@ -445,13 +481,13 @@ async function qos1(probe: Probe, module: Module): Promise<Rate> {
   let cpuStart: number | undefined;
   let cpu: number | undefined;
   const report = await phase(probe, configOf(probe, module, "q1", "cached", `bench/q1/${module.kind}`, COUNTS.q1), "q1", {
-    ms: 120_000,
+    ms: probe.callgrind ? 1_800_000 : 120_000,
     onEvent: (name) => {
       if (name === "ready") cpuStart = probe.target.cpu();
       if (name === "q1") cpu = cpuSince(probe, cpuStart);
     },
   });
-  return rate(Number(report.count), Number(report.s), cpu);
+  return rate(Number(report.count), Number(report.s), cpu, probe);
 }
 
 // --- the run ---------------------------------------------------------------------------------------------
@@ -487,6 +523,13 @@ function table(modules: Module[], results: Results[], notes: { jsvarsCached: str
     [`QoS 0 publish, ${COUNTS.q0.toLocaleString("en-US")} msgs, msg/s seen by a subscriber (${notes.rates})`, results.map((r) => median(r.q0.map((x) => x.wall)))],
     [`receive burst, ${COUNTS.rx.toLocaleString("en-US")} msgs, intact msgs/s (${notes.rates})`, results.map((r) => median(r.rx.map((x) => x.wall)))],
     [`QoS 1 publish, ${COUNTS.q1.toLocaleString("en-US")} msgs, ${WINDOW} in flight, msg/s (${notes.rates})`, results.map((r) => median(r.q1.map((x) => x.wall)))],
+    ...(results[0].q0.some((x) => x.ins)
+      ? ([
+          ["QoS 0 publish, msg per 10^9 instructions of JavaScript", results.map((r) => median(r.q0.map((x) => x.ins)))],
+          ["receive burst, intact msgs per 10^9 instructions", results.map((r) => median(r.rx.map((x) => x.ins)))],
+          ["QoS 1 publish, msg per 10^9 instructions", results.map((r) => median(r.q1.map((x) => x.ins)))],
+        ] as [string, (number | undefined)[]][])
+      : []),
     ...(results[0].q0.some((x) => x.cpu)
       ? ([
           ["QoS 0 publish, msg per CPU-second of the interpreter", results.map((r) => median(r.q0.map((x) => x.cpu)))],
@@ -544,6 +587,8 @@ async function main(): Promise<number> {
       host: { type: "string" },
       config: { type: "string" },
       rounds: { type: "string", default: String(ROUNDS) },
+      verbose: { type: "boolean", short: "v" },
+      instructions: { type: "boolean" },
     },
   });
   const bin = process.env.ESPRUINO_BIN;
@@ -588,7 +633,14 @@ async function main(): Promise<number> {
     } else {
       const b32 = resolveBinary(process.env.ESPRUINO_BIN32, bin, "espruino32");
       const b32flash = resolveBinary(process.env.ESPRUINO_BIN32_FLASH, bin, "espruino32-flash");
-      speed = new LinuxTarget(bin!);
+      let callgrind: LinuxTarget["callgrind"];
+      if (values.instructions) {
+        const valgrind = findTool("valgrind");
+        const annotate = findTool("callgrind_annotate");
+        if (!valgrind || !annotate) throw new Error("--instructions needs valgrind (apt-get install valgrind)");
+        callgrind = { valgrind, annotate };
+      }
+      speed = new LinuxTarget(bin!, callgrind);
       cached = b32 ? new LinuxTarget(b32) : speed;
       storage = b32flash ? new LinuxTarget(b32flash) : undefined;
       targets.push(...new Set([speed, cached, ...(storage ? [storage] : [])]));
@@ -598,7 +650,7 @@ async function main(): Promise<number> {
         rates: (speed as LinuxTarget).describe(),
       };
     }
-    const probeOf = (target: Target): Probe => ({ target, broker, host, wifi });
+    const probeOf = (target: Target): Probe => ({ target, broker, host, wifi, callgrind: target instanceof LinuxTarget && !!target.callgrind });
     for (const [i, m] of modules.entries()) {
       results[i].memCached = await memory(probeOf(cached), m, "cached");
       if (storage) results[i].memStorage = await memory(probeOf(storage), m, "storage");
@@ -611,6 +663,10 @@ async function main(): Promise<number> {
         results[i].rx.push(rx.rate);
         results[i].intact.push(rx.intact);
         if (m.kind !== "tiny") results[i].q1.push(await qos1(p, m));
+        if (values.verbose) {
+          const r = (x: Rate | undefined) => (x ? `${fmt(x.wall)} /s, ${fmt(x.cpu)} /CPU-s` : "-");
+          console.log(`round ${round + 1}, ${m.label}: QoS 0 ${r(results[i].q0.at(-1))}; receive ${r(results[i].rx.at(-1))}; QoS 1 ${r(results[i].q1.at(-1))}`);
+        }
       }
     }
     const it = interpreter ?? {};
