@@ -36,9 +36,9 @@ export const OUTPUTS: Output[] = [
   // receive-based keepalive and the send-buffer bound, reading past an over-size PUBLISH, acks checked
   // against what is pending, one resubscription in flight, callbacks once in every state) took it to
   // about 8,430. The budget is a ceiling a little above, so growth still fails the build.
-  { entry: "firmware/mqtt/index.ts", outfile: "dist/mqtt.js", budget: 9728 },
+  { entry: "firmware/mqtt/index.ts", outfile: "dist/mqtt.js", budget: 10240 },
   // The sensor-node application (client, BME280 driver, app), uploaded as Storage .bootcde.
-  { entry: "firmware/main.ts", outfile: "dist/firmware.js", budget: 14848 },
+  { entry: "firmware/main.ts", outfile: "dist/firmware.js", budget: 15360 },
 ];
 
 /** The features of the MQTT client that a build can leave out (firmware/mqtt/features.ts). */
@@ -78,8 +78,8 @@ export function clientDefines(features: ClientFeatures): Record<string, string> 
  */
 export const PROFILES: Output[] = [
   // The aim of issue #8 was 4,096 bytes for this profile; what takes the bytes is in docs/espruino-notes.md.
-  { entry: "firmware/mqtt/index.ts", outfile: "dist/mqtt.js", profile: "QoS 0/1, mqtt://, no will, no login in the URL", features: { qos2: false, tls: false, will: false, urlLogin: false }, budget: 9344 },
-  { entry: "firmware/main.ts", outfile: "dist/firmware.js", profile: "for flash.config.json", features: "config", budget: 14592 },
+  { entry: "firmware/mqtt/index.ts", outfile: "dist/mqtt.js", profile: "QoS 0/1, mqtt://, no will, no login in the URL", features: { qos2: false, tls: false, will: false, urlLogin: false }, budget: 9984 },
+  { entry: "firmware/main.ts", outfile: "dist/firmware.js", profile: "for flash.config.json", features: "config", budget: 15104 },
 ];
 
 /** Modules built into Espruino (ESP32 build): `require("net")` stays a runtime call. */

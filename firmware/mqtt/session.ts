@@ -38,11 +38,12 @@ export function newSession(): Session {
  * [MQTT-2.3.1-2]. The caller encodes the packet with `id_` and stores it in `packet_`.
  */
 export function track(s: Session, wait: number, done: Callback): Pending {
-  do s.lastId_ = (s.lastId_ % 65535) + 1;
-  while (s.ids_[s.lastId_]);
-  s.ids_[s.lastId_] = 1;
-  const e = { id_: s.lastId_, wait_: wait, packet_: "", done_: done };
-  s.pending_.push(e);
+  let id = s.lastId_,
+    e;
+  do id = (id % 65535) + 1;
+  while (s.ids_[id]);
+  s.ids_[(s.lastId_ = id)] = 1;
+  s.pending_.push((e = { id_: id, wait_: wait, packet_: "", done_: done }));
   return e;
 }
 
