@@ -31,14 +31,17 @@ export interface Output {
  */
 export const OUTPUTS: Output[] = [
   // Espruino module: loaded with Modules.addCached("wisp-mqtt", source) or from Storage file "wisp-mqtt".
-  // The aim was 4,096 bytes. The complete MQTT 3.1.1 feature set measured about 7,170 (issue #2's
-  // closing note says what takes the bytes); issue #7's fixes (URL credentials and option checks,
-  // receive-based keepalive and the send-buffer bound, reading past an over-size PUBLISH, acks checked
-  // against what is pending, one resubscription in flight, callbacks once in every state) took it to
-  // about 8,430. The budget is a ceiling a little above, so growth still fails the build.
-  { entry: "firmware/mqtt/index.ts", outfile: "dist/mqtt.js", budget: 10240 },
+  // The aim was 4,096 bytes, then 6,000 (issue #8). The complete MQTT 3.1.1 feature set measured about
+  // 7,170 (issue #2's closing note says what takes the bytes); issue #7's fixes (URL credentials and
+  // option checks, receive-based keepalive and the send-buffer bound, reading past an over-size
+  // PUBLISH, acks checked against what is pending, one resubscription in flight, callbacks once in
+  // every state) took it to about 8,430; issue #8's paths for the interpreter (the usual publish,
+  // PUBLISH, PUBACK and end of read each in a short function of its own, the rare cases split off,
+  // the last topics remembered) to about 9,650, for 1.2-1.3 times the Espruino MQTT module's rates
+  // (docs/espruino-notes.md). The budget is a ceiling a little above, so growth still fails the build.
+  { entry: "firmware/mqtt/index.ts", outfile: "dist/mqtt.js", budget: 9856 },
   // The sensor-node application (client, BME280 driver, app), uploaded as Storage .bootcde.
-  { entry: "firmware/main.ts", outfile: "dist/firmware.js", budget: 15360 },
+  { entry: "firmware/main.ts", outfile: "dist/firmware.js", budget: 14976 },
 ];
 
 /** The features of the MQTT client that a build can leave out (firmware/mqtt/features.ts). */
@@ -77,9 +80,10 @@ export function clientDefines(features: ClientFeatures): Record<string, string> 
  * client; `firmware` is what dist/firmware.js becomes when it is built for flash.config.json's node.
  */
 export const PROFILES: Output[] = [
-  // The aim of issue #8 was 4,096 bytes for this profile; what takes the bytes is in docs/espruino-notes.md.
-  { entry: "firmware/mqtt/index.ts", outfile: "dist/mqtt.js", profile: "QoS 0/1, mqtt://, no will, no login in the URL", features: { qos2: false, tls: false, will: false, urlLogin: false }, budget: 9984 },
-  { entry: "firmware/main.ts", outfile: "dist/firmware.js", profile: "for flash.config.json", features: "config", budget: 15104 },
+  // The aim of issue #8 was 4,096 bytes for this profile: what it leaves out is small next to what every
+  // client needs (framing and checking every packet, the session, the queue, reconnecting).
+  { entry: "firmware/mqtt/index.ts", outfile: "dist/mqtt.js", profile: "QoS 0/1, mqtt://, no will, no login in the URL", features: { qos2: false, tls: false, will: false, urlLogin: false }, budget: 9536 },
+  { entry: "firmware/main.ts", outfile: "dist/firmware.js", profile: "for flash.config.json", features: "config", budget: 14720 },
 ];
 
 /** Modules built into Espruino (ESP32 build): `require("net")` stays a runtime call. */

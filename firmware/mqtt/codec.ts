@@ -328,10 +328,7 @@ export function nextPacket(stream: Stream, max: number, decode: (header: number,
     n = b.charCodeAt(at + 1) + 2;
   if (n < 130 && n <= max && at + n <= b.length && !stream.skip_) {
     stream.at_ = at + n;
-    // a PUBACK as it should be, the other half of every QoS 1 publish, is taken here without `decode`
-    return n == 4 && b.charCodeAt(at) == 0x40
-      ? { type: PacketType.PUBACK, messageId: ((b.charCodeAt(at + 2) << 8) | b.charCodeAt(at + 3)) || fail("packet id 0") }
-      : decode(b.charCodeAt(at), b.substr(at + 2, n - 2));
+    return decode(b.charCodeAt(at), b.substr(at + 2, n - 2));
   }
   // (n is NaN at the end of a read, the usual way out of the loop: not worth a call)
   return n > 0 ? nextLong(stream, max, decode) : undefined;
