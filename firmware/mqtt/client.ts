@@ -72,7 +72,7 @@ interface Subscribing extends Pending {
 /** `hello_`: the connect callback has run (the same listener then hears "drain"); `closing_`: hung up */
 type Socket = Espruino.Socket & { client_: Client; closing_: 0 | 1; hello_?: 1 };
 
-/** Why a build without QoS 2 refuses it (topicError() checks the QoS range). */
+/** Why a build without QoS 2 refuses it (topicError() checks the QoS range); only such a build has it. */
 const NO_QOS2 = "QoS 2 is not in this build";
 
 /** unsent_ while calls cannot go because of the connection's state, whatever is written */
@@ -218,11 +218,13 @@ export class Client {
       (request(c, known ? "" : (!WISP_QOS2 && qos == 2 && NO_QOS2) || topicError(topic, 0, qos), done, c.publish, arguments) && (known || (c.head_ = str((c.topic_ = topic)))))
     ) {
       e = qos && track(c, qos + 3, done as Callback); // waits for PUBACK (4) or PUBREC (5)
-      message = c.head_ + (e ? chr(e.id_ >> 8, e.id_ & 255) : "") + (typeof message == "string" ? message : message == null ? "" : (message as any).buffer ? E.toString(message) : "" + message);
+      message = typeof message == "string" ? message : message == null ? "" : (message as any).buffer ? E.toString(message) : "" + message;
+      message = c.head_ + (e ? chr(e.id_ >> 8, e.id_ & 255) + message : message);
       // the fixed header: a one-byte remaining length for most, frame() for the others
       message = (n = message.length) < 128 ? chr(0x30 | (qos << 1) | (o.retain ? 1 : 0), n) + message : frame(0x30 | (qos << 1) | (o.retain ? 1 : 0), message);
       if (e) e.packet_ = message;
-      // on a live connection (hasRoom): its socket takes it
+      // on a live connection (the gate above): its socket takes it (counted as a 2-byte fixed header: a
+      // packet of 128 bytes or more has 1 to 3 more, not worth a test on every publish)
       (c.socket_ as Socket).write(message);
       c.unsent_ += n + 2;
       if (!e && done) call(c, done, null); // QoS 0: once written
@@ -324,7 +326,7 @@ function ready(this: Socket): void {
     c.quiet_ = 0;
     if (c.connected && !c.ended_) {
       c.unsent_ = -(c.options_.sendBuffer || 4096);
-      flush(c);
+      if (c.queue_[0]) flush(c);
     }
   } else if (!this.closing_) {
     this.hello_ = 1;

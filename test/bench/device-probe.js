@@ -9,7 +9,7 @@
 // create(host, options), events "connected", "message" with one {topic, message} argument).
 
 var M, C, base = 0, mem = { require: 0, connected: 0, blocksize: 0 }, n = 0, intact = 0, acked = 0, sent = 0, t0 = 0, t1 = 0, last = 0, subs = 0, waiting = 0,
-  sync = 0, watch = 0, O0 = { qos: 0 }, O1 = { qos: 1 }, PAY = "21.5;48.2;1013.2", TAIL = ";21.5;48.2;1013.2";
+  sync = 0, watch = 0, BATCH = 0, COUNT = 0, LAST = 0, TOPIC = "", O0 = { qos: 0 }, O1 = { qos: 1 }, PAY = "21.5;48.2;1013.2", TAIL = ";21.5;48.2;1013.2";
 
 function report(phase, o) {
   console.log("BENCH " + phase + " " + JSON.stringify(o));
@@ -107,6 +107,11 @@ function memSettled() {
 // --- QoS 0 publish: as fast as the module takes them; a subscriber on the host counts them -------
 
 function q0Start() {
+  // the loops below read these, the same for every module
+  BATCH = CFG.batch;
+  COUNT = CFG.count;
+  LAST = COUNT - 1;
+  TOPIC = CFG.topic;
   load();
   open(q0Connected);
 }
@@ -131,9 +136,9 @@ function q0Connected() {
 function q0Wisp() {
   var k;
   sync = waiting = 1;
-  for (k = 1; k < CFG.batch && sent < CFG.count - 1; k++, sent++) C.publish(CFG.topic, PAY, O0);
+  for (k = 1; k < BATCH && sent < LAST; k++, sent++) C.publish(TOPIC, PAY, O0);
   sent++;
-  C.publish(CFG.topic, PAY, O0, q0Written);
+  C.publish(TOPIC, PAY, O0, q0Written);
   sync = 0;
   if (!waiting) q0Next();
 }
@@ -151,7 +156,7 @@ function q0Next() {
 
 function q0Batch() {
   if (sent >= CFG.count) return;
-  for (var k = 0; k < CFG.batch && sent < CFG.count; k++, sent++) C.publish(CFG.topic, PAY, O0);
+  for (var k = 0; k < BATCH && sent < COUNT; k++, sent++) C.publish(TOPIC, PAY, O0);
   if (sent >= CFG.count) q0Done();
 }
 
