@@ -19,6 +19,11 @@
 // modules go to its Storage, each phase is load()ed fresh, and the board reaches the benchmark's
 // Mosquitto at --host (default: this machine's LAN address), on the Wi-Fi of --config when it is not
 // on one already.
+//
+// Rates come three ways: per second of wall-clock time; per CPU-second of the interpreter (Linux
+// builds; steadier where other programs share the CPU); and with --instructions, per 10^9 instructions
+// of JavaScript counted by valgrind's callgrind (deterministic: the same figure every run on any load,
+// at some 50 times the run time). -v prints every round.
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { networkInterfaces, tmpdir } from "node:os";
@@ -338,7 +343,7 @@ function configOf(probe: Probe, module: Module, phase: Phase, load: ProbeConfig[
     id: `bench-${module.kind}-${phase}-${process.pid}`,
     topic,
     count,
-    batch: module.kind == "wisp" && process.env.WISP_BATCH ? Number(process.env.WISP_BATCH) : BATCH,
+    batch: BATCH,
     window: WINDOW,
     ssid: probe.wifi?.ssid,
     pass: probe.wifi?.pass,
@@ -362,7 +367,6 @@ async function phase(
   let reject!: (e: Error) => void;
   const result = new Promise<Report>((res, rej) => ((resolve = res), (reject = rej)));
   const events = (name: string, report: Report) => {
-    if (process.env.BENCH_DEBUG) console.error("event", config.phase, name, JSON.stringify(report));
     if (name === "interpreter") interpreter ??= report;
     if (name === "error") reject(new Error(`${config.kind} ${config.phase}: the probe failed: ${report.message}`));
     if (name === want) resolve(report);
