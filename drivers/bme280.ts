@@ -2,11 +2,8 @@
 // Datasheet: BST-BME280-DS002 (rev 1.6), https://www.bosch-sensortec.com/products/environmental-sensors/humidity-sensors-bme280/
 // Runs on Espruino: no default parameters, destructuring or async (see espruino-compat.md).
 
-/** Anything with Espruino's I2C transfer methods (I2C1, `new I2C()`, the simulator's bus). */
-export interface I2CBus {
-  writeTo(address: number, data: number | number[] | Uint8Array | string): void;
-  readFrom(address: number, quantity: number): Uint8Array;
-}
+import type { I2CBus, SampleCallback } from "./bus";
+import { message } from "./bus";
 
 export interface BME280Options {
   i2c: I2CBus;
@@ -21,7 +18,7 @@ export interface BME280Reading {
   pressure: number;
 }
 
-export type BME280Callback = (err: Error | null, reading?: BME280Reading) => void;
+export type BME280Callback = SampleCallback<BME280Reading>;
 
 // Memory map, datasheet 5.3 / table 18.
 const enum Reg {
@@ -35,17 +32,21 @@ const enum Reg {
   Data = 0xf7, // press msb/lsb/xlsb, temp msb/lsb/xlsb, hum msb/lsb
 }
 
-const CHIP_ID = 0x60;
-// Oversampling x1 for all three and filter off: the "weather monitoring" setting, datasheet 3.5.1.
-const OSRS_H = 1; // ctrl_hum osrs_h[2:0] = x1
-const CTRL_SLEEP = (1 << 5) | (1 << 2); // osrs_t x1, osrs_p x1, mode 00
-const CTRL_FORCED = CTRL_SLEEP | 1; // mode 01
-const STATUS_MEASURING = 8; // status bit 3
-const STATUS_IM_UPDATE = 1; // status bit 0: NVM data being copied
-// Datasheet 9.1, maximum measurement time at x1/x1/x1:
-// 1.25 + 2.3*1 + (2.3*1 + 0.575) + (2.3*1 + 0.575) = 9.3 ms.
-const MEASURE_MS = 10;
-const POLLS = 3; // extra 2 ms status polls before giving up on a measurement
+// Values the driver writes and tests, as a const enum so esbuild inlines them (a plain top-level
+// `const` stops being inlined once the file imports a value from another module).
+const enum K {
+  CHIP_ID = 0x60,
+  // Oversampling x1 for all three and filter off: the "weather monitoring" setting, datasheet 3.5.1.
+  OSRS_H = 1, // ctrl_hum osrs_h[2:0] = x1
+  CTRL_SLEEP = (1 << 5) | (1 << 2), // osrs_t x1, osrs_p x1, mode 00
+  CTRL_FORCED = CTRL_SLEEP | 1, // mode 01
+  STATUS_MEASURING = 8, // status bit 3
+  STATUS_IM_UPDATE = 1, // status bit 0: NVM data being copied
+  // Datasheet 9.1, maximum measurement time at x1/x1/x1:
+  // 1.25 + 2.3*1 + (2.3*1 + 0.575) + (2.3*1 + 0.575) = 9.3 ms.
+  MEASURE_MS = 10,
+  POLLS = 3, // extra 2 ms status polls before giving up on a measurement
+}
 
 // Fields are `declare`d so no class-field code is emitted: they are all set in the constructor.
 // Names ending in `_` are internal; the build shortens them (tools/build.ts mangleProps).
@@ -54,23 +55,21 @@ export class BME280 {
   declare address: number;
   /** Trimming parameters dig_T1..T3, P1..P9, H1..H6 in that order (datasheet table 16). */
   declare cal_: Int32Array;
-  declare cmd_: Uint8Array;
 
   constructor(options: BME280Options) {
     this.i2c_ = options.i2c;
     this.address = options.address || 0x76;
     this.cal_ = new Int32Array(18);
-    this.cmd_ = new Uint8Array(2);
     const where = "BME280 not found at 0x" + this.address.toString(16) + ": ";
     let id;
     try {
       id = this.read_(Reg.ChipId, 1)[0];
     } catch (e) {
-      throw new Error(where + "no answer on I2C (" + message(e) + ")");
+      throw Error(where + "no answer on I2C (" + message(e) + ")");
     }
-    if (id != CHIP_ID) {
+    if (id != K.CHIP_ID) {
       // 0xFF: nothing pulled SDA low (software I2C does not check ACK); 0x56..0x58: BMP280 (datasheet of BMP280, 3.10).
-      throw new Error(
+      throw Error(
         where +
           (id == 0xff
             ? "no device answered"
@@ -79,14 +78,14 @@ export class BME280 {
     }
     try {
       // im_update: calibration is still being copied from NVM after power-on (datasheet 5.4.4).
-      for (let i = 0; this.read_(Reg.Status, 1)[0] & STATUS_IM_UPDATE; i++) {
-        if (i > 9) throw new Error("calibration not ready");
+      for (let i = 0; this.read_(Reg.Status, 1)[0] & K.STATUS_IM_UPDATE; i++) {
+        if (i > 9) throw Error("calibration not ready");
       }
       const c = this.cal_;
       const a = this.read_(Reg.Calib00, 26);
       const h = this.read_(Reg.Calib26, 7);
-      for (let i = 0; i < 12; i++) c[i] = a[2 * i] | (a[2 * i + 1] << 8);
-      for (let i = 0; i < 12; i++) if (i != 0 && i != 3 && c[i] > 32767) c[i] -= 65536; // dig_T1, dig_P1 unsigned
+      // Little-endian words; all signed shorts but dig_T1 and dig_P1.
+      for (let i = 0; i < 12; i++) c[i] = i == 0 || i == 3 ? a[2 * i] | (a[2 * i + 1] << 8) : ((a[2 * i + 1] << 24) | (a[2 * i] << 16)) >> 16;
       c[12] = a[25]; // dig_H1
       c[13] = ((h[1] << 24) | (h[0] << 16)) >> 16; // dig_H2 signed short
       c[14] = h[2]; // dig_H3
@@ -95,7 +94,7 @@ export class BME280 {
       c[16] = ((h[5] << 24) >> 20) | (h[4] >> 4);
       c[17] = (h[6] << 24) >> 24; // dig_H6 signed char
       // Sleep first: config writes in normal mode may be ignored (datasheet 5.4.6).
-      this.write_(Reg.CtrlMeas, CTRL_SLEEP);
+      this.write_(Reg.CtrlMeas, K.CTRL_SLEEP);
       this.write_(Reg.Config, 0);
     } catch (e) {
       throw failure(this, e);
@@ -108,30 +107,15 @@ export class BME280 {
    */
   sample(callback: BME280Callback): void {
     let error: unknown = null;
-    let polls = 0;
     try {
       // ctrl_hum only takes effect after a write to ctrl_meas (datasheet 5.4.3); rewritten each
       // time so a sensor that lost power mid-run still measures humidity.
-      this.write_(Reg.CtrlHum, OSRS_H);
-      this.write_(Reg.CtrlMeas, CTRL_FORCED);
+      this.write_(Reg.CtrlHum, K.OSRS_H);
+      this.write_(Reg.CtrlMeas, K.CTRL_FORCED);
     } catch (e) {
       error = e;
     }
-    const finish = () => {
-      let reading;
-      try {
-        if (error) throw error;
-        if (this.read_(Reg.Status, 1)[0] & STATUS_MEASURING) {
-          if (polls++ < POLLS) return setTimeout(finish, 2);
-          throw new Error("measurement did not finish");
-        }
-        reading = this.compensate_(this.read_(Reg.Data, 8));
-      } catch (e) {
-        return callback(failure(this, e));
-      }
-      callback(null, reading);
-    };
-    setTimeout(finish, MEASURE_MS);
+    setTimeout(bme280Finish, K.MEASURE_MS, this, callback, error, 0);
   }
 
   /** Turn the 8 data bytes (0xF7..0xFE) into a reading. Datasheet 8.1: double precision formulas. */
@@ -179,16 +163,26 @@ export class BME280 {
   }
 
   write_(reg: number, value: number): void {
-    this.cmd_[0] = reg;
-    this.cmd_[1] = value;
-    this.i2c_.writeTo(this.address, this.cmd_);
+    this.i2c_.writeTo(this.address, [reg, value]);
   }
 }
 
-function message(e: unknown): string {
-  return e && (e as Error).message ? (e as Error).message : String(e);
+/** The measurement's end: poll status.measuring a bounded number of times, then read and compensate. */
+function bme280Finish(s: BME280, callback: BME280Callback, error: unknown, polls: number): unknown {
+  let reading;
+  try {
+    if (error) throw error;
+    if (s.read_(Reg.Status, 1)[0] & K.STATUS_MEASURING) {
+      if (polls < K.POLLS) return setTimeout(bme280Finish, 2, s, callback, null, polls + 1);
+      throw Error("measurement did not finish");
+    }
+    reading = s.compensate_(s.read_(Reg.Data, 8));
+  } catch (e) {
+    return callback(failure(s, e));
+  }
+  callback(null, reading);
 }
 
 function failure(sensor: BME280, e: unknown): Error {
-  return new Error("BME280 at 0x" + sensor.address.toString(16) + ": " + message(e));
+  return Error("BME280 at 0x" + sensor.address.toString(16) + ": " + message(e));
 }

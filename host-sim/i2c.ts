@@ -11,10 +11,16 @@
 // - writeTo with no data sends nothing; readFrom with quantity <= 0 returns undefined
 //   (src/jswrap_spi_i2c.c).
 
+/**
+ * What a device answers instead of data when it does not acknowledge (a Sensirion chip busy
+ * measuring, an SCD4x with no new data): the transfer fails as an absent device's would.
+ */
+export const NACK = Symbol("I2C NACK");
+
 /** A device model on the bus. Register pointers and auto-increment are the model's business. */
 export interface I2CDevice {
-  write(bytes: Uint8Array): void;
-  read(n: number): Uint8Array;
+  write(bytes: Uint8Array): void | typeof NACK;
+  read(n: number): Uint8Array | typeof NACK;
 }
 
 export interface I2CTransfer {
@@ -56,6 +62,11 @@ export class EmulatedI2C {
   fault: I2CFaultHook | undefined;
   /** The options last passed to setup(), or undefined while the bus is not set up. */
   options: { scl?: unknown; sda?: unknown; bitrate?: number } | undefined;
+  /**
+   * SDA held low (a device hung mid-transfer, a short): the ESP32's controller times out on every
+   * transfer, whatever the address; a software bus reads zeros.
+   */
+  stuck = false;
   private readonly devices = new Map<number, I2CDevice>();
   private readonly realm: { Uint8Array: Uint8ArrayConstructor; Error: ErrorConstructor };
   private readonly wires: EmulatedI2C[];
@@ -91,7 +102,7 @@ export class EmulatedI2C {
     const bytes = toBytes(data);
     if (bytes.length === 0) return;
     const target = this.route("write", addressOf(address), { kind: "write", address: addressOf(address), data: bytes });
-    target?.write(bytes);
+    if (target?.write(bytes) === NACK) this.nack("write");
   }
 
   readFrom(address: AddressArg, quantity: number): Uint8Array {
@@ -99,12 +110,24 @@ export class EmulatedI2C {
     const addr = addressOf(address);
     const target = this.route("read", addr, { kind: "read", address: addr, quantity });
     const out = new this.realm.Uint8Array(quantity);
+    if (this.held()) return out; // software bus: SDA low, zeros
     if (!target) return out.fill(0xff);
     const got = target.read(quantity);
-    // A device that stops sending leaves SDA released: the master clocks in 0xFF.
+    // A device that stops sending (or never acknowledged) leaves SDA released: the master clocks in 0xFF.
     out.fill(0xff);
-    out.set(got.subarray(0, quantity));
+    if (got === NACK) this.nack("read");
+    else out.set(got.subarray(0, quantity));
     return out;
+  }
+
+  /** A device did not acknowledge: hardware I2C throws as for an absent device; software I2C does not notice. */
+  private nack(kind: "write" | "read"): void {
+    if (this.kind === "hardware") throw new this.realm.Error(`${kind === "write" ? "jshI2CWrite" : "jshI2CRead"}: slave doesn't ACK the transfer`);
+  }
+
+  /** SDA is held low on these wires. */
+  private held(): boolean {
+    return this.stuck || this.sharedWires()?.stuck === true;
   }
 
   /** The hardware bus on the same SDA and SCL pins as this software bus, if any. */
@@ -122,6 +145,9 @@ export class EmulatedI2C {
     }
     const injected = this.fault?.(transfer);
     if (injected) throw typeof injected === "string" ? new this.realm.Error(injected) : injected;
+    // targets/esp32/jshardwareI2c.c: i2c_master_cmd_begin gives ESP_ERR_TIMEOUT (after its 1 s wait)
+    if (this.held() && this.kind === "hardware") throw new this.realm.Error(`${where}:, Operation timeout because the bus is busy`);
+    if (this.held()) return undefined;
     const device = this.devices.get(address & 0x7f) ?? this.sharedWires()?.device(address & 0x7f);
     if (!device && this.kind === "hardware") throw new this.realm.Error(`${where}: slave doesn't ACK the transfer`);
     return device;

@@ -1,31 +1,54 @@
 // One simulated sensor node: an ESP32-DevKitC with Espruino, its flash (Storage), radio (Wi-Fi
-// station), GPIO, I2C bus with a BME280 on it, running whatever its Storage holds as `.bootcde`.
+// station), GPIO, and the sensors its wisp.json names on their buses (I2C1, OneWire lines, ADC1
+// inputs), running whatever its Storage holds as `.bootcde`.
 //
-// Life cycle as on the board (/tmp/node-contract.md "Boot"): powerOn() → a fresh runtime → run
+// Life cycle as on the board (/tmp/node-contract.md "Boot"): powerOn() → the ROM (serial/rom.ts)
+// → the bootloader and the interpreter from the SPI flash (flash-boot.ts) → a fresh runtime → run
 // `.bootcde` → E "init". reset() and load() are soft resets (Espruino does them once the current
 // code returns: E "kill", the runtime goes, sockets close without MQTT DISCONNECT, the radio stays
 // associated); reset() does not run saved code, load() does. E.reboot(), ESP32.reboot() and
 // ESP32.deepSleep(us) stop the chip (no "kill"); deep sleep boots again after `us`.
+//
+// The board's reset circuit, as on the ESP32-DevKitC (schematic: two transistors between the
+// USB-serial bridge's DTR/RTS and the chip's EN/IO0): EN is pulled low while RTS is asserted and
+// DTR is not, IO0 while DTR is asserted and RTS is not; both or neither asserted leave both high,
+// so a terminal that opens the port does not reset the board. The chip samples IO0 a few ms after
+// EN rises (the RC delay on EN): low means the ROM's serial bootloader (download mode), high a
+// normal boot from flash. The EN and BOOT buttons pull the same lines low. A host sets DTR/RTS
+// through setModemLines() (the simulator's control socket next to the pseudo-terminal, pty.ts).
+// Espruino never sees any of this: it is the board's wiring.
 //
 // The node never looks inside the firmware: MQTT state is what its sockets and the broker show,
 // readings are what the broker sees it publish (the simulation routes them here).
 
 import { esp32DevkitC } from "../boards/esp32-devkitc.ts";
 import type { Board } from "../boards/types.ts";
-import { BME280Model, CALIBRATIONS, type Environment } from "./devices/bme280.ts";
-import { installI2C, type EmulatedI2C } from "./i2c.ts";
+import { Adc, adcPlugin } from "./adc.ts";
+import { BH1750Model } from "./devices/bh1750.ts";
+import { BME280Model, CALIBRATIONS } from "./devices/bme280.ts";
+import { DS18B20Model, romWithCrc } from "./devices/ds18b20.ts";
+import { SCD4xModel } from "./devices/scd4x.ts";
+import type { SensirionModel } from "./devices/sensirion.ts";
+import { SHT3xModel, SHT4xModel } from "./devices/sht.ts";
+import { type EmulatedI2C, type I2CDevice, installI2C } from "./i2c.ts";
 import { netState } from "./net.ts";
+import { type OneWireLine, OneWireLines, oneWirePlugin } from "./onewire.ts";
 import { PinBank, pinsPlugin } from "./pins.ts";
+import { DEFAULTS, type Environment } from "./scenario.ts";
 import { type Clock, createRuntime, type Runtime, type RuntimePlugin } from "./runtime.ts";
-import { EspruinoConsole, type HardReset } from "./serial/console.ts";
+import { interpreterImages, planFlashBoot, type BootPlan, writeImages } from "./flash-boot.ts";
+import { EspruinoConsole } from "./serial/console.ts";
 import { SerialLine } from "./serial/line.ts";
+import { CHIP_MODELS, type ChipModel, DownloadMode, romBanner, type ResetReason } from "./serial/rom.ts";
+import { SpiFlash } from "./spi-flash.ts";
 import { ConsoleLines } from "../tools/serial/lines.ts";
 import { FlashStorage, storagePlugin } from "./storage.ts";
 import { type AccessPoint, ipFor, macFor, serialFromMac, type StationState, WifiStation } from "./wifi.ts";
 
-export type { Environment } from "./devices/bme280.ts";
+export type { Environment } from "./scenario.ts";
 
-export type PowerState = "off" | "on" | "sleeping";
+/** "reset": powered, held in reset by EN (the button, or RTS through the reset circuit). */
+export type PowerState = "off" | "on" | "sleeping" | "reset";
 export type MqttState = "offline" | "connecting" | "connected";
 
 /** The node's settings file as the firmware reads it (tools/config.ts renderDeviceConfig). */
@@ -35,8 +58,25 @@ export interface NodeConfig {
   prefix: string;
   interval: number;
   qos?: number;
-  sensors: { name: string; type: string; address?: number }[];
+  sensors: { name: string; type: string; address?: number; pin?: number; rom?: string; divider?: number; [k: string]: unknown }[];
   [k: string]: unknown;
+}
+
+/** One configured sensor's simulated hardware. */
+export interface SimSensor {
+  name: string;
+  type: string;
+  /** Its wiring as wisp.json gave it (a change means another chip). */
+  key: string;
+  bus: "i2c" | "onewire" | "adc";
+  /** I2C address, or the GPIO of its OneWire line or ADC input. */
+  address?: number;
+  pin?: number;
+  /** The device model (none for a battery: the ADC input is the model). */
+  model: I2CDevice | DS18B20Model | undefined;
+  plugged: boolean;
+  /** Its answers fail their CRC. */
+  crc: boolean;
 }
 
 export interface SimNodeOptions {
@@ -53,8 +93,10 @@ export interface SimNodeOptions {
   firmware?: string;
   /** wisp.json; wifi and mqtt.url are replaced by the simulation's access point and broker. */
   config?: NodeConfig;
-  /** The physical environment around the sensor right now. */
+  /** The physical environment around the sensors right now. */
   environment?: () => Environment;
+  /** DS18B20 sensors (by name) wired for parasite power (data line only). */
+  parasite?: string[];
   /** Every console line of the device, as it is printed. */
   log?: (line: string, node: SimNode) => void;
   board?: Board;
@@ -77,7 +119,16 @@ export interface SimNodeOptions {
    * Without it, a connected TCP socket to the broker counts as "connected".
    */
   brokerEvents?: boolean;
+  /** Flash as a new ESP32 comes: no bootloader, no interpreter, empty Storage (default false). */
+  blank?: boolean;
+  /** The chip's ROM identity (default "ESP32"; see CHIP_MODELS). */
+  chip?: string;
+  /** DTR/RTS reach EN/IO0 through the auto-program circuit (default true; false: only the buttons do). */
+  resetCircuit?: boolean;
 }
+
+/** ms from EN's rise until the chip samples its strapping pins (the RC delay on EN). */
+const EN_RISE_MS = 5;
 
 export interface Reading {
   /** Node clock ms when the broker got it. */
@@ -85,7 +136,7 @@ export interface Reading {
   values: Record<string, number>;
 }
 
-const DEFAULT_ENVIRONMENT: Environment = { temperature: 21, humidity: 45, pressure: 1013.25 };
+const DEFAULT_ENVIRONMENT: Environment = { temperature: 21, humidity: 45, pressure: 1013.25, ...DEFAULTS };
 const CALIBRATION_SETS = Object.values(CALIBRATIONS);
 
 export class SimNode {
@@ -116,24 +167,52 @@ export class SimNode {
   runtime: Runtime | undefined;
   /** I2C buses of the current boot. */
   i2c: { I2C1: EmulatedI2C; I2C2: EmulatedI2C } | undefined;
+  /** The 1-Wire lines, by GPIO (wires: they outlive boots). */
+  readonly oneWire: OneWireLines;
+  /** ADC1 of the chip. */
+  readonly adc: Adc;
+  /** The configured sensors' hardware since the last power-on, by name. */
+  readonly sensors = new Map<string, SimSensor>();
   /** The console UART's line: a host (a pseudo-terminal, a test) attaches here. */
   readonly line: SerialLine;
   /** Espruino's console on that line; `log` is what it prints, line by line. */
   readonly console: EspruinoConsole;
   /** The pseudo-terminal a host opens to reach the console, when the simulation made one. */
   consolePath: string | undefined;
+  /** The 4 MB SPI flash: bootloader, partition table, interpreter (Storage is `flashStorage`). */
+  readonly spiFlash: SpiFlash;
+  /** What the ROM says the chip is (a test may make it another). */
+  chip: ChipModel;
+  /** DTR/RTS reach EN/IO0 (the auto-program circuit is there). */
+  resetCircuit: boolean;
+  /** DTR and RTS as the host last set them (true: asserted). */
+  readonly modemLines = { dtr: false, rts: false };
+  /** The ROM's serial bootloader, while the chip is in download mode. */
+  download: DownloadMode | undefined;
 
   private readonly options: SimNodeOptions;
   private brokerUrl: string | undefined;
   private bootedAt = 0;
   private brokerSession = false;
-  private sensor: BME280Model | undefined;
-  private readonly unplugged = new Set<number>();
+  /** SDA of I2C1 held low (fault "bus-stuck"); kept across boots, as a hung chip would be. */
+  private i2cStuck = false;
+  /** Sensors (by name) off their bus: wiring, so it outlasts power cycles; and those whose answers fail their CRC. */
+  private readonly unplugged = new Set<string>();
+  private readonly corrupted = new Set<string>();
+  /** The sensors list of wisp.json the buses were wired for. */
+  private wiredFor: string | undefined;
   private wakeTimer: unknown;
   private pendingSoftReset = false;
   private namesCache: { clientId: string; prefix: string } | undefined;
   /** What the ROM reports at the next power-on: a cold start, a software reset or a wake-up. */
-  private resetReason: HardReset = "power-on";
+  private resetReason: ResetReason = "power-on";
+  private readonly buttons = { EN: false, BOOT: false };
+  /** IO0 as latched at the last chip reset: the boot mode a CPU reset keeps. */
+  private downloadStrap = false;
+  private enTimer: unknown;
+  private readonly bootTimers = new Set<unknown>();
+  private bootCache: { generation: number; plan: BootPlan } | undefined;
+  private readonly consoleBaud: number;
 
   constructor(options: SimNodeOptions) {
     this.options = options;
@@ -153,11 +232,42 @@ export class SimNode {
       onChange: () => this.changed(),
     });
     this.pins.onChange = () => this.changed();
-    this.line = new SerialLine({ clock: options.clock, baud: options.baud });
+    this.oneWire = new OneWireLines(() => this.clock.Date.now());
+    this.adc = new Adc({ seed: (options.seed ?? 0) * 7919 + options.index + 104729 });
+    this.consoleBaud = options.baud ?? 115_200;
+    this.line = new SerialLine({ clock: options.clock, baud: this.consoleBaud });
     this.console = new EspruinoConsole(this, this.line, { serial: this.serial });
     const lines = new ConsoleLines((line) => this.print(line));
-    this.line.onOutput = (bytes) => lines.write(bytes);
-    if (options.firmware !== undefined && options.config) this.flash(options.firmware, options.config);
+    // the bootloader's SLIP packets are not console text
+    this.line.onOutput = (bytes) => {
+      if (!this.download) lines.write(bytes);
+    };
+    this.chip = CHIP_MODELS[options.chip ?? "ESP32"] ?? CHIP_MODELS.ESP32!;
+    this.resetCircuit = options.resetCircuit ?? true;
+    this.spiFlash = new SpiFlash(this.board.flash.chipBytes);
+    this.spiFlash.onErase = (address, length) => {
+      // an erase over Storage's area leaves no file system behind
+      const start = this.board.flash.storageAddress;
+      if (address < start + this.board.flash.storageBytes && address + length > start) this.flashStorage.eraseAll();
+    };
+    if (!options.blank) {
+      this.installInterpreter();
+      if (options.firmware !== undefined && options.config) this.flash(options.firmware, options.config);
+    }
+  }
+
+  /**
+   * Writes a small but valid Espruino (bootloader, partition table, an app image carrying
+   * `version`) into the SPI flash, as `wisp flash --interpreter` would; the next boot runs it.
+   */
+  installInterpreter(version = "2v29"): void {
+    writeImages(this.spiFlash, interpreterImages(this.board, version));
+  }
+
+  /** The interpreter version the flash holds (from its image), undefined when it holds none that boots. */
+  get interpreterVersion(): string | undefined {
+    const outcome = this.bootPlan().outcome;
+    return outcome.kind === "app" ? (outcome.version ?? DEFAULT_VERSION) : undefined;
   }
 
   /** Wi-Fi state of the radio. */
@@ -213,10 +323,11 @@ export class SimNode {
 
   /** wisp.json as stored on the node. */
   config(): NodeConfig | undefined {
-    const text = this.flashStorage.read("wisp.json");
-    if (text === undefined) return undefined;
+    const bytes = this.flashStorage.bytes("wisp.json");
+    if (bytes === undefined) return undefined;
     try {
-      return JSON.parse(text) as NodeConfig;
+      // written as UTF-8 (wisp flash); the firmware sees its bytes, the host its text
+      return JSON.parse(Buffer.from(bytes).toString("utf8")) as NodeConfig;
     } catch {
       return undefined;
     }
@@ -231,7 +342,7 @@ export class SimNode {
       mqtt: { ...config.mqtt, url: this.brokerUrl ?? config.mqtt.url },
     };
     this.flashStorage.write(".bootcde", Buffer.from(firmware, "latin1"));
-    this.flashStorage.write("wisp.json", Buffer.from(JSON.stringify(rendered), "latin1"));
+    this.flashStorage.write("wisp.json", Buffer.from(JSON.stringify(rendered), "utf8"));
     this.namesCache = undefined;
   }
 
@@ -239,24 +350,27 @@ export class SimNode {
   setBrokerUrl(url: string): void {
     this.brokerUrl = url;
     const config = this.config();
-    if (config) this.flashStorage.write("wisp.json", Buffer.from(JSON.stringify({ ...config, mqtt: { ...config.mqtt, url } }), "latin1"));
+    if (config) this.flashStorage.write("wisp.json", Buffer.from(JSON.stringify({ ...config, mqtt: { ...config.mqtt, url } }), "utf8"));
   }
 
   powerOn(): void {
-    if (this.power === "on") return;
+    if (this.power === "on" || this.power === "reset") return;
     this.cancelWake();
-    this.power = "on";
-    this.pins.resetModes();
-    this.sensor = this.newSensor();
     this.note("power on");
-    this.console.hardReset(this.resetReason);
+    const reason = this.resetReason;
     this.resetReason = "power-on";
-    this.boot(".bootcde");
+    if (this.enLow) {
+      this.power = "reset";
+      this.changed();
+      return;
+    }
+    this.start(reason);
   }
 
   /** Pull the plug: no "kill" event, no DISCONNECT; the broker sees the connection drop. */
   powerOff(): void {
     this.cancelWake();
+    this.cancelEn();
     this.resetReason = "power-on";
     if (this.power === "off") return;
     this.power = "off";
@@ -265,31 +379,214 @@ export class SimNode {
     this.changed();
   }
 
+  /** The host sets DTR/RTS (true: asserted), as a USB-serial bridge's modem-control request does. */
+  setModemLines(lines: { dtr?: boolean; rts?: boolean }): void {
+    const wasLow = this.enLow;
+    if (lines.dtr !== undefined) this.modemLines.dtr = lines.dtr;
+    if (lines.rts !== undefined) this.modemLines.rts = lines.rts;
+    this.enChanged(wasLow);
+  }
+
+  /** Press (true) or release (false) the EN (reset) or BOOT (IO0) button. */
+  setButton(button: "EN" | "BOOT", pressed: boolean): void {
+    const wasLow = this.enLow;
+    this.buttons[button] = pressed;
+    this.enChanged(wasLow);
+  }
+
+  /** EN is low: the chip is held in reset. */
+  private get enLow(): boolean {
+    return this.buttons.EN || (this.resetCircuit && this.modemLines.rts && !this.modemLines.dtr);
+  }
+
+  /** IO0 is low: at reset the chip starts its serial bootloader. */
+  private get io0Low(): boolean {
+    return this.buttons.BOOT || (this.resetCircuit && this.modemLines.dtr && !this.modemLines.rts);
+  }
+
+  private enChanged(wasLow: boolean): void {
+    const low = this.enLow;
+    if (low === wasLow || this.power === "off") return;
+    this.cancelEn();
+    if (low) {
+      this.cancelWake();
+      this.stop();
+      this.power = "reset";
+      this.note("EN low: the chip is held in reset");
+      this.changed();
+      return;
+    }
+    this.enTimer = this.clock.setTimeout(() => {
+      this.enTimer = undefined;
+      if (this.power === "reset" && !this.enLow) this.start("power-on");
+    }, EN_RISE_MS);
+  }
+
+  private cancelEn(): void {
+    if (this.enTimer !== undefined) this.clock.clearTimeout(this.enTimer);
+    this.enTimer = undefined;
+  }
+
+  /** The chip starts: the ROM prints its banner, then runs its serial bootloader or what flash holds. */
+  private start(reason: ResetReason): void {
+    this.stop();
+    this.power = "on";
+    this.pins.resetModes();
+    this.newSensors();
+    // straps are latched at a chip reset; a CPU reset (software, deep sleep) keeps them
+    if (reason === "power-on" || reason === "rtc-watchdog") this.downloadStrap = this.io0Low;
+    this.line.setBaud(this.consoleBaud);
+    const mode = this.downloadStrap ? "download" : "flash";
+    this.console.hardReset(romBanner(reason, mode));
+    if (mode === "download") {
+      this.enterDownload();
+      this.changed();
+      return;
+    }
+    this.bootFromFlash();
+  }
+
+  /** The chip resets itself (watchdog, bootloader giving up, FLASH_END with reboot). */
+  private chipReset(reason: ResetReason): void {
+    if (this.power !== "on") return;
+    this.start(reason);
+  }
+
+  private enterDownload(): void {
+    this.line.flowControl = false;
+    const node = this;
+    this.download = new DownloadMode({
+      clock: this.clock,
+      line: this.line,
+      spiFlash: this.spiFlash,
+      get chip() {
+        return node.chip;
+      },
+      mac: this.mac,
+      reboot: () => this.chipReset("reboot"),
+      runUserCode: () => {
+        this.leaveDownload();
+        this.bootFromFlash();
+      },
+    });
+    this.line.device = this.download;
+    this.note(`download mode (ROM serial bootloader, ${this.chip.name})`);
+  }
+
+  private leaveDownload(): void {
+    if (!this.download) return;
+    this.download.dispose();
+    this.download = undefined;
+    this.line.flowControl = true;
+    this.console.attach();
+  }
+
+  private bootPlan(): BootPlan {
+    const generation = this.spiFlash.generation;
+    if (this.bootCache?.generation !== generation) this.bootCache = { generation, plan: planFlashBoot(this.spiFlash, this.board) };
+    return this.bootCache.plan;
+  }
+
+  /** The bootloader and the interpreter from flash; without them, the board's reset loop. */
+  private bootFromFlash(): void {
+    const plan = this.bootPlan();
+    const outcome = plan.outcome;
+    if (outcome.kind === "app") {
+      for (const line of plan.lines) this.console.romText(line.text + "\n");
+      this.console.identity.version = outcome.version ?? DEFAULT_VERSION;
+      this.boot(".bootcde");
+      return;
+    }
+    for (const line of plan.lines) this.bootTimer(line.atMs, () => this.console.romText(line.text + "\n"));
+    this.bootTimer(outcome.atMs, () => this.chipReset(outcome.reason));
+    this.changed();
+  }
+
+  private bootTimer(ms: number, fn: () => void): void {
+    const t = this.clock.setTimeout(() => {
+      this.bootTimers.delete(t);
+      fn();
+    }, ms);
+    this.bootTimers.add(t);
+  }
+
   /** Press the reset button. */
   reboot(): void {
     this.powerOff();
     this.powerOn();
   }
 
-  /** The sensor at `address` (default: every configured one) stops answering on the bus. */
-  unplug(address?: number): void {
-    for (const a of address === undefined ? this.sensorAddresses() : [address]) {
-      this.unplugged.add(a);
-      this.i2c?.I2C1.detach(a);
+  /**
+   * A sensor comes off its bus: by config name, by I2C address, or (nothing given) every one. A
+   * DS18B20 stops answering on its wire, an I2C chip stops acknowledging, a battery's divider reads
+   * 0 V. Plugged back in, a chip starts from power-on.
+   */
+  unplug(which?: string | number): void {
+    for (const s of this.select(which)) {
+      s.plugged = false;
+      this.unplugged.add(s.name);
+      this.wire(s);
     }
     this.changed();
   }
 
-  plug(address?: number): void {
-    for (const a of address === undefined ? this.sensorAddresses() : [address]) {
-      if (!this.unplugged.delete(a)) continue;
-      if (this.i2c && this.sensor) this.i2c.I2C1.attach(a, this.sensor);
+  plug(which?: string | number): void {
+    for (const s of this.select(which)) {
+      this.unplugged.delete(s.name);
+      if (s.plugged) continue;
+      s.plugged = true;
+      if (s.model instanceof DS18B20Model) s.model.powerOn();
+      else if (s.model instanceof SCD4xModel) s.model.powerOn();
+      else if (s.model instanceof BME280Model) s.model.reset();
+      this.wire(s);
     }
     this.changed();
   }
 
+  /** Every configured sensor is on its bus. */
   get sensorPlugged(): boolean {
-    return this.sensorAddresses().every((a) => !this.unplugged.has(a));
+    return [...this.sensors.values()].every((s) => s.plugged);
+  }
+
+  /**
+   * Fault "crc": the sensor's answers fail their CRC (chips without one, BME280 and BH1750, are
+   * left alone: a flipped bit there goes unnoticed; the returned list names the ones affected).
+   * Fault "stuck": the sensor's bus is held low (I2C1: every I2C sensor fails; a OneWire pin: its
+   * DS18B20s). Nothing given: every sensor. Returns the sensors affected.
+   */
+  fault(kind: "crc" | "stuck", on: boolean, which?: string): SimSensor[] {
+    const affected: SimSensor[] = [];
+    for (const s of this.select(which)) {
+      if (kind === "crc") {
+        if (s.model instanceof DS18B20Model || isSensirion(s.model)) {
+          s.crc = on;
+          if (on) this.corrupted.add(s.name);
+          else this.corrupted.delete(s.name);
+          (s.model as DS18B20Model | SensirionModel).corrupt = on;
+          affected.push(s);
+        }
+      } else if (s.bus === "i2c") {
+        this.i2cStuck = on;
+        if (this.i2c) this.i2c.I2C1.stuck = on;
+        affected.push(s);
+      } else if (s.bus === "onewire") {
+        this.oneWire.line(s.pin!).stuck = on;
+        affected.push(s);
+      }
+    }
+    this.changed();
+    return affected;
+  }
+
+  /** A configured sensor's hardware, by name. */
+  sensor(name: string): SimSensor | undefined {
+    return this.sensors.get(name);
+  }
+
+  private select(which: string | number | undefined): SimSensor[] {
+    const all = [...this.sensors.values()];
+    if (which === undefined) return all;
+    return all.filter((s) => (typeof which === "number" ? s.bus === "i2c" && s.address === which : s.name === which));
   }
 
   /** The broker accepted (true) or lost (false) this node's MQTT session. */
@@ -333,6 +630,7 @@ export class SimNode {
   /** Stop for good (end of simulation). */
   dispose(): void {
     this.powerOff();
+    this.cancelEn();
     this.station.dispose();
     this.line.dispose();
   }
@@ -354,6 +652,8 @@ export class SimNode {
         storagePlugin(this.flashStorage),
         this.station.plugin(),
         pinsPlugin(this.pins, this.board),
+        oneWirePlugin(this.oneWire),
+        adcPlugin(this.adc, this.pins),
         (rt) => this.installChip(rt),
         ...(this.options.plugins ?? []),
       ],
@@ -378,10 +678,10 @@ export class SimNode {
 
   /** Globals and modules of the ESP32 build that touch the chip itself. */
   private installChip(rt: Runtime): void {
+    this.syncSensors();
     this.i2c = installI2C(rt);
-    if (this.sensor) {
-      for (const a of this.sensorAddresses()) if (!this.unplugged.has(a)) this.i2c.I2C1.attach(a, this.sensor);
-    }
+    this.i2c.I2C1.stuck = this.i2cStuck;
+    for (const s of this.sensors.values()) if (s.bus === "i2c") this.wire(s);
     rt.defineGlobal("getSerial", () => this.serial);
     rt.defineGlobal("reset", (clearFlash?: unknown) => {
       if (clearFlash) this.flashStorage.erase(".bootcde");
@@ -444,10 +744,12 @@ export class SimNode {
   }
 
   private stop(): void {
+    for (const t of this.bootTimers) this.clock.clearTimeout(t);
+    this.bootTimers.clear();
+    this.leaveDownload();
     this.stopRuntime();
     this.console.off();
     this.station.powerOff();
-    this.sensor = undefined;
   }
 
   private stopRuntime(): void {
@@ -469,19 +771,112 @@ export class SimNode {
     this.wakeTimer = undefined;
   }
 
-  private newSensor(): BME280Model {
+  /** Power-on: a fresh device for every sensor wisp.json names, on its bus. */
+  private newSensors(): void {
+    for (const s of this.sensors.values()) this.detach(s);
+    this.sensors.clear();
+    this.wiredFor = undefined;
+    this.syncSensors();
+  }
+
+  /**
+   * Every boot: the chips on the buses are the ones wisp.json names (a `wisp flash` may have
+   * written another one since power-on). Sensors whose wiring is unchanged keep their device and
+   * its state, as chips do across a soft reset; the others are taken off, the new ones put on.
+   */
+  private syncSensors(): void {
+    const wanted = this.config()?.sensors ?? [];
+    const key = JSON.stringify(wanted);
+    if (key === this.wiredFor) return;
+    this.wiredFor = key;
+    const keyOf = (c: { name: string; type: string; address?: number; pin?: number; rom?: string; divider?: number }) =>
+      JSON.stringify([c.name, c.type, c.address, c.pin, c.rom, c.divider]);
+    const keep = new Set(wanted.map(keyOf));
+    for (const [name, s] of this.sensors) {
+      if (keep.has(s.key)) continue;
+      this.detach(s);
+      this.sensors.delete(name);
+    }
     const environment = this.options.environment ?? (() => DEFAULT_ENVIRONMENT);
-    return new BME280Model({
-      environment,
-      calibration: CALIBRATION_SETS[this.index % CALIBRATION_SETS.length],
-      now: () => this.clock.Date.now(),
-      noise: { seed: (this.options.seed ?? 0) * 7919 + this.index + 1 },
+    const now = () => this.clock.Date.now();
+    const seed = (k: number) => ({ seed: (this.options.seed ?? 0) * 7919 + this.index * 31 + k + 1 });
+    wanted.forEach((c, k) => {
+      if (this.sensors.has(c.name)) return;
+      const s: SimSensor = { name: c.name, type: c.type, key: keyOf(c), bus: "i2c", model: undefined, plugged: !this.unplugged.has(c.name), crc: false };
+      switch (c.type) {
+        case "bme280":
+          s.address = c.address ?? 0x76;
+          s.model = new BME280Model({ environment, calibration: CALIBRATION_SETS[(this.index + k) % CALIBRATION_SETS.length], now, noise: k === 0 ? { seed: (this.options.seed ?? 0) * 7919 + this.index + 1 } : seed(k) });
+          break;
+        case "sht3x":
+          s.address = c.address ?? 0x44;
+          s.model = new SHT3xModel({ environment, now, noise: seed(k) });
+          break;
+        case "sht4x":
+          s.address = c.address ?? 0x44;
+          s.model = new SHT4xModel({ environment, now, noise: seed(k) });
+          break;
+        case "scd4x":
+          s.address = c.address ?? 0x62;
+          s.model = new SCD4xModel({ environment, now, noise: seed(k) });
+          break;
+        case "bh1750":
+          s.address = c.address ?? 0x23;
+          s.model = new BH1750Model({ environment, now, noise: seed(k) });
+          break;
+        case "ds18b20": {
+          s.bus = "onewire";
+          s.pin = c.pin ?? this.board.oneWire?.pin ?? 4;
+          const line = this.oneWire.line(s.pin);
+          const rom = c.rom ?? romWithCrc(hash12(`${this.serial}/${c.name}`));
+          s.model = new DS18B20Model({ rom, environment, now, line, parasite: this.options.parasite?.includes(c.name), noise: seed(k) });
+          break;
+        }
+        case "battery": {
+          s.bus = "adc";
+          s.pin = c.pin;
+          const divider = c.divider ?? 2;
+          this.adc.attach(c.pin!, () => (s.plugged ? environment().battery / divider : 0));
+          break;
+        }
+        default:
+          return; // a type the simulator has no model for: nothing answers
+      }
+      this.sensors.set(c.name, s);
+      if (this.corrupted.has(c.name)) {
+        s.crc = true;
+        (s.model as DS18B20Model | SensirionModel).corrupt = true;
+      }
+      this.wire(s);
     });
   }
 
-  private sensorAddresses(): number[] {
-    const sensors = this.config()?.sensors ?? [];
-    return [...new Set(sensors.filter((s) => s.type === "bme280").map((s) => s.address ?? 0x76))];
+  /** Put a sensor on its bus, or take it off, as `plugged` says. */
+  private wire(s: SimSensor): void {
+    if (s.bus === "onewire") {
+      const line = this.oneWire.line(s.pin!);
+      if (s.plugged) line.attach(s.model as DS18B20Model);
+      else line.detach(s.model as DS18B20Model);
+      return;
+    }
+    if (s.bus !== "i2c" || !this.i2c) return;
+    const bus = this.i2c.I2C1;
+    if (!s.plugged) {
+      if (bus.device(s.address!) === s.model) bus.detach(s.address!);
+      return;
+    }
+    if (bus.device(s.address!) === s.model) return;
+    try {
+      bus.attach(s.address!, s.model as I2CDevice);
+    } catch (err) {
+      this.note(`${s.name}: ${(err as Error).message}`);
+    }
+  }
+
+  private detach(s: SimSensor): void {
+    if (s.bus === "onewire") this.oneWire.line(s.pin!).detach(s.model as DS18B20Model);
+    else if (s.bus === "adc") this.adc.detach(s.pin!);
+    else if (this.i2c && bus(this.i2c).device(s.address!) === s.model) bus(this.i2c).detach(s.address!);
   }
 
   private print(line: string): void {
@@ -505,6 +900,24 @@ export class SimNode {
   }
 }
 
+/** process.env.VERSION when the interpreter's image does not say. */
+const DEFAULT_VERSION = "2v29";
+
 function expand(template: string, id: string): string {
   return template.split("{id}").join(id);
+}
+
+function bus(i2c: { I2C1: EmulatedI2C }): EmulatedI2C {
+  return i2c.I2C1;
+}
+
+function isSensirion(model: unknown): model is SensirionModel {
+  return model instanceof SHT3xModel || model instanceof SHT4xModel || model instanceof SCD4xModel;
+}
+
+/** 12 hex digits from a string (FNV-1a), for a DS18B20 serial that stays the same run to run. */
+function hash12(text: string): string {
+  let h = 0xcbf29ce484222325n;
+  for (const c of Buffer.from(text)) h = ((h ^ BigInt(c)) * 0x100000001b3n) & 0xffffffffffffffffn;
+  return h.toString(16).padStart(16, "0").slice(-12);
 }

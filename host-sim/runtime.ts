@@ -95,6 +95,18 @@ const CLOCK_DATE_SOURCE = `(function (now) {
   return ClockDate;
 })`;
 
+// JSON.stringify as Espruino writes strings (src/jswrap_json.c, measured on 2v29): characters
+// below 0x20 and from 0x7F up as \u00XX with upper-case hex, where V8 writes lower-case hex for
+// control characters and leaves the others raw. On an ESP32 (no Unicode) a string's characters are
+// bytes, so the raw form would put bytes >= 0x80 on the wire: not UTF-8, unlike the device.
+function espruinoEscapes(json: string): string {
+  return json.replace(/\\\\|\\u00[01][0-9a-f]|[\u007f-\uffff]/g, (m) => {
+    if (m === "\\\\") return m; // an escaped backslash: what follows it is text
+    if (m.length > 1) return "\\u00" + m.slice(4).toUpperCase();
+    return "\\u" + m.charCodeAt(0).toString(16).toUpperCase().padStart(4, "0");
+  });
+}
+
 const STACK_FRAMES_SHOWN = 5;
 
 export class Runtime {
@@ -352,6 +364,12 @@ export class Runtime {
 
     const now = () => this.clock.Date.now();
     g.Date = vm.runInContext(CLOCK_DATE_SOURCE, this.context, { filename: "espruino:date" })(now);
+    const json = g.JSON as JSON;
+    const stringify = json.stringify;
+    json.stringify = ((value: unknown, replacer?: never, space?: never) => {
+      const out = stringify.call(json, value, replacer, space);
+      return typeof out === "string" ? espruinoEscapes(out) : out;
+    }) as JSON["stringify"];
     if (!this.options.keepMissingBuiltins) {
       vm.runInContext(REMOVE_MISSING_SOURCE, this.context, { filename: "espruino:builtins" })(MISSING_GLOBALS);
     }

@@ -4,7 +4,7 @@
 //   "name": "faults",                      // optional
 //   "description": "...",                  // optional
 //   "environment": [                       // keyframes, times in seconds from the start, ascending
-//     { "at": 0,   "temperature": 19, "humidity": 60, "pressure": 1013 },
+//     { "at": 0,   "temperature": 19, "humidity": 60, "pressure": 1013, "light": 20, "co2": 450, "battery": 4.1 },
 //     { "at": 600, "temperature": 24, "humidity": 45 }     // a missing quantity keeps its last value
 //   ],
 //   "repeat": 1440,                        // optional: the keyframes loop with this period (s)
@@ -13,26 +13,43 @@
 //     { "at": 120, "fault": "wifi-drop", "for": 30 },        // the access point is down 30 s
 //     { "at": 200, "fault": "broker-restart", "for": 5 },    // broker stopped, back on the same port 5 s later
 //     { "at": 300, "fault": "sensor-unplug", "for": 60, "node": 0 },  // node omitted: every node
+//     { "at": 330, "fault": "sensor-unplug", "for": 60, "sensor": "soil" },  // one sensor; omitted: all of them
+//     { "at": 360, "fault": "sensor-crc", "for": 30, "sensor": "air" },      // its answers fail their CRC
+//     { "at": 390, "fault": "bus-stuck", "for": 20, "sensor": "air" },       // its bus (I2C1, or its OneWire pin) held low
 //     { "at": 400, "fault": "power-cut", "for": 10, "node": 1 },      // off, on again after "for"
 //     { "at": 500, "fault": "bridge-down", "for": 60 }       // edge-cloud topology: the bridge's link is cut
 //   ]
 // }
 //
 // Between keyframes quantities are interpolated with a cosine ease (smooth, no corners at the
-// keyframes); before the first and after the last (without repeat) they hold. Units: °C, %RH, hPa.
+// keyframes); before the first and after the last (without repeat) they hold. Units: °C, %RH, hPa,
+// lx, ppm, V (the battery's terminal voltage). The first keyframe gives temperature, humidity and
+// pressure; light, CO2 and battery default to 250 lx, 450 ppm and 3.9 V.
 
-import { readFileSync } from "node:fs";
-import type { Environment } from "./devices/bme280.ts";
+import { displayPath, FileError, readJsonFile } from "../tools/files.ts";
 import { gaussianSource } from "./random.ts";
 
-export const FAULT_KINDS = ["wifi-drop", "broker-restart", "sensor-unplug", "power-cut", "bridge-down"] as const;
+export const FAULT_KINDS = ["wifi-drop", "broker-restart", "sensor-unplug", "sensor-crc", "bus-stuck", "power-cut", "bridge-down"] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
+
+/** The physical world around a node: °C, %RH, hPa, lx, ppm, V. */
+export interface Environment {
+  temperature: number;
+  humidity: number;
+  pressure: number;
+  light: number;
+  co2: number;
+  battery: number;
+}
 
 export interface Keyframe {
   at: number;
   temperature?: number;
   humidity?: number;
   pressure?: number;
+  light?: number;
+  co2?: number;
+  battery?: number;
 }
 
 export interface Fault {
@@ -40,8 +57,10 @@ export interface Fault {
   fault: FaultKind;
   /** Seconds until the fault ends. */
   for: number;
-  /** Node index, for sensor-unplug and power-cut; absent: every node. */
+  /** Node index, for the sensor faults and power-cut; absent: every node. */
   node?: number;
+  /** Sensor name (from the config), for the sensor faults; absent: every sensor of the node. */
+  sensor?: string;
 }
 
 export interface Scenario {
@@ -62,13 +81,21 @@ export class ScenarioError extends Error {
   }
 }
 
-const QUANTITIES = ["temperature", "humidity", "pressure"] as const;
-// Ranges the BME280 measures (datasheet table 1-3): values outside are a mistake in the file.
+const QUANTITIES = ["temperature", "humidity", "pressure", "light", "co2", "battery"] as const;
+/** The first keyframe must give these; the others have defaults. */
+const REQUIRED = ["temperature", "humidity", "pressure"];
+export const DEFAULTS = { light: 250, co2: 450, battery: 3.9 };
+// Ranges the sensors measure (BME280 tables 1-3, BH1750 1-65535 lx, SCD4x 0-40000 ppm) and a
+// battery's terminal voltage: values outside are a mistake in the file.
 const RANGES: Record<(typeof QUANTITIES)[number], [number, number]> = {
   temperature: [-40, 85],
   humidity: [0, 100],
   pressure: [300, 1100],
+  light: [0, 65535],
+  co2: [0, 40000],
+  battery: [0, 5],
 };
+const SENSOR_FAULTS: readonly string[] = ["sensor-unplug", "sensor-crc", "bus-stuck"];
 const TOP_KEYS = new Set(["name", "description", "environment", "repeat", "noise", "faults", "$schema"]);
 
 const isNumber = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v);
@@ -91,7 +118,7 @@ export function validateScenario(value: unknown): string[] {
       if (typeof k !== "object" || k === null || Array.isArray(k)) return bad(path, "must be an object");
       const frame = k as Record<string, unknown>;
       for (const key of Object.keys(frame)) {
-        if (key !== "at" && !(QUANTITIES as readonly string[]).includes(key)) bad(`${path}.${key}`, "unknown field (expected at, temperature, humidity, pressure)");
+        if (key !== "at" && !(QUANTITIES as readonly string[]).includes(key)) bad(`${path}.${key}`, `unknown field (expected at, ${QUANTITIES.join(", ")})`);
       }
       if (!isNumber(frame.at) || frame.at < 0) bad(`${path}.at`, "must be a number of seconds >= 0");
       else if (frame.at <= last) bad(`${path}.at`, `must be later than the previous keyframe (${last})`);
@@ -99,7 +126,7 @@ export function validateScenario(value: unknown): string[] {
       for (const q of QUANTITIES) {
         const v = frame[q];
         if (v === undefined) {
-          if (i === 0) bad(`${path}.${q}`, "the first keyframe must give every quantity");
+          if (i === 0 && REQUIRED.includes(q)) bad(`${path}.${q}`, "the first keyframe must give temperature, humidity and pressure");
           continue;
         }
         const [lo, hi] = RANGES[q];
@@ -114,10 +141,10 @@ export function validateScenario(value: unknown): string[] {
     else if (s.repeat <= lastAt) bad("repeat", `must be longer than the last keyframe time (${lastAt})`);
   }
   if (s.noise !== undefined) {
-    if (typeof s.noise !== "object" || s.noise === null || Array.isArray(s.noise)) bad("noise", "must be an object { temperature, humidity, pressure }");
+    if (typeof s.noise !== "object" || s.noise === null || Array.isArray(s.noise)) bad("noise", `must be an object { ${QUANTITIES.join(", ")} }`);
     else {
       for (const [key, v] of Object.entries(s.noise)) {
-        if (!(QUANTITIES as readonly string[]).includes(key)) bad(`noise.${key}`, "unknown field (expected temperature, humidity, pressure)");
+        if (!(QUANTITIES as readonly string[]).includes(key)) bad(`noise.${key}`, `unknown field (expected ${QUANTITIES.join(", ")})`);
         else if (!isNumber(v) || v < 0) bad(`noise.${key}`, "must be a standard deviation >= 0");
       }
     }
@@ -128,13 +155,17 @@ export function validateScenario(value: unknown): string[] {
       const path = `faults[${i}]`;
       if (typeof f !== "object" || f === null || Array.isArray(f)) return bad(path, "must be an object { at, fault, for }");
       const fault = f as Record<string, unknown>;
-      for (const key of Object.keys(fault)) if (!["at", "fault", "for", "node"].includes(key)) bad(`${path}.${key}`, "unknown field (expected at, fault, for, node)");
+      for (const key of Object.keys(fault)) if (!["at", "fault", "for", "node", "sensor"].includes(key)) bad(`${path}.${key}`, "unknown field (expected at, fault, for, node, sensor)");
       if (!isNumber(fault.at) || fault.at < 0) bad(`${path}.at`, "must be a number of seconds >= 0");
       if (!(FAULT_KINDS as readonly unknown[]).includes(fault.fault)) bad(`${path}.fault`, `must be one of ${FAULT_KINDS.join(", ")}`);
       if (!isNumber(fault.for) || fault.for <= 0) bad(`${path}.for`, "must be a duration in seconds > 0");
       if (fault.node !== undefined) {
         if (fault.fault === "wifi-drop" || fault.fault === "broker-restart" || fault.fault === "bridge-down") bad(`${path}.node`, `${String(fault.fault)} affects every node; remove "node"`);
         else if (!Number.isInteger(fault.node) || (fault.node as number) < 0) bad(`${path}.node`, "must be a node index >= 0");
+      }
+      if (fault.sensor !== undefined) {
+        if (!SENSOR_FAULTS.includes(fault.fault as string)) bad(`${path}.sensor`, `only the sensor faults (${SENSOR_FAULTS.join(", ")}) take "sensor"`);
+        else if (typeof fault.sensor !== "string" || !/^[A-Za-z0-9_-]+$/.test(fault.sensor)) bad(`${path}.sensor`, "must be a sensor name from the config");
       }
     });
   }
@@ -159,16 +190,19 @@ export function parseScenario(value: unknown, source = "scenario"): Scenario {
 export function loadScenario(file: string): Scenario {
   let value: unknown;
   try {
-    value = JSON.parse(readFileSync(file, "utf8"));
+    value = readJsonFile(file, "the scenario", "scenarios/ has the ones that come with Wisp");
   } catch (err) {
-    throw new ScenarioError(file, [(err as Error).message]);
+    if (!(err instanceof FileError)) throw err;
+    const e = new ScenarioError(file, []);
+    e.message = err.message;
+    throw e;
   }
-  return parseScenario(value, file);
+  return parseScenario(value, displayPath(file));
 }
 
 /** A scenario with a constant environment and no faults. */
-export function constantScenario(environment: Environment = { temperature: 21, humidity: 45, pressure: 1013.25 }): Scenario {
-  return { environment: [{ at: 0, ...environment }], faults: [] };
+export function constantScenario(environment: Partial<Environment> = {}): Scenario {
+  return { environment: [{ at: 0, temperature: 21, humidity: 45, pressure: 1013.25, ...DEFAULTS, ...environment }], faults: [] };
 }
 
 /** The environment at `seconds` from the start, without noise. */
@@ -187,11 +221,9 @@ export function environmentAt(scenario: Scenario, seconds: number): Environment 
     const b = frames[i]!;
     if (t <= b.at) {
       const x = (1 - Math.cos((Math.PI * (t - a.at)) / (b.at - a.at))) / 2;
-      return {
-        temperature: a.temperature + (b.temperature - a.temperature) * x,
-        humidity: a.humidity + (b.humidity - a.humidity) * x,
-        pressure: a.pressure + (b.pressure - a.pressure) * x,
-      };
+      const env = {} as Environment;
+      for (const q of QUANTITIES) env[q] = a[q] + (b[q] - a[q]) * x;
+      return env;
     }
   }
   return pick(frames[frames.length - 1]!);
@@ -199,14 +231,16 @@ export function environmentAt(scenario: Scenario, seconds: number): Environment 
 
 const filledCache = new WeakMap<Scenario, (Environment & { at: number })[]>();
 
-/** Keyframes with every quantity present (a missing one carries the previous value). */
+/** Keyframes with every quantity present (a missing one carries the previous value, or its default). */
 function filled(scenario: Scenario): (Environment & { at: number })[] {
   let frames = filledCache.get(scenario);
   if (!frames) {
-    let prev = { temperature: 0, humidity: 0, pressure: 0 };
+    let prev: Environment = { temperature: 0, humidity: 0, pressure: 0, ...DEFAULTS };
     frames = scenario.environment.map((k) => {
-      prev = { temperature: k.temperature ?? prev.temperature, humidity: k.humidity ?? prev.humidity, pressure: k.pressure ?? prev.pressure };
-      return { at: k.at, ...prev };
+      const next = { ...prev };
+      for (const q of QUANTITIES) next[q] = k[q] ?? prev[q];
+      prev = next;
+      return { at: k.at, ...next };
     });
     filledCache.set(scenario, frames);
   }
@@ -214,7 +248,9 @@ function filled(scenario: Scenario): (Environment & { at: number })[] {
 }
 
 function pick(k: Environment): Environment {
-  return { temperature: k.temperature, humidity: k.humidity, pressure: k.pressure };
+  const env = {} as Environment;
+  for (const q of QUANTITIES) env[q] = k[q];
+  return env;
 }
 
 /** The environment one node's sensor sees: the scenario at the clock's time, plus that node's noise. */
@@ -223,10 +259,13 @@ export function environmentSource(scenario: Scenario, startMs: number, now: () =
   const noise = scenario.noise ?? {};
   return () => {
     const env = environmentAt(scenario, (now() - startMs) / 1000);
-    return {
-      temperature: env.temperature + (noise.temperature ? rng() * noise.temperature : 0),
-      humidity: Math.min(100, Math.max(0, env.humidity + (noise.humidity ? rng() * noise.humidity : 0))),
-      pressure: env.pressure + (noise.pressure ? rng() * noise.pressure : 0),
-    };
+    for (const q of QUANTITIES) {
+      const sd = noise[q];
+      if (sd) env[q] += rng() * sd;
+    }
+    env.humidity = Math.min(100, Math.max(0, env.humidity));
+    env.light = Math.max(0, env.light);
+    env.co2 = Math.max(0, env.co2);
+    return env;
   };
 }

@@ -7,6 +7,8 @@
 //     nodes: 3,                       // how many nodes (default 1)
 //     clock: "fake",                  // "fake" (default): one @sinonjs/fake-timers clock for every node,
 //                                     //   moved only by sim.advance(ms); "real": wall-clock time
+//     speed: 10,                      // with "real": node time runs 10x wall time (sockets stay real);
+//                                     //   not with serial (its line is paced on the node clock)
 //     startMs: Date.UTC(2025, 5, 1),  // fake clock start (default 2025-06-01T06:00:00Z)
 //     brokerUrl: "mqtt://host:1883",  // use this broker; default: an embedded aedes on 127.0.0.1. A login in
 //                                     //   the URL (mqtt://user:pass@host) is every node's and the watcher's
@@ -16,8 +18,9 @@
 //     observer: { url, username, password, ca },  // where the simulation's watcher subscribes to the
 //                                     //   nodes' topics (external broker; default: brokerUrl with the login)
 //     link: { down(), up() },         // the edge broker's uplink, cut by the scenario fault "bridge-down"
-//     port: 0,                        // embedded broker port (default 0 = random; portFallback tries the next ones)
-//     scenario: "scenarios/faults.json" | Scenario,  // default: constant 21 °C, 45 %RH, 1013.25 hPa
+//     port: 0,                        // embedded broker port (default 0 = random; portFallback tries the next ones;
+//                                     //   sim.portTaken says when the port asked for was taken)
+//     scenario: "scenarios/faults.json" | Scenario,  // default: constant 21 °C, 45 %RH, 1013.25 hPa, 250 lx, 450 ppm, 3.9 V
 //     firmwarePath: "dist/firmware.js",             // or firmware: "<source>" (tests use tiny scripts)
 //     config: { ...wisp.json },       // default: DEFAULT_NODE_CONFIG; wifi/mqtt.url are the simulation's
 //     seed: 0,                        // serials, calibrations and noise derive from it and the node index
@@ -35,9 +38,13 @@
 //   sim.dropWifi(ms) / sim.restartBroker(ms) / sim.cutBridge(ms) / sim.now()   // faults by hand; now() = ms since start
 //   sim.broker (embedded aedes: { url, port, aedes, close }, undefined while restarting or external)
 //   sim.brokerUrl, sim.ap (AccessPoint: down()/restore()), sim.fakeClock, sim.messages (count)
-//   node.consolePath                 // with serial: true, the pseudo-terminal of its console UART
+//   sim.upcomingFaults()             // the scenario's faults still to come, soonest first
+//   node.consolePath                 // with serial: true, the pseudo-terminal of its console UART;
+//                                    //   DTR/RTS reach its reset circuit through `<consolePath>.lines`
+//   blank: true                      // nodes with empty flash, as a new ESP32 comes (no interpreter)
 //   await sim.unplugConsole(node) / plugConsole(node)   // its USB cable out and in
-//   node.reboot() / powerOff() / powerOn() / unplug() / plug() / flash(firmware, config) / runtime.run(code)
+//   node.reboot() / powerOff() / powerOn() / unplug(sensor?) / plug(sensor?) / fault("crc" | "stuck", on, sensor?)
+//   node.flash(firmware, config) / runtime.run(code) / sensors (the simulated chips, by config name)
 //   await sim.stop();                 // nodes off, broker closed
 //
 // Deterministic mode: the fake clock is moved timer by timer (to the next timer due, at most
@@ -55,6 +62,7 @@ import { esp32DevkitC } from "../boards/esp32-devkitc.ts";
 import { type Broker, startBroker } from "./broker.ts";
 import { type NodeConfig, SimNode } from "./node.ts";
 import { type Clock, distPath, realClock, type Runtime } from "./runtime.ts";
+import { scaledClock } from "./runtime/timers.ts";
 import { openPty, type Pty } from "./serial/pty.ts";
 import { constantScenario, environmentSource, type Fault, loadScenario, parseScenario, type Scenario } from "./scenario.ts";
 import { AccessPoint, macFor, serialFromMac } from "./wifi.ts";
@@ -65,6 +73,8 @@ export { SimNode } from "./node.ts";
 export interface SimulationOptions {
   nodes?: number;
   clock?: "real" | "fake";
+  /** With clock "real": node time runs this many times faster than wall time (default 1). */
+  speed?: number;
   startMs?: number;
   brokerUrl?: string;
   port?: number;
@@ -85,8 +95,15 @@ export interface SimulationOptions {
   trafficLength?: number;
   /** Wi-Fi association time per node, ms (default 1500 + up to 500). */
   wifiJoinMs?: number;
+  /** DS18B20 sensors (by config name) wired for parasite power, on every node. */
+  parasite?: string[];
   /** false: the nodes' Storage starts empty (nothing flashed yet; `wisp flash` puts the node on them). */
   flash?: boolean;
+  /**
+   * true: the nodes come as a new ESP32 does, with empty flash: no interpreter, no Storage; they
+   * print their ROM's reset loop until `wisp flash --interpreter` puts Espruino on them.
+   */
+  blank?: boolean;
   /** Put each node's console UART on a pseudo-terminal (`node.consolePath`); needs socat. */
   serial?: boolean;
   /** Baud rate of the nodes' console UARTs (default 115,200). */
@@ -121,8 +138,21 @@ export interface FaultEvent {
   fault: Fault["fault"];
   phase: "start" | "end";
   node?: number;
+  sensor?: string;
   /** ms since the start. */
   at: number;
+}
+
+/** The watcher (the simulation's own subscriber on an external broker) could not connect. */
+export class WatcherError extends Error {
+  constructor(
+    message: string,
+    readonly url: string,
+    readonly username: string | undefined,
+    cause: Error,
+  ) {
+    super(message, { cause });
+  }
 }
 
 export const DEFAULT_NODE_CONFIG: NodeConfig = {
@@ -152,6 +182,10 @@ export class Simulation extends EventEmitter {
   brokerUrl = "";
   /** Messages seen on the broker since the start. */
   messages = 0;
+  /** The embedded broker's port asked for, when it was taken and the broker moved to the next free one. */
+  portTaken: number | undefined;
+  /** How many times faster than wall time node time runs (1 but with `speed`). */
+  readonly speed: number;
   private embedded: Broker | undefined;
   private observer: mqtt.MqttClient | undefined;
   private readonly options: SimulationOptions;
@@ -170,9 +204,15 @@ export class Simulation extends EventEmitter {
     this.options = options;
     this.scenario = scenario;
     this.startMs = options.startMs ?? DEFAULT_START_MS;
+    this.speed = options.speed ?? 1;
+    if (!(this.speed >= 1)) throw new Error(`speed must be 1 or more, got ${options.speed}`);
+    if (this.speed !== 1 && options.clock !== "real") throw new Error("speed needs clock: \"real\" (a fake clock runs as fast as sim.advance() moves it)");
+    if (this.speed !== 1 && options.serial) {
+      throw new Error("serial consoles need speed 1: the line is paced on the node's clock, so a host would see the baud rate and the console's timeouts sped up too");
+    }
     if (options.clock === "real") {
-      this.clock = realClock;
       this.startMs = Date.now();
+      this.clock = this.speed === 1 ? realClock : scaledClock(this.speed, this.startMs);
     } else {
       this.fakeClock = FakeTimers.createClock(this.startMs, 1e9);
       this.clock = this.fakeClock as unknown as Clock;
@@ -199,7 +239,7 @@ export class Simulation extends EventEmitter {
   async advance(ms: number): Promise<void> {
     const fake = this.fakeClock;
     if (!fake) {
-      await new Promise((r) => setTimeout(r, ms));
+      await new Promise((r) => setTimeout(r, ms / this.speed));
       return;
     }
     const end = fake.now + ms;
@@ -282,6 +322,12 @@ export class Simulation extends EventEmitter {
     });
   }
 
+  /** The scenario's faults that have not started yet, soonest first. */
+  upcomingFaults(): Fault[] {
+    const now = this.now();
+    return this.scenario.faults.filter((f) => f.at * 1000 > now).sort((a, b) => a.at - b.at);
+  }
+
   /** Nodes off, broker closed, timers cancelled. */
   async stop(): Promise<void> {
     if (this.stopped) return;
@@ -299,7 +345,7 @@ export class Simulation extends EventEmitter {
   /** @internal */
   async init(): Promise<void> {
     const o = this.options;
-    const firmware = o.flash === false ? undefined : (o.firmware ?? readFirmware(o.firmwarePath ?? distPath("firmware.js")));
+    const firmware = o.flash === false || o.blank ? undefined : (o.firmware ?? readFirmware(o.firmwarePath ?? distPath("firmware.js")));
     const config = o.config ?? DEFAULT_NODE_CONFIG;
     // A login in the URL is taken out of it: the nodes get it in wisp.json's mqtt.username/password.
     const given = o.brokerUrl ? splitLogin(o.brokerUrl) : undefined;
@@ -307,7 +353,9 @@ export class Simulation extends EventEmitter {
     if (given) {
       this.brokerUrl = given.url;
     } else {
-      this.attachBroker(await startBroker({ port: o.port ?? 0, fallback: o.portFallback }));
+      const broker = await startBroker({ port: o.port ?? 0, fallback: o.portFallback });
+      if (o.port && broker.port !== o.port) this.portTaken = o.port;
+      this.attachBroker(broker);
     }
     const count = o.nodes ?? 1;
     const countActivity = (rt: Runtime) => {
@@ -337,7 +385,9 @@ export class Simulation extends EventEmitter {
         storageDir: o.storageDir ? join(o.storageDir, `node-${index}`) : undefined,
         brokerEvents: !o.brokerUrl,
         wifiJoinMs: o.wifiJoinMs,
+        parasite: o.parasite,
         baud: o.baud,
+        blank: o.blank,
         plugins: [countActivity],
         onChange: (n) => this.emit("node", n),
       });
@@ -354,6 +404,11 @@ export class Simulation extends EventEmitter {
     if (o.powerOn !== false) await this.powerOn();
   }
 
+  /** The folder of the nodes' console links (with `serial: true`); removed when the simulation stops. */
+  get consoleFolder(): string | undefined {
+    return this.consoleDir;
+  }
+
   /**
    * Plug the node's USB cable in: its console UART appears as a pseudo-terminal at
    * `node.consolePath` (the same path every time, as a board's /dev/ttyUSB0 is).
@@ -361,7 +416,7 @@ export class Simulation extends EventEmitter {
   async plugConsole(node: SimNode): Promise<void> {
     if (this.ptys.has(node)) return;
     this.consoleDir ??= mkdtempSync(join(tmpdir(), "wisp-sim-"));
-    const pty = await openPty(node.line, join(this.consoleDir, `node-${node.index}`));
+    const pty = await openPty(node.line, join(this.consoleDir, `node-${node.index}`), (lines) => node.setModemLines(lines));
     this.ptys.set(node, pty);
     node.consolePath = pty.path;
   }
@@ -427,7 +482,7 @@ export class Simulation extends EventEmitter {
         ca: o.ca,
       })
       .catch((err: Error) => {
-        throw new Error(`the simulation's watcher could not connect to ${url}${o.username ? ` as ${o.username}` : " without a login"}: ${err.message}`);
+        throw new WatcherError(`the simulation's watcher could not connect to ${url}${o.username ? ` as ${o.username}` : " without a login"}: ${err.message}`, url, o.username, err);
       });
     await client.subscribeAsync([...bases], { qos: 0 });
     client.on("message", (topic, payload, packet) => {
@@ -471,13 +526,25 @@ export class Simulation extends EventEmitter {
       case "broker-restart":
         return this.restartBroker(ms);
       case "sensor-unplug":
-        for (const n of targets) n.unplug();
-        this.fault({ fault: f.fault, phase: "start", node: f.node });
+        for (const n of targets) n.unplug(f.sensor);
+        this.fault({ fault: f.fault, phase: "start", node: f.node, sensor: f.sensor });
         this.after(ms, () => {
-          for (const n of targets) n.plug();
-          this.fault({ fault: f.fault, phase: "end", node: f.node });
+          for (const n of targets) n.plug(f.sensor);
+          this.fault({ fault: f.fault, phase: "end", node: f.node, sensor: f.sensor });
         });
         return;
+      case "sensor-crc":
+      case "bus-stuck": {
+        const kind = f.fault === "sensor-crc" ? "crc" : "stuck";
+        const hit = targets.flatMap((n) => n.fault(kind, true, f.sensor));
+        if (hit.length === 0) this.emit("warning", `${f.fault}${f.sensor ? ` on ${f.sensor}` : ""}: no sensor it applies to${kind === "crc" ? " (BME280, BH1750 and batteries have no CRC)" : ""}`);
+        this.fault({ fault: f.fault, phase: "start", node: f.node, sensor: f.sensor });
+        this.after(ms, () => {
+          for (const n of targets) n.fault(kind, false, f.sensor);
+          this.fault({ fault: f.fault, phase: "end", node: f.node, sensor: f.sensor });
+        });
+        return;
+      }
       case "bridge-down":
         return this.cutBridge(ms);
       case "power-cut":

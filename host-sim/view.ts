@@ -1,20 +1,31 @@
 // What `wisp sim` shows: on a terminal, a live table redrawn in place (log-update) with each
 // node's Wi-Fi/MQTT state, uptime and latest readings with a sparkline, plus recent MQTT traffic
-// and device log lines; piped, plain lines, one per event.
+// and device log lines, laid out to fit the terminal (layout.ts: the least important rows go
+// first); piped, plain lines, one per event.
 
 import { createLogUpdate } from "log-update";
 import pc from "picocolors";
+import { QUANTITIES } from "../tools/drivers.ts";
+import { fit, fitParts, padEnd, padStart, type Part, type Row, type Section, type Size, visibleWidth } from "./layout.ts";
 import type { SimNode } from "./node.ts";
 import type { FaultEvent, Simulation, TrafficEntry } from "./sim.ts";
 
 const BARS = "▁▂▃▄▅▆▇█";
 
-/** ▁▂▃▄▅▆▇█ over the last `width` values, scaled to their own range. */
-export function sparkline(values: readonly number[], width = 16): string {
+/**
+ * ▁▂▃▄▅▆▇█ over the last `width` values, scaled to their range but never to less than `minSpan`:
+ * sensor noise of a few hundredths then draws as a nearly flat line, not as full swings.
+ */
+export function sparkline(values: readonly number[], width = 16, minSpan = 0): string {
   const v = values.slice(-width);
   if (v.length === 0) return "";
-  const lo = Math.min(...v);
-  const hi = Math.max(...v);
+  let lo = Math.min(...v);
+  let hi = Math.max(...v);
+  if (hi - lo < minSpan) {
+    const mid = (hi + lo) / 2;
+    lo = mid - minSpan / 2;
+    hi = mid + minSpan / 2;
+  }
   return v.map((x) => BARS[hi === lo ? 3 : Math.round(((x - lo) / (hi - lo)) * (BARS.length - 1))]).join("");
 }
 
@@ -33,16 +44,23 @@ export function clockText(ms: number): string {
   return `${pad(Math.floor(s / 3600))}:${pad(Math.floor((s % 3600) / 60))}:${pad(s % 60)}`;
 }
 
+/** "1 message", "2 messages". */
+export function plural(n: number, word: string): string {
+  return `${n.toLocaleString("en-US")} ${word}${n === 1 ? "" : "s"}`;
+}
+
 export interface ViewOptions {
   /** The mosquitto_sub command line that watches the nodes. */
   watch: string;
-  /** Node rows shown before summarising (default: what fits the terminal, at most 20). */
+  /** Lines about the setup (what replaces the config's broker, a port that was taken), shown while there is room. */
+  notes?: string[];
+  /** At most this many node rows (default: what fits). */
   rows?: number;
-  /** Recent traffic lines shown (default 8). */
-  trafficLines?: number;
   /** Redraw period, ms (default 250). */
   refreshMs?: number;
   stream?: NodeJS.WriteStream;
+  /** The terminal size to lay out for (default: the stream's, else 100x40). */
+  size?: Size;
 }
 
 type Color = (s: string) => string;
@@ -56,70 +74,230 @@ const stateColor: Record<string, Color> = {
 };
 const colored = (state: string) => (stateColor[state] ?? ((s: string) => s))(state);
 
-function formatReading(node: SimNode): { text: string; spark: string } {
-  const name = Object.keys(node.readings)[0];
-  if (!name) return { text: pc.dim("–"), spark: "" };
-  const r = node.readings[name]!.values;
-  const units: Record<string, [string, number]> = { temperature: ["°C", 2], humidity: ["%RH", 1], pressure: ["hPa", 1] };
-  const parts = Object.entries(r).map(([k, v]) => (units[k] ? `${v.toFixed(units[k][1])} ${units[k][0]}` : `${k}=${v}`));
-  // The sparkline follows temperature, or whatever the sensor's first quantity is.
-  const quantity = r.temperature !== undefined ? "temperature" : Object.keys(r)[0];
-  const history = quantity ? (node.history[name]?.[quantity] ?? []) : [];
-  return { text: parts.join("  "), spark: sparkline(history) };
+/**
+ * The narrowest span a quantity's sparkline draws, so that sensor noise (a few hundredths of a
+ * degree) draws as a nearly flat line, not as full swings. Units as QUANTITIES (tools/drivers.ts).
+ */
+export const SPARK_MIN_SPAN: Record<string, number> = { temperature: 0.5, humidity: 2, pressure: 1, illuminance: 20, co2: 50, voltage: 0.05, level: 2 };
+
+const SPARK_WIDTH = 16;
+/** Bars of the sparkline of each quantity after the first. */
+const SPARK_SMALL = 8;
+
+/** A reading is stale once the node has missed half an interval more than one, plus 2 s of slack. */
+export function readingAge(node: SimNode, name: string): { ms: number; stale: boolean } | undefined {
+  const r = node.readings[name];
+  if (!r) return undefined;
+  const ms = Math.max(0, node.clock.Date.now() - r.at);
+  const interval = (Number(node.config()?.interval) || 10) * 1000;
+  return { ms, stale: ms > interval * 1.5 + 2000 };
 }
 
-function trafficLine(t: TrafficEntry, width: number): string {
-  const line = `${clockText(t.at)} ${t.topic} ${t.payload}`;
-  return line.length > width ? `${line.slice(0, width - 1)}…` : line;
+/** The node's sensors in config order, then any other topic it published readings on. */
+export function sensorNames(node: SimNode): string[] {
+  const names = (node.config()?.sensors ?? []).map((s) => s.name);
+  for (const name of Object.keys(node.readings)) if (!names.includes(name)) names.push(name);
+  return names;
 }
 
-/** The live screen as text (the terminal view draws this; tests read it). */
+/**
+ * One sensor's latest reading as parts that a row keeps whole or drops, to fit `width`: its failure
+ * (from <prefix>/status/<sensor>) first, "stale" when the reading is older than the node's interval
+ * allows (an outage, a node that is off), then each quantity's value with a sparkline of its recent
+ * values and their min–max: the first quantity's as wide as the row has room for, then the other
+ * values, then their sparklines.
+ */
+export function readingParts(node: SimNode, name: string, width = 80): Part[] {
+  const parts: Part[] = [];
+  const status = node.sensorStatus[name];
+  if (status !== undefined && status !== "ok") parts.push({ text: pc.red(status), priority: 11, shrink: true });
+  const reading = node.readings[name];
+  if (!reading) {
+    if (!parts.length) parts.push({ text: pc.dim(node.power === "on" ? "no reading yet" : "–"), priority: 10 });
+    return parts;
+  }
+  const age = readingAge(node, name)!;
+  const dim = age.stale ? pc.dim : (s: string) => s;
+  const stale = `stale ${duration(age.ms)}`;
+  if (age.stale) parts.push({ text: pc.yellow(stale), priority: 10 });
+  const units = QUANTITIES as Record<string, { unit: string; decimals: number } | undefined>;
+  Object.entries(reading.values).forEach(([k, v], i) => {
+    const q = units[k];
+    const num = (x: number) => (q ? x.toFixed(q.decimals) : String(x));
+    const text = q ? `${num(v)} ${q.unit}` : `${k}=${v}`;
+    parts.push({ text: dim(text), priority: i === 0 ? 9 : 8.5 - i * 0.1 });
+    const history = node.history[name]?.[k] ?? [];
+    if (!history.length) return;
+    const all = history.slice(-SPARK_WIDTH);
+    const rangeWidth = `${num(Math.min(...all))}–${num(Math.max(...all))}`.length;
+    // the first quantity's sparkline: as many bars as the row has room for beside its value
+    const room = width - text.length - 2 - 1 - rangeWidth - (age.stale ? stale.length + 2 : 0);
+    const bars = i === 0 ? Math.max(4, Math.min(SPARK_WIDTH, room)) : SPARK_SMALL;
+    const shown = history.slice(-bars);
+    const range = `${num(Math.min(...shown))}–${num(Math.max(...shown))}`;
+    parts.push({ text: `${pc.cyan(sparkline(shown, shown.length, SPARK_MIN_SPAN[k] ?? 0))} ${pc.dim(range)}`, priority: i === 0 ? 8.7 : 5 - i * 0.1 });
+  });
+  return parts;
+}
+
+interface Column {
+  title: string;
+  width: number;
+  /** Columns are dropped lowest first when the row is too narrow. */
+  priority: number;
+  align?: "right";
+  cell: (node: SimNode) => string;
+}
+
+const NODE_COLUMNS: Column[] = [
+  { title: "node", width: 13, priority: 100, cell: (n) => n.serial },
+  { title: "power", width: 8, priority: 60, cell: (n) => colored(n.power) },
+  { title: "wifi", width: 10, priority: 80, cell: (n) => colored(n.wifi) },
+  { title: "mqtt", width: 10, priority: 90, cell: (n) => colored(n.mqtt) },
+  { title: "uptime", width: 6, priority: 40, align: "right", cell: (n) => duration(n.uptime) },
+];
+/** The reading gets at least this much of a row (a value, a short sparkline, its range) before state columns go. */
+const MIN_READING = 28;
+
+/** The node table's columns that fit `width`, and the width left for the reading. */
+function nodeColumns(width: number): { columns: Column[]; readingWidth: number } {
+  let columns = NODE_COLUMNS;
+  const used = (cols: Column[]) => cols.reduce((n, c) => n + c.width + 1, 0) + 1;
+  while (width - used(columns) < MIN_READING && columns.length > 1) {
+    const lowest = columns.reduce((a, b) => (b.priority < a.priority ? b : a));
+    columns = columns.filter((c) => c !== lowest);
+  }
+  return { columns, readingWidth: Math.max(8, width - used(columns)) };
+}
+
+/**
+ * A node's rows: its state columns and its first sensor (with "+N sensors" when the others are not
+ * shown), then, `expanded`, a row for each other sensor under the first.
+ */
+function nodeRows(node: SimNode, columns: Column[], readingWidth: number, expanded: boolean): string[] {
+  const cells = columns.map((c) => (c.align === "right" ? padStart(c.cell(node), c.width) : padEnd(c.cell(node), c.width)));
+  const names = sensorNames(node);
+  const nameWidth = names.length > 1 ? Math.max(...names.map((n) => n.length)) + 2 : 0;
+  const labelled = (name: string) => (names.length > 1 ? pc.bold(name.padEnd(nameWidth - 2)) + "  " : "");
+  const flags: Part[] = [];
+  if (!node.sensorPlugged) flags.push({ text: pc.red("sensor unplugged"), priority: 11 });
+  // the board's LED (LED1), when something lights it: Wisp's firmware leaves it off
+  const led: Part[] = node.led ? [{ text: pc.yellow("LED ●"), priority: 3 }] : [];
+  const first = expanded ? names[0] : (names.find((n) => node.readings[n]) ?? names[0]);
+  const more: Part[] = !expanded && names.length > 1 ? [{ text: pc.dim(`+${names.length - 1} sensor${names.length > 2 ? "s" : ""}`), priority: 4 }] : [];
+  const width = readingWidth - nameWidth;
+  const reading = first === undefined ? [{ text: pc.dim("–"), priority: 10 }] : readingParts(node, first, width);
+  const rows = [`${cells.join(" ")}  ${labelled(first ?? "")}${fitParts([...flags, ...reading, ...more, ...led], width)}`];
+  if (expanded) {
+    const indent = " ".repeat(cells.reduce((n, c) => n + visibleWidth(c) + 1, 0) + 1);
+    for (const name of names.slice(1)) rows.push(`${indent}${labelled(name)}${fitParts(readingParts(node, name, width), width)}`);
+  }
+  return rows;
+}
+
+/** How much a node needs looking at: a node in trouble is kept on screen before a healthy one. */
+function trouble(node: SimNode): boolean {
+  return node.power !== "on" || node.wifi !== "connected" || node.mqtt !== "connected" || !node.sensorPlugged;
+}
+
+function faultText(f: FaultEvent): string {
+  return `${f.fault}${f.sensor ? ` ${f.sensor}` : ""} ${f.phase === "start" ? "started" : "ended"}${f.node === undefined ? "" : ` on node ${f.node}`}`;
+}
+
+/** The live screen as text, laid out for the terminal (the terminal view draws this; tests read it). */
 export function renderScreen(sim: Simulation, options: ViewOptions, logs: readonly string[] = [], faults: readonly FaultEvent[] = []): string {
-  const width = Math.max(60, options.stream?.columns ?? 100);
-  const rowsFit = Math.max(3, (options.stream?.rows ?? 40) - 22);
-  const rows = options.rows ?? Math.min(20, rowsFit);
-  const out: string[] = [];
+  const size: Size = options.size ?? { columns: options.stream?.columns ?? 100, rows: options.stream?.rows ?? 40 };
+  const width = Math.max(10, size.columns - 1);
   const nodes = sim.nodes;
   const scenario = sim.scenario.name ? ` · scenario ${sim.scenario.name}` : "";
-  out.push(`${pc.bold("wisp sim")} · ${nodes.length} node${nodes.length === 1 ? "" : "s"} · broker ${sim.brokerUrl}${sim.external || sim.broker ? "" : pc.red(" (down)")}${scenario} · ${clockText(sim.now())}`);
-  out.push(`Wi-Fi ${sim.ap.ssid} ${sim.ap.up ? pc.green("up") : pc.red("down")} · ${sim.messages} messages · watch: ${pc.cyan(options.watch)}`);
+  const speed = sim.speed !== 1 ? ` · ${pc.bold(`×${sim.speed}`)} node time` : "";
+  const brokerState = sim.external || sim.broker ? "" : pc.red(" (down)");
+  const head: Row[] = [
+    {
+      text: fitParts(
+        [
+          { text: `${pc.bold("wisp sim")} · ${plural(nodes.length, "node")}${scenario} · ${clockText(sim.now())}${speed}`, priority: 2 },
+          { text: pc.dim("Ctrl-C stops"), priority: 1 },
+        ],
+        width,
+        " · ",
+      ),
+      priority: 100,
+    },
+    { text: `broker ${sim.brokerUrl}${brokerState} · Wi-Fi ${sim.ap.ssid} ${sim.ap.up ? pc.green("up") : pc.red("down")} · ${plural(sim.messages, "message")}`, priority: 96 },
+    { text: `watch: ${pc.cyan(options.watch)}`, priority: 86 },
+    ...(options.notes ?? []).map((n, i) => ({ text: pc.yellow(n), priority: 45 - i * 0.1 })),
+  ];
   const consoles = nodes.filter((n) => n.consolePath).slice(0, 4);
-  if (consoles.length) out.push(`consoles: ${consoles.map((n) => `node ${n.index} ${pc.cyan(n.consolePath!)}`).join(" · ")}${nodes.length > consoles.length ? " …" : ""}`);
-  out.push("");
-  out.push(pc.dim(`${"node".padEnd(14)} ${"power".padEnd(8)} ${"wifi".padEnd(10)} ${"mqtt".padEnd(10)} ${"uptime".padStart(7)}  latest reading`));
-  for (const node of nodes.slice(0, rows)) {
-    const reading = formatReading(node);
-    const pad = (state: string, n: number) => colored(state) + " ".repeat(Math.max(0, n - state.length));
-    const flags = [node.led ? pc.yellow("●") : pc.dim("○"), node.sensorPlugged ? "" : pc.red(" sensor unplugged")].join("");
-    out.push(`${node.serial.padEnd(14)} ${pad(node.power, 8)} ${pad(node.wifi, 10)} ${pad(node.mqtt, 10)} ${duration(node.uptime).padStart(7)}  ${reading.text} ${pc.cyan(reading.spark)} ${flags}`);
+  if (consoles.length) {
+    head.push({ text: `consoles: ${consoles.map((n) => `node ${n.index} ${pc.cyan(n.consolePath!)}`).join(" · ")}${nodes.length > consoles.length ? " …" : ""}`, priority: 50 });
   }
-  if (nodes.length > rows) {
-    const count = (pick: (n: SimNode) => string) => {
-      const c: Record<string, number> = {};
-      for (const n of nodes) c[pick(n)] = (c[pick(n)] ?? 0) + 1;
-      return Object.entries(c)
-        .map(([k, v]) => `${v} ${colored(k)}`)
-        .join(", ");
-    };
-    out.push(pc.dim(`… and ${nodes.length - rows} more`));
-    out.push(`power: ${count((n) => n.power)} · wifi: ${count((n) => n.wifi)} · mqtt: ${count((n) => n.mqtt)}`);
+
+  const { columns, readingWidth } = nodeColumns(width);
+  const tableTitle = pc.dim(
+    `${columns.map((c) => (c.align === "right" ? c.title.padStart(c.width) : c.title.padEnd(c.width))).join(" ")}  ` +
+      fitParts(
+        [
+          { text: "latest reading", priority: 2 },
+          { text: "· sparkline of the last readings, their min–max", priority: 1 },
+        ],
+        readingWidth,
+        " ",
+      ),
+  );
+  const limit = options.rows ?? Infinity;
+  // every sensor on a row of its own while they all fit the room nodes get; else each node's first
+  const room = Math.min(limit, Math.max(3, size.rows - 16));
+  const expanded = nodes.reduce((n, node) => n + Math.max(1, sensorNames(node).length), 0) <= room;
+  /** Which node each row is of, and whether it is that node's first row. */
+  const rowNode: { node: number; first: boolean }[] = [];
+  const nodeRowList: Row[] = nodes.flatMap((node, i) => {
+    // the first ten nodes and any in trouble come before the traffic; the rest after its newest lines
+    const priority = i >= limit ? -Infinity : trouble(node) ? 75 : i < 10 ? 70 - i * 0.1 : 40 - i * 0.001;
+    return nodeRows(node, columns, readingWidth, expanded).map((text, k) => {
+      rowNode.push({ node: i, first: k === 0 });
+      return { text, priority: priority - k * 0.0001 };
+    });
+  });
+  const count = (pick: (n: SimNode) => string) => {
+    const c: Record<string, number> = {};
+    for (const n of nodes) c[pick(n)] = (c[pick(n)] ?? 0) + 1;
+    return Object.entries(c)
+      .map(([k, v]) => `${v} ${colored(k)}`)
+      .join(", ");
+  };
+  const summary = (_rows: number, kept: boolean[]) => {
+    const hidden = rowNode.filter((r, j) => r.first && !kept[j]).length;
+    const more = hidden ? `… and ${hidden} more` : "… and more sensor rows";
+    return pc.dim(`${more} · `) + `power: ${count((n) => n.power)} · wifi: ${count((n) => n.wifi)} · mqtt: ${count((n) => n.mqtt)}`;
+  };
+
+  const faultRows: Row[] = faults.slice(-3).map((f, i, all) => ({ text: pc.magenta(`${clockText(f.at)} fault ${faultText(f)}`), priority: i === all.length - 1 ? 68 : 35 }));
+  const next = sim.upcomingFaults()[0];
+  if (next) {
+    const inMs = next.at * 1000 - sim.now();
+    faultRows.push({ text: pc.dim(`next fault: ${next.fault}${next.node === undefined ? "" : ` on node ${next.node}`} at ${clockText(next.at * 1000)} (in ${duration(inMs)} of node time), for ${next.for} s`), priority: 66 });
   }
-  const recentFaults = faults.slice(-3);
-  if (recentFaults.length) {
-    out.push("");
-    for (const f of recentFaults) out.push(pc.magenta(`${clockText(f.at)} fault ${f.fault} ${f.phase}${f.node === undefined ? "" : ` (node ${f.node})`}`));
-  }
-  out.push("");
-  out.push(pc.bold("recent MQTT traffic"));
-  for (const t of sim.traffic.slice(-(options.trafficLines ?? 8))) out.push(trafficLine(t, width));
-  if (logs.length) {
-    out.push("");
-    out.push(pc.bold("device log"));
-    for (const l of logs.slice(-5)) out.push(pc.dim(l.length > width ? `${l.slice(0, width - 1)}…` : l));
-  }
-  out.push("");
-  out.push(pc.dim("Ctrl-C stops"));
-  return out.join("\n");
+
+  const traffic = sim.traffic.slice(-20);
+  const trafficRows: Row[] = traffic.map((t, i) => {
+    const age = traffic.length - 1 - i;
+    return { text: `${clockText(t.at)} ${t.topic} ${t.payload}`, priority: age < 3 ? 60 - age * 0.1 : 25 - age * 0.01 };
+  });
+  const recentLogs = logs.slice(-10);
+  const logRows: Row[] = recentLogs.map((l, i) => {
+    const age = recentLogs.length - 1 - i;
+    return { text: pc.dim(l), priority: age < 2 ? 55 - age * 0.1 : 20 - age * 0.01 };
+  });
+
+  const sections: Section[] = [
+    { rows: head },
+    { gap: true, title: tableTitle, rows: nodeRowList, overflow: summary },
+    { gap: true, rows: faultRows },
+    { gap: true, title: pc.bold("recent MQTT traffic"), rows: trafficRows.length ? trafficRows : [{ text: pc.dim("none yet"), priority: 24 }] },
+    { gap: true, title: pc.bold("device log"), rows: logRows },
+  ];
+  return fit(sections, size).join("\n");
 }
 
 export interface View {
@@ -140,11 +318,20 @@ export function startLiveView(sim: Simulation, options: ViewOptions): View {
   sim.on("log", onLog);
   sim.on("fault", onFault);
   const draw = () => update(renderScreen(sim, { ...options, stream }, logs, faults));
+  // After a resize the terminal has rewrapped the old frame, so it cannot be erased line by line:
+  // clear the screen and draw the new layout from the top.
+  const onResize = () => {
+    stream.write("\x1b[H\x1b[2J");
+    update.done();
+    draw();
+  };
+  stream.on("resize", onResize);
   draw();
   const timer = setInterval(draw, options.refreshMs ?? 250);
   return {
     stop() {
       clearInterval(timer);
+      stream.off("resize", onResize);
       draw();
       update.done();
       sim.off("log", onLog);
@@ -165,7 +352,7 @@ export function startPlainView(sim: Simulation, write: (line: string) => void = 
   };
   const onLog = (line: string, node: SimNode) => write(`${t()} log ${node.serial} ${line}`);
   const onMessage = (m: TrafficEntry) => write(`${t()} mqtt ${m.topic} ${m.payload}${m.retain ? " (retained)" : ""}`);
-  const onFault = (f: FaultEvent) => write(`${t()} fault ${f.fault} ${f.phase}${f.node === undefined ? "" : ` node ${f.node}`}`);
+  const onFault = (f: FaultEvent) => write(`${t()} fault ${f.fault}${f.sensor ? ` ${f.sensor}` : ""} ${f.phase}${f.node === undefined ? "" : ` node ${f.node}`}`);
   const onWarning = (text: string) => write(`${t()} warning ${text}`);
   sim.on("node", onNode);
   sim.on("log", onLog);

@@ -5,12 +5,14 @@ import { spawn } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import net from "node:net";
 import path from "node:path";
-import { parseArgs, type ParseArgsConfig } from "node:util";
+import type { ParseArgsConfig } from "node:util";
 import { PROJECT_ROOT } from "./build.ts";
 import { ConfigError, loadFlashConfig, type FlashConfig } from "./config.ts";
 import { BrokerFolderError, checkBrokerFolder, initBrokerFolder, parseNodesFile, PASSWORDS, readManifest, simulatedIds } from "./broker/folder.ts";
 import { findMosquitto, INSTALL_HINT } from "./broker/mosquitto.ts";
 import { listenersOf } from "./broker/run.ts";
+import { closest } from "./commands.js";
+import { parseOptions, UsageError, usageFailure } from "./options.ts";
 
 const USAGE = `usage: wisp broker <init|run|check> [options]
 
@@ -42,8 +44,6 @@ const USAGE = `usage: wisp broker <init|run|check> [options]
 
   -h, --help              this text`;
 
-class UsageError extends Error {}
-
 export async function main(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
   if (sub === "--help" || sub === "-h" || sub === "help") {
@@ -59,13 +59,10 @@ export async function main(argv: string[]): Promise<number> {
       case "check":
         return check(rest);
       default:
-        throw new UsageError(sub === undefined ? "which one: init, run or check?" : `unknown subcommand "${sub}" (init, run or check)`);
+        throw new UsageError(sub === undefined ? "which one: init, run or check?" : `unknown subcommand "${sub}"${closest(sub, ["init", "run", "check"]) ? ` (did you mean ${closest(sub, ["init", "run", "check"])}?)` : " (init, run or check)"}`);
     }
   } catch (err) {
-    if (err instanceof UsageError) {
-      console.error(`wisp broker: ${err.message}\n\n${USAGE}`);
-      return 2;
-    }
+    if (err instanceof UsageError) return usageFailure("broker", err);
     if (err instanceof BrokerFolderError || err instanceof ConfigError) {
       console.error(`wisp broker: ${err.message}`);
       return 1;
@@ -74,12 +71,8 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-function parse<T extends ParseArgsConfig>(config: T): ReturnType<typeof parseArgs<T>> {
-  try {
-    return parseArgs(config);
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
+function parse<T extends ParseArgsConfig & { args: string[]; options: NonNullable<ParseArgsConfig["options"]> }>(config: T) {
+  return parseOptions(config.args, config.options as T["options"], config.allowPositionals === true);
 }
 
 const HELP = { help: { type: "boolean", short: "h" } } as const;

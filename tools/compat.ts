@@ -2,7 +2,7 @@
 //
 // Runs on the JavaScript esbuild emits (so it sees exactly the bytes the board runs, after
 // esbuild has lowered what it can), and maps every finding back to the TypeScript source through
-// the bundle's source map. Each rule cites a row of /work/shared/espruino-compat.md (Espruino 2v29,
+// the bundle's source map. Each rule cites a row of docs/espruino-compat.md (Espruino 2v29,
 // measured) or, for what was measured later on the interpreter, docs/espruino-notes.md; nothing is
 // rejected that one of them does not mark failing, missing or broken.
 //
@@ -73,8 +73,8 @@ export function formatFinding(f: Finding): string {
   return `${f.file}:${f.line}:${f.column}: ${f.message}\n    fix: ${f.hint}`;
 }
 
-const DOC = "espruino-compat.md";
-const NOTES = "espruino-notes.md";
+const DOC = "docs/espruino-compat.md";
+const NOTES = "docs/espruino-notes.md";
 
 interface Rule {
   /** Sentence describing the problem, without the verdict. */
@@ -233,7 +233,7 @@ const RULES: Record<RuleId, Rule> = {
   "control-byte": {
     what: (d) => `raw control byte ${d} in the output; an upload over the console sends it as it is`,
     status: "0x03 is Ctrl-C even inside a packet, 0x04 ends the Linux build, 0x11/0x13 are XON/XOFF",
-    doc: "../shared/espruino/README.md, Console facts",
+    doc: "docs/espruino-compat.md, the console",
     hint: () => "the build escapes control bytes in literals (tools/build.ts escapeControlBytes); write `\\xNN` in the source",
   },
   "parse-error": {

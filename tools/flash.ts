@@ -1,18 +1,21 @@
 // `wisp flash`: put the node on a board over its USB serial port. Builds when stale, validates
 // flash.config.json and renders wisp.json with the secrets from the environment, finds the port,
-// checks that the board runs Espruino 2v25+ for the right chip, stops what runs there (reset()),
-// uploads dist/firmware.js as .bootcde and wisp.json with the console's packet protocol, checks
-// each on the board by CRC-32, then load()s and waits for the node's boot line.
+// with --interpreter first writes Espruino itself (serial/interpreter.ts: esptool-js and the ROM
+// bootloader), checks that the board runs Espruino 2v25+ for the right chip, stops what runs there
+// (reset()), uploads dist/firmware.js as .bootcde and wisp.json with the console's packet
+// protocol, checks each on the board by CRC-32, then load()s and waits for the node's boot line.
 
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import * as path from "node:path";
-import { parseArgs } from "node:util";
 import { crc32 } from "node:zlib";
 import { boards } from "../boards/index.ts";
 import { ensureBuilt, PROJECT_ROOT } from "./build.ts";
 import { ConfigError, loadFlashConfig, renderDeviceConfig, type FlashConfig } from "./config.ts";
-import { ConsoleLink, type FileProgress, LinkError } from "./serial/link.ts";
+import { BAUD, intOption, parseOptions, UsageError, usageFailure } from "./options.ts";
+import { ConsoleLink, type FileProgress, type Identity, lastLines, LinkError } from "./serial/link.ts";
+import { jsString } from "./serial/protocol.ts";
 import { BrokerFolderError, ensureNodeLogin, type NodeLogin } from "./broker/folder.ts";
+import { DEFAULT_FLASH_BAUD, findInterpreter, FLASH_BAUD, type InstallResult, installInterpreter, type Interpreter, InterpreterError } from "./serial/interpreter.ts";
 import { findBoardPort, openPort, PortError } from "./serial/port.ts";
 import { startProgress } from "./serial/progress.ts";
 
@@ -20,12 +23,19 @@ const USAGE = `usage: wisp flash [options]
 
 Uploads the node (dist/firmware.js as .bootcde, and wisp.json rendered from the config with its
 secrets) to an ESP32 running Espruino 2v25 or newer, checks both files on the board by CRC-32,
-and restarts it.
+and restarts it. With --interpreter, first puts Espruino itself on the board (a new ESP32 has
+none).
 
   -p, --port PATH     the board's serial port (default: the one USB port with an ESP32 bridge;
                       \`wisp ports\` lists them)
   -c, --config FILE   node configuration (default flash.config.json)
   -b, --baud N        console baud rate (default 115200, what Espruino's ESP32 build uses)
+  -i, --interpreter DIR|VERSION  first write Espruino's ESP32 build from DIR (bootloader.bin at
+                      0x1000, partitions_espruino.bin at 0x8000, espruino_esp32.bin at 0x10000), or
+                      VERSION (2v29) downloaded from espruino.com, through the chip's ROM
+                      bootloader, each region checked by MD5
+      --flash-baud N  rate to write the interpreter at (default 921600; 115200 on poor cables)
+      --erase-all     with --interpreter: erase the whole flash first (Storage included)
   -m, --monitor       stay on the board's console afterwards (Ctrl-] leaves)
       --broker-dir DIR  a \`wisp broker init\` folder: the node gets its own login (and the CA)
                       from it, added to the folder when the node is new
@@ -48,6 +58,14 @@ export interface FlashOptions {
   progress?: boolean;
   /** A `wisp broker init` folder to take the node's login from. */
   brokerDir?: string;
+  /** Put this Espruino on the board first (readInterpreter). */
+  interpreter?: Interpreter;
+  /** Rate to write the interpreter at (default 921600). */
+  flashBaud?: number;
+  /** Erase the whole flash before writing the interpreter. */
+  eraseAll?: boolean;
+  /** esptool-js's log lines, while the interpreter is written. */
+  onFlasherLog?: (line: string) => void;
 }
 
 export interface FlashResult {
@@ -61,13 +79,28 @@ export interface FlashResult {
   retries: { packets: number; files: number };
   /** The link, still open, when `keepOpen` was asked for. */
   link?: ConsoleLink;
+  /** The link's console position when load() was sent: what the node printed from its boot on. */
+  bootFrom: number;
   brokerUrl: string;
+  /** What writing the interpreter did, with --interpreter. */
+  interpreter?: InstallResult;
 }
 
-/** The node as it will be written, in upload order; `login` is the node's own broker login. */
-export function nodeFiles(config: FlashConfig, env: Record<string, string | undefined> = process.env, login?: NodeLogin): { name: string; data: Uint8Array }[] {
-  const firmware = readFileSync(path.join(PROJECT_ROOT, "dist", "firmware.js"));
-  const settings = Buffer.from(JSON.stringify(renderDeviceConfig(config, { env, login })), "latin1");
+/**
+ * The node as it will be written, in upload order; `login` is the node's own broker login. Throws
+ * ConfigError (naming `file`) when a secret of the config is missing from `env`.
+ */
+export function nodeFiles(
+  config: FlashConfig,
+  env: Record<string, string | undefined> = process.env,
+  login?: NodeLogin,
+  file?: string,
+): { name: string; data: Uint8Array }[] {
+  const firmwareFile = path.join(PROJECT_ROOT, "dist", "firmware.js");
+  if (!existsSync(firmwareFile)) throw new ConfigError(firmwareFile, ["missing: build it (npm run build), or leave out --no-build"]);
+  const firmware = readFileSync(firmwareFile);
+  // UTF-8: the ESP32 build has no Unicode support, so a string is its bytes, as an access point's SSID is
+  const settings = Buffer.from(JSON.stringify(renderDeviceConfig(config, { env, login, file })), "utf8");
   return [
     { name: ".bootcde", data: new Uint8Array(firmware) },
     { name: "wisp.json", data: new Uint8Array(settings) },
@@ -78,29 +111,43 @@ export function nodeFiles(config: FlashConfig, env: Record<string, string | unde
 export async function flash(options: FlashOptions & { keepOpen?: boolean }): Promise<FlashResult> {
   const say = options.say ?? ((line: string) => console.log(line));
   const config = loadFlashConfig(options.configFile);
-  let files = nodeFiles(config); // secrets are checked before anything touches the board
+  let files = nodeFiles(config, process.env, undefined, options.configFile); // secrets are checked before anything touches the board
   const board = boards[config.board]!;
   const portPath = options.port ?? (await findBoardPort()).path;
   const started = performance.now();
+  let installed: InstallResult | undefined;
+  if (options.interpreter) {
+    installed = await installInterpreter({
+      port: portPath,
+      interpreter: options.interpreter,
+      board,
+      flashBaud: options.flashBaud,
+      eraseAll: options.eraseAll,
+      say,
+      progress: options.progress,
+      onLog: options.onFlasherLog,
+    });
+  }
   const transport = await openPort(portPath, options.baud);
   const link = new ConsoleLink(transport, { baud: options.baud, onText: options.onText });
   try {
     const expected = options.expectBoard ?? board.espruinoBoard;
-    ConsoleLink.checkIdentity(await link.identify(), expected);
+    ConsoleLink.checkIdentity(await identifyAfter(link, installed !== undefined, say), expected);
     const id = await link.processEnv();
     ConsoleLink.checkIdentity(id, expected);
     say(`${portPath}: Espruino ${id.version} on ${id.board}`);
     if (options.brokerDir) {
       const serial = String(await link.eval("getSerial()"));
       const { login, added } = ensureNodeLogin(options.brokerDir, serial);
-      files = nodeFiles(config, process.env, login);
+      files = nodeFiles(config, process.env, login, options.configFile);
       say(`broker login for node ${serial} from ${options.brokerDir}${added ? " (new: send Mosquitto a SIGHUP so it reads passwd again)" : ""}`);
     }
+    await checkStorage(link, files);
     // stop the node that runs now (its code may run from the flash about to be rewritten)
     await link.eval("reset()");
     await link.quiet(300, 5000);
     const total = files.reduce((n, f) => n + f.data.length, 0);
-    const progress = startProgress(total, options.progress !== false);
+    const progress = startProgress(total, options.progress !== false, process.stderr, say);
     let done = 0;
     const written: FlashResult["files"] = [];
     for (const f of files) {
@@ -113,12 +160,25 @@ export async function flash(options: FlashOptions & { keepOpen?: boolean }): Pro
       written.push({ name: f.name, bytes: f.data.length, crc: crc32(f.data) >>> 0 });
     }
     progress.stop();
-    const boot = link.waitForText(/wisp: node (\S+), prefix (\S+)\r?\n/, 20_000);
-    const waiting = link.waitForText(/wisp: wisp\.json: ([^\r\n]*)\r?\n/, 20_000).catch(() => undefined);
+    const bootFrom = link.position;
+    const boot = link.waitForText(/wisp: node (\S+), prefix ([^\r\n]+)\r?\n/, 20_000);
+    const waiting = link.waitForText(/wisp: wisp\.json: ([^\r\n]*)\r?\n/, 20_000);
+    boot.catch(() => undefined);
+    waiting.catch(() => undefined);
     await link.eval("load()");
-    const m = await Promise.race([boot, waiting.then((w) => w ?? boot)]);
+    let m: RegExpExecArray;
+    try {
+      m = await Promise.any([boot, waiting]);
+    } catch {
+      const said = lastLines(link.textSince(bootFrom), 6);
+      throw new LinkError(
+        `the files are on the board, but the node did not print its boot line (wisp: node …) within 20 s after load(). ${said.length ? `The board printed:\n  ${said.join("\n  ")}` : "The board printed nothing."}`,
+        "timeout",
+      );
+    }
     if (m[0].startsWith("wisp: wisp.json")) throw new LinkError(`the node started but does not accept its settings: ${m[1]}`, "eval");
     const result: FlashResult = {
+      interpreter: installed,
       port: portPath,
       serial: m[1]!,
       prefix: m[2]!,
@@ -126,12 +186,83 @@ export async function flash(options: FlashOptions & { keepOpen?: boolean }): Pro
       seconds: (performance.now() - started) / 1000,
       brokerUrl: config.mqtt.url,
       retries: { ...link.retries },
+      bootFrom,
     };
     if (options.keepOpen) result.link = link;
     return result;
+  } catch (err) {
+    await link.close();
+    throw err;
   } finally {
     if (!options.keepOpen) await link.close();
   }
+}
+
+/** Bytes a Storage file takes in flash: its size rounded to 4, and a header (src/jsflash.c; the same sum runs on the board below). */
+const footprint = (size: number) => Math.ceil(size / 4) * 4 + 32;
+
+/**
+ * Refuses before anything is erased when the board's Storage cannot take the files: free space,
+ * plus trash (Espruino compacts when a new file needs it), plus what the files being replaced take.
+ */
+async function checkStorage(link: ConsoleLink, files: { name: string; data: Uint8Array }[]): Promise<void> {
+  const names = files.map((f) => jsString(f.name)).join(",");
+  const answer = String(
+    await link.eval(`(function(s){var t=s.getStats(),e=0;[${names}].forEach(function(n){var x=s.read(n);if(x!==undefined)e+=Math.ceil(x.length/4)*4+32;});return t.freeBytes+","+t.trashBytes+","+e;})(require("Storage"))`),
+  );
+  const [free, trash, replaced] = answer.split(",").map(Number);
+  if (![free, trash, replaced].every((n) => Number.isFinite(n))) return; // an interpreter without getStats: the write itself reports it
+  const need = files.reduce((n, f) => n + footprint(f.data.length), 0);
+  const available = free! + trash! + replaced!;
+  if (need > available) {
+    throw new LinkError(
+      `the board's Storage is too full for the node: it needs ${need.toLocaleString("en-US")} bytes, ${available.toLocaleString("en-US")} can be had (${free!.toLocaleString("en-US")} free, ${trash!.toLocaleString("en-US")} in erased files, ${replaced!.toLocaleString("en-US")} in the files it replaces). Nothing was changed. Free space on the board: \`wisp monitor\`, then require("Storage").list() and require("Storage").erase(name)`,
+      "storage",
+    );
+  }
+}
+
+/**
+ * The board's identity over its console; after the interpreter was just written, a board whose
+ * reset circuit could not restart it gets a minute to be reset by hand. A board that answers with
+ * what an ESP32 without Espruino prints gets told what to do.
+ */
+export async function identifyAfter(link: ConsoleLink, justInstalled: boolean, say: (line: string) => void): Promise<Identity> {
+  if (!justInstalled) return await link.identify({ unlike: noInterpreter });
+  // a board that restarts prints its boot log first; one that was not restarted prints nothing
+  await link.quiet(300, 3000);
+  const quick: Identity | Error = await link.identify({ quick: true, unlike: noInterpreter }).catch((err: unknown) => (err instanceof Error ? err : new Error(String(err))));
+  if (!(quick instanceof Error)) return quick;
+  if (!(quick instanceof LinkError) || quick.code !== "no-prompt") throw quick;
+  if (!/\S/.test(link.text)) {
+    say("the board did not restart by itself: press its EN (reset) button");
+    await link.waitForText(/\S/, 60_000);
+    await link.quiet(500, 10_000);
+  }
+  return await link.identify({ unlike: noInterpreter });
+}
+
+/** What a board without a runnable Espruino prints, turned into what to do. */
+export function noInterpreter(text: string): LinkError | undefined {
+  if (/invalid header: 0x|flash read err/.test(text)) {
+    return new LinkError(
+      'this board has no Espruino: it prints "invalid header" in a reset loop, as an ESP32 with empty flash does. Put Espruino on it first: npx wisp flash --interpreter 2v29 (or Espruino\'s ESP32 folder; see the README, "Put it on a board")',
+      "no-interpreter",
+    );
+  }
+  if (/waiting for download/.test(text)) {
+    return new LinkError(
+      "this board is in its ROM bootloader (download mode: BOOT was held down, or DTR/RTS left it there). Press EN (reset) to run what its flash holds, or write Espruino with npx wisp flash --interpreter 2v29",
+      "no-interpreter",
+    );
+  }
+  if (/No bootable app partitions|load partition table error/.test(text)) {
+    return new LinkError(
+      "this board's bootloader finds no interpreter to start (its log says so in a reset loop): write Espruino with npx wisp flash --interpreter 2v29",
+      "no-interpreter",
+    );
+  }
+  return undefined;
 }
 
 /** `mosquitto_sub` that shows the node's traffic. */
@@ -143,54 +274,92 @@ export function watchCommand(brokerUrl: string, prefix: string): string {
 }
 
 export async function main(argv: string[]): Promise<number> {
-  let args;
+  let args, baud: number, flashBaud: number;
   try {
-    args = parseArgs({
-      args: argv,
-      options: {
-        port: { type: "string", short: "p" },
-        config: { type: "string", short: "c" },
-        baud: { type: "string", short: "b" },
-        monitor: { type: "boolean", short: "m" },
-        "no-build": { type: "boolean" },
-        "expect-board": { type: "string" },
-        "broker-dir": { type: "string" },
-        help: { type: "boolean", short: "h" },
-      },
-      strict: true,
+    args = parseOptions(argv, {
+      port: { type: "string", short: "p" },
+      config: { type: "string", short: "c" },
+      baud: { type: "string", short: "b" },
+      monitor: { type: "boolean", short: "m" },
+      "no-build": { type: "boolean" },
+      "expect-board": { type: "string" },
+      "broker-dir": { type: "string" },
+      interpreter: { type: "string", short: "i" },
+      "flash-baud": { type: "string" },
+      "erase-all": { type: "boolean" },
+      help: { type: "boolean", short: "h" },
     }).values;
+    if (args.help) {
+      console.log(USAGE);
+      return 0;
+    }
+    baud = intOption("baud", args.baud, 115_200, BAUD);
+    flashBaud = intOption("flash-baud", args["flash-baud"], DEFAULT_FLASH_BAUD, FLASH_BAUD);
+    if ((args["flash-baud"] !== undefined || args["erase-all"]) && args.interpreter === undefined) throw new UsageError("--flash-baud and --erase-all go with --interpreter (a folder or a version)");
   } catch (err) {
-    console.error(`wisp flash: ${(err as Error).message}\n\n${USAGE}`);
-    return 2;
-  }
-  if (args.help) {
-    console.log(USAGE);
-    return 0;
-  }
-  const baud = args.baud === undefined ? 115_200 : Number(args.baud);
-  if (!Number.isInteger(baud) || baud < 300 || baud > 5_000_000) {
-    console.error(`wisp flash: --baud must be a whole number of bits per second (e.g. 115200), got ${JSON.stringify(args.baud)}`);
-    return 2;
-  }
-  if (!args["no-build"] && !(await ensureBuilt())) {
-    console.error("wisp flash: the build failed; nothing was uploaded");
-    return 1;
+    if (err instanceof UsageError) return usageFailure("flash", err);
+    throw err;
   }
   const configFile = path.resolve(args.config ?? path.join(PROJECT_ROOT, "flash.config.json"));
   try {
-    const result = await flash({ port: args.port, configFile, baud, expectBoard: args["expect-board"], keepOpen: args.monitor, brokerDir: args["broker-dir"] });
+    // the config and its secrets first: nothing to wait for (a build) before a mistake in them shows
+    // (with --broker-dir the broker login comes from the folder once the board says its serial)
+    const folderLogin = args["broker-dir"] ? { username: "-", password: "-" } : undefined;
+    renderDeviceConfig(loadFlashConfig(configFile), { file: configFile, login: folderLogin });
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    console.error(`wisp flash: ${err.message}\nnothing was uploaded`);
+    return 1;
+  }
+  // the interpreter's files too, before the build and before anything touches the board
+  let interpreter: Interpreter | undefined;
+  try {
+    interpreter = args.interpreter === undefined ? undefined : await findInterpreter(args.interpreter, boards[loadFlashConfig(configFile).board]!, { say: (line) => console.log(line) });
+  } catch (err) {
+    if (!(err instanceof InterpreterError)) throw err;
+    console.error(`wisp flash: ${err.message}\nnothing was written`);
+    return 1;
+  }
+  // the firmware is built for the config: the drivers its sensors name (tools/build.ts)
+  if (!args["no-build"] && !(await ensureBuilt(console.log, configFile))) {
+    console.error("wisp flash: the build failed; nothing was uploaded");
+    return 1;
+  }
+  // Ctrl-C: put the terminal back (the progress bar hides the cursor) and say where the board is
+  const interrupted = () => {
+    if (process.stderr.isTTY) process.stderr.write("\x1b[?25h\x1b[?7h\n");
+    console.error(
+      interpreter
+        ? "wisp flash: interrupted; the board may be left without Espruino or without the node: run the same command again (the board's ROM bootloader is always there to take it)"
+        : "wisp flash: interrupted; the board may be left without a node (the files are checked only at the end): run wisp flash again",
+    );
+    process.exit(130);
+  };
+  process.once("SIGINT", interrupted);
+  try {
+    const result = await flash({
+      port: args.port,
+      configFile,
+      baud,
+      expectBoard: args["expect-board"],
+      keepOpen: args.monitor,
+      brokerDir: args["broker-dir"],
+      interpreter,
+      flashBaud,
+      eraseAll: args["erase-all"],
+    });
     const bytes = result.files.reduce((n, f) => n + f.bytes, 0);
     console.log(
-      `node ${result.serial} is running (prefix ${result.prefix}): ${result.files.length} files, ${bytes.toLocaleString("en-US")} bytes, verified on the board, in ${result.seconds.toFixed(1)} s\n` +
+      `node ${result.serial} booted (prefix ${result.prefix}): ${result.files.length} files, ${bytes.toLocaleString("en-US")} bytes, verified on the board, in ${result.seconds.toFixed(1)} s\n` +
         `watch it: ${watchCommand(result.brokerUrl, result.prefix)}`,
     );
     if (args.monitor && result.link) {
       const { monitorLink } = await import("./monitor.ts");
-      return await monitorLink(result.link, { port: result.port, baud, timestamps: false });
+      return await monitorLink(result.link, { port: result.port, baud, timestamps: false, from: result.bootFrom });
     }
     return 0;
   } catch (err) {
-    if (err instanceof ConfigError || err instanceof PortError || err instanceof LinkError || err instanceof BrokerFolderError) {
+    if (err instanceof ConfigError || err instanceof PortError || err instanceof LinkError || err instanceof BrokerFolderError || err instanceof InterpreterError) {
       console.error(`wisp flash: ${err.message}`);
       return 1;
     }

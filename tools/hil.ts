@@ -5,14 +5,15 @@
 // vitest and writes JUnit XML and one serial log per test. Never prompts.
 
 import { Ajv } from "ajv";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { networkInterfaces, tmpdir } from "node:os";
 import * as path from "node:path";
-import { parseArgs } from "node:util";
 import type { HilTarget } from "../test/hil/target.ts";
 import { ensureBuilt, PROJECT_ROOT } from "./build.ts";
-import { ConfigError, type FlashConfig, loadFlashConfig, renderDeviceConfig } from "./config.ts";
+import { ConfigError, type FlashConfig, loadFlashConfig, renderDeviceConfig, schemaProblems } from "./config.ts";
+import { displayPath, FileError, readJsonFile } from "./files.ts";
+import { BAUD, brokerOption, intOption, parseOptions, UsageError, usageFailure } from "./options.ts";
 import { describePort, listPorts, PortError } from "./serial/port.ts";
 
 const USAGE = `usage: wisp hil [--port PATH | --sim] [options]
@@ -50,14 +51,13 @@ export function loadHilMap(file: string): HilMapBoard[] {
   if (!existsSync(file)) return [];
   let value: unknown;
   try {
-    value = JSON.parse(readFileSync(file, "utf8"));
+    value = readJsonFile(file, "the board map", "-m FILE names another (default hil.map.json)");
   } catch (e) {
-    throw new ConfigError(file, [(e as Error).message]);
+    if (e instanceof FileError) throw ConfigError.fromFile(e);
+    throw e;
   }
-  const validate = new Ajv({ allErrors: true }).compile(JSON.parse(readFileSync(path.join(PROJECT_ROOT, "hil.map.schema.json"), "utf8")));
-  if (!validate(value)) {
-    throw new ConfigError(file, (validate.errors ?? []).map((e) => `${e.instancePath || "(top level)"}: ${e.message}`));
-  }
+  const validate = new Ajv({ allErrors: true, verbose: true }).compile(JSON.parse(readFileSync(path.join(PROJECT_ROOT, "hil.map.schema.json"), "utf8")));
+  if (!validate(value)) throw new ConfigError(file, schemaProblems(validate.errors, value));
   return (value as { boards: HilMapBoard[] }).boards;
 }
 
@@ -92,12 +92,47 @@ function listening(host: string, port: number): Promise<boolean> {
 
 class HilUsage extends Error {}
 
-export async function main(argv: string[]): Promise<number> {
-  let args;
+/** Marks a folder of serial logs as wisp hil's, so that a later run may empty it. */
+const LOG_MARK = ".wisp-hil-logs";
+
+/**
+ * The logs folder, emptied of the last run's logs. A folder wisp hil did not make is used only
+ * when it is empty: nothing of the user's is deleted.
+ */
+function prepareLogDir(dir: string): void {
+  if (existsSync(dir)) {
+    if (!statSync(dir).isDirectory()) throw new HilUsage(`--logs ${dir} is a file; give a folder`);
+    const entries = readdirSync(dir);
+    if (entries.length > 0 && !entries.includes(LOG_MARK)) {
+      throw new HilUsage(`--logs ${dir} is not empty and was not made by wisp hil; give a new or empty folder (nothing in it was touched)`);
+    }
+    for (const e of entries) if (e.endsWith(".log")) rmSync(path.join(dir, e), { force: true });
+  }
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(path.join(dir, LOG_MARK), "serial logs of wisp hil; the next run replaces the .log files\n");
+}
+
+
+/**
+ * Connects to the broker the tests will watch, so that a wrong address stops the run with the
+ * reason instead of failing every test. Returns the problem, or undefined when it answered.
+ */
+async function brokerProblem(url: string, username?: string, password?: string): Promise<string | undefined> {
+  const { default: mqtt } = await import("mqtt");
+  const { describeConnectError } = await import("./connect-error.ts");
   try {
-    args = parseArgs({
-      args: argv,
-      options: {
+    const client = await mqtt.connectAsync(url, { username, password, reconnectPeriod: 0, connectTimeout: 5000, clientId: `wisp-hil-check-${process.pid}` });
+    await client.endAsync(true);
+    return undefined;
+  } catch (err) {
+    return describeConnectError(err, url, username);
+  }
+}
+
+export async function main(argv: string[]): Promise<number> {
+  let args, baud: number;
+  try {
+    args = parseOptions(argv, {
         port: { type: "string", short: "p" },
         sim: { type: "boolean" },
         broker: { type: "string", short: "b" },
@@ -109,23 +144,18 @@ export async function main(argv: string[]): Promise<number> {
         logs: { type: "string" },
         baud: { type: "string" },
         help: { type: "boolean", short: "h" },
-      },
-      strict: true,
     }).values;
-    if (args.port && args.sim) throw new HilUsage("--port and --sim exclude each other: test a board, or a simulated one");
-    if (args.broker !== undefined && !/^mqtts?:\/\/[^/]+/.test(args.broker)) throw new HilUsage(`--broker must look like mqtt://host:port, got ${JSON.stringify(args.broker)}`);
+    if (args.help) {
+      console.log(USAGE);
+      return 0;
+    }
+    if (args.port && args.sim) throw new UsageError("--port and --sim exclude each other: test a board, or a simulated one");
+    brokerOption("broker", args.broker);
+    if ((args.username !== undefined || args.password !== undefined) && args.broker === undefined) throw new UsageError("--username and --password are the login for --broker URL");
+    baud = intOption("baud", args.baud, 115_200, BAUD);
   } catch (err) {
-    console.error(`wisp hil: ${(err as Error).message}\n\n${USAGE}`);
-    return 2;
-  }
-  if (args.help) {
-    console.log(USAGE);
-    return 0;
-  }
-  const baud = args.baud === undefined ? 115_200 : Number(args.baud);
-  if (!Number.isInteger(baud) || baud < 300) {
-    console.error(`wisp hil: --baud must be a whole number of bits per second, got ${JSON.stringify(args.baud)}`);
-    return 2;
+    if (err instanceof UsageError) return usageFailure("hil", err);
+    throw err;
   }
   const required = process.env.WISP_HIL === "required";
   const configFile = path.resolve(args.config ?? path.join(PROJECT_ROOT, "flash.config.json"));
@@ -134,13 +164,19 @@ export async function main(argv: string[]): Promise<number> {
   const logDir = path.resolve(args.logs ?? path.join(PROJECT_ROOT, ".wisp", "hil", "logs"));
 
   const cleanup: (() => Promise<void> | void)[] = [];
+  // Ctrl-C or a CI timeout: the simulated board, the broker and the temporary files go too
+  const interrupted = async () => {
+    for (const c of cleanup.splice(0).reverse()) await Promise.resolve(c()).catch(() => undefined);
+    process.exit(130);
+  };
+  process.once("SIGINT", interrupted);
+  process.once("SIGTERM", interrupted);
   try {
-    if (!(await ensureBuilt())) {
-      console.error("wisp hil: the build failed; nothing was tested");
-      return 1;
-    }
+    // the files first: a mistake in them shows before a board is looked for or a build waited for
     const config = loadFlashConfig(configFile) as unknown as Record<string, any>;
+    if (args.map !== undefined && !existsSync(mapFile)) throw new HilUsage(`--map ${args.map}: no such file`);
     const map = loadHilMap(mapFile);
+    if (existsSync(junit) && statSync(junit).isDirectory()) throw new HilUsage(`--junit ${junit} is a folder; give a file name, e.g. ${path.join(junit, "junit.xml")}`);
 
     let target: Omit<HilTarget, "configFile" | "logDir" | "brokerUrl"> & { brokerUrl?: string };
     let wifi: { ssid: string; password: string } | undefined;
@@ -170,18 +206,21 @@ export async function main(argv: string[]): Promise<number> {
         if (!(err instanceof PortError)) throw err;
         unlisted = ` (${err.message})`;
       }
+      // a map entry's fixed port is the same device as a port when both lead to one file (links, by-path names)
+      const device = (p: string) => (existsSync(p) ? realpathSync(p) : p);
       if (port) {
-        const info = listed.find((p) => p.path === port);
-        entry = map.find((b) => b.port === port || (b.serial !== undefined && b.serial === info?.serialNumber));
+        const info = listed.find((p) => device(p.path) === device(port!));
+        entry = map.find((b) => (b.port !== undefined && device(b.port) === device(port!)) || (b.serial !== undefined && b.serial === info?.serialNumber));
       } else {
         const found = map.flatMap((b) => {
-          const p = listed.find((l) => (b.serial !== undefined && l.serialNumber === b.serial) || l.path === b.port);
+          if (b.port !== undefined && existsSync(b.port)) return [{ b, p: { path: b.port } }];
+          const p = listed.find((l) => b.serial !== undefined && l.serialNumber === b.serial);
           return p ? [{ b, p }] : [];
         });
         if (found.length === 0) {
           const why = map.length
-            ? `none of the ${map.length} board${map.length === 1 ? "" : "s"} of ${path.relative(process.cwd(), mapFile)} is plugged in`
-            : `${path.relative(process.cwd(), mapFile)} names no boards`;
+            ? `none of the ${map.length} board${map.length === 1 ? "" : "s"} of ${displayPath(mapFile)} is plugged in`
+            : `${displayPath(mapFile)} names no boards`;
           const ports = listed.length
             ? ` USB serial ports here: ${listed.map((p) => `${p.path} (${describePort(p)})`).join("; ")}.`
             : ` No USB serial ports here${unlisted}.`;
@@ -201,7 +240,15 @@ export async function main(argv: string[]): Promise<number> {
         port = found[0]!.p.path;
       }
       target = { boardId: entry?.id ?? port, port, baud, brokerUrl: args.broker, fixtures: entry ? entry.fixtures : null };
-      console.log(`wisp hil: board ${target.boardId} on ${port}${entry ? "" : " (not in the map: sensor tests are skipped)"}`);
+      console.log(`wisp hil: ${entry ? `board ${entry.id} on ${port}` : `the board on ${port} (not in ${displayPath(mapFile)}: its sensor tests are skipped)`}`);
+    }
+
+    // a board to test: its secrets must be there before anything is written to it (a simulated
+    // board joins the simulation's access point, so its Wi-Fi password is not needed)
+    renderDeviceConfig(config as unknown as FlashConfig, { file: configFile, wifi: args.sim ? { ssid: "simulated" } : undefined });
+    if (!(await ensureBuilt(console.log, configFile))) {
+      console.error("wisp hil: the build failed; nothing was tested");
+      return 1;
     }
 
     let brokerUrl = target.brokerUrl;
@@ -212,17 +259,29 @@ export async function main(argv: string[]): Promise<number> {
       const broker = await startBroker({ host: "0.0.0.0", port: 1883, fallback: true });
       cleanup.push(() => broker.close());
       brokerUrl = `mqtt://${lan}:${broker.port}`;
-      console.log(`wisp hil: embedded broker on ${brokerUrl} (the board must reach this address; --broker picks another)`);
-    } else if (!args.sim) {
+      const moved = broker.port !== 1883 ? `; port 1883 is taken (another broker), so it is on ${broker.port}` : "";
+      console.log(`wisp hil: embedded broker on ${brokerUrl} (the board must reach this address; --broker picks another${moved})`);
+    } else {
       const url = new URL(brokerUrl);
       const port = Number(url.port || (url.protocol === "mqtts:" ? 8883 : 1883));
-      if (url.protocol === "mqtt:" && isLocalAddress(url.hostname) && !(await listening(url.hostname, port))) {
-        const broker = await startBroker({ host: url.hostname, port });
+      if (!(await listening(url.hostname, port))) {
+        if (url.protocol !== "mqtt:" || !isLocalAddress(url.hostname)) {
+          throw new HilUsage(`nothing answers at ${url.host} (--broker): start the broker there, or give an address of this machine to have an embedded broker started on it`);
+        }
+        const broker = await startBroker({ host: url.hostname.replace(/^\[|\]$/g, ""), port });
         cleanup.push(() => broker.close());
         console.log(`wisp hil: nothing listened on ${url.host}: embedded broker started there`);
+      } else {
+        // something listens: that it speaks MQTT and takes the login is checked once, not in every test
+        const problem = await brokerProblem(brokerUrl, args.username, args.password);
+        if (problem) {
+          console.error(`wisp hil: --broker ${brokerUrl}: ${problem}; nothing was tested`);
+          return 1;
+        }
       }
     }
 
+    prepareLogDir(logDir);
     // the config the board is flashed with: the user's, pointed at this broker (and the simulated Wi-Fi)
     const dir = mkdtempSync(path.join(tmpdir(), "wisp-hil-"));
     cleanup.push(() => rmSync(dir, { recursive: true, force: true }));
@@ -230,8 +289,6 @@ export async function main(argv: string[]): Promise<number> {
     const flashed = { ...config, $schema: path.join(PROJECT_ROOT, "flash.schema.json"), ...(wifi ? { wifi } : {}), mqtt: { ...config.mqtt, url: brokerUrl } };
     renderDeviceConfig(flashed as unknown as FlashConfig, { file: configFile }); // a missing secret stops here, not in every test
     writeFileSync(hilConfig, JSON.stringify(flashed));
-    rmSync(logDir, { recursive: true, force: true });
-    mkdirSync(logDir, { recursive: true });
     mkdirSync(path.dirname(junit), { recursive: true });
     const full: HilTarget = {
       ...target,
@@ -242,6 +299,8 @@ export async function main(argv: string[]): Promise<number> {
       logDir,
     };
     process.env.WISP_HIL = JSON.stringify(full);
+    // vitest colours its report for a terminal; a log file gets plain text
+    if (!process.stdout.isTTY) process.env.NO_COLOR = "1";
 
     const { startVitest } = await import("vitest/node");
     const vitest = await startVitest(
@@ -262,7 +321,7 @@ export async function main(argv: string[]): Promise<number> {
     await vitest.close();
     addSkipReasons(junit);
     const ok = failed === 0 && files.length > 0 && files.every((f) => f.result?.state !== "fail");
-    console.log(`wisp hil: ${ok ? "passed" : "FAILED"}; JUnit: ${path.relative(process.cwd(), junit)}, serial logs: ${path.relative(process.cwd(), logDir)}/`);
+    console.log(`wisp hil: ${ok ? "passed" : "FAILED"}; JUnit: ${displayPath(junit)}, serial logs: ${displayPath(logDir)}/`);
     return ok ? 0 : 1;
   } catch (err) {
     if (err instanceof ConfigError || err instanceof PortError || err instanceof HilUsage) {
@@ -271,7 +330,9 @@ export async function main(argv: string[]): Promise<number> {
     }
     throw err;
   } finally {
-    for (const c of cleanup.reverse()) await c();
+    process.off("SIGINT", interrupted);
+    process.off("SIGTERM", interrupted);
+    for (const c of cleanup.splice(0).reverse()) await c();
     // vitest leaves process.exitCode set from its own run; the command's code is what it returns
     process.exitCode = undefined;
   }

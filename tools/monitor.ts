@@ -5,9 +5,9 @@
 
 import { existsSync } from "node:fs";
 import { createInterface } from "node:readline";
-import { parseArgs } from "node:util";
 import { ConsoleLines } from "./serial/lines.ts";
 import { ConsoleLink, LinkError } from "./serial/link.ts";
+import { BAUD, intOption, parseOptions, UsageError, usageFailure } from "./options.ts";
 import { findBoardPort, openPort, PortError } from "./serial/port.ts";
 
 const USAGE = `usage: wisp monitor [options]
@@ -30,6 +30,8 @@ export interface MonitorOptions {
   timestamps: boolean;
   input?: NodeJS.ReadStream;
   output?: NodeJS.WriteStream;
+  /** Show the link's console text from this position on first (what the board printed before the monitor took over). */
+  from?: number;
 }
 
 function stamp(): string {
@@ -71,7 +73,7 @@ export async function monitorLink(first: ConsoleLink, options: MonitorOptions): 
     void l.closedPromise.then(async () => {
       if (leaving) return;
       link = undefined;
-      note(`${options.port} closed: the board was unplugged or reset its USB. Waiting for it to come back (Ctrl-] or Ctrl-C to leave)`);
+      note(`${options.port} closed: the board was unplugged or reset its USB. Waiting for it to come back (${raw ? "Ctrl-]" : "Ctrl-C"} leaves)`);
       for (;;) {
         await new Promise((r) => setTimeout(r, REOPEN_MS));
         if (leaving) return;
@@ -87,6 +89,7 @@ export async function monitorLink(first: ConsoleLink, options: MonitorOptions): 
       }
     });
   };
+  if (options.from !== undefined) show(first.textSince(options.from));
   attach(first);
 
   const leave = (code: number) => {
@@ -96,6 +99,10 @@ export async function monitorLink(first: ConsoleLink, options: MonitorOptions): 
     input.pause();
     void (link?.close() ?? Promise.resolve()).finally(() => finish(code));
   };
+  // the reader of our output went away (`wisp monitor | head`): nothing left to show
+  output.on("error", (err: NodeJS.ErrnoException) => {
+    if (err.code === "EPIPE") leave(0);
+  });
 
   if (raw) {
     note(`${options.port} at ${options.baud} baud; Ctrl-] leaves`);
@@ -109,46 +116,42 @@ export async function monitorLink(first: ConsoleLink, options: MonitorOptions): 
     });
   } else {
     process.once("SIGINT", () => leave(0));
-    if (!input.isTTY) {
-      const rl = createInterface({ input });
-      rl.on("line", (text) => link?.send(text + "\n").catch(() => undefined));
-      rl.on("close", () => {
-        // stdin ended: let the board answer, then leave
-        void (async () => {
-          await link?.quiet(500, 10_000).catch(() => undefined);
-          leave(0);
-        })();
-      });
-    }
+    // lines in (typed with line editing, or piped); the link paces them and honours XOFF
+    let sent: Promise<void> = Promise.resolve();
+    const rl = createInterface({ input, terminal: false });
+    rl.on("line", (text) => {
+      if (link) sent = link.send(text + "\n").catch(() => undefined);
+    });
+    rl.on("close", () => {
+      if (input.isTTY) return; // Ctrl-D on a terminal: keep showing the board until Ctrl-C
+      // stdin ended: everything read goes to the board first, then its answers, then leave
+      void (async () => {
+        await sent;
+        await link?.quiet(500, 60_000).catch(() => undefined);
+        leave(0);
+      })();
+    });
   }
   return done;
 }
 
 export async function main(argv: string[]): Promise<number> {
-  let args;
+  let args, baud: number;
   try {
-    args = parseArgs({
-      args: argv,
-      options: {
-        port: { type: "string", short: "p" },
-        baud: { type: "string", short: "b" },
-        timestamps: { type: "boolean", short: "t" },
-        help: { type: "boolean", short: "h" },
-      },
-      strict: true,
+    args = parseOptions(argv, {
+      port: { type: "string", short: "p" },
+      baud: { type: "string", short: "b" },
+      timestamps: { type: "boolean", short: "t" },
+      help: { type: "boolean", short: "h" },
     }).values;
+    if (args.help) {
+      console.log(USAGE);
+      return 0;
+    }
+    baud = intOption("baud", args.baud, 115_200, BAUD);
   } catch (err) {
-    console.error(`wisp monitor: ${(err as Error).message}\n\n${USAGE}`);
-    return 2;
-  }
-  if (args.help) {
-    console.log(USAGE);
-    return 0;
-  }
-  const baud = args.baud === undefined ? 115_200 : Number(args.baud);
-  if (!Number.isInteger(baud) || baud < 300 || baud > 5_000_000) {
-    console.error(`wisp monitor: --baud must be a whole number of bits per second (e.g. 115200), got ${JSON.stringify(args.baud)}`);
-    return 2;
+    if (err instanceof UsageError) return usageFailure("monitor", err);
+    throw err;
   }
   try {
     const port = args.port ?? (await findBoardPort()).path;

@@ -1,7 +1,7 @@
 // `wisp ports`: the USB serial ports a board could be on, with their vendor:product ids, serial
 // numbers and a guess of the board.
 
-import { parseArgs } from "node:util";
+import { parseOptions, UsageError, usageFailure } from "./options.ts";
 import { describePort, listPorts, PortError } from "./serial/port.ts";
 
 const USAGE = `usage: wisp ports [--all]
@@ -16,10 +16,10 @@ it is the only one.
 export async function main(argv: string[]): Promise<number> {
   let args;
   try {
-    args = parseArgs({ args: argv, options: { all: { type: "boolean", short: "a" }, help: { type: "boolean", short: "h" } }, strict: true }).values;
+    args = parseOptions(argv, { all: { type: "boolean", short: "a" }, help: { type: "boolean", short: "h" } }).values;
   } catch (err) {
-    console.error(`wisp ports: ${(err as Error).message}\n\n${USAGE}`);
-    return 2;
+    if (err instanceof UsageError) return usageFailure("ports", err);
+    throw err;
   }
   if (args.help) {
     console.log(USAGE);

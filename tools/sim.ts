@@ -1,22 +1,31 @@
 // `wisp sim`: sensor nodes on this machine, running the built firmware (dist/firmware.js, byte for
 // byte what `wisp flash` uploads) against a local MQTT broker, with a live view.
 
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import path from "node:path";
-import { parseArgs } from "node:util";
-import { createSimulation, DEFAULT_NODE_CONFIG, type NodeConfig, type Simulation } from "../host-sim/sim.ts";
-import { startLiveView, startPlainView, type View } from "../host-sim/view.ts";
-import { ensureBuilt, PROJECT_ROOT } from "./build.ts";
+import type { NodeConfig, Simulation } from "../host-sim/sim.ts";
+import type { View } from "../host-sim/view.ts";
 import type { FleetBrokers } from "./broker/topology.ts";
+import type { FlashConfig } from "./config.ts";
+import { displayPath } from "./files.ts";
+import { BAUD, brokerOption, intOption, numberOption, parseOptions, UsageError, usageFailure } from "./options.ts";
+import { PROJECT_ROOT } from "./paths.ts";
 import { redactUrl } from "./redact.ts";
 
 const USAGE = `usage: wisp sim [options]
 
-Runs simulated ESP32 sensor nodes with the built firmware (dist/firmware.js, rebuilt when the
-sources are newer) against an embedded MQTT broker, and shows their state, readings and traffic.
+Runs simulated ESP32 sensor nodes with the firmware built for the config (for flash.config.json:
+dist/firmware.js, rebuilt when the sources are newer; for another --config, built in memory)
+against an embedded MQTT broker, and shows their state, readings and traffic. The nodes take
+their settings from the config, but not its Wi-Fi and broker: they join the simulation's access
+point and broker (--broker picks another broker).
 
-  -n, --nodes N        how many nodes (default 1); each has its own serial, client id and Storage
-  -s, --scenario FILE  environment and faults over time (default scenarios/default.json)
+  -n, --nodes N        how many nodes, 1 to 1000 (default 1); each has its own serial, client id
+                       and Storage
+  -s, --scenario FILE  environment and faults over time (default scenarios/default.json;
+                       scenarios/faults.json has one of each fault)
+      --speed N        node time runs N times faster than wall time, 1 to 100 (default 1): the
+                       scenario's hours pass in minutes; the broker and the sockets stay real
   -b, --broker URL     use this broker (mqtt://host:port, or mqtt://user:pass@host:port with a login)
                        instead of the embedded one; the nodes and the watcher log in with the login
       --username U, --password P   the login for --broker, given apart from the URL
@@ -25,48 +34,47 @@ sources are newer) against an embedded MQTT broker, and shows their state, readi
       --topology edge-cloud  two Mosquittos bridged as \`wisp broker init --bridge\` writes them: the
                        nodes on the edge, the watcher on the central one; the scenario fault
                        "bridge-down" cuts the link between them
-  -p, --port P         port of the embedded broker (default 1883, or the next free one), or of the
-                       --broker-config one (default: a free one)
-  -d, --duration S     stop after S seconds (default: run until Ctrl-C)
-  -c, --config FILE    flash config (default flash.config.json)
+  -p, --port P         port of the embedded broker (default 1883, or the next free one, which it
+                       says), or of the --broker-config one (default: a free one)
+  -d, --duration S     stop after S seconds of node time (default: run until Ctrl-C)
+  -c, --config FILE    the node configuration (default flash.config.json); its sensors are simulated
       --serial         give each node's console a serial port (a pseudo-terminal, needs socat):
-                       \`wisp flash --port\`, \`wisp monitor --port\` and \`wisp hil --port\` work on it
+                       \`wisp flash --port\`, \`wisp monitor --port\` and \`wisp hil --port\` work on
+                       it (at --speed 1 only: the line runs on the node's clock)
       --baud N         the consoles' baud rate (default 115200)
+      --blank          boards as a new ESP32 comes: empty flash, no Espruino; with --serial,
+                       \`wisp flash --interpreter DIR --port <console>\` puts Espruino and the node on one
       --seed N         serials, sensor calibration and noise derive from it (default 0)
       --storage DIR    keep each node's Storage in DIR/node-<i>/ across runs
       --plain          one line per event even on a terminal
-      --no-build       use dist/firmware.js as it is
+      --no-build       use dist/firmware.js as it is, whatever it was built for
   -h, --help           this text
 
-The command that watches the nodes' topics is printed at start (mosquitto_sub -h ... -t '<prefix>/#').`;
+It prints the command that watches the nodes' topics (mosquitto_sub -h ... -p <the port used>).`;
 
-/** wisp.json for the simulated nodes, from flash.config.json (Wi-Fi and broker are the simulation's). */
-async function nodeConfig(file: string): Promise<NodeConfig> {
-  const overrides = { wifi: { ssid: "wisp-sim", password: "wisp-sim-password" }, mqttUrl: DEFAULT_NODE_CONFIG.mqtt.url };
-  let configModule: typeof import("./config.ts") | undefined;
-  try {
-    configModule = await import("./config.ts");
-  } catch {
-    configModule = undefined;
-  }
-  if (configModule) {
-    return configModule.renderDeviceConfig(configModule.loadFlashConfig(file), overrides) as unknown as NodeConfig;
-  }
-  const raw = JSON.parse(readFileSync(file, "utf8")) as Partial<NodeConfig> & { mqtt?: Record<string, unknown> };
-  return { ...DEFAULT_NODE_CONFIG, ...raw, wifi: overrides.wifi, mqtt: { ...DEFAULT_NODE_CONFIG.mqtt, ...raw.mqtt, url: overrides.mqttUrl } } as NodeConfig;
+/** The default Wi-Fi and broker of simulated nodes, as DEFAULT_NODE_CONFIG in host-sim/sim.ts has them. */
+const SIM_WIFI = { ssid: "wisp-sim", password: "wisp-sim-password" };
+
+/**
+ * wisp.json for the simulated nodes, from the config: its Wi-Fi and broker are the simulation's,
+ * and its broker login is not used (the embedded broker needs none; --broker and --broker-config
+ * give the nodes theirs). So the simulator reads none of the file's secrets and runs without them.
+ */
+async function nodeConfig(config: FlashConfig): Promise<NodeConfig> {
+  const { renderDeviceConfig } = await import("./config.ts");
+  const { username: _u, password: _p, ...mqtt } = config.mqtt;
+  return renderDeviceConfig({ ...config, mqtt }, { wifi: SIM_WIFI, mqttUrl: "mqtt://127.0.0.1:1883" }) as unknown as NodeConfig;
 }
 
 /**
  * The config a node needs in this simulation (its access point and broker in place of the
- * config's), written to .wisp/sim.flash.config.json for `wisp flash --port <console>`.
+ * config's), for `wisp flash --port <console>`: next to the consoles, gone with them.
  */
-function writeLabConfig(configFile: string, sim: Simulation): string {
-  const config = JSON.parse(readFileSync(configFile, "utf8")) as Record<string, any>;
-  const file = path.join(PROJECT_ROOT, ".wisp", "sim.flash.config.json");
-  mkdirSync(path.dirname(file), { recursive: true });
+function writeLabConfig(config: FlashConfig, sim: Simulation): string {
+  const file = path.join(sim.consoleFolder!, "flash.config.json");
   const lab = {
     ...config,
-    $schema: path.relative(path.dirname(file), path.join(PROJECT_ROOT, "flash.schema.json")),
+    $schema: path.join(PROJECT_ROOT, "flash.schema.json"),
     wifi: { ssid: sim.ap.ssid, password: sim.ap.password },
     mqtt: { ...config.mqtt, url: sim.brokerUrl },
   };
@@ -99,101 +107,134 @@ export function watchCommand(brokerUrl: string, prefix: string, login?: WatchLog
   return `mosquitto_sub -h ${url.hostname.replace(/^\[|\]$/g, "")} -p ${url.port || (tls ? "8883" : "1883")}${ca}${auth} -v -t '${topic}'`;
 }
 
-function positiveInt(name: string, value: string | undefined, fallback: number): number {
-  if (value === undefined) return fallback;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0) throw new UsageError(`--${name} must be a whole number >= 0, got ${JSON.stringify(value)}`);
-  return n;
-}
-
-class UsageError extends Error {}
-
 /** Mosquitto with a broker folder (or, for edge-cloud without one, a scratch folder from the config). */
-async function startBrokers(dir: string | undefined, topology: "single" | "edge-cloud", configFile: string, nodes: number, seed: number, port: number | undefined): Promise<FleetBrokers> {
-  const { loadFlashConfig } = await import("./config.ts");
+async function startBrokers(dir: string | undefined, topology: "single" | "edge-cloud", config: FlashConfig, nodes: number, seed: number, port: number | undefined): Promise<FleetBrokers> {
   const { missingLogins, startFleetBrokers } = await import("./broker/topology.ts");
   const { simulatedIds } = await import("./broker/folder.ts");
-  const config = loadFlashConfig(configFile);
   if (dir !== undefined) {
     const missing = missingLogins(dir, simulatedIds(nodes, seed));
     if (missing.length) {
-      throw new Error(`${missing.length} of the ${nodes} simulated nodes ${missing.length === 1 ? "has" : "have"} no login in ${dir} (${missing.slice(0, 3).join(", ")}${missing.length > 3 ? ", ..." : ""}): run wisp broker init --out ${dir} --nodes ${nodes}${seed ? " (it makes logins for --seed 0)" : ""}`);
+      throw new Error(`${missing.length} of the ${nodes} simulated nodes ${missing.length === 1 ? "has" : "have"} no login in ${displayPath(dir)} (${missing.slice(0, 3).join(", ")}${missing.length > 3 ? ", ..." : ""}): run wisp broker init --out ${displayPath(dir)} --nodes ${nodes}${seed ? " (it makes logins for --seed 0)" : ""}`);
     }
   }
   return startFleetBrokers({ dir: dir === undefined ? undefined : path.resolve(dir), topology, config, nodes, seed, port });
 }
 
+export interface SetupNote {
+  /** The whole note, printed above the live view. */
+  text: string;
+  /** A line for the live view, when it has room. */
+  short?: string;
+}
+
+/**
+ * What the user should know before the nodes start: a port that was taken, where the config's
+ * broker and Wi-Fi went. Printed above the live view; the short forms stay in it while there is room.
+ */
+export function setupNotes(options: { configFile: string; config: FlashConfig; sim: Pick<Simulation, "brokerUrl" | "portTaken" | "ap">; broker: "embedded" | "given" | "folder" }): SetupNote[] {
+  const notes: SetupNote[] = [];
+  const { sim, config } = options;
+  if (sim.portTaken !== undefined) {
+    const port = new URL(sim.brokerUrl).port;
+    notes.push({
+      text: `port ${sim.portTaken} is taken (by another broker: a Mosquitto that \`apt-get install mosquitto\` started, or another wisp sim), so the embedded broker is on ${port}: use -p ${port} with mosquitto_sub and mosquitto_pub (or stop the other one, or pick one with --port)`,
+      short: `port ${sim.portTaken} is taken: this broker is on ${port}; use -p ${port}`,
+    });
+  }
+  const file = displayPath(options.configFile);
+  if (options.broker !== "given" && config.mqtt.url !== sim.brokerUrl) {
+    notes.push({
+      text: `${file}'s broker ${config.mqtt.url} is for boards: the simulated nodes use ${options.broker === "embedded" ? "the embedded broker" : "the folder's Mosquitto"} ${sim.brokerUrl} (--broker ${config.mqtt.url} uses that one)`,
+      short: `the nodes use this broker, not the config's ${config.mqtt.url} (--broker URL)`,
+    });
+  }
+  if (config.wifi.ssid !== sim.ap.ssid) notes.push({ text: `the nodes join the simulated access point "${sim.ap.ssid}", not ${file}'s "${config.wifi.ssid}"` });
+  return notes;
+}
+
 export async function main(argv: string[]): Promise<number> {
   let args;
+  let nodes: number, port: number, seed: number, baud: number, speed: number, duration: number | undefined;
   try {
-    args = parseArgs({
-      args: argv,
-      options: {
-        nodes: { type: "string", short: "n" },
-        scenario: { type: "string", short: "s" },
-        broker: { type: "string", short: "b" },
-        username: { type: "string" },
-        password: { type: "string" },
-        "broker-config": { type: "string" },
-        topology: { type: "string" },
-        port: { type: "string", short: "p" },
-        duration: { type: "string", short: "d" },
-        config: { type: "string", short: "c" },
-        seed: { type: "string" },
-        storage: { type: "string" },
-        plain: { type: "boolean" },
-        serial: { type: "boolean" },
-        baud: { type: "string" },
-        "no-build": { type: "boolean" },
-        help: { type: "boolean", short: "h" },
-      },
-      strict: true,
+    args = parseOptions(argv, {
+      nodes: { type: "string", short: "n" },
+      scenario: { type: "string", short: "s" },
+      speed: { type: "string" },
+      broker: { type: "string", short: "b" },
+      username: { type: "string" },
+      password: { type: "string" },
+      "broker-config": { type: "string" },
+      topology: { type: "string" },
+      port: { type: "string", short: "p" },
+      duration: { type: "string", short: "d" },
+      config: { type: "string", short: "c" },
+      seed: { type: "string" },
+      storage: { type: "string" },
+      plain: { type: "boolean" },
+      serial: { type: "boolean" },
+      blank: { type: "boolean" },
+      baud: { type: "string" },
+      "no-build": { type: "boolean" },
+      help: { type: "boolean", short: "h" },
     }).values;
-  } catch (err) {
-    console.error(`wisp sim: ${(err as Error).message}\n\n${USAGE}`);
-    return 2;
-  }
-  if (args.help) {
-    console.log(USAGE);
-    return 0;
-  }
-  let nodes: number, port: number, seed: number, baud: number, duration: number | undefined;
-  try {
-    nodes = positiveInt("nodes", args.nodes, 1);
-    if (nodes < 1) throw new UsageError("--nodes must be at least 1");
-    port = positiveInt("port", args.port, 1883);
-    seed = positiveInt("seed", args.seed, 0);
-    baud = positiveInt("baud", args.baud, 115_200);
-    if (baud < 300) throw new UsageError(`--baud must be at least 300 bits per second, got ${baud}`);
-    if (args.duration !== undefined) {
-      duration = Number(args.duration);
-      if (!(duration > 0)) throw new UsageError(`--duration must be a number of seconds > 0, got ${JSON.stringify(args.duration)}`);
+    if (args.help) {
+      console.log(USAGE);
+      return 0;
     }
-    if (args.broker !== undefined && !/^mqtts?:\/\/[^/]+/.test(args.broker)) throw new UsageError(`--broker must look like mqtt://host:port, got ${JSON.stringify(args.broker.replace(/\/\/[^@/]*@/, "//***@"))}`);
+    nodes = intOption("nodes", args.nodes, 1, { min: 1, max: 1000, unit: "nodes" });
+    port = intOption("port", args.port, 1883, { min: 0, max: 65535, unit: "(0: any free port)" });
+    seed = intOption("seed", args.seed, 0, { min: 0, max: 2 ** 31 - 1 });
+    baud = intOption("baud", args.baud, 115_200, BAUD);
+    speed = intOption("speed", args.speed, 1, { min: 1, max: 100, unit: "(times wall time)" });
+    duration = numberOption("duration", args.duration, undefined, { above: 0, max: 10 * 365 * 86400, unit: "seconds" });
+    brokerOption("broker", args.broker);
+    if (args.serial && speed !== 1) {
+      throw new UsageError(
+        `--serial needs --speed 1: a console's serial line runs on the node's clock, so at --speed ${speed} the host would see ${(baud * speed).toLocaleString("en-US")} baud and the console's 5 s packet timeout would be ${(5 / speed).toFixed(2)} s. Run --serial without --speed`,
+      );
+    }
     if ((args.username !== undefined || args.password !== undefined) && args.broker === undefined) throw new UsageError("--username and --password are the login for --broker URL");
     if (args.password !== undefined && args.username === undefined && !/^mqtts?:\/\/[^/@]+@/.test(args.broker ?? "")) throw new UsageError("--password needs --username (or a user name in the --broker URL)");
     if (args.broker !== undefined && (args["broker-config"] !== undefined || args.topology !== undefined)) throw new UsageError("--broker uses a broker you run; --broker-config and --topology start Mosquitto here: choose one");
     if (args.topology !== undefined && args.topology !== "edge-cloud" && args.topology !== "single") throw new UsageError(`--topology must be edge-cloud (or single), got ${JSON.stringify(args.topology)}`);
   } catch (err) {
     if (!(err instanceof UsageError)) throw err;
-    console.error(`wisp sim: ${err.message}\n\n${USAGE}`);
-    return 2;
+    return usageFailure("sim", err);
   }
 
-  if (!args["no-build"] && !(await ensureBuilt())) {
+  const { ensureBuilt } = await import("./build.ts");
+  const defaultConfig = path.join(PROJECT_ROOT, "flash.config.json");
+  const configFile = path.resolve(args.config ?? defaultConfig);
+  let firmware: string | undefined;
+  if (!args["no-build"] && configFile === defaultConfig && !(await ensureBuilt())) {
     console.error("wisp sim: the build failed; fix it or run with --no-build to use the old dist/firmware.js");
     return 1;
+  } else if (!args["no-build"] && configFile !== defaultConfig) {
+    // another config: its own drivers, built in memory; dist/ stays what flash.config.json needs
+    const { build } = await import("./build.ts");
+    const lines: string[] = [];
+    const result = await build({ config: configFile, write: false, log: (l) => lines.push(l) });
+    if (!result.ok) {
+      console.error(lines.join("\n"));
+      console.error(`wisp sim: the firmware for ${displayPath(configFile)} did not build`);
+      return 1;
+    }
+    const report = result.reports.find((r) => r.target)!;
+    firmware = report.bundle!.code;
+    const t = report.target!;
+    console.log(`built the firmware for ${displayPath(configFile)} in memory: ${report.bytes.toLocaleString("en-US")} bytes (types: ${t.types.join(", ")}${t.discovery ? "; Home Assistant discovery" : ""})`);
   }
 
-  const configFile = path.resolve(args.config ?? path.join(PROJECT_ROOT, "flash.config.json"));
   const scenarioFile = path.resolve(args.scenario ?? path.join(PROJECT_ROOT, "scenarios", "default.json"));
+  const { createSimulation, splitLogin, WatcherError } = await import("../host-sim/sim.ts");
+  const { loadFlashConfig, ConfigError } = await import("./config.ts");
   let sim: Simulation;
+  let config: FlashConfig;
   let brokers: FleetBrokers | undefined;
   let watchLogin: WatchLogin | undefined;
   let brokerUrl = args.broker;
   let login: { username: string; password: string } | undefined;
   if (args.broker !== undefined) {
-    const { splitLogin } = await import("../host-sim/sim.ts");
     const given = splitLogin(args.broker);
     brokerUrl = given.url;
     const username = args.username ?? given.login?.username;
@@ -203,9 +244,9 @@ export async function main(argv: string[]): Promise<number> {
     }
   }
   try {
-    const config = await nodeConfig(configFile);
+    config = loadFlashConfig(configFile);
     if (args["broker-config"] !== undefined || args.topology === "edge-cloud") {
-      brokers = await startBrokers(args["broker-config"], args.topology === "edge-cloud" ? "edge-cloud" : "single", configFile, nodes, seed, args.port === undefined ? undefined : port);
+      brokers = await startBrokers(args["broker-config"], args.topology === "edge-cloud" ? "edge-cloud" : "single", config, nodes, seed, args.port === undefined ? undefined : port);
       brokerUrl = brokers.nodeUrl;
       const passwords = path.join(brokers.dir, "passwords.json");
       watchLogin = {
@@ -217,6 +258,7 @@ export async function main(argv: string[]): Promise<number> {
     sim = await createSimulation({
       nodes,
       clock: "real",
+      speed,
       brokerUrl,
       login,
       nodeLogin: brokers?.nodeLogin,
@@ -226,30 +268,46 @@ export async function main(argv: string[]): Promise<number> {
       portFallback: args.port === undefined,
       scenario: scenarioFile,
       firmwarePath: path.join(PROJECT_ROOT, "dist", "firmware.js"),
-      config,
+      firmware,
+      config: await nodeConfig(config),
       seed,
       storageDir: args.storage ? path.resolve(args.storage) : undefined,
       powerOn: false,
       serial: args.serial,
+      blank: args.blank,
       baud,
     });
   } catch (err) {
     await brokers?.stop();
-    console.error(`wisp sim: ${(err as Error).message}`);
+    if (err instanceof ConfigError) console.error(`wisp sim: ${err.message}`);
+    else if (err instanceof WatcherError) {
+      const { describeConnectError } = await import("./connect-error.ts");
+      const flag = args.broker !== undefined ? `--broker ${brokerUrl}` : `the broker ${err.url}`;
+      console.error(`wisp sim: ${flag}: ${describeConnectError(err.cause, err.url, err.username)}`);
+    } else console.error(`wisp sim: ${(err as Error).message}`);
     return 1;
   }
 
-  if (args.serial) {
-    for (const node of sim.nodes) console.log(`node ${node.index} console: ${node.consolePath}`);
-    const lab = writeLabConfig(configFile, sim);
-    console.log(`flash a node: wisp flash --port ${sim.nodes[0]!.consolePath} --config ${path.relative(process.cwd(), lab)}`);
-  }
   const prefix = sim.nodes[0]?.config()?.prefix ?? "wisp/{id}";
   const watch = watchCommand(brokers?.observer.url ?? sim.brokerUrl, prefix, watchLogin);
+  const notes = setupNotes({ configFile, config, sim, broker: args.broker !== undefined ? "given" : brokers ? "folder" : "embedded" });
   const tty = process.stdout.isTTY === true && !args.plain;
   const where = brokers?.central ? `edge broker ${redactUrl(sim.brokerUrl)} bridged to ${redactUrl(brokers.observer.url)}` : `broker ${redactUrl(sim.brokerUrl)}`;
-  if (!tty) console.log(`wisp sim: ${nodes} node${nodes === 1 ? "" : "s"}, ${where}, scenario ${path.relative(process.cwd(), scenarioFile)}\nwatch: ${watch}`);
-  const view: View = tty ? startLiveView(sim, { watch }) : startPlainView(sim);
+  // Printed once above the live view (and kept in the scrollback): what the frame may have no room for.
+  console.log(`wisp sim: ${nodes} node${nodes === 1 ? "" : "s"}, ${where}, scenario ${displayPath(scenarioFile)}${speed === 1 ? "" : `, node time ×${speed}`}`);
+  for (const n of notes) console.log(`note: ${n.text}`);
+  console.log(`watch: ${watch}`);
+  const first = sim.nodes[0]!;
+  console.log(`send a command: ${commandExample(brokers?.observer.url ?? sim.brokerUrl, first.prefix, watchLogin)}`);
+  if (args.serial) {
+    for (const node of sim.nodes) console.log(`node ${node.index} console: ${node.consolePath}`);
+    const lab = writeLabConfig(config, sim);
+    const interpreter = args.blank ? "--interpreter 2v29 " : "";
+    console.log(`flash a node: npx wisp flash ${interpreter}--port ${first.consolePath} --config ${displayPath(lab)}`);
+    if (!args.blank) console.log(`test it:      npx wisp hil --port ${first.consolePath} --config ${displayPath(lab)}`);
+  }
+  const { startLiveView, startPlainView } = await import("../host-sim/view.ts");
+  const view: View = tty ? startLiveView(sim, { watch, notes: notes.flatMap((n) => (n.short ? [n.short] : [])) }) : startPlainView(sim);
   await sim.powerOn();
 
   await new Promise<void>((resolve) => {
@@ -259,7 +317,7 @@ export async function main(argv: string[]): Promise<number> {
       if (timer) clearTimeout(timer);
       resolve();
     };
-    const timer = duration === undefined ? undefined : setTimeout(finish, duration * 1000);
+    const timer = duration === undefined ? undefined : setTimeout(finish, (duration * 1000) / speed);
     process.on("SIGINT", finish);
     process.on("SIGTERM", finish);
   });
@@ -268,7 +326,17 @@ export async function main(argv: string[]): Promise<number> {
   await sim.stop();
   await brokers?.stop();
   if (!tty) view.stop();
-  if (tty) console.log(`stopped: ${sim.messages} messages from ${nodes} node${nodes === 1 ? "" : "s"}; broker closed`);
+  const { plural } = await import("../host-sim/view.ts");
+  if (tty) console.log(`stopped: ${plural(sim.messages, "message")} from ${plural(nodes, "node")}; broker closed`);
   else console.log("wisp sim: stopped");
   return 0;
+}
+
+/** A mosquitto_pub line that sends the node a ping (its reply comes on <prefix>/reply/ping). */
+export function commandExample(brokerUrl: string, prefix: string, login?: WatchLogin): string {
+  const url = new URL(brokerUrl);
+  const tls = url.protocol === "mqtts:";
+  const auth = login ? ` -u ${login.username} -P ${login.password}` : "";
+  const ca = tls && login?.cafile ? ` --cafile ${login.cafile}` : "";
+  return `mosquitto_pub -h ${url.hostname.replace(/^\[|\]$/g, "")} -p ${url.port || (tls ? "8883" : "1883")}${ca}${auth} -q 1 -t '${prefix}/cmd/ping' -m ''`;
 }

@@ -5,22 +5,18 @@
 // Like the MQTT client, it is written as top-level functions over module state: Espruino copies a
 // function literal's source into RAM each time the code around it runs.
 
-import { BME280 } from "../../drivers/bme280";
 import { Client } from "../mqtt/client";
-import { CONFIG_FILE, NodeConfig, SensorConfig, configError, expand } from "./config";
+import { CONFIG_FILE, NodeConfig, configError, expand } from "./config";
+import { announce, discoveryMessage } from "./discovery";
+import { initSensors, sampleSensors } from "./sensors";
 
-interface Sensor {
-  config_: SensorConfig;
-  driver_?: BME280;
-  /** the last failure reported on <prefix>/status/<name>, "" while the sensor works */
-  error_: string;
-}
+/** The config has a homeAssistant section: discovery is built in (tools/build.ts). */
+declare const WISP_DISCOVERY: boolean;
 
 const storage = require("Storage");
 let config: NodeConfig;
 let client: Client | undefined;
 let prefix = "";
-let sensors: Sensor[] = [];
 let sampleTimer = 0;
 let wifiDelay = 1000;
 let joining = false;
@@ -44,9 +40,7 @@ export function start(): void {
   }
   config = c;
   prefix = expand(c.prefix, getSerial());
-  sensors = c.sensors.map(function (s: SensorConfig): Sensor {
-    return { config_: s, error_: "" };
-  });
+  initSensors(c.sensors, sensorReport);
   if (c.i2c) I2C1.setup({ sda: c.i2c.sda, scl: c.i2c.scl, bitrate: c.i2c.bitrate });
   log("node " + getSerial() + ", prefix " + prefix);
   require("Wifi").on("disconnected", wifiLost);
@@ -98,12 +92,15 @@ function connectBroker(): void {
   c.on("error", brokerError);
   c.on("offline", brokerDown);
   schedule();
+  // the first reading now, not an interval later: it waits in the client's queue until CONNACK
+  sampleSensors();
 }
 
 function brokerUp(): void {
   log("MQTT connected");
   publish("status", "online", true);
   (client as Client).subscribe(prefix + "/cmd/+", { qos: 1 });
+  if (WISP_DISCOVERY && config.homeAssistant) announce(client as Client, config, prefix);
 }
 
 function brokerDown(): void {
@@ -125,44 +122,19 @@ function published(err: Error | null): void {
 
 function schedule(): void {
   if (sampleTimer) clearInterval(sampleTimer);
-  sampleTimer = setInterval(sampleAll, config.interval * 1000);
+  sampleTimer = setInterval(sampleSensors, config.interval * 1000);
 }
 
-function sampleAll(): void {
-  sensors.forEach(sample);
-}
-
-function sample(s: Sensor): void {
-  const c = s.config_;
-  if (!s.driver_) {
-    try {
-      if (c.type != "bme280") throw Error("unknown sensor type " + c.type);
-      s.driver_ = new BME280({ i2c: I2C1, address: c.address });
-    } catch (e) {
-      return sensorFailed(s, e as Error);
-    }
-  }
-  s.driver_.sample(function (err, reading) {
-    if (err) return sensorFailed(s, err);
-    if (s.error_) {
-      s.error_ = "";
-      publish("status/" + c.name, "ok", true);
-    }
-    publish(c.name, JSON.stringify(reading), false, config.qos == null ? 1 : config.qos);
-  });
-}
-
-/** A failing sensor is reported once per new error and retried from scratch next time; the others go on. */
-function sensorFailed(s: Sensor, err: Error): void {
-  s.driver_ = undefined;
-  if (err.message == s.error_) return;
-  s.error_ = err.message;
-  log(s.config_.name + ": " + err.message);
-  publish("status/" + s.config_.name, err.message, true);
+/** A reading to <prefix>/<name> at the configured QoS; a sensor's error, or "ok" once it works again, retained on <prefix>/status/<name>. */
+function sensorReport(name: string, reading: object | null, status?: string): void {
+  if (reading) return publish(name, JSON.stringify(reading), false, config.qos);
+  if (status != "ok") log(name + ": " + status);
+  publish("status/" + name, status as string, true);
 }
 
 /** Commands arrive on <prefix>/cmd/<name>; the answer goes to <prefix>/reply/<name> as JSON. */
 function command(topic: string, payload: string): void {
+  if (WISP_DISCOVERY && discoveryMessage(topic, payload)) return;
   const name = topic.substr(prefix.length + 5),
     reply = "reply/" + name;
   let n;
@@ -178,7 +150,7 @@ function command(topic: string, payload: string): void {
     publish(reply, JSON.stringify({ interval: config.interval }));
   } else if (name == "ping") publish(reply, JSON.stringify({ pong: true, uptime: Math.round((Date.now() - bootTime) / 1000) }));
   else if (name == "sample") {
-    sampleAll();
+    sampleSensors();
     publish(reply, JSON.stringify({ ok: true }));
   } else if (name == "restart") publish(reply, JSON.stringify({ ok: true }), false, 1, restart);
   else publish(reply, JSON.stringify({ error: "unknown command " + JSON.stringify(name) + "; commands: interval, ping, sample, restart" }));

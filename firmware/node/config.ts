@@ -2,10 +2,34 @@
 // (tools/config.ts validates it there, with the JSON Schema). The device checks again, briefly,
 // because a file can be written by hand or cut short; a bad file is reported, never fatal.
 
+/** One sensor as wisp.json holds it (tools/config.ts renders it with the board's defaults filled in). */
 export interface SensorConfig {
   name: string;
+  /** bme280, sht3x, sht4x, scd4x, bh1750 (I2C1); ds18b20 (OneWire); battery (ADC) */
   type: string;
+  /** I2C address */
   address?: number;
+  /** GPIO of the OneWire line (ds18b20) or the ADC1 input (battery) */
+  pin?: number;
+  /** ds18b20: ROM code, 16 hex digits; resolution 9-12 bits */
+  rom?: string;
+  resolution?: number;
+  /** battery: volts = scale * analogRead(pin) + offset; curve of [volts, percent]; divider for the record */
+  divider?: number;
+  scale?: number;
+  offset?: number;
+  curve?: number[][];
+}
+
+/** Home Assistant MQTT discovery, present when the config has a homeAssistant section. */
+export interface DiscoveryConfig {
+  /** false: remove what an earlier firmware announced */
+  discovery: boolean;
+  /** discovery prefix, "homeassistant" by default */
+  prefix: string;
+  /** device name and model shown in Home Assistant */
+  name: string;
+  model: string;
 }
 
 export interface NodeConfig {
@@ -20,6 +44,7 @@ export interface NodeConfig {
   qos?: number;
   i2c?: { sda: number; scl: number; bitrate?: number };
   sensors: SensorConfig[];
+  homeAssistant?: DiscoveryConfig;
 }
 
 export const CONFIG_FILE = "wisp.json";

@@ -56,6 +56,16 @@ declare namespace Espruino {
     writeTo(address: number, data: number | number[] | Uint8Array | string): void;
     readFrom(address: number, quantity: number): Uint8Array;
   }
+  /** https://www.espruino.com/Reference#OneWire; drivers/bus.ts OneWireBus is its shape. */
+  interface OneWire {
+    reset(): boolean;
+    select(rom: string): void;
+    skip(): void;
+    write(data: number | number[], power?: boolean): void;
+    read(): number;
+    read(count: number): Uint8Array;
+    search(command?: number): string[];
+  }
   interface ESP32 {
     deepSleep(us: number): void;
   }
@@ -83,6 +93,9 @@ declare var module: { exports: any };
 declare var Modules: Espruino.Modules;
 declare var I2C1: Espruino.I2C;
 declare var I2C: { new (): Espruino.I2C };
+declare var OneWire: { new (pin: Pin | number): Espruino.OneWire };
+/** 0..1 of the ADC's full scale (ESP32: raw / 4096, ADC1 pins only, NaN elsewhere). */
+declare function analogRead(pin: Pin | number): number;
 
 declare var E: {
   toString(...args: any[]): string;

@@ -58,7 +58,7 @@ function needsNewLine(v: unknown): boolean {
 }
 
 function pretty(value: unknown, level: number, seen: Set<object>, dropQuotes: boolean): string {
-  if (typeof value === "string") return JSON.stringify(value);
+  if (typeof value === "string") return quoteJS(value);
   if (typeof value === "function") return "function () { ... }";
   if (typeof value !== "object" || value === null) return String(value);
   if (seen.has(value) || level > MAX_DEPTH) return " ... ";
@@ -87,7 +87,7 @@ function pretty(value: unknown, level: number, seen: Set<object>, dropQuotes: bo
         out += newLine;
         sinceNewLine = 0;
       }
-      if (!isArray) out += (dropQuotes && (IDENTIFIER.test(k) || /^\d+$/.test(k)) ? k : JSON.stringify(k)) + ": ";
+      if (!isArray) out += (dropQuotes && (IDENTIFIER.test(k) || /^\d+$/.test(k)) ? k : quoteJS(k)) + ": ";
       out += pretty(v, level + 1, seen, dropQuotes);
       pending = needs;
     });
@@ -96,4 +96,23 @@ function pretty(value: unknown, level: number, seen: Set<object>, dropQuotes: bo
   } finally {
     seen.delete(value);
   }
+}
+
+const NAMED_ESCAPES: Record<number, string> = { 10: "\\n", 9: "\\t", 8: "\\b", 11: "\\v", 12: "\\f", 13: "\\r", 0x5c: "\\\\", 0x22: '\\"' };
+
+/**
+ * A string as Espruino quotes it when it prints a value (src/jsutils.c escapeCharacter, not JSON
+ * style): `\n \t \b \v \f \r \\ \"`, `\0`…`\7` before anything but an octal digit, else `\xNN`.
+ */
+export function quoteJS(s: string): string {
+  let out = '"';
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i) & 0xff;
+    const next = s.charCodeAt(i + 1);
+    if (NAMED_ESCAPES[c]) out += NAMED_ESCAPES[c];
+    else if (c < 8 && !(next >= 0x30 && next <= 0x37)) out += "\\" + c;
+    else if (c < 32 || c >= 127) out += "\\x" + c.toString(16).padStart(2, "0").toUpperCase();
+    else out += s[i];
+  }
+  return out + '"';
 }

@@ -25,6 +25,23 @@ export const realClock: Clock = {
   Date: { now: () => Date.now() },
 };
 
+/**
+ * Node time running `speed` times faster than wall time (wisp sim --speed): timers fire after
+ * ms/speed of wall time and Date.now() advances `speed` ms per wall ms from `origin`. Sockets and
+ * anything outside the nodes stay in wall time. speed 1 is realClock.
+ */
+export function scaledClock(speed: number, origin = Date.now()): Clock {
+  if (speed === 1) return realClock;
+  const wall = (ms: number) => Math.max(0, Number(ms) || 0) / speed;
+  return {
+    setTimeout: (cb, ms) => setTimeout(cb, wall(ms)),
+    clearTimeout: (h) => clearTimeout(h),
+    setInterval: (cb, ms) => setInterval(cb, wall(ms)),
+    clearInterval: (h) => clearInterval(h),
+    Date: { now: () => origin + (Date.now() - origin) * speed },
+  };
+}
+
 const MIN_INTERVAL_MS = 0.1;
 const MAX_INTERVAL_MS = 3153600000000;
 

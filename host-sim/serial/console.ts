@@ -18,7 +18,7 @@
 // board is busy) is an estimate for an ESP32 at 240 MHz: `CONSOLE_COSTS`.
 
 import type { Runtime, RuntimePlugin } from "../runtime.ts";
-import { errorText, replValue } from "../runtime/format.ts";
+import { errorText, quoteJS, replValue } from "../runtime/format.ts";
 import type { Clock } from "../runtime/timers.ts";
 import type { FlashStorage } from "../storage.ts";
 import type { LineDevice, SerialLine } from "./line.ts";
@@ -54,7 +54,7 @@ const FILE_RECV_CHUNK = 1024;
 export const CONSOLE_COSTS = { charUs: 2, evalUsPerByte: 5, flashUsPerByte: 2.7, packetUs: 200 };
 
 export interface ConsoleIdentity {
-  /** process.env.VERSION (default "2v29"). */
+  /** process.env.VERSION (default "2v29"; a SimNode sets it at every boot from the interpreter image its flash holds: SimNode.installInterpreter). */
   version: string;
   /** process.env.BOARD (default "ESP32"). */
   board: string;
@@ -75,7 +75,6 @@ export interface ConsoleBoard {
 type InputState =
   | "none"
   | "dle"
-  | "cr"
   | "esc"
   | "esc["
   | "esc[n"
@@ -98,14 +97,6 @@ const LOGO = [
   "|____|___|  _|_| |___|_|_|_|___|",
   "         |_| espruino.com",
 ];
-
-/** The ESP32 ROM's first lines after a reset (the reset reason as the ROM prints it). */
-const ROM_RESET = {
-  "power-on": "rst:0x1 (POWERON_RESET),boot:0x13 (SPI_FAST_FLASH_BOOT)",
-  reboot: "rst:0xc (SW_CPU_RESET),boot:0x13 (SPI_FAST_FLASH_BOOT)",
-  "deep-sleep": "rst:0x5 (DEEPSLEEP_RESET),boot:0x13 (SPI_FAST_FLASH_BOOT)",
-} as const;
-export type HardReset = keyof typeof ROM_RESET;
 
 /** ms a line typed at the REPL may run before it is stopped (a Ctrl-C cannot reach V8 mid-run). */
 const REPL_TIMEOUT_MS = 2000;
@@ -218,11 +209,22 @@ export class EspruinoConsole implements LineDevice {
 
   // --- the chip's life --------------------------------------------------------------------------
 
-  /** The chip resets (power on, E.reboot, wake from deep sleep): the ROM speaks first. */
-  hardReset(kind: HardReset): void {
+  /** The chip resets (power on, EN, E.reboot, wake from deep sleep): the ROM speaks first (serial/rom.ts romBanner). */
+  hardReset(romText: string): void {
     this.clearState();
     this.line.clear();
-    this.write(`ets Jun  8 2016 00:22:57\n\n${ROM_RESET[kind]}\n`);
+    this.attach();
+    this.write(romText);
+  }
+
+  /** Text the ROM or the bootloader prints on the UART before the interpreter runs. */
+  romText(text: string): void {
+    this.write(text);
+  }
+
+  /** The UART's bytes come to the console again (after the ROM's serial bootloader had them). */
+  attach(): void {
+    this.line.device = this;
   }
 
   /**
@@ -349,6 +351,7 @@ export class EspruinoConsole implements LineDevice {
       this.state = "esc";
     } else if (this.state === "esc") {
       this.state = ch === 79 ? "escO" : ch === 91 ? "esc[" : "none";
+      if (ch === 10) return this.newLine(false); // ESC then Enter (Alt-Enter): a new line without running it
     } else if (this.state === "escO") {
       this.state = "none";
     } else if (this.state === "esc[") {
@@ -361,18 +364,15 @@ export class EspruinoConsole implements LineDevice {
       if (ch >= 0x30 && ch <= 0x39) this.escNumber = this.escNumber * 10 + ch - 0x30;
       else this.state = "none";
     } else {
-      const hadCr = this.state === "cr";
       this.state = "none";
       if (ch === 8 || ch === 0x7f) {
         if (this.input.length > 0 && !this.input.endsWith("\n")) {
           this.input = this.input.slice(0, -1);
           if (this.showInputLine) this.line.send("\b \b");
         }
-      } else if (ch === 10 && hadCr) {
-        // \r\n: already handled on \r
       } else if (ch === 13 || ch === 10) {
-        if (ch === 13) this.state = "cr";
-        return this.newLine();
+        // \r\n is two new lines: 2v29's check for it (IPS_HAD_R) comes after the state is reset
+        return this.newLine(true);
       } else if (ch >= 32 || ch === 9) {
         this.aboutToEdit();
         const text = ch === 9 ? "    " : String.fromCharCode(ch);
@@ -393,8 +393,8 @@ export class EspruinoConsole implements LineDevice {
   }
 
   /** jsiHandleNewLine: run the line when its brackets are closed, else continue it with `:`. */
-  private newLine(): number {
-    if (bracketDepth(this.input) > 0) {
+  private newLine(execute: boolean): number {
+    if (!execute || continues(this.input)) {
       this.aboutToEdit();
       if (this.showInputLine) this.line.send("\r\n:");
       this.input += "\n";
@@ -402,7 +402,7 @@ export class EspruinoConsole implements LineDevice {
     }
     if (this.showInputLine) this.write("\n");
     if (!this.echoOffForLine) this.inputRemoved = true;
-    const code = this.input.trimEnd();
+    const code = withoutUnfinishedComment(this.input.trimEnd());
     this.input = "";
     const cost = CONSOLE_COSTS.evalUsPerByte * code.length;
     if (code !== "") {
@@ -478,9 +478,10 @@ export class EspruinoConsole implements LineDevice {
         this.reply(ACK);
         this.sendPacket(PacketType.RESPONSE, toJS(result));
       } else if (type === PacketType.EVENT) {
+        // jsiExecuteEventCallbackOn: an object (not an array) runs E's "packet" listeners now, then the ACK
         const value = parseLiberal(data);
-        const listeners = typeof value === "object" && value !== null ? rt.listeners(rt.global.E, "packet") : undefined;
-        if (listeners) rt.queue(rt.global.E, listeners, [toDevice(rt, value)]);
+        const listeners = typeof value === "object" && value !== null && !Array.isArray(value) ? rt.listeners(rt.global.E, "packet") : undefined;
+        if (listeners) for (const l of [...listeners]) rt.invoke(l, rt.global.E, [toDevice(rt, value)]);
         this.reply(listeners ? ACK : NAK);
       } else if (type === PacketType.FILE_RECV) {
         const request = parseLiberal(data) as { fn?: unknown } | undefined;
@@ -509,17 +510,22 @@ export class EspruinoConsole implements LineDevice {
           this.reply(NAK);
         } else {
           cost += CONSOLE_COSTS.flashUsPerByte * data.length;
+          let failure: Error | undefined;
           try {
             this.board.flashStorage.write(file.fn, Buffer.from(data, "latin1"), file.offset, file.size);
           } catch (err) {
-            this.removeInputLine();
-            this.write(`Uncaught Error: ${(err as Error).message}\n`);
-            this.returnSoon();
+            failure = err as Error;
           }
           file.offset += data.length;
           if (file.offset >= file.size) this.fileEnd();
           else this.fileTimeout();
           this.reply(ACK);
+          if (failure) {
+            // the write's exception is reported after the ACK, by jsiCheckErrors
+            this.removeInputLine();
+            this.write(`Uncaught Error: ${failure.message}\n`);
+            this.returnSoon();
+          }
         }
       } else {
         this.reply(NAK);
@@ -545,27 +551,58 @@ export class EspruinoConsole implements LineDevice {
   }
 }
 
-/** Unclosed `(`, `[` and `{` in code, outside strings and comments (jsiCountBracketsInInput). */
-export function bracketDepth(code: string): number {
+/** What the console's lexer sees at the end of a line of input (jsiCountBracketsInInput). */
+interface InputScan {
+  /** Unclosed `(`, `[` and `{`; negative once a closing bracket comes before its opening one. */
+  depth: number;
+  /** Where a block comment that is never closed starts. */
+  openComment?: number;
+  /** A template literal is still open. */
+  openTemplate: boolean;
+}
+
+function scanInput(code: string): InputScan {
   let depth = 0;
   for (let i = 0; i < code.length; i++) {
     const c = code[i]!;
     if (c === '"' || c === "'" || c === "`") {
       for (i++; i < code.length && code[i] !== c; i++) if (code[i] === "\\") i++;
+      if (i >= code.length) return { depth, openTemplate: c === "`" };
     } else if (c === "/" && code[i + 1] === "/") {
       while (i < code.length && code[i] !== "\n") i++;
     } else if (c === "/" && code[i + 1] === "*") {
       const end = code.indexOf("*/", i + 2);
-      if (end < 0) return depth + 1;
+      if (end < 0) return { depth, openComment: i, openTemplate: false };
       i = end + 1;
     } else if (c === "(" || c === "[" || c === "{") depth++;
-    else if (c === ")" || c === "]" || c === "}") depth--;
+    else if (c === ")" || c === "]" || c === "}") {
+      if (--depth < 0) return { depth, openTemplate: false };
+    }
   }
-  return depth;
+  return { depth, openTemplate: false };
 }
 
+/**
+ * Whether a line of input goes on to the next one instead of running, as 2v29 was measured to
+ * decide: unclosed brackets or an unfinished template literal go on; an unfinished string or
+ * comment runs at once, and so does a closing bracket before its opening one.
+ */
+export function continues(code: string): boolean {
+  const scan = scanInput(code);
+  return scan.openTemplate || (scan.openComment === undefined && scan.depth > 0);
+}
+
+/** Espruino's lexer ends the input at a comment that is never closed; V8 would call it an error. */
+function withoutUnfinishedComment(code: string): string {
+  const at = scanInput(code).openComment;
+  return at === undefined ? code : code.slice(0, at);
+}
+
+/** The error as the REPL shows it; code stopped by the REPL's time limit is reported as a Ctrl-C would stop it. */
 function replError(err: unknown): string {
-  if (err instanceof Error && /Script execution timed out/.test(err.message)) return "Error: Execution Interrupted";
+  // errors of the device's realm are not `instanceof Error` here
+  const message = typeof err === "object" && err !== null ? String((err as { message?: unknown }).message) : "";
+  if (/^Script execution timed out/.test(message)) return "Error: Execution Interrupted";
   return errorText(err);
 }
 
@@ -591,24 +628,11 @@ export function toJS(value: unknown): string {
   return "null";
 }
 
-const NAMED_ESCAPES: Record<number, string> = { 10: "\\n", 9: "\\t", 8: "\\b", 11: "\\v", 12: "\\f", 13: "\\r", 0x5c: "\\\\", 0x22: '\\"' };
-
-function quoteJS(s: string): string {
-  let out = '"';
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i) & 0xff;
-    const next = s.charCodeAt(i + 1);
-    if (NAMED_ESCAPES[c]) out += NAMED_ESCAPES[c];
-    else if (c < 8 && !(next >= 0x30 && next <= 0x37)) out += "\\" + c;
-    else if (c < 32 || c >= 127) out += "\\x" + c.toString(16).padStart(2, "0").toUpperCase();
-    else out += s[i];
-  }
-  return out + '"';
-}
 
 /**
  * jswrap_json_parse_liberal: JSON that also takes bare identifier keys and single-quoted strings,
- * as FILE_SEND headers are written (`{fn:"x",s:12}`). Returns undefined when it is not that.
+ * as FILE_SEND headers are written (`{fn:"x",s:12}`); what follows the value is ignored. Returns
+ * undefined when it is not that.
  */
 export function parseLiberal(text: string): unknown {
   let i = 0;
@@ -685,9 +709,8 @@ export function parseLiberal(text: string): unknown {
     return JSON.parse(m[0]);
   };
   try {
-    const v = value();
-    ws();
-    return i === text.length ? v : undefined;
+    // like jswrap_json_parse_liberal, what follows a complete value is ignored
+    return value();
   } catch {
     return undefined;
   }

@@ -34,6 +34,17 @@ export const XOFF = 0x13;
 const BURST_BYTES = 120;
 /** Byte times of quiet after which the UART hands over what it has (ESP-IDF RX timeout). */
 const BURST_TIMEOUT_BYTES = 10;
+/**
+ * Output queued for the host at most. On the chip, print() blocks while the UART's buffer is full,
+ * so a chatty program slows down; the simulator cannot hold the program, so it drops output beyond
+ * this (about 1.4 s of line at 115,200 baud) and counts it in `txDropped`.
+ */
+const TX_QUEUE_MAX = 16 * 1024;
+/**
+ * A gap longer than this between two runs of the line is the simulator's own event loop being
+ * late, not the board: the host's bytes wait on the wire through it instead of landing at once.
+ */
+const STALL_US = 50_000;
 
 /** The board side of the line: the console that takes the bytes. */
 export interface LineDevice {
@@ -56,20 +67,31 @@ export interface SerialLineOptions {
 }
 
 export class SerialLine {
-  readonly baud: number;
+  /** Bits per second the board's UART runs at now (setBaud changes it). */
+  baud: number;
   readonly rxBytes: number;
   readonly txBytes: number;
   /** Bytes that landed in a full receive buffer and were dropped. */
   lost = 0;
   /** XOFFs the board sent. */
   xoffs = 0;
+  /** Output dropped because the host's queue was full (see TX_QUEUE_MAX). */
+  txDropped = 0;
   device: LineDevice | undefined;
   /** Device output as the board writes it (not paced): the node's console log. */
   onOutput: ((bytes: Uint8Array) => void) | undefined;
+  /**
+   * The board sends XOFF/XON as its buffer fills and drains (Espruino's console does; the ROM
+   * bootloader and the flasher stub do not: their replies are SLIP packets, with no room for
+   * stray bytes).
+   */
+  flowControl = true;
 
   private readonly clock: Clock;
   /** µs per byte on the wire. */
-  private readonly byteUs: number;
+  private byteUs: number;
+  /** A baud rate to switch to once what is queued for the host has left (setBaud). */
+  private pendingBaud: number | undefined;
   private host: ((bytes: Uint8Array) => void) | undefined;
   private wire: Uint8Array[] = [];
   private wireOffset = 0;
@@ -90,9 +112,11 @@ export class SerialLine {
   /** Bytes taken off the wire so far (whether they landed or were lost). */
   private wireBytes = 0;
   private faults: { at: number; kind: "corrupt" | "drop" }[] = [];
+  private outFaults: { kind: "corrupt" | "drop"; match: (byte: number) => boolean; skip: number }[] = [];
   private timer: unknown;
   private timerAt = Infinity;
   private running = false;
+  private lastRun = 0;
 
   constructor(options: SerialLineOptions) {
     this.clock = options.clock;
@@ -100,6 +124,25 @@ export class SerialLine {
     this.rxBytes = options.rxBytes ?? 1024;
     this.txBytes = options.txBytes ?? 1024;
     this.byteUs = 10e6 / this.baud;
+  }
+
+  /**
+   * The UART changes its rate (CHANGE_BAUDRATE in the ROM bootloader, a reset back to the console's
+   * rate): once everything already queued for the host has gone out at the old rate, as the
+   * bootloader answers before it switches.
+   */
+  setBaud(baud: number): void {
+    if (this.host && this.txHead < this.tx.length) {
+      this.pendingBaud = baud;
+      return;
+    }
+    this.applyBaud(baud);
+  }
+
+  private applyBaud(baud: number): void {
+    this.pendingBaud = undefined;
+    this.baud = baud;
+    this.byteUs = 10e6 / baud;
   }
 
   /** A host is on the line (a pseudo-terminal or a test); its bytes arrive paced. */
@@ -111,6 +154,7 @@ export class SerialLine {
     this.host = undefined;
     this.tx = [];
     this.txHead = 0;
+    if (this.pendingBaud !== undefined) this.applyBaud(this.pendingBaud);
   }
 
   get hostAttached(): boolean {
@@ -142,6 +186,10 @@ export class SerialLine {
     if (bytes.length === 0) return;
     this.onOutput?.(bytes);
     if (!this.host) return;
+    if (this.tx.length - this.txHead > TX_QUEUE_MAX) {
+      this.txDropped += bytes.length;
+      return;
+    }
     if (this.txHead === this.tx.length) this.txAt = Math.max(this.txAt, this.nowUs());
     for (const b of bytes) this.tx.push(b);
     this.schedule(this.nowUs());
@@ -156,6 +204,25 @@ export class SerialLine {
     this.faults.push({ at: this.wireBytes + pending + after, kind });
   }
 
+  /**
+   * A fault on the way to the host: the (`skip`+1)-th byte from now that the board sends and that
+   * `match`es arrives inverted or not at all (a lost ACK: `injectOutputFault("drop", (b) => b === 6)`).
+   */
+  injectOutputFault(kind: "corrupt" | "drop", match: (byte: number) => boolean, skip = 0): void {
+    this.outFaults.push({ kind, match, skip });
+  }
+
+  private applyOutputFaults(bytes: Uint8Array): Uint8Array {
+    if (this.outFaults.length === 0) return bytes;
+    const out: number[] = [];
+    for (const b of bytes) {
+      const i = this.outFaults.findIndex((f) => f.match(b) && f.skip-- === 0);
+      if (i < 0) out.push(b);
+      else if (this.outFaults.splice(i, 1)[0]!.kind === "corrupt") out.push(b ^ 0xff);
+    }
+    return Uint8Array.from(out);
+  }
+
   /** Drop everything in flight (power off): the wire, the buffer, the transmit queue. */
   clear(): void {
     this.wire = [];
@@ -167,6 +234,7 @@ export class SerialLine {
     this.txHead = 0;
     this.xoffSent = false;
     this.busyUntil = 0;
+    if (this.pendingBaud !== undefined) this.applyBaud(this.pendingBaud);
   }
 
   /** Stop the line's timer (end of simulation). */
@@ -188,6 +256,8 @@ export class SerialLine {
     this.running = true;
     try {
       const now = this.nowUs();
+      if (now - this.lastRun > STALL_US && this.wire.length > 0) this.landAt = Math.max(this.landAt, now - STALL_US);
+      this.lastRun = now;
       this.advance(now);
       this.transmit(now);
       this.schedule(now);
@@ -258,7 +328,7 @@ export class SerialLine {
           if (this.queued === 0) this.busyUntil = Math.max(this.busyUntil, landing);
           this.handOver();
         }
-        if (!this.xoffSent && this.rxUsed > (this.rxBytes * 6) / 8) {
+        if (this.flowControl && !this.xoffSent && this.rxUsed > (this.rxBytes * 6) / 8) {
           this.xoffSent = true;
           this.xoffs++;
           this.priority(XOFF, landing);
@@ -289,12 +359,13 @@ export class SerialLine {
     if (!this.host || this.txHead === this.tx.length) return;
     const n = Math.min(this.tx.length - this.txHead, Math.floor((now - this.txAt) / this.byteUs));
     if (n <= 0) return;
-    const out = Uint8Array.from(this.tx.slice(this.txHead, this.txHead + n));
+    const out = this.applyOutputFaults(Uint8Array.from(this.tx.slice(this.txHead, this.txHead + n)));
     this.txHead += n;
     this.txAt += n * this.byteUs;
     if (this.txHead === this.tx.length) {
       this.tx = [];
       this.txHead = 0;
+      if (this.pendingBaud !== undefined) this.applyBaud(this.pendingBaud);
     }
     this.host(out);
   }

@@ -6,6 +6,7 @@ import { join } from "node:path";
 import mqtt from "mqtt";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, type TestContext } from "vitest";
 import { loadFlashConfig } from "../../tools/config.ts";
+import { SENSOR_TYPES } from "../../tools/drivers.ts";
 import { flash, type FlashResult, nodeFiles } from "../../tools/flash.ts";
 import { ConsoleLines } from "../../tools/serial/lines.ts";
 import type { ConsoleLink } from "../../tools/serial/link.ts";
@@ -58,6 +59,15 @@ function ready(): { link: ConsoleLink; node: FlashResult } {
   return { link, node };
 }
 
+/** Set once the node has published `online`: the tests that need the broker fail at once without it. */
+let online = false;
+
+function connected(): { link: ConsoleLink; node: FlashResult } {
+  const r = ready();
+  if (!online) throw new Error("the node never came online (see the test of <prefix>/status and its serial log)");
+  return r;
+}
+
 /** Where the messages received from now on start (for `message`'s `from`). */
 const mark = () => received.length;
 
@@ -75,20 +85,30 @@ async function message(topic: string, ms: number, match: (payload: string, retai
 
 /** Publishes a command and returns the node's JSON reply. */
 async function command(name: string, payload: string): Promise<Record<string, unknown>> {
-  const { node } = ready();
+  const { node } = connected();
   const since = mark();
   const reply = message(`${node.prefix}/reply/${name}`, 10_000, () => true, since);
   await watcher.publishAsync(`${node.prefix}/cmd/${name}`, payload, { qos: 1 });
   return JSON.parse((await reply).payload) as Record<string, unknown>;
 }
 
+/** A sensor's I2C address, or its type's default (tools/drivers.ts); undefined off I2C. */
+function addressOf(sensor: { type: string; address?: number }): number | undefined {
+  return sensor.address ?? (SENSOR_TYPES as Record<string, { addresses?: readonly number[] }>)[sensor.type]?.addresses?.[0];
+}
+
+/** A fixture of hil.map.json that is this configured sensor: same type, and same address on I2C. */
+function isWired(sensor: { type: string; address?: number }): boolean {
+  return target.fixtures?.some((f) => f.type === sensor.type && addressOf(f) === addressOf(sensor)) === true;
+}
+
 /** Skips the test when the sensor's fixture is not wired to this board, saying so in the report. */
 async function needFixture(ctx: TestContext, sensor: { type: string; address?: number }): Promise<void> {
-  const address = sensor.address ?? 0x76;
+  const address = addressOf(sensor);
   let reason: string | undefined;
   if (target.fixtures === null) reason = `board ${target.boardId} is not in hil.map.json, so its fixtures are unknown`;
-  else if (!target.fixtures.some((f) => f.type === sensor.type && (f.address ?? 0x76) === address)) {
-    reason = `fixture ${sensor.type} at 0x${address.toString(16)} is not wired to board ${target.boardId} (hil.map.json)`;
+  else if (!isWired(sensor)) {
+    reason = `fixture ${sensor.type}${address === undefined ? "" : ` at 0x${address.toString(16)}`} is not wired to board ${target.boardId} (hil.map.json)`;
   }
   if (reason) {
     await ctx.annotate(reason, "skip-reason");
@@ -124,14 +144,15 @@ describe(`node on ${target.boardId}`, () => {
 
   it("publishes online, retained, on <prefix>/status", async () => {
     const { node } = ready();
-    const online = await message(`${node.prefix}/status`, 20_000, (p) => p === "online");
-    expect(online.payload).toBe("online");
+    const status = await message(`${node.prefix}/status`, 20_000, (p) => p === "online");
+    expect(status.payload).toBe("online");
+    online = true;
   }, 30_000);
 
   for (const sensor of config.sensors) {
     it(`a reading from ${sensor.name} (${sensor.type}) within its interval of ${config.interval} s plus ${SLACK_S} s`, async (ctx) => {
       await needFixture(ctx, sensor);
-      const { node } = ready();
+      const { node } = connected();
       const reading = await message(`${node.prefix}/${sensor.name}`, (config.interval + SLACK_S) * 1000);
       const values = JSON.parse(reading.payload) as Record<string, unknown>;
       expect(Object.values(values).length).toBeGreaterThan(0);
@@ -156,7 +177,7 @@ describe(`node on ${target.boardId}`, () => {
     const { node } = ready();
     const since = mark();
     expect(await command("sample", "")).toEqual({ ok: true });
-    const wired = config.sensors.filter((s) => target.fixtures?.some((f) => f.type === s.type && (f.address ?? 0x76) === (s.address ?? 0x76)));
+    const wired = config.sensors.filter(isWired);
     if (wired.length === 0) {
       await ctx.annotate("no sensor of the config is wired to this board", "note");
       return;
@@ -171,9 +192,10 @@ describe(`node on ${target.boardId}`, () => {
   }, 20_000);
 
   it("command restart: the node reboots and comes back online", async () => {
-    const { link, node } = ready();
+    const { link, node } = connected();
     const since = mark();
     const booted = link.waitForText(/wisp: node \S+, prefix \S+\r?\n/, 30_000);
+    booted.catch(() => undefined); // awaited below; a failure before that must not go unhandled
     expect(await command("restart", "")).toEqual({ ok: true });
     await booted;
     await message(`${node.prefix}/status`, 30_000, (p) => p === "online", since);

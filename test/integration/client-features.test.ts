@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { ALL_FEATURES, bundle, clientFeatures, type ClientFeatures } from "../../tools/build.ts";
+import { ALL_FEATURES, bundle, clientDefines, clientFeatures, type ClientFeatures } from "../../tools/build.ts";
 import { loadFlashConfig } from "../../tools/config.ts";
 import { type Rig, recorder } from "../helpers/fake-time-device.ts";
 import { type } from "../helpers/scripted-broker.ts";
@@ -32,7 +32,7 @@ describe("the smallest profile, on the scripted broker", () => {
   beforeAll(async () => {
     dir = mkdtempSync(path.join(tmpdir(), "wisp-profile-"));
     file = path.join(dir, "mqtt.js");
-    writeFileSync(file, (await bundle("firmware/mqtt/index.ts", { outfile: file, features: SMALLEST })).code);
+    writeFileSync(file, (await bundle("firmware/mqtt/index.ts", { outfile: file, define: clientDefines(SMALLEST) })).code);
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
   beforeEach(async () => {

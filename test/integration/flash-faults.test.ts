@@ -1,6 +1,9 @@
 // `wisp flash` against boards that answer slowly or not at all. These wait out the board's own
 // timeouts (5 s for an incomplete packet), so they live apart from flash.test.ts and run beside it.
+import { spawn } from "node:child_process";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { PROJECT_ROOT } from "../../tools/build.ts";
 import { flash } from "../../tools/flash.ts";
 import { LinkError } from "../../tools/serial/link.ts";
 import { type SimBoards, simBoards } from "../helpers/sim-board.ts";
@@ -8,11 +11,25 @@ import { type SimBoards, simBoards } from "../helpers/sim-board.ts";
 const quiet = { say: () => undefined, progress: false };
 let boards: SimBoards;
 beforeAll(async () => {
-  boards = await simBoards({ nodes: 2, flash: false });
+  boards = await simBoards({ nodes: 3, flash: false });
 });
 afterAll(() => boards?.stop());
 
 describe("wisp flash when the line or the board fails", () => {
+  it("--monitor after a failed flash: exit 1 and the port is free again (it used to stay open for ever)", async () => {
+    const node = boards.sim.nodes[2]!;
+    node.installInterpreter("2v24");
+    node.reboot();
+    // not spawnSync: the simulated board runs in this process and must answer meanwhile
+    const child = spawn(process.execPath, [join(PROJECT_ROOT, "tools", "wisp.js"), "flash", "--no-build", "--monitor", "--port", node.consolePath!, "--config", boards.configFile]);
+    let stderr = "";
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    child.stdin.end();
+    const code = await new Promise((resolve) => child.on("close", resolve));
+    expect(code, stderr).toBe(1);
+    expect(stderr).toMatch(/Espruino 2v24; Wisp needs 2v25/);
+  }, 40_000);
+
   it("a byte lost on the line: the board NAKs the short packet after its 5 s timeout and the packet goes again", async () => {
     const node = boards.sim.nodes[0]!;
     node.line.injectFault("drop", 3000);

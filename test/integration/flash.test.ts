@@ -1,7 +1,7 @@
 // `wisp flash` end to end against simulated ESP32s whose consoles are pseudo-terminals: the real
 // uploader, serialport, socat, the simulated console and UART, the embedded broker.
 import { spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { SerialPort } from "serialport";
@@ -70,7 +70,7 @@ describe("wisp flash against a simulated board on a pseudo-terminal", () => {
   });
 
   it("an Espruino older than 2v25 (no packet protocol) is refused with what to flash", async () => {
-    board(2).console.identity.version = "2v24";
+    board(2).installInterpreter("2v24");
     board(2).reboot();
     const err = await flash({ port: port(2), configFile: boards.configFile, baud: 115200, ...quiet }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(LinkError);
@@ -118,7 +118,7 @@ describe("the wisp flash command", () => {
     const node = board(0);
     const out = await run(["flash", "--no-build", "--port", port(0), "--config", boards.configFile]);
     expect(out.code).toBe(0);
-    expect(out.stdout).toMatch(new RegExp(`node ${node.serial} is running`));
+    expect(out.stdout).toMatch(new RegExp(`node ${node.serial} booted`));
     const watch = /watch it: (mosquitto_sub .*)/.exec(out.stdout)?.[1];
     expect(watch).toBeDefined();
     if (!findTool("mosquitto_sub")) return; // CI installs it (.ci/run); the command was checked above
@@ -127,6 +127,22 @@ describe("the wisp flash command", () => {
     sub.stdout.on("data", (d: Buffer) => (seen += d.toString()));
     await until(() => /\/status online/.test(seen), 15_000);
     sub.kill();
+  });
+
+  it("never flashes a board with a missing secret: it stops before it opens the port, and the board keeps what it had", async () => {
+    const node = board(1);
+    const before = node.flashStorage.bytes(".bootcde");
+    const ctrlCs = node.console.ctrlCs;
+    const config = JSON.parse(readFileSync(boards.configFile, "utf8"));
+    const file = join(mkdtempSync(join(tmpdir(), "wisp-secret-")), "flash.config.json");
+    writeFileSync(file, JSON.stringify({ ...config, wifi: { ssid: config.wifi.ssid, password: { env: "WISP_TEST_UNSET_PASSWORD" } } }));
+    const out = await run(["flash", "--no-build", "--port", port(1), "--config", file]);
+    expect(out.code).toBe(1);
+    expect(out.stderr).toBe(
+      `wisp flash: ${file} cannot be written to the board as wisp.json:\n  wifi.password: environment variable WISP_TEST_UNSET_PASSWORD is not set (export WISP_TEST_UNSET_PASSWORD=... first, or write the value in the file)\nnothing was uploaded\n`,
+    );
+    expect(node.console.ctrlCs).toBe(ctrlCs);
+    expect(node.flashStorage.bytes(".bootcde")).toEqual(before);
   });
 
   it("exits 1 with the reason on a port that does not exist, 2 on a bad option", async () => {

@@ -42,6 +42,14 @@ describe("wisp monitor", () => {
     expect(lines).toContainEqual(expect.stringMatching(/^\[\d\d:\d\d:\d\d\.\d{3}\] hello$/));
   }, 20_000);
 
+  it("piped: everything read goes to the board before it leaves, however long the board takes", async () => {
+    const lines = ["echo(0)", ...Array.from({ length: 400 }, (_, i) => `var a${i}=${i};`), "echo(1)", "print('last', a399)"];
+    const m = monitor(["--port", boards.sim.nodes[0]!.consolePath!]);
+    m.child.stdin.end(lines.join("\n") + "\n");
+    expect(await m.exited).toBe(0);
+    expect(m.output()).toMatch(/^last 399$/m);
+  }, 30_000);
+
   it("says when the board is unplugged, and carries on when it is back", async () => {
     const node = boards.sim.nodes[1]!;
     const m = monitor(["--port", node.consolePath!]);

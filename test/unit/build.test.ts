@@ -5,11 +5,13 @@ import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { promisify } from "node:util";
 import { afterAll, describe, expect, it } from "vitest";
-import { build, BuildError, bundle, checkBundle, PROJECT_ROOT, type Output } from "../../tools/build.ts";
+import { build, BuildError, bundle, checkBundle, contributors, OUTPUTS, PARTS, PROJECT_ROOT, type Output } from "../../tools/build.ts";
+import type { FlashConfig } from "../../tools/config.ts";
+import { SENSOR_TYPE_NAMES } from "../../tools/drivers.ts";
 
 const FIXTURES = "test/fixtures/compat/build";
 
-async function quietBuild(outputs: Output[], options: { root?: string; write?: boolean } = {}) {
+async function quietBuild(outputs: Output[], options: { root?: string; write?: boolean; config?: string } = {}) {
   const lines: string[] = [];
   const result = await build({ outputs, write: false, log: (l) => lines.push(l), ...options });
   return { result, text: lines.join("\n") };
@@ -116,8 +118,96 @@ describe("build", () => {
       expect(existsSync(path.join(root, "dist/ok2.js"))).toBe(false);
       expect(existsSync(path.join(root, "dist/bad.js"))).toBe(false);
     });
+
+    it("fails and writes nothing when the config it checks is not valid, naming each bad field", async () => {
+      const config = JSON.parse(readFileSync(path.join(PROJECT_ROOT, "flash.config.json"), "utf8"));
+      const file = path.join(root, "broken.json");
+      writeFileSync(file, JSON.stringify({ ...config, mqtt: { url: "mqtt://192.168.1.300:99999" } }));
+      const { result, text } = await quietBuild([{ entry: "src/ok.ts", outfile: "dist/ok3.js", budget: 100 }], { root, write: true, config: file });
+      expect(result.ok).toBe(false);
+      expect(existsSync(path.join(root, "dist/ok3.js"))).toBe(false);
+      expect(text).toContain("mqtt.url: port 99999 is out of range (1 to 65535; MQTT is 1883, over TLS 8883)");
+      expect(text).toContain('mqtt.url: "192.168.1.300" is not an IPv4 address (four numbers 0 to 255, like 192.168.1.10)');
+      expect(text).toContain("build failed");
+    });
   });
 
+});
+
+describe("building for a config: only the drivers it names", () => {
+  const FIRMWARE = OUTPUTS.filter((o) => o.parts);
+  const base: FlashConfig = {
+    board: "esp32-devkitc",
+    wifi: { ssid: "x" },
+    mqtt: { url: "mqtt://10.0.0.2:1883" },
+    prefix: "wisp/{id}",
+    interval: 10,
+    sensors: [{ name: "climate", type: "bme280" }],
+  };
+  const firmwareFor = async (config: FlashConfig | string) => {
+    const lines: string[] = [];
+    const result = await build({ outputs: FIRMWARE, config, write: false, log: (l) => lines.push(l) });
+    return { result, report: result.reports[0]!, text: lines.join("\n") };
+  };
+  /** Source files with bytes in the output (esbuild's metafile also lists what it shook out). */
+  const inputs = (r: { bundle: Parameters<typeof contributors>[0] | null }) => contributors(r.bundle!).filter((c) => c.bytes > 0).map((c) => c.input);
+
+  it("the project's BME280-only flash.config.json gives a firmware no larger than before drivers were chosen per config (13,567 bytes) and the first reading was taken at boot (+5)", async () => {
+    const { result, report, text } = await firmwareFor(path.join(PROJECT_ROOT, "flash.config.json"));
+    expect(result.ok).toBe(true);
+    expect(report.bytes).toBeLessThanOrEqual(13572);
+    expect(report.budget).toBe(13824);
+    expect(inputs(report).filter((i) => i.startsWith("drivers/")).sort()).toEqual(["drivers/bme280.ts", "drivers/bus.ts"]);
+    expect(inputs(report)).not.toContain("firmware/node/discovery.ts");
+    expect(text).toMatch(/^dist\/firmware\.js +[\d,]+ +13,824 +\d+% +for flash\.config\.json$/m);
+    expect(text).toMatch(/^ {2}drivers\/bme280\.ts +1,\d{3} +2,048 +\d+%$/m);
+  });
+
+  it("bundles a family base with its chip, each with its own budget row, and adds their budgets to the firmware's", async () => {
+    const { result, report, text } = await firmwareFor({ ...base, sensors: [{ name: "air", type: "sht3x" }] });
+    expect(result.ok).toBe(true);
+    const drivers = inputs(report).filter((i) => i.startsWith("drivers/")).sort();
+    expect(drivers).toEqual(["drivers/bus.ts", "drivers/sensirion.ts", "drivers/sht3x.ts"]);
+    expect(report.bundle!.code).not.toMatch(/BME280|DS18B20|SCD4x|WISP_/);
+    expect(report.budget).toBe(OUTPUTS.find((o) => o.parts)!.budget + report.parts.reduce((n, p) => n + p.budget, 0));
+    for (const d of drivers) expect(text).toMatch(new RegExp(`^  ${d.replace(/[./]/g, "\\$&")} +\\d`, "m"));
+  });
+
+  it("has a driver for every type the schema allows, and discovery only with a homeAssistant section", async () => {
+    const schema = JSON.parse(readFileSync(path.join(PROJECT_ROOT, "flash.schema.json"), "utf8"));
+    expect([...schema.properties.sensors.items.properties.type.enum].sort()).toEqual([...SENSOR_TYPE_NAMES].sort());
+    for (const type of SENSOR_TYPE_NAMES) {
+      const sensor = type === "battery" ? { name: "s", type, pin: 35 } : { name: "s", type };
+      const { result, report } = await firmwareFor({ ...base, sensors: [sensor as FlashConfig["sensors"][number]] });
+      expect(result.ok, `${type}: ${result.reports[0]!.errors.join("; ")}`).toBe(true);
+      expect(inputs(report), type).toContain(`drivers/${type}.ts`);
+    }
+    const { report } = await firmwareFor({ ...base, homeAssistant: { discovery: true } });
+    expect(inputs(report)).toContain("firmware/node/discovery.ts");
+  });
+
+  it("fails on a config that is not valid, naming the field", async () => {
+    const { result, text } = await firmwareFor({ ...base, sensors: [{ name: "x", type: "sht3x", address: 118 }] });
+    expect(result.ok).toBe(false);
+    expect(text).toContain("error: config is not valid:\n  sensors[0].address: must be one of 68, 69, got 118");
+  });
+
+  it("fails when a file under drivers/ has no budget of its own", async () => {
+    const root = mkdtempSync(path.join(tmpdir(), "wisp-parts-"));
+    try {
+      mkdirSync(path.join(root, "drivers"));
+      mkdirSync(path.join(root, "src"));
+      writeFileSync(path.join(root, "drivers/novel.ts"), "export function read(): number { return 42; }\n");
+      writeFileSync(path.join(root, "src/main.ts"), 'import { read } from "../drivers/novel";\nexports.read = read;\n');
+      const lines: string[] = [];
+      const result = await build({ outputs: [{ entry: "src/main.ts", outfile: "dist/main.js", budget: 4096, parts: true }], root, config: base, write: false, log: (l) => lines.push(l) });
+      expect(result.ok).toBe(false);
+      expect(lines.join("\n")).toMatch(/drivers\/novel\.ts has no budget: add it to PARTS in tools\/build\.ts/);
+      expect(PARTS["drivers/novel.ts"]).toBeUndefined();
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
 });
 
 describe("wisp CLI", () => {
@@ -127,16 +217,24 @@ describe("wisp CLI", () => {
       (e) => ({ code: e.code as number, stdout: e.stdout as string, stderr: e.stderr as string }),
     );
 
-  it("lists the commands with --help", async () => {
-    const r = await wisp("--help");
-    expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/^ +build +bundle firmware/m);
+  it("checks flash.config.json: without WISP_WIFI_PASSWORD it passes and says that secret was not read, and why", async () => {
+    const env = { ...process.env };
+    delete env.WISP_WIFI_PASSWORD;
+    const r = await promisify(execFile)(process.execPath, [path.join(PROJECT_ROOT, "tools/wisp.js"), "build", "--check"], { cwd: PROJECT_ROOT, env });
+    expect(r.stdout).toContain("flash.config.json: valid (board esp32-devkitc, broker mqtt://192.168.1.10:1883, 1 sensor)");
+    expect(r.stdout).toContain(
+      "not checked: wifi.password comes from $WISP_WIFI_PASSWORD, which is not set here; wisp flash and wisp hil read it when they write wisp.json for a board, and stop without it",
+    );
+    const set = await promisify(execFile)(process.execPath, [path.join(PROJECT_ROOT, "tools/wisp.js"), "build", "--check"], { cwd: PROJECT_ROOT, env: { ...env, WISP_WIFI_PASSWORD: "hunter22" } });
+    expect(set.stdout).toContain("wifi.password comes from $WISP_WIFI_PASSWORD (set here");
+    expect(set.stdout + set.stderr).not.toContain("hunter22");
   });
-
-  it("rejects an unknown command with exit code 2, naming the available ones", async () => {
-    const r = await wisp("frobnicate");
-    expect(r.code).toBe(2);
-    expect(r.stderr).toContain('unknown command "frobnicate". Available commands: build');
+  it("builds for --config, printing what it built for and each driver's bytes", async () => {
+    const r = await wisp("build", "--config", "examples/garden.json", "--check");
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^dist\/firmware\.js +[\d,]+ +[\d,]+ +\d+% +for examples\/garden\.json$/m);
+    expect(r.stdout).toMatch(/^ {2}drivers\/ds18b20\.ts +[\d,]+/m);
+    expect(r.stdout).toMatch(/^ {2}firmware\/node\/discovery\.ts +[\d,]+/m);
   });
 
   it("rejects an unknown build option with exit code 2", async () => {

@@ -34,7 +34,7 @@ describe("checkEspruinoCompat on bundled fixtures", () => {
     expect(expected.length).toBeGreaterThan(0);
     expect([...new Set(findings.map(key))].sort()).toEqual(expected);
     for (const f of findings) {
-      expect(f.message).toMatch(/\((espruino-compat|espruino-notes)\.md: [a-z ]+\)$/);
+      expect(f.message).toMatch(/\(docs\/(espruino-compat|espruino-notes)\.md: [a-z ]+\)$/);
       expect(f.hint.length).toBeGreaterThan(5);
     }
   });
@@ -79,7 +79,7 @@ describe("checkEspruinoCompat on bundled fixtures", () => {
   it("formats a finding as file:line:col, what, and the fix", async () => {
     const f = (await findingsFor(`${FIXTURES}/default-param.ts`)).findings[0];
     expect(formatFinding(f)).toBe(
-      `${FIXTURES}/default-param.ts:1:43: default parameter values are not supported by Espruino (espruino-compat.md: fails)\n` +
+      `${FIXTURES}/default-param.ts:1:43: default parameter values are not supported by Espruino (docs/espruino-compat.md: fails)\n` +
         "    fix: make the parameter optional and write `if (x === undefined) x = ...` in the body",
     );
   });

@@ -1,6 +1,6 @@
 import vm from "node:vm";
 import { describe, expect, it } from "vitest";
-import { EmulatedI2C, installI2C, type I2CDevice } from "../../host-sim/i2c.ts";
+import { EmulatedI2C, installI2C, NACK, type I2CDevice } from "../../host-sim/i2c.ts";
 import { createRuntime } from "../../host-sim/runtime.ts";
 
 /** A device that records what it is sent and answers from a fixed list of bytes. */
@@ -161,5 +161,32 @@ describe("new I2C() in a runtime", () => {
     // other pins, other wires: a software bus does not check ACKs and reads 0xFF
     expect(rt.run("var c = new I2C(); c.setup({ sda: 4, scl: 5 }); c.readFrom(0x40, 1)[0]", "t.js")).toBe(0xff);
     rt.dispose();
+  });
+});
+
+describe("EmulatedI2C: devices that do not acknowledge, and a bus held low", () => {
+  it("a device's NACK fails the transfer as an absent device's would (hardware), and goes unnoticed on software I2C", () => {
+    const busy: I2CDevice = { write: () => NACK, read: () => NACK };
+    const hw = new EmulatedI2C();
+    hw.setup({ scl: 22, sda: 21 });
+    hw.attach(0x44, busy);
+    expect(() => hw.writeTo(0x44, 1)).toThrow("jshI2CWrite: slave doesn't ACK the transfer");
+    expect(() => hw.readFrom(0x44, 3)).toThrow("jshI2CRead: slave doesn't ACK the transfer");
+    const sw = new EmulatedI2C({ kind: "software" });
+    sw.setup({ scl: 22, sda: 21 });
+    sw.attach(0x44, busy);
+    expect(() => sw.writeTo(0x44, 1)).not.toThrow();
+    expect([...sw.readFrom(0x44, 2)]).toEqual([0xff, 0xff]);
+  });
+
+  it("SDA held low: ESP32's driver times out on every address; a software bus reads zeros", () => {
+    const hw = new EmulatedI2C();
+    hw.setup({ scl: 22, sda: 21 });
+    hw.stuck = true;
+    expect(() => hw.readFrom(0x10, 1)).toThrow("jshI2CRead:, Operation timeout because the bus is busy");
+    expect(() => hw.writeTo(0x76, 0xd0)).toThrow("jshI2CWrite:, Operation timeout because the bus is busy");
+    const sw = new EmulatedI2C({ kind: "software", wires: [hw] });
+    sw.setup({ scl: 22, sda: 21 });
+    expect([...sw.readFrom(0x10, 2)]).toEqual([0, 0]); // same wires
   });
 });

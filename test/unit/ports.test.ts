@@ -4,11 +4,12 @@ import { beforeEach, describe, expect, it, vi } from "vitest";
 
 const list = vi.fn();
 let udevadm = true;
+let onPath = true;
 vi.mock("serialport", () => ({ SerialPort: { list: () => list() } }));
 vi.mock("node:child_process", async (original) => ({
   ...(await original<typeof import("node:child_process")>()),
-  execFileSync: () => {
-    if (!udevadm) throw Object.assign(new Error("spawnSync udevadm ENOENT"), { code: "ENOENT" });
+  execFileSync: (bin: string) => {
+    if (!udevadm || (onPath === false && bin === "udevadm")) throw Object.assign(new Error(`spawnSync ${bin} ENOENT`), { code: "ENOENT" });
     return Buffer.from("252");
   },
 }));
@@ -22,6 +23,7 @@ const uart = { path: "/dev/ttyS0" };
 
 beforeEach(() => {
   udevadm = true;
+  onPath = true;
   list.mockReset();
 });
 
@@ -52,5 +54,17 @@ describe("finding the board's port", () => {
     expect(err).toBeInstanceOf(PortError);
     expect((err as Error).message).toMatch(/udevadm.*apt-get install udev.*--port/);
     expect(list).not.toHaveBeenCalled();
+  });
+
+  it("finds udevadm in /sbin when PATH lacks it (serialport runs it from PATH)", async () => {
+    onPath = false;
+    const path = process.env.PATH;
+    list.mockResolvedValue([cp2102]);
+    try {
+      expect((await listPorts()).map((p) => p.path)).toEqual(["/dev/ttyUSB0"]);
+      expect(process.env.PATH).toMatch(/:\/usr\/bin$/);
+    } finally {
+      process.env.PATH = path;
+    }
   });
 });

@@ -395,3 +395,16 @@ describe("real clock", () => {
     expect(runtime.logs).toEqual(["real"]);
   });
 });
+
+describe("JSON.stringify as Espruino writes it", () => {
+  it("escapes control characters and everything from 0x7F up as \\u00XX, upper-case, as 2v29 does", () => {
+    const runtime = createRuntime();
+    runtimes.push(runtime);
+    // output of the same probe on the Linux build of Espruino 2v29
+    expect(runtime.run(`JSON.stringify("\\x01\\x1f\\x7f\\x80\\xff\\t\\n\\r\\b\\f/\\\\\\"'<")`)).toBe(`"\\u0001\\u001F\\u007F\\u0080\\u00FF\\t\\n\\r\\b\\f/\\\\\\"'<"`);
+    expect(runtime.run(`JSON.stringify({ "\\xE9": "\\xB0C" })`)).toBe(`{"\\u00E9":"\\u00B0C"}`);
+    // text that merely looks like an escape stays text
+    expect(runtime.run(`JSON.stringify("\\\\u001f")`)).toBe(`"\\\\u001f"`);
+    expect(runtime.run(`JSON.parse(JSON.stringify({ a: "\\xB0" })).a`)).toBe("\xB0");
+  });
+});

@@ -64,11 +64,16 @@ describe("reading the board's output", () => {
     Buffer.from("12345"),
     Buffer.of(NAK),
     Buffer.from("Uncaught Error\r\n"),
-    Buffer.of(0x10, 0x01, 0x80, 0x03),
+    Buffer.of(0x10, 0x01, 0x00, 0x03),
     Buffer.from("a"),
     Buffer.of(XOFF),
     Buffer.from("bc"),
     Buffer.of(XON),
+    // a 19-byte reply: its length byte is 0x13, which is not XOFF there
+    Buffer.of(0x10, 0x01, 0x00, 0x13),
+    Buffer.from('"2v29.123 ESP32C3" '),
+    // a file's bytes in a DATA packet are data, 0x11 and 0x13 too
+    Buffer.of(0x10, 0x01, 0x80, 0x03, 0x11, 0x13, 0x41),
   ]);
   const expected: ConsoleEvent[] = [
     { kind: "text", text: "=3\r\n>" },
@@ -77,8 +82,10 @@ describe("reading the board's output", () => {
     { kind: "nak" },
     { kind: "text", text: "Uncaught Error\r\n" },
     { kind: "xoff" },
-    { kind: "packet", type: PacketType.DATA, data: "abc" },
+    { kind: "packet", type: PacketType.RESPONSE, data: "abc" },
     { kind: "xon" },
+    { kind: "packet", type: PacketType.RESPONSE, data: '"2v29.123 ESP32C3" ' },
+    { kind: "packet", type: PacketType.DATA, data: "\x11\x13A" },
   ];
 
   it("takes text, ACK, NAK, reply packets and flow control apart, however the bytes are split", () => {

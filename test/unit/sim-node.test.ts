@@ -138,6 +138,40 @@ describe("a simulated node's life cycle", () => {
     node.plug();
     expect(chipId()).toBe(0x60);
   });
+
+  it("wires the sensors wisp.json names: I2C chips at their addresses, DS18B20s on their pin, a battery on its ADC input", async () => {
+    const sensors = [
+      { name: "air", type: "bme280", address: 0x77 },
+      { name: "rh", type: "sht4x", address: 0x45 },
+      { name: "soil", type: "ds18b20", pin: 5 },
+      { name: "pond", type: "ds18b20", pin: 5, rom: "28ff9c2e93160450" },
+      { name: "battery", type: "battery", pin: 34, divider: 2 },
+    ];
+    const sim = await simulate({ firmware: `I2C1.setup({ sda: 21, scl: 22 });`, config: { ...TINY_CONFIG, sensors } });
+    const node = sim.nodes[0]!;
+    const run = (code: string) => node.runtime!.run(code);
+    expect(run(`I2C1.writeTo(0x77, 0xD0); I2C1.readFrom(0x77, 1)[0]`)).toBe(0x60);
+    expect([...node.sensors.keys()]).toEqual(["air", "rh", "soil", "pond", "battery"]);
+    const roms = run(`new OneWire(5).search()`) as string[];
+    expect(roms).toHaveLength(2);
+    expect(roms).toContain("28ff9c2e93160450");
+    expect(run(`analogRead(34)`) as number).toBeCloseTo(((3.9 / 2 - 0.142) / 3.3) * (1100 / node.adc.vref), 1);
+    // unplug by name; it stays unplugged across a power cycle
+    node.unplug("pond");
+    expect(run(`new OneWire(5).search().length`)).toBe(1);
+    node.reboot();
+    expect(node.runtime!.run(`new OneWire(5).search().length`)).toBe(1);
+    node.plug("pond");
+    expect(node.runtime!.run(`new OneWire(5).search().length`)).toBe(2);
+    // faults: CRC errors only where there is a CRC; a stuck bus is the whole bus
+    expect(node.fault("crc", true).map((s) => s.name)).toEqual(["rh", "soil", "pond"]);
+    node.fault("crc", false);
+    node.fault("stuck", true, "air");
+    node.runtime!.run(`I2C1.setup({ sda: 21, scl: 22 });`);
+    expect(() => node.runtime!.run(`I2C1.readFrom(0x45, 1)`)).toThrow("Operation timeout because the bus is busy");
+    node.fault("stuck", false, "air");
+    expect(() => node.runtime!.run(`I2C1.writeTo(0x45, 0xfd)`)).not.toThrow();
+  });
 });
 
 describe("scenario faults", () => {

@@ -20,10 +20,10 @@ describe("scenario files", () => {
     expect(problems).toEqual([
       "speed: unknown field (expected one of name, description, environment, repeat, noise, faults, $schema)",
       "environment[0].humidity: must be a number from 0 to 100",
-      "environment[0].pressure: the first keyframe must give every quantity",
-      "environment[1].temprature: unknown field (expected at, temperature, humidity, pressure)",
+      "environment[0].pressure: the first keyframe must give temperature, humidity and pressure",
+      "environment[1].temprature: unknown field (expected at, temperature, humidity, pressure, light, co2, battery)",
       "environment[1].at: must be later than the previous keyframe (0)",
-      "faults[0].fault: must be one of wifi-drop, broker-restart, sensor-unplug, power-cut, bridge-down",
+      "faults[0].fault: must be one of wifi-drop, broker-restart, sensor-unplug, sensor-crc, bus-stuck, power-cut, bridge-down",
       "faults[1].at: must be a number of seconds >= 0",
       "faults[1].for: must be a duration in seconds > 0",
       'faults[1].node: wifi-drop affects every node; remove "node"',
@@ -32,6 +32,27 @@ describe("scenario files", () => {
     ]);
     expect(() => parseScenario({ environment: [] }, "x.json")).toThrow(ScenarioError);
     expect(() => parseScenario({ environment: [] }, "x.json")).toThrow(/x\.json: invalid scenario:\n {2}environment: must be a non-empty list/);
+  });
+
+  it("take light, CO2 and battery (with their ranges), and sensor faults naming a sensor", () => {
+    expect(
+      validateScenario({
+        environment: [{ at: 0, temperature: 20, humidity: 50, pressure: 1000, light: -1, co2: 50000, battery: 4.1 }],
+        faults: [
+          { at: 1, fault: "sensor-crc", for: 5, sensor: "soil" },
+          { at: 2, fault: "bus-stuck", for: 5, sensor: "air", node: 0 },
+          { at: 3, fault: "power-cut", for: 5, sensor: "air" },
+          { at: 4, fault: "sensor-unplug", for: 5, sensor: "a b" },
+        ],
+      }),
+    ).toEqual([
+      "environment[0].light: must be a number from 0 to 65535",
+      "environment[0].co2: must be a number from 0 to 40000",
+      'faults[2].sensor: only the sensor faults (sensor-unplug, sensor-crc, bus-stuck) take "sensor"',
+      "faults[3].sensor: must be a sensor name from the config",
+    ]);
+    // without them, light, CO2 and battery take their defaults
+    expect(environmentAt(parseScenario({ environment: frames }), 0)).toMatchObject({ light: 250, co2: 450, battery: 3.9 });
   });
 
   it("shipped in scenarios/ are valid", () => {
@@ -47,12 +68,12 @@ describe("the environment over time", () => {
   const s = parseScenario({ environment: frames });
 
   it("holds keyframe values, eases smoothly between them, carries a missing quantity, holds after the end", () => {
-    expect(environmentAt(s, 0)).toEqual({ temperature: 10, humidity: 50, pressure: 1000 });
+    expect(environmentAt(s, 0)).toEqual({ temperature: 10, humidity: 50, pressure: 1000, light: 250, co2: 450, battery: 3.9 });
     expect(environmentAt(s, 50).temperature).toBeCloseTo(15, 10); // cosine ease: the midpoint is the mean
     expect(environmentAt(s, 25).temperature).toBeCloseTo(10 + 10 * (1 - Math.cos(Math.PI / 4)) / 2, 10);
-    expect(environmentAt(s, 100)).toEqual({ temperature: 20, humidity: 50, pressure: 1000 });
+    expect(environmentAt(s, 100)).toMatchObject({ temperature: 20, humidity: 50, pressure: 1000 });
     expect(environmentAt(s, 150).humidity).toBeCloseTo(60, 10);
-    expect(environmentAt(s, 5000)).toEqual({ temperature: 20, humidity: 70, pressure: 1010 });
+    expect(environmentAt(s, 5000)).toMatchObject({ temperature: 20, humidity: 70, pressure: 1010 });
   });
 
   it("repeats with the given period, wrapping back to the first keyframe", () => {

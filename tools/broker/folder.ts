@@ -16,6 +16,7 @@
 // every node; its password is random, kept across runs of init unless rotated.
 
 import { randomBytes } from "node:crypto";
+import { displayPath, FileError, parseJson } from "../files.ts";
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { hostname, userInfo } from "node:os";
 import path from "node:path";
@@ -166,9 +167,10 @@ function randomPassword(): string {
 function readJson<T>(f: string): T | undefined {
   if (!existsSync(f)) return undefined;
   try {
-    return JSON.parse(readFileSync(f, "utf8")) as T;
+    return parseJson(readFileSync(f, "utf8"), f) as T;
   } catch (err) {
-    throw new BrokerFolderError(`${f}: ${(err as Error).message}`);
+    // a hand edit gone wrong: where, and what, as for every JSON file Wisp reads
+    throw new BrokerFolderError(err instanceof FileError ? err.message : `${displayPath(f)}: ${(err as Error).message}`);
   }
 }
 

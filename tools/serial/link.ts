@@ -8,6 +8,7 @@
 // buffer never overflows even while it is busy writing flash.
 
 import { crc32 } from "node:zlib";
+import { ConsoleLines } from "./lines.ts";
 import {
   ConsoleReader,
   type ConsoleEvent,
@@ -38,7 +39,7 @@ export interface Transport {
 export class LinkError extends Error {
   constructor(
     message: string,
-    readonly code: "no-prompt" | "old-interpreter" | "wrong-board" | "nak" | "timeout" | "crc" | "closed" | "eval",
+    readonly code: "no-prompt" | "no-interpreter" | "old-interpreter" | "wrong-board" | "nak" | "timeout" | "crc" | "closed" | "eval" | "storage" | "resync",
   ) {
     super(message);
   }
@@ -53,6 +54,11 @@ const ACK_TIMEOUT_MS = 6000;
 /** Attempts per packet (NAK or no answer) and per file (CRC mismatch). */
 const PACKET_ATTEMPTS = 3;
 const FILE_ATTEMPTS = 3;
+/**
+ * ms an XOFF holds the output at most: a board sends XON once its buffer has room, so a pause this
+ * long means the XON was lost (the board reset, or the byte was noise, or the app printed it).
+ */
+const XOFF_TIMEOUT_MS = 3000;
 /** Linux builds of Espruino exit on a second Ctrl-C within 5 s: never send two that close. */
 const CTRL_C_SPACING_MS = 5500;
 
@@ -124,9 +130,12 @@ export class ConsoleLink {
   private textWaiters: TextWaiter[] = [];
   /** Total console text ever received. */
   private textOffset = 0;
+  /** Total bytes ever received. */
+  private received = 0;
   private outbox: Uint8Array[] = [];
   private drained: { resolve: () => void; reject: (err: LinkError) => void }[] = [];
   private paused = false;
+  private pauseTimer: unknown;
   /** When (ms) the line will have sent everything written so far. */
   private lineFreeAt = 0;
   private pumpTimer: unknown;
@@ -141,7 +150,10 @@ export class ConsoleLink {
     if (options.onText) this.textListeners.push(options.onText);
     this.closedPromise = new Promise((resolve) => (this.resolveClosed = resolve));
     this.reader = new ConsoleReader((e) => this.event(e));
-    transport.onData((bytes) => this.reader.push(bytes));
+    transport.onData((bytes) => {
+      this.received += bytes.length;
+      this.reader.push(bytes);
+    });
     transport.onClose((err) => this.closed(err));
   }
 
@@ -188,16 +200,23 @@ export class ConsoleLink {
     }
   }
 
+  private resume(): void {
+    if (this.pauseTimer !== undefined) this.clock.clearTimeout(this.pauseTimer);
+    this.pauseTimer = undefined;
+    this.paused = false;
+    this.pump();
+  }
+
   // --- input ------------------------------------------------------------------------------------
 
   private event(e: ConsoleEvent): void {
     if (e.kind === "xoff") {
       this.paused = true;
+      if (this.pauseTimer === undefined) this.pauseTimer = this.clock.setTimeout(() => this.resume(), XOFF_TIMEOUT_MS);
       return;
     }
     if (e.kind === "xon") {
-      this.paused = false;
-      this.pump();
+      this.resume();
       return;
     }
     if (e.kind === "text") {
@@ -276,16 +295,16 @@ export class ConsoleLink {
     });
   }
 
-  /** Resolves once the board has sent nothing for `quietMs` (at most `maxMs`). */
+  /** Resolves once the board has sent nothing (no byte at all) for `quietMs` (at most `maxMs`). */
   async quiet(quietMs: number, maxMs = 10_000): Promise<void> {
     const start = this.clock.now();
-    let seen = this.textOffset;
+    let seen = this.received;
     let since = this.clock.now();
     while (this.clock.now() - start < maxMs) {
       await this.sleep(Math.min(50, quietMs));
       this.check();
-      if (this.textOffset !== seen) {
-        seen = this.textOffset;
+      if (this.received !== seen) {
+        seen = this.received;
         since = this.clock.now();
       } else if (this.clock.now() - since >= quietMs) return;
     }
@@ -305,9 +324,11 @@ export class ConsoleLink {
    * Gets the board's attention and asks what it is: Ctrl-C, then Ctrl-E (2v25+ answers
    * `Espruino 2v29 ESP32`); before 2v25 Ctrl-E means nothing, so a line of code asks next. A board
    * in the middle of a packet takes all of that as packet data until its 5 s packet timeout, so one
-   * more Ctrl-E follows that.
+   * more Ctrl-E follows that. `quick`: the first Ctrl-C and Ctrl-E only (about a second).
+   * `unlike`: when the first round gets no answer, what the board printed may already say why
+   * (the ROM's messages of a board without an interpreter): the error it returns is thrown.
    */
-  async identify(): Promise<Identity> {
+  async identify(options: { quick?: boolean; unlike?: (text: string) => LinkError | undefined } = {}): Promise<Identity> {
     const enq = async (ms: number) => {
       await this.interrupt();
       await this.quiet(150, 2000);
@@ -319,6 +340,9 @@ export class ConsoleLink {
     const started = this.clock.now();
     const first = await enq(1000);
     if (first) return first;
+    const unlike = options.unlike?.(this.text);
+    if (unlike) throw unlike;
+    if (options.quick) throw new LinkError("no answer to Ctrl-E: no Espruino 2v25+ prompt on this port yet", "no-prompt");
     const answer = this.waitForText(/@@(\d+v\d+[^ ]*) (\S+)@@/, 1500).catch(() => undefined);
     await this.send('\x10print("@@"+process.env.VERSION+" "+process.env.BOARD+"@@")\n');
     const m = await answer;
@@ -361,10 +385,29 @@ export class ConsoleLink {
   }
 
   /** Evaluates an expression on the board (an EVAL packet); the result as E.toJS gave it. */
-  async eval(expression: string, timeoutMs = 5000): Promise<unknown> {
+  /**
+   * Evaluates an expression on the board (an EVAL packet); the result as E.toJS gave it. A NAK or
+   * no answer (noise on the line) sends it again, after the board's own packet timeout has passed;
+   * the expressions Wisp sends are safe to run twice.
+   */
+  async eval(expression: string, options: { timeoutMs?: number; attempts?: number } = {}): Promise<unknown> {
+    const attempts = options.attempts ?? PACKET_ATTEMPTS;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.evalOnce(expression, options.timeoutMs ?? ACK_TIMEOUT_MS);
+      } catch (err) {
+        if (!(err instanceof LinkError) || (err.code !== "eval" && err.code !== "timeout") || attempt >= attempts) throw err;
+        this.retries.packets++;
+        await this.quiet(300, ACK_TIMEOUT_MS);
+      }
+    }
+  }
+
+  private async evalOnce(expression: string, timeoutMs: number): Promise<unknown> {
     const data = padToSafe(PacketType.EVAL, expression);
     const answer = this.next((e) => e.kind === "ack" || e.kind === "nak", timeoutMs, "answer to an EVAL packet");
     const response = this.next((e) => e.kind === "packet" && e.type === PacketType.RESPONSE, timeoutMs, "RESPONSE packet");
+    answer.catch(() => undefined);
     response.catch(() => undefined);
     const at = this.textOffset;
     try {
@@ -373,7 +416,7 @@ export class ConsoleLink {
       if (a.kind === "nak") {
         response.cancel();
         await this.quiet(100, 1000);
-        const said = this.textSince(at).trim().split(/\r?\n/)[0] ?? "";
+        const said = firstLine(this.textSince(at));
         throw new LinkError(`the board could not run ${JSON.stringify(expression.slice(0, 60))}: ${said || "NAK"}`, "eval");
       }
       const reply = await response;
@@ -384,7 +427,13 @@ export class ConsoleLink {
     }
   }
 
-  private textSince(offset: number): string {
+  /** Where the console text received so far ends (for `textSince`). */
+  get position(): number {
+    return this.textOffset;
+  }
+
+  /** The console text received since `position` was `offset` (as much as is kept: 64 KB). */
+  textSince(offset: number): string {
     const start = this.text.length - (this.textOffset - offset);
     return this.text.slice(Math.max(0, start));
   }
@@ -397,7 +446,21 @@ export class ConsoleLink {
     const want = crc32(data) >>> 0;
     for (let attempt = 1; ; attempt++) {
       const textBefore = this.textOffset;
-      await this.sendFile(name, data, onProgress);
+      try {
+        await this.sendFile(name, data, onProgress);
+      } catch (err) {
+        if (!(err instanceof LinkError) || err.code !== "resync" || attempt >= FILE_ATTEMPTS) throw err;
+        // an ACK that did not come: the board may or may not have the packet; start the file again
+        this.retries.files++;
+        await this.quiet(300, 2 * ACK_TIMEOUT_MS);
+        continue;
+      }
+      const said = this.textSince(textBefore);
+      // 2v29 ACKs a DATA packet whose Storage write failed, then prints the error
+      const storage = /Uncaught Error: (Unable to find or create file|Too much data for file size|File already written with different data)/.exec(said);
+      if (storage) {
+        throw new LinkError(`${name}: the board could not write it to Storage ("${storage[1]}"): Storage is full or damaged. Free space on the board (require("Storage").list() shows the files; require("Storage").erase(name) or eraseAll()), then flash again`, "storage");
+      }
       const stray = this.textOffset !== textBefore;
       const got = await this.eval(`E.CRC32(require("Storage").read(${jsString(name)}))`);
       if (got === want) return;
@@ -440,7 +503,11 @@ export class ConsoleLink {
     }
   }
 
-  /** Sends a packet and waits for its ACK; a NAK or silence sends it again. */
+  /**
+   * Sends a packet and waits for its ACK. A NAK means the board dropped it: it goes again. No
+   * answer leaves it unknown whether the board took it (the ACK may be what was lost), and DATA
+   * packets carry no offset, so that is a "resync" error: the caller starts the file again.
+   */
   private async packetWithAck(bytes: Uint8Array, what: string): Promise<void> {
     for (let attempt = 1; ; attempt++) {
       const answer = this.next((e) => e.kind === "ack" || e.kind === "nak", ACK_TIMEOUT_MS, `ACK for ${what}`);
@@ -453,15 +520,11 @@ export class ConsoleLink {
         if (!(err instanceof LinkError) || err.code !== "timeout") throw err;
         result = err;
       }
-      if (result instanceof LinkError || result.kind === "nak") {
-        if (attempt >= PACKET_ATTEMPTS) {
-          throw new LinkError(
-            result instanceof LinkError
-              ? `${what}: the board stopped answering (${result.message}). Is it still plugged in and powered?`
-              : `${what}: the board refused the packet ${PACKET_ATTEMPTS} times (NAK)`,
-            result instanceof LinkError ? "timeout" : "nak",
-          );
-        }
+      if (result instanceof LinkError) {
+        throw new LinkError(`${what}: no answer from the board (${result.message}). Is it still plugged in and powered?`, "resync");
+      }
+      if (result.kind === "nak") {
+        if (attempt >= PACKET_ATTEMPTS) throw new LinkError(`${what}: the board refused the packet ${PACKET_ATTEMPTS} times (NAK)`, "resync");
         this.retries.packets++;
         continue;
       }
@@ -492,6 +555,8 @@ export class ConsoleLink {
   private rejectAll(err: LinkError): void {
     if (this.pumpTimer) this.clock.clearTimeout(this.pumpTimer);
     this.pumpTimer = undefined;
+    if (this.pauseTimer !== undefined) this.clock.clearTimeout(this.pauseTimer);
+    this.pauseTimer = undefined;
     for (const w of this.waiters.splice(0)) w.reject(err);
     for (const w of this.textWaiters.splice(0)) w.reject(err);
     this.outbox = [];
@@ -508,6 +573,20 @@ export class ConsoleLink {
     this.resolveClosed(this.closedError);
     await this.transport.close();
   }
+}
+
+/** The first line of console text as a terminal shows it (escape sequences applied, controls dropped). */
+export function firstLine(text: string): string {
+  const lines: string[] = [];
+  new ConsoleLines((l) => lines.push(l)).write(Buffer.from(text + "\n", "latin1"));
+  return lines.find((l) => l.trim() !== "")?.trim() ?? "";
+}
+
+/** The last `n` lines of console text as a terminal shows them. */
+export function lastLines(text: string, n: number): string[] {
+  const lines: string[] = [];
+  new ConsoleLines((l) => lines.push(l)).write(Buffer.from(text + "\n", "latin1"));
+  return lines.filter((l) => l.trim() !== "").slice(-n);
 }
 
 function fmtCrc(v: unknown): string {

@@ -33,13 +33,24 @@ export class PortError extends Error {
   }
 }
 
-function hasUdevadm(): boolean {
-  for (const bin of ["udevadm", "/sbin/udevadm", "/usr/bin/udevadm", "/bin/udevadm"]) {
+/**
+ * serialport runs `udevadm` from PATH. Where it is installed in a folder PATH lacks (/sbin on some
+ * systems), that folder joins PATH; where it is not installed at all, false.
+ */
+function findUdevadm(): boolean {
+  const run = (bin: string) => {
     try {
       execFileSync(bin, ["--version"], { stdio: "ignore" });
       return true;
     } catch {
-      // next
+      return false;
+    }
+  };
+  if (run("udevadm")) return true;
+  for (const dir of ["/usr/bin", "/bin", "/usr/sbin", "/sbin"]) {
+    if (run(`${dir}/udevadm`)) {
+      process.env.PATH = `${process.env.PATH ?? ""}:${dir}`;
+      return true;
     }
   }
   return false;
@@ -50,7 +61,7 @@ function hasUdevadm(): boolean {
  * missing, `SerialPort.list()` would crash the process, so this says how to install it instead.
  */
 export async function listPorts(options: { all?: boolean } = {}): Promise<PortInfo[]> {
-  if (process.platform === "linux" && !hasUdevadm()) {
+  if (process.platform === "linux" && !findUdevadm()) {
     throw new PortError(
       "cannot list USB serial ports: `udevadm` is missing (Debian/Ubuntu package udev: sudo apt-get install udev). Or name the port: --port /dev/ttyUSB0",
       "no-udevadm",
@@ -99,7 +110,7 @@ export function describePort(p: PortInfo): string {
 }
 
 /** What went wrong opening `path`, and the fix. */
-function openError(path: string, err: Error): PortError {
+export function openError(path: string, err: Error): PortError {
   const m = err.message;
   if (/No such file|ENOENT/i.test(m)) return new PortError(`${path} does not exist: is the board plugged in? \`wisp ports\` lists the serial ports`, "missing");
   if (/Permission denied|EACCES/i.test(m)) {
@@ -108,6 +119,7 @@ function openError(path: string, err: Error): PortError {
       "permission",
     );
   }
+  if (/Inappropriate ioctl|ENOTTY/i.test(m)) return new PortError(`${path} is not a serial port (it takes no baud rate): pass the board's port, e.g. /dev/ttyUSB0 (wisp ports lists them)`, "open");
   if (/lock|busy|EBUSY|temporarily unavailable/i.test(m)) {
     return new PortError(`${path} is busy: another program has it open (a serial monitor, \`wisp monitor\`, an IDE). Close it and try again`, "busy");
   }

@@ -67,6 +67,7 @@ export function packet(type: PacketTypeValue, data: Uint8Array | string): Uint8A
  * EVAL expression or a FILE_SEND header: spaces do not change what they mean).
  */
 export function padToSafe(type: PacketTypeValue, text: string): string {
+  if (text.length > LENGTH_MASK) throw new RangeError(`a packet carries at most ${LENGTH_MASK} bytes, not ${text.length}`);
   let out = text;
   while (!safeLength(type, out.length)) out += " ";
   return out;
@@ -107,10 +108,12 @@ export type ConsoleEvent =
   | { kind: "packet"; type: number; data: string };
 
 /**
- * Splits the board's output into events. Flow-control bytes are taken out wherever they appear
- * (the board sends them ahead of anything queued, so even inside a reply packet). Reply packets
- * (DLE SOH, header, data) are gathered whole, however the bytes arrive. ACK and NAK are events of
- * their own outside packets; everything else is console text.
+ * Splits the board's output into events. Reply packets (DLE SOH, header, data) are gathered whole,
+ * however the bytes arrive; ACK and NAK are events of their own outside packets; everything else is
+ * console text. The board sends XON/XOFF ahead of anything queued, so they can fall anywhere: they
+ * are taken out of text and of RESPONSE data (E.toJS escapes control bytes, so a raw one there is
+ * flow control), but a header byte is a header byte (a 17- or 19-byte reply) and DATA (a file's
+ * bytes, FILE_RECV) is data.
  */
 export class ConsoleReader {
   private state: "text" | "dle" | "h0" | "h1" | "data" = "text";
@@ -122,12 +125,13 @@ export class ConsoleReader {
 
   push(bytes: Uint8Array): void {
     for (const b of bytes) {
-      if (b === XOFF) {
+      const flowControlHere = this.state === "text" || this.state === "dle" || (this.state === "data" && (this.header & TYPE_MASK) === PacketType.RESPONSE);
+      if (b === XOFF && flowControlHere) {
         this.flushText();
         this.emit({ kind: "xoff" });
         continue;
       }
-      if (b === XON) {
+      if (b === XON && flowControlHere) {
         this.flushText();
         this.emit({ kind: "xon" });
         continue;
