@@ -555,9 +555,9 @@ function table(modules: Module[], results: Results[], notes: { jsvarsCached: str
 
 const HOW_TO = `npm run bench:device needs a Linux build of Espruino and the Espruino MQTT module (or a board: --port).
 
-  1. Espruino for Linux: ../shared/espruino/README.md builds 2v29 in about 5 minutes
-     (~/.cache/espruino-ref/{espruino,espruino32,espruino32-flash}). Then
-       export ESPRUINO_BIN=~/.cache/espruino-ref/espruino
+  1. Espruino 2v29 for Linux, built from its public source in a few minutes: docs/espruino-notes.md,
+     "Building Espruino for Linux". Then
+       export ESPRUINO_BIN=~/src/Espruino/espruino
      (the rates come from it; the JsVars from espruino32 and espruino32-flash beside it, which have the
      ESP32's 14-byte JsVars, or from ESPRUINO_BIN32 and ESPRUINO_BIN32_FLASH).
   2. The EspruinoDocs MQTT module, minified:
