@@ -11,6 +11,16 @@ export const esp32DevkitC = {
   name: "ESP32-DevKitC (ESP32-WROOM-32)",
   espruinoBuild: "esp32",
   espruinoBoard: "ESP32",
+  chip: { name: "ESP32", imageChipId: 0 },
+  // Espruino make/targets/ESP32.make and targets/esp32/README_flash.txt (2v29): the IDF second-stage
+  // bootloader at 0x1000, the partition table at 0x8000, the interpreter (factory app) at 0x10000.
+  interpreter: {
+    files: [
+      { name: "bootloader.bin", address: 0x1000, kind: "bootloader" },
+      { name: "partitions_espruino.bin", address: 0x8000, kind: "partition-table" },
+      { name: "espruino_esp32.bin", address: 0x10000, kind: "app" },
+    ],
+  },
   i2c: { bus: "I2C1", sda: 21, scl: 22, bitrate: 100000 },
   oneWire: { pin: 4 },
   // The DevKitC V4 itself has only a power LED; clones light GPIO2, which is also Espruino's LED1.

@@ -10,6 +10,19 @@ export interface Board {
   espruinoBuild: string;
   /** process.env.BOARD of that build, as its console reports it (`wisp flash` refuses another). */
   espruinoBoard: string;
+  /**
+   * The chip as Espressif's ROM bootloader reports it (esptool's CHIP_NAME: `ESP32`, `ESP32-S3`, …)
+   * and as its image headers name it (esp_image_header_t.chip_id): `wisp flash --interpreter`
+   * refuses a board or an image of another chip.
+   */
+  chip: { name: string; imageChipId: number };
+  /**
+   * Espruino's build for this board as it is flashed: each file of its release folder, where it
+   * goes in flash, and what it is (`wisp flash --interpreter DIR` checks them).
+   */
+  interpreter: {
+    files: readonly { name: string; address: number; kind: "bootloader" | "partition-table" | "app" }[];
+  };
   /** The bus sensors are wired to; the app passes these to I2C1.setup(). */
   i2c: { bus: "I2C1" | "I2C2"; sda: number; scl: number; bitrate: number };
   /** A pin for a OneWire bus (DS18B20), when the board wires one. */

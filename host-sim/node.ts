@@ -2,11 +2,21 @@
 // station), GPIO, and the sensors its wisp.json names on their buses (I2C1, OneWire lines, ADC1
 // inputs), running whatever its Storage holds as `.bootcde`.
 //
-// Life cycle as on the board (/tmp/node-contract.md "Boot"): powerOn() → a fresh runtime → run
+// Life cycle as on the board (/tmp/node-contract.md "Boot"): powerOn() → the ROM (serial/rom.ts)
+// → the bootloader and the interpreter from the SPI flash (flash-boot.ts) → a fresh runtime → run
 // `.bootcde` → E "init". reset() and load() are soft resets (Espruino does them once the current
 // code returns: E "kill", the runtime goes, sockets close without MQTT DISCONNECT, the radio stays
 // associated); reset() does not run saved code, load() does. E.reboot(), ESP32.reboot() and
 // ESP32.deepSleep(us) stop the chip (no "kill"); deep sleep boots again after `us`.
+//
+// The board's reset circuit, as on the ESP32-DevKitC (schematic: two transistors between the
+// USB-serial bridge's DTR/RTS and the chip's EN/IO0): EN is pulled low while RTS is asserted and
+// DTR is not, IO0 while DTR is asserted and RTS is not; both or neither asserted leave both high,
+// so a terminal that opens the port does not reset the board. The chip samples IO0 a few ms after
+// EN rises (the RC delay on EN): low means the ROM's serial bootloader (download mode), high a
+// normal boot from flash. The EN and BOOT buttons pull the same lines low. A host sets DTR/RTS
+// through setModemLines() (the simulator's control socket next to the pseudo-terminal, pty.ts).
+// Espruino never sees any of this: it is the board's wiring.
 //
 // The node never looks inside the firmware: MQTT state is what its sockets and the broker show,
 // readings are what the broker sees it publish (the simulation routes them here).
@@ -26,15 +36,19 @@ import { type OneWireLine, OneWireLines, oneWirePlugin } from "./onewire.ts";
 import { PinBank, pinsPlugin } from "./pins.ts";
 import { DEFAULTS, type Environment } from "./scenario.ts";
 import { type Clock, createRuntime, type Runtime, type RuntimePlugin } from "./runtime.ts";
-import { EspruinoConsole, type HardReset } from "./serial/console.ts";
+import { interpreterImages, planFlashBoot, type BootPlan, writeImages } from "./flash-boot.ts";
+import { EspruinoConsole } from "./serial/console.ts";
 import { SerialLine } from "./serial/line.ts";
+import { CHIP_MODELS, type ChipModel, DownloadMode, romBanner, type ResetReason } from "./serial/rom.ts";
+import { SpiFlash } from "./spi-flash.ts";
 import { ConsoleLines } from "../tools/serial/lines.ts";
 import { FlashStorage, storagePlugin } from "./storage.ts";
 import { type AccessPoint, ipFor, macFor, serialFromMac, type StationState, WifiStation } from "./wifi.ts";
 
 export type { Environment } from "./scenario.ts";
 
-export type PowerState = "off" | "on" | "sleeping";
+/** "reset": powered, held in reset by EN (the button, or RTS through the reset circuit). */
+export type PowerState = "off" | "on" | "sleeping" | "reset";
 export type MqttState = "offline" | "connecting" | "connected";
 
 /** The node's settings file as the firmware reads it (tools/config.ts renderDeviceConfig). */
@@ -105,7 +119,16 @@ export interface SimNodeOptions {
    * Without it, a connected TCP socket to the broker counts as "connected".
    */
   brokerEvents?: boolean;
+  /** Flash as a new ESP32 comes: no bootloader, no interpreter, empty Storage (default false). */
+  blank?: boolean;
+  /** The chip's ROM identity (default "ESP32"; see CHIP_MODELS). */
+  chip?: string;
+  /** DTR/RTS reach EN/IO0 through the auto-program circuit (default true; false: only the buttons do). */
+  resetCircuit?: boolean;
 }
+
+/** ms from EN's rise until the chip samples its strapping pins (the RC delay on EN). */
+const EN_RISE_MS = 5;
 
 export interface Reading {
   /** Node clock ms when the broker got it. */
@@ -160,6 +183,16 @@ export class SimNode {
   readonly console: EspruinoConsole;
   /** The pseudo-terminal a host opens to reach the console, when the simulation made one. */
   consolePath: string | undefined;
+  /** The 4 MB SPI flash: bootloader, partition table, interpreter (Storage is `flashStorage`). */
+  readonly spiFlash: SpiFlash;
+  /** What the ROM says the chip is (a test may make it another). */
+  chip: ChipModel;
+  /** DTR/RTS reach EN/IO0 (the auto-program circuit is there). */
+  resetCircuit: boolean;
+  /** DTR and RTS as the host last set them (true: asserted). */
+  readonly modemLines = { dtr: false, rts: false };
+  /** The ROM's serial bootloader, while the chip is in download mode. */
+  download: DownloadMode | undefined;
 
   private readonly options: SimNodeOptions;
   private brokerUrl: string | undefined;
@@ -176,7 +209,7 @@ export class SimNode {
   private pendingSoftReset = false;
   private namesCache: { clientId: string; prefix: string } | undefined;
   /** What the ROM reports at the next power-on: a cold start, a software reset or a wake-up. */
-  private resetReason: HardReset = "power-on";
+  private resetReason: ResetReason = "power-on";
   /**
    * The chip's time of day (ESP-IDF's gettimeofday, kept by the RTC timer) is the clock minus this:
    * it starts at 0 (1970) when power comes, goes on through resets and deep sleep, and setTime()
@@ -189,6 +222,13 @@ export class SimNode {
   lastAwakeMs: number | undefined;
   /** Duty cycles completed (deep sleeps entered) since creation. */
   sleeps = 0;
+  private readonly buttons = { EN: false, BOOT: false };
+  /** IO0 as latched at the last chip reset: the boot mode a CPU reset keeps. */
+  private downloadStrap = false;
+  private enTimer: unknown;
+  private readonly bootTimers = new Set<unknown>();
+  private bootCache: { generation: number; plan: BootPlan } | undefined;
+  private readonly consoleBaud: number;
 
   constructor(options: SimNodeOptions) {
     this.options = options;
@@ -210,11 +250,40 @@ export class SimNode {
     this.pins.onChange = () => this.changed();
     this.oneWire = new OneWireLines(() => this.clock.Date.now());
     this.adc = new Adc({ seed: (options.seed ?? 0) * 7919 + options.index + 104729 });
-    this.line = new SerialLine({ clock: options.clock, baud: options.baud });
+    this.consoleBaud = options.baud ?? 115_200;
+    this.line = new SerialLine({ clock: options.clock, baud: this.consoleBaud });
     this.console = new EspruinoConsole(this, this.line, { serial: this.serial });
     const lines = new ConsoleLines((line) => this.print(line));
-    this.line.onOutput = (bytes) => lines.write(bytes);
-    if (options.firmware !== undefined && options.config) this.flash(options.firmware, options.config);
+    // the bootloader's SLIP packets are not console text
+    this.line.onOutput = (bytes) => {
+      if (!this.download) lines.write(bytes);
+    };
+    this.chip = CHIP_MODELS[options.chip ?? "ESP32"] ?? CHIP_MODELS.ESP32!;
+    this.resetCircuit = options.resetCircuit ?? true;
+    this.spiFlash = new SpiFlash(this.board.flash.chipBytes);
+    this.spiFlash.onErase = (address, length) => {
+      // an erase over Storage's area leaves no file system behind
+      const start = this.board.flash.storageAddress;
+      if (address < start + this.board.flash.storageBytes && address + length > start) this.flashStorage.eraseAll();
+    };
+    if (!options.blank) {
+      this.installInterpreter();
+      if (options.firmware !== undefined && options.config) this.flash(options.firmware, options.config);
+    }
+  }
+
+  /**
+   * Writes a small but valid Espruino (bootloader, partition table, an app image carrying
+   * `version`) into the SPI flash, as `wisp flash --interpreter` would; the next boot runs it.
+   */
+  installInterpreter(version = "2v29"): void {
+    writeImages(this.spiFlash, interpreterImages(this.board, version));
+  }
+
+  /** The interpreter version the flash holds (from its image), undefined when it holds none that boots. */
+  get interpreterVersion(): string | undefined {
+    const outcome = this.bootPlan().outcome;
+    return outcome.kind === "app" ? (outcome.version ?? DEFAULT_VERSION) : undefined;
   }
 
   /** Wi-Fi state of the radio. */
@@ -306,28 +375,163 @@ export class SimNode {
   }
 
   powerOn(): void {
-    if (this.power === "on") return;
+    if (this.power === "on" || this.power === "reset") return;
     this.cancelWake();
-    if (this.resetReason === "power-on") this.rtcBase = this.clock.Date.now();
-    this.wokeAt = this.clock.Date.now();
-    this.power = "on";
-    this.pins.resetModes();
-    this.newSensors();
     this.note("power on");
-    this.console.hardReset(this.resetReason);
+    const reason = this.resetReason;
     this.resetReason = "power-on";
-    this.boot(".bootcde");
+    if (this.enLow) {
+      this.power = "reset";
+      this.changed();
+      return;
+    }
+    this.start(reason);
   }
 
   /** Pull the plug: no "kill" event, no DISCONNECT; the broker sees the connection drop. */
   powerOff(): void {
     this.cancelWake();
+    this.cancelEn();
     this.resetReason = "power-on";
     if (this.power === "off") return;
     this.power = "off";
     this.stop();
     this.note("power off");
     this.changed();
+  }
+
+  /** The host sets DTR/RTS (true: asserted), as a USB-serial bridge's modem-control request does. */
+  setModemLines(lines: { dtr?: boolean; rts?: boolean }): void {
+    const wasLow = this.enLow;
+    if (lines.dtr !== undefined) this.modemLines.dtr = lines.dtr;
+    if (lines.rts !== undefined) this.modemLines.rts = lines.rts;
+    this.enChanged(wasLow);
+  }
+
+  /** Press (true) or release (false) the EN (reset) or BOOT (IO0) button. */
+  setButton(button: "EN" | "BOOT", pressed: boolean): void {
+    const wasLow = this.enLow;
+    this.buttons[button] = pressed;
+    this.enChanged(wasLow);
+  }
+
+  /** EN is low: the chip is held in reset. */
+  private get enLow(): boolean {
+    return this.buttons.EN || (this.resetCircuit && this.modemLines.rts && !this.modemLines.dtr);
+  }
+
+  /** IO0 is low: at reset the chip starts its serial bootloader. */
+  private get io0Low(): boolean {
+    return this.buttons.BOOT || (this.resetCircuit && this.modemLines.dtr && !this.modemLines.rts);
+  }
+
+  private enChanged(wasLow: boolean): void {
+    const low = this.enLow;
+    if (low === wasLow || this.power === "off") return;
+    this.cancelEn();
+    if (low) {
+      this.cancelWake();
+      this.stop();
+      this.power = "reset";
+      this.note("EN low: the chip is held in reset");
+      this.changed();
+      return;
+    }
+    this.enTimer = this.clock.setTimeout(() => {
+      this.enTimer = undefined;
+      if (this.power === "reset" && !this.enLow) this.start("power-on");
+    }, EN_RISE_MS);
+  }
+
+  private cancelEn(): void {
+    if (this.enTimer !== undefined) this.clock.clearTimeout(this.enTimer);
+    this.enTimer = undefined;
+  }
+
+  /** The chip starts: the ROM prints its banner, then runs its serial bootloader or what flash holds. */
+  private start(reason: ResetReason): void {
+    this.stop();
+    // the RTC keeps its time through a CPU reset and deep sleep; power and EN start it from 0 (1970)
+    if (reason === "power-on") this.rtcBase = this.clock.Date.now();
+    this.wokeAt = this.clock.Date.now();
+    this.power = "on";
+    this.pins.resetModes();
+    this.newSensors();
+    // straps are latched at a chip reset; a CPU reset (software, deep sleep) keeps them
+    if (reason === "power-on" || reason === "rtc-watchdog") this.downloadStrap = this.io0Low;
+    this.line.setBaud(this.consoleBaud);
+    const mode = this.downloadStrap ? "download" : "flash";
+    this.console.hardReset(romBanner(reason, mode));
+    if (mode === "download") {
+      this.enterDownload();
+      this.changed();
+      return;
+    }
+    this.bootFromFlash();
+  }
+
+  /** The chip resets itself (watchdog, bootloader giving up, FLASH_END with reboot). */
+  private chipReset(reason: ResetReason): void {
+    if (this.power !== "on") return;
+    this.start(reason);
+  }
+
+  private enterDownload(): void {
+    this.line.flowControl = false;
+    const node = this;
+    this.download = new DownloadMode({
+      clock: this.clock,
+      line: this.line,
+      spiFlash: this.spiFlash,
+      get chip() {
+        return node.chip;
+      },
+      mac: this.mac,
+      reboot: () => this.chipReset("reboot"),
+      runUserCode: () => {
+        this.leaveDownload();
+        this.bootFromFlash();
+      },
+    });
+    this.line.device = this.download;
+    this.note(`download mode (ROM serial bootloader, ${this.chip.name})`);
+  }
+
+  private leaveDownload(): void {
+    if (!this.download) return;
+    this.download.dispose();
+    this.download = undefined;
+    this.line.flowControl = true;
+    this.console.attach();
+  }
+
+  private bootPlan(): BootPlan {
+    const generation = this.spiFlash.generation;
+    if (this.bootCache?.generation !== generation) this.bootCache = { generation, plan: planFlashBoot(this.spiFlash, this.board) };
+    return this.bootCache.plan;
+  }
+
+  /** The bootloader and the interpreter from flash; without them, the board's reset loop. */
+  private bootFromFlash(): void {
+    const plan = this.bootPlan();
+    const outcome = plan.outcome;
+    if (outcome.kind === "app") {
+      for (const line of plan.lines) this.console.romText(line.text + "\n");
+      this.console.identity.version = outcome.version ?? DEFAULT_VERSION;
+      this.boot(".bootcde");
+      return;
+    }
+    for (const line of plan.lines) this.bootTimer(line.atMs, () => this.console.romText(line.text + "\n"));
+    this.bootTimer(outcome.atMs, () => this.chipReset(outcome.reason));
+    this.changed();
+  }
+
+  private bootTimer(ms: number, fn: () => void): void {
+    const t = this.clock.setTimeout(() => {
+      this.bootTimers.delete(t);
+      fn();
+    }, ms);
+    this.bootTimers.add(t);
   }
 
   /** Press the reset button. */
@@ -457,6 +661,7 @@ export class SimNode {
   /** Stop for good (end of simulation). */
   dispose(): void {
     this.powerOff();
+    this.cancelEn();
     this.station.dispose();
     this.line.dispose();
   }
@@ -584,6 +789,9 @@ export class SimNode {
   }
 
   private stop(): void {
+    for (const t of this.bootTimers) this.clock.clearTimeout(t);
+    this.bootTimers.clear();
+    this.leaveDownload();
     this.stopRuntime();
     this.console.off();
     this.station.powerOff();
@@ -745,6 +953,9 @@ function parseJson(text: string): Record<string, unknown> | undefined {
     return undefined;
   }
 }
+
+/** process.env.VERSION when the interpreter's image does not say. */
+const DEFAULT_VERSION = "2v29";
 
 function expand(template: string, id: string): string {
   return template.split("{id}").join(id);

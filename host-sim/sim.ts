@@ -41,7 +41,9 @@
 //   sim.broker (embedded aedes: { url, port, aedes, close }, undefined while restarting or external)
 //   sim.brokerUrl, sim.ap (AccessPoint: down()/restore()), sim.fakeClock, sim.messages (count)
 //   sim.upcomingFaults()             // the scenario's faults still to come, soonest first
-//   node.consolePath                 // with serial: true, the pseudo-terminal of its console UART
+//   node.consolePath                 // with serial: true, the pseudo-terminal of its console UART;
+//                                    //   DTR/RTS reach its reset circuit through `<consolePath>.lines`
+//   blank: true                      // nodes with empty flash, as a new ESP32 comes (no interpreter)
 //   await sim.unplugConsole(node) / plugConsole(node)   // its USB cable out and in
 //   node.reboot() / powerOff() / powerOn() / unplug(sensor?) / plug(sensor?) / fault("crc" | "stuck", on, sensor?)
 //   node.flash(firmware, config) / runtime.run(code) / sensors (the simulated chips, by config name)
@@ -100,6 +102,11 @@ export interface SimulationOptions {
   parasite?: string[];
   /** false: the nodes' Storage starts empty (nothing flashed yet; `wisp flash` puts the node on them). */
   flash?: boolean;
+  /**
+   * true: the nodes come as a new ESP32 does, with empty flash: no interpreter, no Storage; they
+   * print their ROM's reset loop until `wisp flash --interpreter` puts Espruino on them.
+   */
+  blank?: boolean;
   /** Put each node's console UART on a pseudo-terminal (`node.consolePath`); needs socat. */
   serial?: boolean;
   /** Baud rate of the nodes' console UARTs (default 115,200). */
@@ -379,7 +386,7 @@ export class Simulation extends EventEmitter {
   /** @internal */
   async init(): Promise<void> {
     const o = this.options;
-    const firmware = o.flash === false ? undefined : (o.firmware ?? readFirmware(o.firmwarePath ?? distPath("firmware.js")));
+    const firmware = o.flash === false || o.blank ? undefined : (o.firmware ?? readFirmware(o.firmwarePath ?? distPath("firmware.js")));
     const config = o.config ?? DEFAULT_NODE_CONFIG;
     // A login in the URL is taken out of it: the nodes get it in wisp.json's mqtt.username/password.
     const given = o.brokerUrl ? splitLogin(o.brokerUrl) : undefined;
@@ -421,6 +428,7 @@ export class Simulation extends EventEmitter {
         wifiJoinMs: o.wifiJoinMs,
         parasite: o.parasite,
         baud: o.baud,
+        blank: o.blank,
         plugins: [countActivity],
         onChange: (n) => this.emit("node", n),
       });
@@ -449,7 +457,7 @@ export class Simulation extends EventEmitter {
   async plugConsole(node: SimNode): Promise<void> {
     if (this.ptys.has(node)) return;
     this.consoleDir ??= mkdtempSync(join(tmpdir(), "wisp-sim-"));
-    const pty = await openPty(node.line, join(this.consoleDir, `node-${node.index}`));
+    const pty = await openPty(node.line, join(this.consoleDir, `node-${node.index}`), (lines) => node.setModemLines(lines));
     this.ptys.set(node, pty);
     node.consolePath = pty.path;
   }

@@ -18,6 +18,7 @@ export const COMMANDS = {
   sim: { summary: "run simulated sensor nodes (the built firmware) against a local broker, with a live view", module: "./sim.ts", builds: true },
   ports: { summary: "list the USB serial ports a board could be on", module: "./ports.ts" },
   flash: { summary: "upload the node to an ESP32 running Espruino over USB serial, verify it, restart it", module: "./flash.ts", builds: true },
+  "install-espruino": { summary: "put the Espruino interpreter itself on an ESP32 (a new board has none), each region checked by MD5", module: "./install-espruino.ts" },
   monitor: { summary: "the serial console of a board or a simulated node", module: "./monitor.ts" },
   hil: { summary: "flash a board (or a simulated one) and test it: boot, readings, commands, restart; JUnit XML", module: "./hil.ts", builds: true },
   broker: { summary: "configure Mosquitto for the fleet (logins, topic ACL, TLS, a bridge), check it and run it", module: "./broker.ts" },

@@ -1,8 +1,9 @@
 // `wisp flash`: put the node on a board over its USB serial port. Builds when stale, validates
 // flash.config.json and renders wisp.json with the secrets from the environment, finds the port,
-// checks that the board runs Espruino 2v25+ for the right chip, stops what runs there (reset()),
-// uploads dist/firmware.js as .bootcde and wisp.json with the console's packet protocol, checks
-// each on the board by CRC-32, then load()s and waits for the node's boot line.
+// with --interpreter first writes Espruino itself (serial/interpreter.ts: esptool-js and the ROM
+// bootloader), checks that the board runs Espruino 2v25+ for the right chip, stops what runs there
+// (reset()), uploads dist/firmware.js as .bootcde and wisp.json with the console's packet
+// protocol, checks each on the board by CRC-32, then load()s and waits for the node's boot line.
 
 import { existsSync, readFileSync } from "node:fs";
 import * as path from "node:path";
@@ -11,9 +12,10 @@ import { boards } from "../boards/index.ts";
 import { ensureBuilt, PROJECT_ROOT } from "./build.ts";
 import { ConfigError, loadFlashConfig, OUTBOX_DEFAULT_BYTES, renderDeviceConfig, type FlashConfig } from "./config.ts";
 import { BAUD, intOption, parseOptions, UsageError, usageFailure } from "./options.ts";
-import { ConsoleLink, type FileProgress, lastLines, LinkError } from "./serial/link.ts";
+import { ConsoleLink, type FileProgress, type Identity, lastLines, LinkError } from "./serial/link.ts";
 import { jsString } from "./serial/protocol.ts";
 import { BrokerFolderError, ensureNodeLogin, type NodeLogin } from "./broker/folder.ts";
+import { DEFAULT_FLASH_BAUD, findInterpreter, FLASH_BAUD, type InstallResult, installInterpreter, type Interpreter, InterpreterError } from "./serial/interpreter.ts";
 import { findBoardPort, openPort, PortError } from "./serial/port.ts";
 import { startProgress } from "./serial/progress.ts";
 
@@ -21,12 +23,19 @@ const USAGE = `usage: wisp flash [options]
 
 Uploads the node (dist/firmware.js as .bootcde, and wisp.json rendered from the config with its
 secrets) to an ESP32 running Espruino 2v25 or newer, checks both files on the board by CRC-32,
-and restarts it.
+and restarts it. With --interpreter, first puts Espruino itself on the board (a new ESP32 has
+none).
 
   -p, --port PATH     the board's serial port (default: the one USB port with an ESP32 bridge;
                       \`wisp ports\` lists them)
   -c, --config FILE   node configuration (default flash.config.json)
   -b, --baud N        console baud rate (default 115200, what Espruino's ESP32 build uses)
+  -i, --interpreter DIR|VERSION  first write Espruino's ESP32 build from DIR (bootloader.bin at
+                      0x1000, partitions_espruino.bin at 0x8000, espruino_esp32.bin at 0x10000), or
+                      VERSION (2v29) downloaded from espruino.com, through the chip's ROM
+                      bootloader, each region checked by MD5
+      --flash-baud N  rate to write the interpreter at (default 921600; 115200 on poor cables)
+      --erase-all     with --interpreter: erase the whole flash first (Storage included)
   -m, --monitor       stay on the board's console afterwards (Ctrl-] leaves)
       --broker-dir DIR  a \`wisp broker init\` folder: the node gets its own login (and the CA)
                       from it, added to the folder when the node is new
@@ -49,6 +58,14 @@ export interface FlashOptions {
   progress?: boolean;
   /** A `wisp broker init` folder to take the node's login from. */
   brokerDir?: string;
+  /** Put this Espruino on the board first (readInterpreter). */
+  interpreter?: Interpreter;
+  /** Rate to write the interpreter at (default 921600). */
+  flashBaud?: number;
+  /** Erase the whole flash before writing the interpreter. */
+  eraseAll?: boolean;
+  /** esptool-js's log lines, while the interpreter is written. */
+  onFlasherLog?: (line: string) => void;
 }
 
 export interface FlashResult {
@@ -65,6 +82,8 @@ export interface FlashResult {
   /** The link's console position when load() was sent: what the node printed from its boot on. */
   bootFrom: number;
   brokerUrl: string;
+  /** What writing the interpreter did, with --interpreter. */
+  interpreter?: InstallResult;
 }
 
 /**
@@ -96,11 +115,24 @@ export async function flash(options: FlashOptions & { keepOpen?: boolean }): Pro
   const board = boards[config.board]!;
   const portPath = options.port ?? (await findBoardPort()).path;
   const started = performance.now();
+  let installed: InstallResult | undefined;
+  if (options.interpreter) {
+    installed = await installInterpreter({
+      port: portPath,
+      interpreter: options.interpreter,
+      board,
+      flashBaud: options.flashBaud,
+      eraseAll: options.eraseAll,
+      say,
+      progress: options.progress,
+      onLog: options.onFlasherLog,
+    });
+  }
   const transport = await openPort(portPath, options.baud);
   const link = new ConsoleLink(transport, { baud: options.baud, onText: options.onText });
   try {
     const expected = options.expectBoard ?? board.espruinoBoard;
-    ConsoleLink.checkIdentity(await link.identify(), expected);
+    ConsoleLink.checkIdentity(await identifyAfter(link, installed !== undefined, say), expected);
     const id = await link.processEnv();
     ConsoleLink.checkIdentity(id, expected);
     say(`${portPath}: Espruino ${id.version} on ${id.board}`);
@@ -116,7 +148,7 @@ export async function flash(options: FlashOptions & { keepOpen?: boolean }): Pro
     await link.eval("reset()");
     await link.quiet(300, 5000);
     const total = files.reduce((n, f) => n + f.data.length, 0);
-    const progress = startProgress(total, options.progress !== false);
+    const progress = startProgress(total, options.progress !== false, process.stderr, say);
     let done = 0;
     const written: FlashResult["files"] = [];
     for (const f of files) {
@@ -147,6 +179,7 @@ export async function flash(options: FlashOptions & { keepOpen?: boolean }): Pro
     }
     if (m[0].startsWith("wisp: wisp.json")) throw new LinkError(`the node started but does not accept its settings: ${m[1]}`, "eval");
     const result: FlashResult = {
+      interpreter: installed,
       port: portPath,
       serial: m[1]!,
       prefix: m[2]!,
@@ -210,6 +243,49 @@ async function checkStorage(link: ConsoleLink, files: { name: string; data: Uint
   return outbox;
 }
 
+/**
+ * The board's identity over its console; after the interpreter was just written, a board whose
+ * reset circuit could not restart it gets a minute to be reset by hand. A board that answers with
+ * what an ESP32 without Espruino prints gets told what to do.
+ */
+export async function identifyAfter(link: ConsoleLink, justInstalled: boolean, say: (line: string) => void): Promise<Identity> {
+  if (!justInstalled) return await link.identify({ unlike: noInterpreter });
+  // a board that restarts prints its boot log first; one that was not restarted prints nothing
+  await link.quiet(300, 3000);
+  const quick: Identity | Error = await link.identify({ quick: true, unlike: noInterpreter }).catch((err: unknown) => (err instanceof Error ? err : new Error(String(err))));
+  if (!(quick instanceof Error)) return quick;
+  if (!(quick instanceof LinkError) || quick.code !== "no-prompt") throw quick;
+  if (!/\S/.test(link.text)) {
+    say("the board did not restart by itself: press its EN (reset) button");
+    await link.waitForText(/\S/, 60_000);
+    await link.quiet(500, 10_000);
+  }
+  return await link.identify({ unlike: noInterpreter });
+}
+
+/** What a board without a runnable Espruino prints, turned into what to do. */
+export function noInterpreter(text: string): LinkError | undefined {
+  if (/invalid header: 0x|flash read err/.test(text)) {
+    return new LinkError(
+      'this board has no Espruino: it prints "invalid header" in a reset loop, as an ESP32 with empty flash does. Put Espruino on it first: npx wisp flash --interpreter 2v29 (or Espruino\'s ESP32 folder; see the README, "Put it on a board")',
+      "no-interpreter",
+    );
+  }
+  if (/waiting for download/.test(text)) {
+    return new LinkError(
+      "this board is in its ROM bootloader (download mode: BOOT was held down, or DTR/RTS left it there). Press EN (reset) to run what its flash holds, or write Espruino with npx wisp flash --interpreter 2v29",
+      "no-interpreter",
+    );
+  }
+  if (/No bootable app partitions|load partition table error/.test(text)) {
+    return new LinkError(
+      "this board's bootloader finds no interpreter to start (its log says so in a reset loop): write Espruino with npx wisp flash --interpreter 2v29",
+      "no-interpreter",
+    );
+  }
+  return undefined;
+}
+
 /** `mosquitto_sub` that shows the node's traffic. */
 export function watchCommand(brokerUrl: string, prefix: string): string {
   const url = new URL(brokerUrl);
@@ -219,7 +295,7 @@ export function watchCommand(brokerUrl: string, prefix: string): string {
 }
 
 export async function main(argv: string[]): Promise<number> {
-  let args, baud: number;
+  let args, baud: number, flashBaud: number;
   try {
     args = parseOptions(argv, {
       port: { type: "string", short: "p" },
@@ -229,6 +305,9 @@ export async function main(argv: string[]): Promise<number> {
       "no-build": { type: "boolean" },
       "expect-board": { type: "string" },
       "broker-dir": { type: "string" },
+      interpreter: { type: "string", short: "i" },
+      "flash-baud": { type: "string" },
+      "erase-all": { type: "boolean" },
       help: { type: "boolean", short: "h" },
     }).values;
     if (args.help) {
@@ -236,6 +315,8 @@ export async function main(argv: string[]): Promise<number> {
       return 0;
     }
     baud = intOption("baud", args.baud, 115_200, BAUD);
+    flashBaud = intOption("flash-baud", args["flash-baud"], DEFAULT_FLASH_BAUD, FLASH_BAUD);
+    if ((args["flash-baud"] !== undefined || args["erase-all"]) && args.interpreter === undefined) throw new UsageError("--flash-baud and --erase-all go with --interpreter (a folder or a version)");
   } catch (err) {
     if (err instanceof UsageError) return usageFailure("flash", err);
     throw err;
@@ -251,6 +332,15 @@ export async function main(argv: string[]): Promise<number> {
     console.error(`wisp flash: ${err.message}\nnothing was uploaded`);
     return 1;
   }
+  // the interpreter's files too, before the build and before anything touches the board
+  let interpreter: Interpreter | undefined;
+  try {
+    interpreter = args.interpreter === undefined ? undefined : await findInterpreter(args.interpreter, boards[loadFlashConfig(configFile).board]!, { say: (line) => console.log(line) });
+  } catch (err) {
+    if (!(err instanceof InterpreterError)) throw err;
+    console.error(`wisp flash: ${err.message}\nnothing was written`);
+    return 1;
+  }
   // the firmware is built for the config: the drivers its sensors name (tools/build.ts)
   if (!args["no-build"] && !(await ensureBuilt(console.log, configFile))) {
     console.error("wisp flash: the build failed; nothing was uploaded");
@@ -259,12 +349,26 @@ export async function main(argv: string[]): Promise<number> {
   // Ctrl-C: put the terminal back (the progress bar hides the cursor) and say where the board is
   const interrupted = () => {
     if (process.stderr.isTTY) process.stderr.write("\x1b[?25h\x1b[?7h\n");
-    console.error("wisp flash: interrupted; the board may be left without a node (the files are checked only at the end): run wisp flash again");
+    console.error(
+      interpreter
+        ? "wisp flash: interrupted; the board may be left without Espruino or without the node: run the same command again (the board's ROM bootloader is always there to take it)"
+        : "wisp flash: interrupted; the board may be left without a node (the files are checked only at the end): run wisp flash again",
+    );
     process.exit(130);
   };
   process.once("SIGINT", interrupted);
   try {
-    const result = await flash({ port: args.port, configFile, baud, expectBoard: args["expect-board"], keepOpen: args.monitor, brokerDir: args["broker-dir"] });
+    const result = await flash({
+      port: args.port,
+      configFile,
+      baud,
+      expectBoard: args["expect-board"],
+      keepOpen: args.monitor,
+      brokerDir: args["broker-dir"],
+      interpreter,
+      flashBaud,
+      eraseAll: args["erase-all"],
+    });
     const bytes = result.files.reduce((n, f) => n + f.bytes, 0);
     console.log(
       `node ${result.serial} booted (prefix ${result.prefix}): ${result.files.length} files, ${bytes.toLocaleString("en-US")} bytes, verified on the board, in ${result.seconds.toFixed(1)} s\n` +
@@ -276,7 +380,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     return 0;
   } catch (err) {
-    if (err instanceof ConfigError || err instanceof PortError || err instanceof LinkError || err instanceof BrokerFolderError) {
+    if (err instanceof ConfigError || err instanceof PortError || err instanceof LinkError || err instanceof BrokerFolderError || err instanceof InterpreterError) {
       console.error(`wisp flash: ${err.message}`);
       return 1;
     }

@@ -42,6 +42,8 @@ point and broker (--broker picks another broker).
                        \`wisp flash --port\`, \`wisp monitor --port\` and \`wisp hil --port\` work on
                        it (at --speed 1 only: the line runs on the node's clock)
       --baud N         the consoles' baud rate (default 115200)
+      --blank          boards as a new ESP32 comes: empty flash, no Espruino; with --serial,
+                       \`wisp flash --interpreter DIR --port <console>\` puts Espruino and the node on one
       --seed N         serials, sensor calibration and noise derive from it (default 0)
       --storage DIR    keep each node's Storage in DIR/node-<i>/ across runs
       --plain          one line per event even on a terminal
@@ -170,6 +172,7 @@ export async function main(argv: string[]): Promise<number> {
       storage: { type: "string" },
       plain: { type: "boolean" },
       serial: { type: "boolean" },
+      blank: { type: "boolean" },
       baud: { type: "string" },
       "no-build": { type: "boolean" },
       help: { type: "boolean", short: "h" },
@@ -271,6 +274,7 @@ export async function main(argv: string[]): Promise<number> {
       storageDir: args.storage ? path.resolve(args.storage) : undefined,
       powerOn: false,
       serial: args.serial,
+      blank: args.blank,
       baud,
     });
   } catch (err) {
@@ -298,8 +302,9 @@ export async function main(argv: string[]): Promise<number> {
   if (args.serial) {
     for (const node of sim.nodes) console.log(`node ${node.index} console: ${node.consolePath}`);
     const lab = writeLabConfig(config, sim);
-    console.log(`flash a node: npx wisp flash --port ${first.consolePath} --config ${displayPath(lab)}`);
-    console.log(`test it:      npx wisp hil --port ${first.consolePath} --config ${displayPath(lab)}`);
+    const interpreter = args.blank ? "--interpreter 2v29 " : "";
+    console.log(`flash a node: npx wisp flash ${interpreter}--port ${first.consolePath} --config ${displayPath(lab)}`);
+    if (!args.blank) console.log(`test it:      npx wisp hil --port ${first.consolePath} --config ${displayPath(lab)}`);
   }
   const { startLiveView, startPlainView } = await import("../host-sim/view.ts");
   const view: View = tty ? startLiveView(sim, { watch, notes: notes.flatMap((n) => (n.short ? [n.short] : [])) }) : startPlainView(sim);

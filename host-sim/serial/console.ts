@@ -54,7 +54,7 @@ const FILE_RECV_CHUNK = 1024;
 export const CONSOLE_COSTS = { charUs: 2, evalUsPerByte: 5, flashUsPerByte: 2.7, packetUs: 200 };
 
 export interface ConsoleIdentity {
-  /** process.env.VERSION (default "2v29"). */
+  /** process.env.VERSION (default "2v29"; a SimNode sets it at every boot from the interpreter image its flash holds: SimNode.installInterpreter). */
   version: string;
   /** process.env.BOARD (default "ESP32"). */
   board: string;
@@ -97,14 +97,6 @@ const LOGO = [
   "|____|___|  _|_| |___|_|_|_|___|",
   "         |_| espruino.com",
 ];
-
-/** The ESP32 ROM's first lines after a reset (the reset reason as the ROM prints it). */
-const ROM_RESET = {
-  "power-on": "rst:0x1 (POWERON_RESET),boot:0x13 (SPI_FAST_FLASH_BOOT)",
-  reboot: "rst:0xc (SW_CPU_RESET),boot:0x13 (SPI_FAST_FLASH_BOOT)",
-  "deep-sleep": "rst:0x5 (DEEPSLEEP_RESET),boot:0x13 (SPI_FAST_FLASH_BOOT)",
-} as const;
-export type HardReset = keyof typeof ROM_RESET;
 
 /** ms a line typed at the REPL may run before it is stopped (a Ctrl-C cannot reach V8 mid-run). */
 const REPL_TIMEOUT_MS = 2000;
@@ -217,11 +209,22 @@ export class EspruinoConsole implements LineDevice {
 
   // --- the chip's life --------------------------------------------------------------------------
 
-  /** The chip resets (power on, E.reboot, wake from deep sleep): the ROM speaks first. */
-  hardReset(kind: HardReset): void {
+  /** The chip resets (power on, EN, E.reboot, wake from deep sleep): the ROM speaks first (serial/rom.ts romBanner). */
+  hardReset(romText: string): void {
     this.clearState();
     this.line.clear();
-    this.write(`ets Jun  8 2016 00:22:57\n\n${ROM_RESET[kind]}\n`);
+    this.attach();
+    this.write(romText);
+  }
+
+  /** Text the ROM or the bootloader prints on the UART before the interpreter runs. */
+  romText(text: string): void {
+    this.write(text);
+  }
+
+  /** The UART's bytes come to the console again (after the ROM's serial bootloader had them). */
+  attach(): void {
+    this.line.device = this;
   }
 
   /**

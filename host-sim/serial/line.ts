@@ -67,7 +67,8 @@ export interface SerialLineOptions {
 }
 
 export class SerialLine {
-  readonly baud: number;
+  /** Bits per second the board's UART runs at now (setBaud changes it). */
+  baud: number;
   readonly rxBytes: number;
   readonly txBytes: number;
   /** Bytes that landed in a full receive buffer and were dropped. */
@@ -79,10 +80,18 @@ export class SerialLine {
   device: LineDevice | undefined;
   /** Device output as the board writes it (not paced): the node's console log. */
   onOutput: ((bytes: Uint8Array) => void) | undefined;
+  /**
+   * The board sends XOFF/XON as its buffer fills and drains (Espruino's console does; the ROM
+   * bootloader and the flasher stub do not: their replies are SLIP packets, with no room for
+   * stray bytes).
+   */
+  flowControl = true;
 
   private readonly clock: Clock;
   /** µs per byte on the wire. */
-  private readonly byteUs: number;
+  private byteUs: number;
+  /** A baud rate to switch to once what is queued for the host has left (setBaud). */
+  private pendingBaud: number | undefined;
   private host: ((bytes: Uint8Array) => void) | undefined;
   private wire: Uint8Array[] = [];
   private wireOffset = 0;
@@ -117,6 +126,25 @@ export class SerialLine {
     this.byteUs = 10e6 / this.baud;
   }
 
+  /**
+   * The UART changes its rate (CHANGE_BAUDRATE in the ROM bootloader, a reset back to the console's
+   * rate): once everything already queued for the host has gone out at the old rate, as the
+   * bootloader answers before it switches.
+   */
+  setBaud(baud: number): void {
+    if (this.host && this.txHead < this.tx.length) {
+      this.pendingBaud = baud;
+      return;
+    }
+    this.applyBaud(baud);
+  }
+
+  private applyBaud(baud: number): void {
+    this.pendingBaud = undefined;
+    this.baud = baud;
+    this.byteUs = 10e6 / baud;
+  }
+
   /** A host is on the line (a pseudo-terminal or a test); its bytes arrive paced. */
   attachHost(receive: (bytes: Uint8Array) => void): void {
     this.host = receive;
@@ -126,6 +154,7 @@ export class SerialLine {
     this.host = undefined;
     this.tx = [];
     this.txHead = 0;
+    if (this.pendingBaud !== undefined) this.applyBaud(this.pendingBaud);
   }
 
   get hostAttached(): boolean {
@@ -205,6 +234,7 @@ export class SerialLine {
     this.txHead = 0;
     this.xoffSent = false;
     this.busyUntil = 0;
+    if (this.pendingBaud !== undefined) this.applyBaud(this.pendingBaud);
   }
 
   /** Stop the line's timer (end of simulation). */
@@ -298,7 +328,7 @@ export class SerialLine {
           if (this.queued === 0) this.busyUntil = Math.max(this.busyUntil, landing);
           this.handOver();
         }
-        if (!this.xoffSent && this.rxUsed > (this.rxBytes * 6) / 8) {
+        if (this.flowControl && !this.xoffSent && this.rxUsed > (this.rxBytes * 6) / 8) {
           this.xoffSent = true;
           this.xoffs++;
           this.priority(XOFF, landing);
@@ -335,6 +365,7 @@ export class SerialLine {
     if (this.txHead === this.tx.length) {
       this.tx = [];
       this.txHead = 0;
+      if (this.pendingBaud !== undefined) this.applyBaud(this.pendingBaud);
     }
     this.host(out);
   }

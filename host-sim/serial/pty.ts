@@ -1,9 +1,19 @@
 // A simulated board's console on a pseudo-terminal, so that host tools open it as they would a
 // board's /dev/ttyUSB0 (serialport, screen, picocom). `socat` (Debian package socat) makes the
 // pseudo-terminal and passes its bytes through its standard input and output.
+//
+// A pseudo-terminal has no modem lines: TIOCMSET on it fails with ENOTTY ("Inappropriate ioctl for
+// device"), so a host cannot set DTR and RTS there, which is how esptool resets an ESP32 into its
+// bootloader. Next to the pseudo-terminal's link the simulator therefore listens on a unix socket,
+// `<link>.lines`, that stands for the USB-serial bridge's modem-control requests: the host sends
+// lines such as `dtr=1 rts=0` (1 asserted, 0 not; either may be left out) and gets `ok` once the
+// board's reset circuit has them. Closing the connection drops both, as closing a real port does
+// (HUPCL). Wisp's serial adapter (tools/serial/webserial.ts) uses it when setting the lines on the
+// port fails that way.
 
 import { type ChildProcessWithoutNullStreams, execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, realpathSync, rmSync } from "node:fs";
+import { createServer, type Server, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import type { SerialLine } from "./line.ts";
@@ -18,7 +28,31 @@ export interface Pty {
   readonly path: string;
   /** The pseudo-terminal device itself. */
   readonly device: string;
+  /** The modem-line socket (`<path>.lines`), when the board has one. */
+  readonly linesPath: string | undefined;
   close(): Promise<void>;
+}
+
+/** The levels a host sets: true asserted. */
+export interface ModemLines {
+  dtr?: boolean;
+  rts?: boolean;
+}
+
+/** Where the modem-line socket of the pseudo-terminal at `path` is. */
+export function modemLinesPath(path: string): string {
+  return `${path}.lines`;
+}
+
+/** Parses `dtr=1 rts=0`; undefined when the line is not that. */
+export function parseModemLines(text: string): ModemLines | undefined {
+  const lines: ModemLines = {};
+  for (const part of text.trim().split(/\s+/)) {
+    const m = /^(dtr|rts)=([01])$/.exec(part);
+    if (!m) return undefined;
+    lines[m[1] as "dtr" | "rts"] = m[2] === "1";
+  }
+  return lines;
 }
 
 let socatChecked = false;
@@ -37,8 +71,9 @@ export function checkSocat(): void {
 /**
  * Puts `line`'s host end on a new pseudo-terminal, linked from `link` (default: a new temporary
  * file). Closing it is unplugging the board's USB cable: the link goes away until it is opened again.
+ * With `modemLines`, DTR/RTS set through `<link>.lines` reach it.
  */
-export async function openPty(line: SerialLine, link = join(mkdtempSync(join(tmpdir(), "wisp-pty-")), "tty")): Promise<Pty> {
+export async function openPty(line: SerialLine, link = join(mkdtempSync(join(tmpdir(), "wisp-pty-")), "tty"), modemLines?: (lines: ModemLines) => void): Promise<Pty> {
   checkSocat();
   mkdirSync(dirname(link), { recursive: true });
   const socat: ChildProcessWithoutNullStreams = spawn("socat", [`pty,raw,echo=0,link=${link}`, "STDIO"], { stdio: ["pipe", "pipe", "pipe"] });
@@ -61,18 +96,59 @@ export async function openPty(line: SerialLine, link = join(mkdtempSync(join(tmp
   line.attachHost((bytes) => {
     if (socat.stdin.writableLength < MAX_BACKLOG) socat.stdin.write(bytes);
   });
+  const linesPath = modemLines ? modemLinesPath(link) : undefined;
+  const server = linesPath && modemLines ? await serveModemLines(linesPath, modemLines) : undefined;
   let closed: Promise<void> | undefined;
   return {
     path: link,
     device,
+    linesPath,
     close() {
       closed ??= (async () => {
         line.detachHost();
         socat.kill();
         await exited;
         rmSync(link, { force: true });
+        if (server) await closeServer(server.server, server.sockets);
+        if (linesPath) rmSync(linesPath, { force: true });
       })();
       return closed;
     },
   };
+}
+
+async function serveModemLines(path: string, apply: (lines: ModemLines) => void): Promise<{ server: Server; sockets: Set<Socket> }> {
+  rmSync(path, { force: true });
+  const sockets = new Set<Socket>();
+  const server = createServer((socket) => {
+    sockets.add(socket);
+    let buffered = "";
+    socket.setEncoding("latin1");
+    socket.on("data", (text: string) => {
+      buffered += text;
+      for (let nl = buffered.indexOf("\n"); nl >= 0; nl = buffered.indexOf("\n")) {
+        const request = buffered.slice(0, nl);
+        buffered = buffered.slice(nl + 1);
+        const lines = parseModemLines(request);
+        if (lines) apply(lines);
+        socket.write(lines ? "ok\n" : `error: expected "dtr=0|1 rts=0|1", got ${JSON.stringify(request.slice(0, 40))}\n`);
+      }
+    });
+    socket.on("error", () => undefined);
+    socket.on("close", () => {
+      sockets.delete(socket);
+      // the port closed: a USB-serial driver drops DTR and RTS (HUPCL)
+      apply({ dtr: false, rts: false });
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(path, () => resolve());
+  });
+  return { server, sockets };
+}
+
+function closeServer(server: Server, sockets: Set<Socket>): Promise<void> {
+  for (const s of sockets) s.destroy();
+  return new Promise((resolve) => server.close(() => resolve()));
 }

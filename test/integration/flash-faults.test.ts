@@ -18,7 +18,7 @@ afterAll(() => boards?.stop());
 describe("wisp flash when the line or the board fails", () => {
   it("--monitor after a failed flash: exit 1 and the port is free again (it used to stay open for ever)", async () => {
     const node = boards.sim.nodes[2]!;
-    node.console.identity.version = "2v24";
+    node.installInterpreter("2v24");
     node.reboot();
     // not spawnSync: the simulated board runs in this process and must answer meanwhile
     const child = spawn(process.execPath, [join(PROJECT_ROOT, "tools", "wisp.js"), "flash", "--no-build", "--monitor", "--port", node.consolePath!, "--config", boards.configFile]);

@@ -71,7 +71,7 @@ describe("wisp flash against a simulated board on a pseudo-terminal", () => {
   });
 
   it("an Espruino older than 2v25 (no packet protocol) is refused with what to flash", async () => {
-    board(2).console.identity.version = "2v24";
+    board(2).installInterpreter("2v24");
     board(2).reboot();
     const err = await flash({ port: port(2), configFile: boards.configFile, baud: 115200, ...quiet }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(LinkError);

@@ -47,7 +47,7 @@ describe("wisp without a command's module", () => {
   it("a mistyped command exits 2 with the likely one, and no command prints the usage", () => {
     const r = wisp(["flsah"], bare);
     expect(r.code).toBe(2);
-    expect(r.err).toBe('wisp: there is no command "flsah". Did you mean `wisp flash`? Commands: build, sim, ports, flash, monitor, hil, broker. `wisp --help` says what each does.\n');
+    expect(r.err).toBe('wisp: there is no command "flsah". Did you mean `wisp flash`? Commands: build, sim, ports, flash, install-espruino, monitor, hil, broker. `wisp --help` says what each does.\n');
     expect(wisp(["frobnicate"], bare).err).not.toContain("Did you mean");
     const none = wisp([], bare);
     expect(none.code).toBe(2);

@@ -39,7 +39,7 @@ export interface Transport {
 export class LinkError extends Error {
   constructor(
     message: string,
-    readonly code: "no-prompt" | "old-interpreter" | "wrong-board" | "nak" | "timeout" | "crc" | "closed" | "eval" | "storage" | "resync",
+    readonly code: "no-prompt" | "no-interpreter" | "old-interpreter" | "wrong-board" | "nak" | "timeout" | "crc" | "closed" | "eval" | "storage" | "resync",
   ) {
     super(message);
   }
@@ -324,9 +324,11 @@ export class ConsoleLink {
    * Gets the board's attention and asks what it is: Ctrl-C, then Ctrl-E (2v25+ answers
    * `Espruino 2v29 ESP32`); before 2v25 Ctrl-E means nothing, so a line of code asks next. A board
    * in the middle of a packet takes all of that as packet data until its 5 s packet timeout, so one
-   * more Ctrl-E follows that.
+   * more Ctrl-E follows that. `quick`: the first Ctrl-C and Ctrl-E only (about a second).
+   * `unlike`: when the first round gets no answer, what the board printed may already say why
+   * (the ROM's messages of a board without an interpreter): the error it returns is thrown.
    */
-  async identify(): Promise<Identity> {
+  async identify(options: { quick?: boolean; unlike?: (text: string) => LinkError | undefined } = {}): Promise<Identity> {
     const enq = async (ms: number) => {
       await this.interrupt();
       await this.quiet(150, 2000);
@@ -338,6 +340,9 @@ export class ConsoleLink {
     const started = this.clock.now();
     const first = await enq(1000);
     if (first) return first;
+    const unlike = options.unlike?.(this.text);
+    if (unlike) throw unlike;
+    if (options.quick) throw new LinkError("no answer to Ctrl-E: no Espruino 2v25+ prompt on this port yet", "no-prompt");
     const answer = this.waitForText(/@@(\d+v\d+[^ ]*) (\S+)@@/, 1500).catch(() => undefined);
     await this.send('\x10print("@@"+process.env.VERSION+" "+process.env.BOARD+"@@")\n');
     const m = await answer;

@@ -110,7 +110,7 @@ export function describePort(p: PortInfo): string {
 }
 
 /** What went wrong opening `path`, and the fix. */
-function openError(path: string, err: Error): PortError {
+export function openError(path: string, err: Error): PortError {
   const m = err.message;
   if (/No such file|ENOENT/i.test(m)) return new PortError(`${path} does not exist: is the board plugged in? \`wisp ports\` lists the serial ports`, "missing");
   if (/Permission denied|EACCES/i.test(m)) {

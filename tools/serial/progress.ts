@@ -10,9 +10,9 @@ export interface Progress {
   stop(): void;
 }
 
-export function startProgress(total: number, enabled = true, stream: NodeJS.WriteStream = process.stderr): Progress {
+export function startProgress(total: number, enabled = true, stream: NodeJS.WriteStream = process.stderr, say: (line: string) => void = (line) => console.log(line)): Progress {
   if (!enabled || !stream.isTTY) {
-    return { update: () => undefined, log: (line) => console.log(line), stop: () => undefined };
+    return { update: () => undefined, log: say, stop: () => undefined };
   }
   const started = performance.now();
   const bar = new cliProgress.SingleBar(
@@ -38,7 +38,7 @@ export function startProgress(total: number, enabled = true, stream: NodeJS.Writ
     },
     log(line) {
       bar.stop();
-      console.log(line);
+      say(line);
       bar.start(total, value, payload);
     },
     stop() {
