@@ -218,8 +218,19 @@ export class Client {
     if (u) throw Error(u);
     encodeConnect(o); // what V8 cannot encode (a lone surrogate) throws now, not on every connection
     this.net_ = tls ? require("tls") : require("net");
-    // a session that starts clean has nothing to keep
-    if (WISP_STORE && o.clean === false && o.store) restore(this, (this.store_ = o.store).load());
+    // The session from the store (a session that starts clean has nothing to keep): outgoing flows wait
+    // for what their packet calls for (a PUBLISH for PUBACK or PUBREC by its QoS, a PUBREL for PUBCOMP),
+    // incoming QoS 2 ids for their PUBREL. Here rather than in a function of its own, which would hold
+    // its JsVars for as long as the module is loaded, to run once.
+    if (WISP_STORE && o.clean === false && o.store)
+      for (u of (this.store_ = o.store).load()) {
+        i = +u[0].substr(1);
+        if (u[0][0] == "i") WISP_QOS2 && (this.received_[i] = 1);
+        else {
+          this.ids_[i] = 1;
+          this.pending_.push({ id_: i, wait_: (a = u[1].charCodeAt(0)) >> 4 == PacketType.PUBREL ? PacketType.PUBCOMP : ((a >> 1) & 3) + 3, packet_: u[1], done_: undefined as any });
+        }
+      }
     open(this);
   }
 
@@ -293,22 +304,6 @@ export class Client {
       c.socket_ ? hangUp(c) : finish(c);
     }
     return c;
-  }
-}
-
-/**
- * The session from the store: outgoing flows wait for what their packet calls for (a PUBLISH for
- * PUBACK or PUBREC by its QoS, a PUBREL for PUBCOMP), incoming QoS 2 ids for their PUBREL.
- */
-function restore(c: Client, entries: string[][]): void {
-  for (const kv of entries) {
-    const id = +kv[0].substr(1),
-      h = kv[1].charCodeAt(0);
-    if (kv[0][0] == "i") WISP_QOS2 && (c.received_[id] = 1);
-    else {
-      c.ids_[id] = 1;
-      c.pending_.push({ id_: id, wait_: h >> 4 == PacketType.PUBREL ? PacketType.PUBCOMP : ((h >> 1) & 3) + 3, packet_: kv[1], done_: undefined as any });
-    }
   }
 }
 
