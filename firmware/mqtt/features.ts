@@ -20,7 +20,7 @@ declare global {
   const WISP_URL_LOGIN: boolean;
   /**
    * The session store (`store` with `clean: false`: the session outlives a reboot). Without it, a
-   * `store` option is ignored. The firmware has it when its config keeps an outbox (firmwareDefines).
+   * `store` option is refused. The firmware has it when its config keeps an outbox (firmwareDefines).
    */
   const WISP_STORE: boolean;
 }
