@@ -179,18 +179,21 @@ function nodeRows(node: SimNode, columns: Column[], readingWidth: number, expand
   const names = sensorNames(node);
   const nameWidth = names.length > 1 ? Math.max(...names.map((n) => n.length)) + 2 : 0;
   const labelled = (name: string) => (names.length > 1 ? pc.bold(name.padEnd(nameWidth - 2)) + "  " : "");
-  const flags: Part[] = [];
-  if (!node.sensorPlugged) flags.push({ text: pc.red("sensor unplugged"), priority: 11 });
+  // a sensor off its bus is flagged on its own row; one whose row is not shown, on the first, by name
+  const unplugged = names.filter((n) => node.sensor(n)?.plugged === false);
+  const flag = (name: string | undefined): Part[] => (name !== undefined && unplugged.includes(name) ? [{ text: pc.red("sensor unplugged"), priority: 11 }] : []);
   // the board's LED (LED1), when something lights it: Wisp's firmware leaves it off
   const led: Part[] = node.led ? [{ text: pc.yellow("LED ●"), priority: 3 }] : [];
   const first = expanded ? names[0] : (names.find((n) => node.readings[n]) ?? names[0]);
+  const hidden = expanded ? [] : unplugged.filter((n) => n !== first);
+  const flags = [...flag(first), ...(hidden.length ? [{ text: pc.red(`${hidden.join(", ")} unplugged`), priority: 11, shrink: true }] : [])];
   const more: Part[] = !expanded && names.length > 1 ? [{ text: pc.dim(`+${names.length - 1} sensor${names.length > 2 ? "s" : ""}`), priority: 4 }] : [];
   const width = readingWidth - nameWidth;
   const reading = first === undefined ? [{ text: pc.dim("–"), priority: 10 }] : readingParts(node, first, width);
   const rows = [`${cells.join(" ")}  ${labelled(first ?? "")}${fitParts([...flags, ...reading, ...more, ...led], width)}`];
   if (expanded) {
     const indent = " ".repeat(cells.reduce((n, c) => n + visibleWidth(c) + 1, 0) + 1);
-    for (const name of names.slice(1)) rows.push(`${indent}${labelled(name)}${fitParts(readingParts(node, name, width), width)}`);
+    for (const name of names.slice(1)) rows.push(`${indent}${labelled(name)}${fitParts([...flag(name), ...readingParts(node, name, width)], width)}`);
   }
   return rows;
 }

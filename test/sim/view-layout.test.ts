@@ -6,6 +6,8 @@ import { visibleWidth } from "../../host-sim/layout.ts";
 import { loadScenario } from "../../host-sim/scenario.ts";
 import { createSimulation, type FaultEvent, type Simulation } from "../../host-sim/sim.ts";
 import { renderScreen } from "../../host-sim/view.ts";
+import { build } from "../../tools/build.ts";
+import { loadFlashConfig, renderDeviceConfig } from "../../tools/config.ts";
 import { PROJECT_ROOT } from "../../tools/paths.ts";
 
 const strip = (s: string) => s.replace(/\x1b\[[0-9;]*m/g, "");
@@ -124,4 +126,27 @@ describe("what the view says", () => {
     expect(Number(m[3]) - Number(m[2])).toBeLessThan(0.5); // the first minute of faults.json is 17.5 °C with 0.03 of noise
     expect(m[1]).toMatch(/^[▂▃▄▅▆]+$/);
   });
+
+  // New-user finding: with examples/garden.json, the fault {"fault":"sensor-unplug","sensor":"battery"}
+  // showed "sensor unplugged" on the first row (air), which kept reading; the battery's row said nothing.
+  it("an unplugged sensor is flagged on its own row, and named when its row is not shown", async () => {
+    const file = `${PROJECT_ROOT}/examples/garden.json`;
+    const built = await build({ config: file, write: false, log: () => {} });
+    const firmware = built.reports.find((r) => r.target)!.bundle!.code;
+    const config = renderDeviceConfig(loadFlashConfig(file), { wifi: { ssid: "x" }, mqttUrl: "mqtt://127.0.0.1:1883" });
+    sim = await createSimulation({ nodes: 1, clock: "fake", firmware, config });
+    await sim.advance(120_000);
+    const node = sim.nodes[0]!;
+    node.unplug("battery");
+    await sim.advance(20_000);
+    const lines = frame(sim, 120, 40);
+    const row = (name: string) => lines.find((l) => new RegExp(`(^${node.serial}.*|^ +)${name}  `).test(l))!;
+    expect(row("air")).not.toContain("unplugged");
+    expect(row("battery")).toMatch(/battery +sensor unplugged/);
+    const table = lines.slice(0, lines.indexOf("recent MQTT traffic"));
+    expect(table.filter((l) => l.includes("sensor unplugged"))).toHaveLength(1);
+    // too little room for a row per sensor: the node's one row names the sensor
+    const small = frame(sim, 80, 12).find((l) => l.startsWith(node.serial))!;
+    expect(small).toMatch(/air +battery unplugged/);
+  }, 30_000);
 });
