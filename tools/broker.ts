@@ -12,6 +12,7 @@ import { BrokerFolderError, checkBrokerFolder, initBrokerFolder, parseNodesFile,
 import { findMosquitto, INSTALL_HINT } from "./broker/mosquitto.ts";
 import { listenersOf } from "./broker/run.ts";
 import { closest } from "./commands.js";
+import { displayPath } from "./files.ts";
 import { parseOptions, UsageError, usageFailure } from "./options.ts";
 
 const USAGE = `usage: wisp broker <init|run|check> [options]
@@ -127,7 +128,7 @@ function init(argv: string[]): number {
   const file = configPath(values.config);
   const config = loadFlashConfig(file);
   const out = path.resolve(values.out ?? "broker");
-  const shown = path.relative(process.cwd(), out) || ".";
+  const shown = displayPath(out);
   const result = initBrokerFolder({
     dir: out,
     config,
@@ -159,10 +160,11 @@ function init(argv: string[]): number {
   return 0;
 }
 
-function loadConfigIfThere(value: string | undefined): FlashConfig | undefined {
+/** The config (when there is one) and how to name it in messages. */
+function loadConfigIfThere(value: string | undefined): { config?: FlashConfig; configFile?: string } {
   const file = configPath(value);
-  if (!existsSync(file)) return undefined;
-  return loadFlashConfig(file);
+  if (!existsSync(file)) return {};
+  return { config: loadFlashConfig(file), configFile: displayPath(file) };
 }
 
 function check(argv: string[]): number {
@@ -173,7 +175,7 @@ function check(argv: string[]): number {
   }
   if (positionals.length > 1) throw new UsageError(`check takes one folder, got ${positionals.join(" ")}`);
   const dir = positionals[0] ?? "broker";
-  const result = checkBrokerFolder(dir, { config: loadConfigIfThere(values.config) });
+  const result = checkBrokerFolder(dir, loadConfigIfThere(values.config));
   for (const note of result.notes) console.log(`note: ${note}`);
   if (result.problems.length) {
     console.error(`wisp broker check: ${dir} has ${result.problems.length} problem${result.problems.length === 1 ? "" : "s"}:\n${result.problems.map((p) => `  ${p}`).join("\n")}`);

@@ -108,7 +108,7 @@ export function watchCommand(brokerUrl: string, prefix: string, login?: WatchLog
 }
 
 /** Mosquitto with a broker folder (or, for edge-cloud without one, a scratch folder from the config). */
-async function startBrokers(dir: string | undefined, topology: "single" | "edge-cloud", config: FlashConfig, nodes: number, seed: number, port: number | undefined): Promise<FleetBrokers> {
+async function startBrokers(dir: string | undefined, topology: "single" | "edge-cloud", config: FlashConfig, configFile: string, nodes: number, seed: number, port: number | undefined): Promise<FleetBrokers> {
   const { missingLogins, startFleetBrokers } = await import("./broker/topology.ts");
   const { simulatedIds } = await import("./broker/folder.ts");
   if (dir !== undefined) {
@@ -117,7 +117,7 @@ async function startBrokers(dir: string | undefined, topology: "single" | "edge-
       throw new Error(`${missing.length} of the ${nodes} simulated nodes ${missing.length === 1 ? "has" : "have"} no login in ${displayPath(dir)} (${missing.slice(0, 3).join(", ")}${missing.length > 3 ? ", ..." : ""}): run wisp broker init --out ${displayPath(dir)} --nodes ${nodes}${seed ? " (it makes logins for --seed 0)" : ""}`);
     }
   }
-  return startFleetBrokers({ dir: dir === undefined ? undefined : path.resolve(dir), topology, config, nodes, seed, port });
+  return startFleetBrokers({ dir: dir === undefined ? undefined : path.resolve(dir), topology, config, configFile: displayPath(configFile), nodes, seed, port });
 }
 
 export interface SetupNote {
@@ -246,7 +246,7 @@ export async function main(argv: string[]): Promise<number> {
   try {
     config = loadFlashConfig(configFile);
     if (args["broker-config"] !== undefined || args.topology === "edge-cloud") {
-      brokers = await startBrokers(args["broker-config"], args.topology === "edge-cloud" ? "edge-cloud" : "single", config, nodes, seed, args.port === undefined ? undefined : port);
+      brokers = await startBrokers(args["broker-config"], args.topology === "edge-cloud" ? "edge-cloud" : "single", config, configFile, nodes, seed, args.port === undefined ? undefined : port);
       brokerUrl = brokers.nodeUrl;
       const passwords = path.join(brokers.dir, "passwords.json");
       watchLogin = {

@@ -1,5 +1,5 @@
 // The commands as a user types them: `wisp broker init|check|run`. No password may reach the terminal.
-import { chmodSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -53,6 +53,26 @@ describeWithMosquitto("wisp broker from the command line", () => {
     expect(bad.code).toBe(1);
     expect(bad.err).toContain("passwd has mode 0644: others can read it; chmod 600");
     chmodSync(join(scratch, "fleet", "passwd"), 0o600);
+  }, 30_000);
+
+  // New-user finding: `wisp sim --config examples/garden.json --broker-config broker` with a folder made
+  // for flash.config.json never connected and never said why (the device log: not authorized), and
+  // `wisp broker check broker --config examples/garden.json` named flash.config.json.
+  it("a folder made for another config: wisp sim refuses it before starting, and check names the config it was given", async () => {
+    const garden = join(scratch, "garden.json");
+    const config = JSON.parse(readFileSync(configFile, "utf8"));
+    writeFileSync(garden, JSON.stringify({ ...config, prefix: "garden/{id}", mqtt: { ...config.mqtt, clientId: "garden-{id}" } }));
+    const init = await wisp(["broker", "init", "--out", "mixed", "--nodes", "1", "-c", configFile]);
+    expect(init.code).toBe(0);
+    const remake = "make the folder for it with wisp broker init --out mixed --config garden.json (it keeps the passwords), or use a folder made for it";
+    const check = await wisp(["broker", "check", "mixed", "--config", "garden.json"]);
+    expect(check.code).toBe(1);
+    expect(check.err).toContain(`garden.json's prefix is "garden/{id}", the folder was made for "wisp/{id}": its ACL would refuse the nodes' topics; ${remake}`);
+    expect(check.err).not.toContain("flash.config.json");
+    const sim = await wisp(["sim", "--config", "garden.json", "--broker-config", "mixed", "--no-build", "--duration", "5", "--plain"]);
+    expect(sim.code).toBe(1);
+    expect(sim.err).toContain(`garden.json's mqtt.clientId is "garden-{id}", the folder was made for "wisp-{id}": the broker would refuse the nodes' logins (not authorized); ${remake}`);
+    expect(sim.out).not.toContain("status online");
   }, 30_000);
 
   it("run starts Mosquitto with the folder in the foreground until Ctrl-C; says so when it cannot", async () => {

@@ -3,6 +3,7 @@
 // clock. Readings must stay within each sensor's stated accuracy of the scenario over hours, and a
 // fault on one sensor must be reported for that sensor only while the others go on.
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import type { SCD4xModel } from "../../host-sim/devices/scd4x.ts";
 import type { I2CDevice } from "../../host-sim/i2c.ts";
 import { SimNode } from "../../host-sim/node.ts";
 import { createSimulation, type Simulation } from "../../host-sim/sim.ts";
@@ -150,7 +151,7 @@ describe("every sensor of examples/garden.json, through the built firmware", () 
       }
       await clock.runUntil(start + 300_000);
       expect(lines.filter((l) => /^wisp: (co2|air|light):/.test(l))).toEqual([]);
-      const scd4x = node.sensors.get("co2")!.model as { commands: number[] };
+      const scd4x = node.sensors.get("co2")!.model as SCD4xModel;
       expect(scd4x.commands.filter((c) => c === 0xec05).length).toBeGreaterThanOrEqual(28); // read_measurement, every 10 s
     } finally {
       node.dispose();

@@ -4,7 +4,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { visibleWidth } from "../../host-sim/layout.ts";
 import { loadScenario } from "../../host-sim/scenario.ts";
-import { createSimulation, type FaultEvent, type Simulation } from "../../host-sim/sim.ts";
+import { createSimulation, type FaultEvent, type NodeConfig, type Simulation } from "../../host-sim/sim.ts";
 import { renderScreen } from "../../host-sim/view.ts";
 import { build } from "../../tools/build.ts";
 import { loadFlashConfig, renderDeviceConfig } from "../../tools/config.ts";
@@ -133,7 +133,7 @@ describe("what the view says", () => {
     const file = `${PROJECT_ROOT}/examples/garden.json`;
     const built = await build({ config: file, write: false, log: () => {} });
     const firmware = built.reports.find((r) => r.target)!.bundle!.code;
-    const config = renderDeviceConfig(loadFlashConfig(file), { wifi: { ssid: "x" }, mqttUrl: "mqtt://127.0.0.1:1883" });
+    const config = renderDeviceConfig(loadFlashConfig(file), { wifi: { ssid: "x" }, mqttUrl: "mqtt://127.0.0.1:1883" }) as unknown as NodeConfig;
     sim = await createSimulation({ nodes: 1, clock: "fake", firmware, config });
     await sim.advance(120_000);
     const node = sim.nodes[0]!;

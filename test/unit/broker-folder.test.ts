@@ -1,6 +1,6 @@
 // `wisp broker init` and `check` on the files alone (the broker running them:
 // test/integration/broker-mosquitto.test.ts). Certificates are made with openssl, as .ci/run installs it.
-import { chmodSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, cpSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -253,6 +253,38 @@ describe("wisp broker check", () => {
       ]),
     );
     expect(checkBrokerFolder(join(dir, "nope")).problems[0]).toMatch(/does not exist: make it with wisp broker init/);
+  });
+
+  // New-user finding: `cp -a brk-tls moved; wisp broker check moved` said ready, and `wisp broker run
+  // moved` ran on the original's passwd, ACL and data folder (its mosquitto.conf's absolute paths).
+  it("notices a copied folder whose mosquitto.conf still names the original's files, until init rewrites them", () => {
+    const dir = folder();
+    init(dir, { tls: true });
+    const copy = `${dir}-copy`;
+    cpSync(dir, copy, { recursive: true });
+    dirs.push(copy);
+    const { problems } = checkBrokerFolder(copy);
+    expect(problems).toEqual([
+      expect.stringMatching(
+        new RegExp(`^\\d+ files Mosquitto would use are outside this folder \\(was it copied\\?\\): mosquitto\\.conf: password_file ${dir}/passwd; .* run wisp broker init --out ${copy} \\(it writes this folder's paths and keeps the passwords\\)$`),
+      ),
+    ]);
+    const before = readPasswords(copy);
+    initBrokerFolder({ dir: copy, config: CONFIG, plugin: null });
+    expect(checkBrokerFolder(copy).problems).toEqual([]);
+    expect(readPasswords(copy)).toEqual(before);
+    expect(readFileSync(join(copy, "mosquitto.conf"), "utf8")).not.toContain(`${dir}/`);
+  });
+
+  it("a config other than flash.config.json is named, and so is how to make a folder for it", () => {
+    const dir = folder();
+    init(dir);
+    const { problems } = checkBrokerFolder(dir, { config: { ...CONFIG, prefix: "garden/{id}", mqtt: { ...CONFIG.mqtt, clientId: "garden-{id}" } }, configFile: "examples/garden.json" });
+    const remake = `make the folder for it with wisp broker init --out ${dir} --config examples/garden.json (it keeps the passwords), or use a folder made for it`;
+    expect(problems).toEqual([
+      `examples/garden.json's prefix is "garden/{id}", the folder was made for "wisp/{id}": its ACL would refuse the nodes' topics; ${remake}`,
+      `examples/garden.json's mqtt.clientId is "garden-{id}", the folder was made for "wisp-{id}": the broker would refuse the nodes' logins (not authorized); ${remake}`,
+    ]);
   });
 });
 

@@ -548,7 +548,7 @@ export interface CheckResult {
 }
 
 /** Validates a folder: files present, modes, every login hashed right, every node an ACL block. */
-export function checkBrokerFolder(dirArg: string, options: { config?: FlashConfig } = {}): CheckResult {
+export function checkBrokerFolder(dirArg: string, options: { config?: FlashConfig; configFile?: string } = {}): CheckResult {
   const dir = path.resolve(dirArg);
   const problems: string[] = [],
     notes: string[] = [];
@@ -650,7 +650,10 @@ export function checkBrokerFolder(dirArg: string, options: { config?: FlashConfi
     }
   }
 
-  // mosquitto.conf: the files it names exist where it says (a moved folder breaks absolute paths)
+  // mosquitto.conf: the files it names are this folder's (absolute paths: a moved folder breaks them,
+  // a copied one still names the original's logins, ACL and data)
+  const moved = `run wisp broker init --out ${dirArg} (it writes this folder's paths and keeps the passwords)`;
+  const elsewhere = new Set<string>();
   for (const conf of ["mosquitto.conf", ...(manifest.bridge ? ["central/mosquitto.conf"] : [])]) {
     const f = file(dir, conf);
     if (!existsSync(f)) continue;
@@ -658,10 +661,14 @@ export function checkBrokerFolder(dirArg: string, options: { config?: FlashConfi
     if (!/^allow_anonymous false$/m.test(text)) problems.push(`${conf} does not say "allow_anonymous false": anyone could connect`);
     for (const m of text.matchAll(/^(password_file|acl_file|plugin_opt_config_file|certfile|keyfile|cafile|bridge_cafile|persistence_location) (.+)$/gm)) {
       const target = m[2]!.trim();
-      if (!existsSync(target)) {
-        problems.push(`${conf}: ${m[1]} ${target} does not exist${target.startsWith(dir) ? "" : " (was the folder moved?)"}: ${rerun}`);
-      }
+      const inside = !path.relative(dir, target).startsWith("..") && !path.isAbsolute(path.relative(dir, target));
+      if (!existsSync(target)) problems.push(`${conf}: ${m[1]} ${target} does not exist${inside ? "" : " (was the folder moved?)"}: ${inside ? rerun : moved}`);
+      else if (!inside) elsewhere.add(`${conf}: ${m[1]} ${target}`);
     }
+  }
+  if (elsewhere.size) {
+    const list = [...elsewhere];
+    problems.push(`${list.length === 1 ? "a file" : `${list.length} files`} Mosquitto would use ${list.length === 1 ? "is" : "are"} outside this folder (was it copied?): ${list.slice(0, 3).join("; ")}${list.length > 3 ? "; ..." : ""}; ${moved}`);
   }
 
   // Certificates
@@ -689,11 +696,15 @@ export function checkBrokerFolder(dirArg: string, options: { config?: FlashConfi
   // The config the nodes are flashed from must still match
   if (options.config) {
     const c = options.config;
-    if (c.prefix !== manifest.prefix) problems.push(`flash.config.json's prefix is "${c.prefix}", the folder was made for "${manifest.prefix}": ${rerun}`);
+    const name = options.configFile ?? "flash.config.json";
+    const given = options.configFile && options.configFile !== "flash.config.json" ? ` --config ${options.configFile}` : "";
+    // init from that config: the nodes' prefix and client id are what the ACL and the logins are made for
+    const remake = `make the folder for it with wisp broker init --out ${dirArg}${given} (it keeps the passwords), or use a folder made for it`;
+    if (c.prefix !== manifest.prefix) problems.push(`${name}'s prefix is "${c.prefix}", the folder was made for "${manifest.prefix}": its ACL would refuse the nodes' topics; ${remake}`);
     const cid = c.mqtt.clientId ?? "wisp-{id}";
-    if (cid !== manifest.clientId) problems.push(`flash.config.json's mqtt.clientId is "${cid}", the folder was made for "${manifest.clientId}": ${rerun}`);
+    if (cid !== manifest.clientId) problems.push(`${name}'s mqtt.clientId is "${cid}", the folder was made for "${manifest.clientId}": the broker would refuse the nodes' logins (not authorized); ${remake}`);
     const scheme = c.mqtt.url.split(":")[0];
-    if (scheme === "mqtts" && !manifest.tls) problems.push(`flash.config.json's mqtt.url is mqtts:// but the folder has no TLS listener: run wisp broker init --out ${dirArg} --tls`);
+    if (scheme === "mqtts" && !manifest.tls) problems.push(`${name}'s mqtt.url is mqtts:// but the folder has no TLS listener: run wisp broker init --out ${dirArg}${given} --tls`);
   }
   return { problems, notes, manifest };
 }
