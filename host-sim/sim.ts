@@ -65,6 +65,7 @@ import { type Clock, distPath, realClock, type Runtime } from "./runtime.ts";
 import { scaledClock } from "./runtime/timers.ts";
 import { openPty, type Pty } from "./serial/pty.ts";
 import { constantScenario, environmentSource, type Fault, loadScenario, parseScenario, type Scenario } from "./scenario.ts";
+import { netState } from "./net.ts";
 import { AccessPoint, macFor, serialFromMac } from "./wifi.ts";
 
 export type { NodeConfig } from "./node.ts";
@@ -168,6 +169,8 @@ export const DEFAULT_NODE_CONFIG: NodeConfig = {
 const DEFAULT_START_MS = Date.UTC(2025, 5, 1, 6, 0, 0);
 const QUIET_ROUNDS = 4;
 const MAX_SETTLE_ROUNDS = 2000;
+/** Real time one settle() waits at most for bytes in flight (a host under heavy load). */
+const IO_WAIT_MS = 10_000;
 
 export class Simulation extends EventEmitter {
   readonly nodes: SimNode[] = [];
@@ -254,14 +257,28 @@ export class Simulation extends EventEmitter {
     }
   }
 
-  /** Wait until socket IO with the broker and queued node events have gone quiet (bounded). */
+  /**
+   * Wait until socket IO with the broker and queued node events have gone quiet (bounded). Node time
+   * must not move while bytes are on their way: on a loaded host the kernel can take a long while to
+   * carry them over loopback, and a node whose CONNACK is late by seconds of node time gives up and
+   * reconnects, which it would not do on the real network. So a connect under way, bytes still queued
+   * in a node's socket, and (with the embedded broker) bytes one side sent that the other has not read
+   * all wait, in real time, up to IO_WAIT_MS.
+   */
   async settle(): Promise<void> {
     let quiet = 0;
     let seen = -1;
+    const started = performance.now();
     for (let round = 0; round < MAX_SETTLE_ROUNDS && quiet < QUIET_ROUNDS; round++) {
       if (this.pending.size) {
         await Promise.allSettled([...this.pending]);
         quiet = 0;
+        continue;
+      }
+      if (this.ioInFlight() && performance.now() - started < IO_WAIT_MS) {
+        await new Promise((r) => setTimeout(r, 1)); // lets the event loop block on the sockets
+        quiet = 0;
+        round--;
         continue;
       }
       await new Promise<void>((r) => setImmediate(r));
@@ -271,6 +288,21 @@ export class Simulation extends EventEmitter {
         quiet = 0;
       }
     }
+  }
+
+  /** Some node's socket is connecting, has bytes queued, or (embedded broker) has bytes in flight either way. */
+  private ioInFlight(): boolean {
+    const broker = this.embedded;
+    for (const node of this.nodes) {
+      if (!node.runtime) continue;
+      for (const socket of netState(node.runtime).sockets) {
+        if (socket.connecting || socket.unsent > 0) return true;
+        if (!broker || socket.tls || socket.port !== broker.port || socket.localPort === undefined) continue;
+        const far = broker.wire(socket.localPort);
+        if (far && (far.received < socket.sent || socket.received < far.sent)) return true;
+      }
+    }
+    return false;
   }
 
   /** The access point goes down for `ms` (scenario fault "wifi-drop"). */
