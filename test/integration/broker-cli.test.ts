@@ -42,7 +42,8 @@ describeWithMosquitto("wisp broker from the command line", () => {
     expect(init.code).toBe(0);
     expect(init.out).toContain(`wisp broker init: fleet/ for 2 nodes (prefix wisp/{id}) and the operator (wisp-operator); MQTT on ${port}\n`);
     expect(init.out).toContain("passwords: fleet/passwords.json (mode 0600");
-    expect(init.out).toContain("next: wisp broker check fleet && wisp broker run fleet");
+    // commands a user can paste: `wisp` is not on PATH, npx finds it in the project
+    expect(init.out).toContain("next: npx wisp broker check fleet && npx wisp broker run fleet");
     expectNoSecret(init, secrets(join(scratch, "fleet")));
 
     const ok = await wisp(["broker", "check", "fleet", "-c", configFile]);
@@ -64,7 +65,7 @@ describeWithMosquitto("wisp broker from the command line", () => {
     writeFileSync(garden, JSON.stringify({ ...config, prefix: "garden/{id}", mqtt: { ...config.mqtt, clientId: "garden-{id}" } }));
     const init = await wisp(["broker", "init", "--out", "mixed", "--nodes", "1", "-c", configFile]);
     expect(init.code).toBe(0);
-    const remake = "make the folder for it with wisp broker init --out mixed --config garden.json (it keeps the passwords), or use a folder made for it";
+    const remake = "make the folder for it with npx wisp broker init --out mixed --config garden.json (it keeps the passwords), or use a folder made for it";
     const check = await wisp(["broker", "check", "mixed", "--config", "garden.json"]);
     expect(check.code).toBe(1);
     expect(check.err).toContain(`garden.json's prefix is "garden/{id}", the folder was made for "wisp/{id}": its ACL would refuse the nodes' topics; ${remake}`);
@@ -73,6 +74,19 @@ describeWithMosquitto("wisp broker from the command line", () => {
     expect(sim.code).toBe(1);
     expect(sim.err).toContain(`garden.json's mqtt.clientId is "garden-{id}", the folder was made for "wisp-{id}": the broker would refuse the nodes' logins (not authorized); ${remake}`);
     expect(sim.out).not.toContain("status online");
+  }, 30_000);
+
+  // New-user finding: --bridge mqtt://central:1883 was taken silently and wrote a bridge whose password
+  // and readings cross the network unencrypted, though the README says the bridge runs over TLS
+  it("init refuses a plain mqtt:// bridge unless --bridge-plain says the link is private", async () => {
+    const plain = await wisp(["broker", "init", "--out", "plainbridge", "--nodes", "1", "-c", configFile, "--bridge", "mqtt://central:1883"]);
+    expect(plain.code).toBe(1);
+    expect(plain.err).toContain("--bridge mqtt://central:1883 would send the bridge's password and every reading unencrypted over the network");
+    expect(plain.err).toContain("--bridge mqtts://central:8883");
+    expect(plain.err).toContain("--bridge-plain");
+    const allowed = await wisp(["broker", "init", "--out", "plainbridge", "--nodes", "1", "-c", configFile, "--bridge", "mqtt://central:1883", "--bridge-plain"]);
+    expect(allowed.code).toBe(0);
+    expect(readFileSync(join(scratch, "plainbridge", "mosquitto.conf"), "utf8")).toMatch(/^address central:1883$/m);
   }, 30_000);
 
   it("run starts Mosquitto with the folder in the foreground until Ctrl-C; says so when it cannot", async () => {
@@ -111,6 +125,30 @@ describeWithMosquitto("wisp broker from the command line", () => {
       const taken = await wisp(["broker", "run", "fleet"]);
       expect(taken.code).toBe(1);
       expect(taken.err).toContain(`port ${port} is in use`);
+      // not only a Mosquitto service: a wisp sim, say; and a way out that keeps it running
+      expect(taken.err).toContain("a wisp sim");
+      expect(taken.err).toContain("--port P");
+      // ... --port moves the listener; the folder's own mosquitto.conf stays as it is
+      const other = await freePort();
+      let reached = false;
+      const moved = await wisp(["broker", "run", "fleet", "--port", String(other)], {
+        onLine: (line, stop) => {
+          if (!line.includes("Ctrl-C stops it")) return;
+          void (async () => {
+            for (let i = 0; i < 100 && !reached; i++) {
+              const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${other}`, { username: operator.username, password: operator.password, reconnectPeriod: 0 }).catch(() => undefined);
+              if (c) {
+                reached = true;
+                await c.endAsync();
+              } else await new Promise((r) => setTimeout(r, 50));
+            }
+          })().finally(stop);
+        },
+      });
+      expect(moved.out).toContain(`listening on ${other}; Ctrl-C stops it`);
+      expect(reached).toBe(true);
+      expect(moved.code).toBe(0);
+      expect(readFileSync(join(dir, "mosquitto.conf"), "utf8")).toContain(`listener ${port}`);
     } finally {
       await new Promise((r) => busy.close(r));
     }

@@ -41,7 +41,7 @@ describeWithMosquitto("wisp sim with broker folders", () => {
     expectNoSecret(r, secrets(join(scratch, "sim-fleet")));
     const short = await wisp(["sim", "--broker-config", "sim-fleet", "--nodes", "3", "--duration", "1", "--no-build", "-c", configFile]);
     expect(short.code).toBe(1);
-    expect(short.err).toMatch(/1 of the 3 simulated nodes has no login in sim-fleet \(240ac4c1-0edc\): run wisp broker init --out sim-fleet --nodes 3/);
+    expect(short.err).toMatch(/1 of the 3 simulated nodes has no login in sim-fleet \(240ac4c1-0edc\): run npx wisp broker init --out sim-fleet --nodes 3/);
   }, 30_000);
 
   it("wisp sim --topology edge-cloud bridges two brokers; the watcher sees the nodes on the central one", async () => {

@@ -78,10 +78,10 @@ export async function startFleetBrokers(options: FleetBrokersOptions): Promise<F
     // broker refuses them ("not authorized"), which the nodes can only log
     const shown = displayPath(dir);
     const checked = checkBrokerFolder(shown, scratch ? {} : { config: options.config, configFile: options.configFile });
-    if (checked.problems.length) throw new BrokerFolderError(`${shown} is not ready (wisp broker check ${shown} says):\n${checked.problems.map((p) => `  ${p}`).join("\n")}`);
+    if (checked.problems.length) throw new BrokerFolderError(`${shown} is not ready (npx wisp broker check ${shown} says):\n${checked.problems.map((p) => `  ${p}`).join("\n")}`);
     const manifest = readManifest(dir)!;
     const passwords = readPasswords(dir)!;
-    if (link && !manifest.bridge) throw new BrokerFolderError(`${dir} has no bridge: make one with wisp broker init --out ${dir} --bridge mqtts://HOST:8883 (or run --topology edge-cloud without --broker-config)`);
+    if (link && !manifest.bridge) throw new BrokerFolderError(`${dir} has no bridge: make one with npx wisp broker init --out ${dir} --bridge mqtts://HOST:8883 (or run --topology edge-cloud without --broker-config)`);
     const ca = manifest.tls || manifest.bridge?.tls ? readFileSync(path.join(dir, "ca.crt"), "utf8") : undefined;
 
     let central: RunningBroker | undefined;
