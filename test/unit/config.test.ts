@@ -35,6 +35,13 @@ describe("flash.config.json validation", () => {
       'sensors[1].name: "climate" is used twice; each sensor needs its own topic',
     ]);
   });
+  it("a missing field is called a field (with what it is), a missing section a section", () => {
+    const c: any = good();
+    delete c.prefix;
+    delete c.interval;
+    delete c.mqtt;
+    expect(validateFlashConfig(c)).toEqual(['(top level): missing section "mqtt"', '(top level): missing field "prefix"', '(top level): missing field "interval" (seconds between samples)']);
+  });
   it("reports a missing section, an unknown field and a bad secret", () => {
     const c: any = good();
     delete c.wifi;

@@ -1,5 +1,6 @@
 import { spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import net from "node:net";
 import { join } from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
@@ -213,9 +214,51 @@ describe("wisp sim (piped)", () => {
     expect(help.out).toContain("--nodes N");
     const bad = await wisp(["--nodes", "zero"]);
     expect(bad.code).toBe(2);
-    expect(bad.err).toBe('wisp sim: --nodes must be a whole number from 1 to 1,000 nodes, got "zero"\n(`wisp sim --help` lists the options)\n');
+    expect(bad.err).toBe('wisp sim: --nodes must be a whole number from 1 to 1,000 nodes, got "zero"\n(`npx wisp sim --help` lists the options)\n');
     expect((await wisp(["--nodes", "0"])).err).toContain('--nodes must be a whole number from 1 to 1,000 nodes, got "0"');
   });
+
+  // New-user findings: each of these said something beside the point
+  it("option mistakes name the option and the fix: a negative number, --port with --broker, an unknown --topology", async () => {
+    const negative = await wisp(["--duration", "-1"]);
+    expect(negative.code).toBe(2);
+    expect(negative.err).toContain('--duration must be a number above 0 and at most 315,360,000 seconds, got "-1"');
+    const port = await wisp(["--broker", "mqtt://127.0.0.1:1883", "--port", "18832"]);
+    expect(port.code).toBe(2);
+    expect(port.err).toContain("--port is the port of the broker wisp sim starts; with --broker the port is the one in its URL");
+    const star = await wisp(["--topology", "star"]);
+    expect(star.code).toBe(2);
+    expect(star.err).toContain('--topology must be single (one broker, the default) or edge-cloud (two Mosquittos bridged), got "star"');
+  });
+
+  it("a config mistake is reported as one, not as a failed build; a port given and busy says what to do", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "wisp-sim-cli-"));
+    try {
+      const bad = join(dir, "bad.json");
+      const config = JSON.parse(readFileSync(join(PROJECT_ROOT, "flash.config.json"), "utf8"));
+      delete config.prefix;
+      writeFileSync(bad, JSON.stringify(config));
+      const r = await wisp(["--config", bad, "--duration", "1"]);
+      expect(r.code).toBe(1);
+      expect(r.err).toBe(`wisp sim: ${bad} is not valid:\n  (top level): missing field "prefix"\n`);
+      expect(r.out).toBe("");
+
+      const busy = net.createServer();
+      await new Promise<void>((done) => busy.listen(0, "127.0.0.1", () => done()));
+      const taken = (busy.address() as net.AddressInfo).port;
+      try {
+        const t = await wisp(["--port", String(taken), "--duration", "1", "--no-build"]);
+        expect(t.code).toBe(1);
+        expect(t.err).toContain(`wisp sim: port ${taken} is in use, so the embedded broker cannot listen there`);
+        expect(t.err).toContain("another wisp sim");
+        expect(t.err).toContain("leave --port out to take the next free one");
+      } finally {
+        await new Promise((done) => busy.close(done));
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 30_000);
 
   it("runs nodes against the embedded broker for --duration, printing the watch command and events, then exits 0", async () => {
     const r = await wisp(["--duration", "3", "--port", "0", "--nodes", "2", "--no-build"]);
