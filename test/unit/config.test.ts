@@ -99,6 +99,15 @@ describe("flash.config.json validation", () => {
   it("accepts examples/garden.json, every sensor type with its options", () => {
     expect(() => loadFlashConfig(join(PROJECT_ROOT, "examples", "garden.json"))).not.toThrow();
   });
+  it("has a valid one-sensor example per sensor type, on flash.config.json's prefix and client id (one broker folder serves them all)", () => {
+    const types = loadFlashConfig(join(PROJECT_ROOT, "examples", "garden.json")).sensors.map((s) => s.type);
+    const base = loadFlashConfig(join(PROJECT_ROOT, "flash.config.json"));
+    for (const type of new Set(types)) {
+      const c = loadFlashConfig(join(PROJECT_ROOT, "examples", `${type}.json`));
+      expect(c.sensors.map((s) => s.type), type).toEqual([type]);
+      expect([c.prefix, c.mqtt.clientId], type).toEqual([base.prefix, base.mqtt.clientId]);
+    }
+  });
   it("names a field that belongs to another sensor type, once, with the type's own fields", () => {
     const c: any = good();
     c.sensors = [
