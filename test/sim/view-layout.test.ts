@@ -149,4 +149,32 @@ describe("what the view says", () => {
     const small = frame(sim, 80, 12).find((l) => l.startsWith(node.serial))!;
     expect(small).toMatch(/air +battery unplugged/);
   }, 30_000);
+
+  // New-user finding: at 80 columns most sensors had no sparkline though there was room (soil, pond),
+  // and at 140 the BME280's humidity and pressure had none: the first quantity took all the room.
+  it("gives every sensor's quantities a sparkline where the row has room, at 80 and at 140 columns", async () => {
+    const file = `${PROJECT_ROOT}/examples/garden.json`;
+    const built = await build({ config: file, write: false, log: () => {} });
+    const firmware = built.reports.find((r) => r.target)!.bundle!.code;
+    const config = renderDeviceConfig(loadFlashConfig(file), { wifi: { ssid: "x" }, mqttUrl: "mqtt://127.0.0.1:1883" }) as unknown as NodeConfig;
+    sim = await createSimulation({ nodes: 1, clock: "fake", firmware, config });
+    await sim.advance(300_000);
+    const node = sim.nodes[0]!;
+    const SPARK = /[▁▂▃▄▅▆▇█]{4,}/g;
+    const row = (lines: string[], name: string) => lines.find((l) => new RegExp(`(^${node.serial}.*|^ +)${name}  `).test(l))!;
+    const narrow = frame(sim, 80, 24);
+    for (const name of ["soil", "pond", "light", "battery"]) expect(row(narrow, name), name).toMatch(SPARK);
+    // every value stays before any sparkline
+    expect(row(narrow, "air")).toMatch(/°C .*%RH/);
+    const wide = frame(sim, 140, 40);
+    expect(row(wide, "air").match(SPARK)).toHaveLength(3);
+    expect(row(wide, "co2").match(SPARK)).toHaveLength(3);
+    // the default config's BME280 alone: its three values, then sparklines as the width allows
+    await sim.stop();
+    sim = await createSimulation({ nodes: 1, clock: "fake" });
+    await sim.advance(300_000);
+    const single = frame(sim, 80, 24).find((l) => l.startsWith(sim!.nodes[0]!.serial))!;
+    expect(single).toMatch(/°C +[\d.]+ %RH +[\d.]+ hPa/);
+    expect(frame(sim, 140, 40).find((l) => l.startsWith(sim!.nodes[0]!.serial))!.match(SPARK)).toHaveLength(3);
+  }, 30_000);
 });
