@@ -179,7 +179,8 @@ export class Simulation extends EventEmitter {
   /** The fake clock, in deterministic mode. */
   readonly fakeClock: FakeTimers.Clock | undefined;
   readonly scenario: Scenario;
-  readonly startMs: number;
+  /** Node time zero (ms on the clock): the first powerOn() on a real clock, so the scenario starts there. */
+  startMs: number;
   readonly traffic: TrafficEntry[] = [];
   /** The broker's URL, embedded or given. */
   brokerUrl = "";
@@ -198,6 +199,7 @@ export class Simulation extends EventEmitter {
   private readonly pending = new Set<Promise<unknown>>();
   private activity = 0;
   private stopped = false;
+  private started = false;
   private readonly ptys = new Map<SimNode, Pty>();
   private consoleDir: string | undefined;
 
@@ -409,7 +411,7 @@ export class Simulation extends EventEmitter {
         brokerUrl: this.brokerUrl,
         firmware,
         config: own ? { ...config, mqtt: { ...config.mqtt, username: own.username, password: own.password, ca: (own as NodeLogin).ca ?? config.mqtt.ca } } : config,
-        environment: environmentSource(this.scenario, this.startMs, () => this.clock.Date.now(), ((o.seed ?? 0) << 16) + index),
+        environment: environmentSource(this.scenario, 0, () => this.now(), ((o.seed ?? 0) << 16) + index),
         log: (line, n) => {
           o.log?.(line, n);
           this.emit("log", line, n);
@@ -432,7 +434,6 @@ export class Simulation extends EventEmitter {
       for (const node of this.nodes) await this.plugConsole(node);
     }
     if (o.brokerUrl) await this.observe({ url: this.brokerUrl, username: login?.username, password: login?.password, ...o.observer });
-    this.scheduleFaults();
     if (o.powerOn !== false) await this.powerOn();
   }
 
@@ -463,6 +464,13 @@ export class Simulation extends EventEmitter {
 
   /** Power on every node that is off (createSimulation does it unless `powerOn: false`). */
   async powerOn(): Promise<void> {
+    if (!this.started) {
+      // the scenario (its environment, its faults, the clock shown) starts with the nodes, not with the
+      // setup before them (a broker, Mosquitto, the watcher), which takes seconds of node time at speed
+      this.started = true;
+      if (!this.fakeClock) this.startMs = this.clock.Date.now();
+      this.scheduleFaults();
+    }
     // Creating an interpreter takes a few ms; booting in slices keeps the broker and IO responsive.
     for (let i = 0; i < this.nodes.length; i++) {
       if (this.nodes[i]!.power === "off") this.nodes[i]!.powerOn();

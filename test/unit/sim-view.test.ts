@@ -201,6 +201,22 @@ describe("--speed: node time N times wall time", () => {
     }
   });
 
+  // New-user finding: at --speed, bridge-down (at 120 s) came at 00:02:02-06 and power on at 00:00:07:
+  // node time started before the broker, Mosquitto and the watcher were set up, the scenario with it
+  it("node time and the scenario's faults start when the nodes power on, not with the setup before", async () => {
+    const scenario = { name: "one fault", environment: [{ at: 0, temperature: 20, humidity: 50, pressure: 1000 }], faults: [{ at: 2, fault: "wifi-drop", for: 1 }] };
+    const sim = await createSimulation({ clock: "real", speed: 10, scenario: scenario as any, powerOn: false, firmware: tinyFirmware(), config: TINY_CONFIG });
+    sims.push(sim);
+    const faults: number[] = [];
+    sim.on("fault", (f: { at: number; phase: string }) => f.phase === "start" && faults.push(f.at));
+    await new Promise((r) => setTimeout(r, 400)); // the setup: 4 s of node time at speed 10
+    expect(faults).toEqual([]);
+    await sim.powerOn();
+    expect(sim.now()).toBeLessThan(1000);
+    await vi.waitFor(() => expect(faults).toHaveLength(1), { timeout: 10_000 });
+    expect(faults[0]).toBeGreaterThanOrEqual(2000);
+  });
+
   it("a simulation refuses a speed without a real clock, and serial consoles with one", async () => {
     await expect(createSimulation({ clock: "fake", speed: 10, firmware: tinyFirmware(), config: TINY_CONFIG })).rejects.toThrow(/speed needs clock: "real"/);
     await expect(createSimulation({ clock: "real", speed: 10, serial: true, firmware: tinyFirmware(), config: TINY_CONFIG })).rejects.toThrow(/serial consoles need speed 1/);
