@@ -107,10 +107,10 @@ export function sensorNames(node: SimNode): string[] {
  * values and their min–max: the first quantity's as wide as the row has room for, then the other
  * values, then their sparklines.
  */
-export function readingParts(node: SimNode, name: string, width = 80): Part[] {
+export function readingParts(node: SimNode, name: string, width = 80, withStatus = true): Part[] {
   const parts: Part[] = [];
   const status = node.sensorStatus[name];
-  if (status !== undefined && status !== "ok") parts.push({ text: pc.red(status), priority: 11, shrink: true });
+  if (withStatus && status !== undefined && status !== "ok") parts.push({ text: pc.red(status), priority: 11, shrink: true });
   const reading = node.readings[name];
   if (!reading) {
     if (!parts.length) parts.push({ text: pc.dim(node.power === "on" ? "no reading yet" : "–"), priority: 10 });
@@ -221,13 +221,79 @@ function nodeRows(node: SimNode, columns: Column[], readingWidth: number, expand
   const width = readingWidth - nameWidth;
   // the sparklines get what the flags, "+N sensors" and the LED leave
   const beside = [...flags, ...more, ...led].reduce((n, p) => n + visibleWidth(p.text) + 2, 0);
-  const reading = first === undefined ? [{ text: pc.dim("–"), priority: 10 }] : readingParts(node, first, width - beside);
+  const firstError = expanded && first !== undefined ? errorLines(node, first, width - [...flags].reduce((n, p) => n + visibleWidth(p.text) + 2, 0), width) : [];
+  const reading =
+    first === undefined
+      ? [{ text: pc.dim("–"), priority: 10 }]
+      : firstError.length > 1
+        ? [{ text: pc.red(firstError[0]!), priority: 11 }, ...readingParts(node, first, width - beside, false)]
+        : readingParts(node, first, width - beside);
   const rows = [`${cells.join(" ")}  ${labelled(first ?? "")}${fitParts([...flags, ...reading, ...more, ...led], width)}`];
   if (expanded) {
     const indent = " ".repeat(cells.reduce((n, c) => n + visibleWidth(c) + 1, 0) + 1);
-    for (const name of names.slice(1)) rows.push(`${indent}${labelled(name)}${fitParts([...flag(name), ...readingParts(node, name, width)], width)}`);
+    for (const name of names.slice(1)) rows.push(...sensorRows(node, name, width, `${indent}${labelled(name)}`, flag(name)));
+    // the first sensor's error, when it did not fit its row, goes on under it
+    if (first !== undefined) {
+      const more = errorLines(node, first, width - [...flags].reduce((n, p) => n + visibleWidth(p.text) + 2, 0), width).slice(1);
+      if (more.length) rows.splice(1, 0, ...more.map((l) => `${indent}${" ".repeat(nameWidth)}${pc.red(l)}`));
+    }
   }
   return rows;
+}
+
+/**
+ * A sensor's error in lines: the first of `first` columns (beside the flags), the next of `width`; at
+ * most three (rows are scarce: the last is cut with …); [] when it has none.
+ */
+function errorLines(node: SimNode, name: string, first: number, width: number): string[] {
+  const status = node.sensorStatus[name];
+  if (status === undefined || status === "ok") return [];
+  if (visibleWidth(status) <= first) return [status];
+  const lines = wrapWords(status, Math.max(10, width), Math.max(10, first));
+  if (lines.length > 3) lines.splice(2, lines.length - 2, `${lines.slice(2).join(" ").slice(0, Math.max(1, width - 1))}…`);
+  return lines;
+}
+
+/** A sensor's rows in the expanded table: its reading, and an error too long for one row on the rows under it. */
+function sensorRows(node: SimNode, name: string, width: number, lead: string, flags: Part[]): string[] {
+  const room = width - flags.reduce((n, p) => n + visibleWidth(p.text) + 2, 0);
+  const lines = errorLines(node, name, room, width);
+  if (lines.length <= 1) return [`${lead}${fitParts([...flags, ...readingParts(node, name, width)], width)}`];
+  const first = `${lead}${fitParts([...flags, { text: pc.red(lines[0]!), priority: 11 }, ...readingParts(node, name, width, false)], width)}`;
+  const pad = " ".repeat(visibleWidth(lead));
+  return [first, ...lines.slice(1).map((l) => `${pad}${pc.red(l)}`)];
+}
+
+function wrapWords(text: string, width: number, first = width): string[] {
+  const lines: string[] = [];
+  let line = "";
+  for (const word of text.split(" ")) {
+    if (line && line.length + 1 + word.length > (lines.length ? width : first)) {
+      lines.push(line);
+      line = word;
+    } else line = line ? `${line} ${word}` : word;
+  }
+  if (line) lines.push(line);
+  return lines;
+}
+
+/**
+ * A shell command in lines of at most `width` that a shell reads as one (each but the last ends in
+ * " \\"), broken only between words (a quoted word, such as -P "$(...)", stays whole).
+ */
+export function commandLines(command: string, width: number, lead = "", indent = "  "): string[] {
+  const words = command.match(/(?:[^\s"']+|"(?:[^"\\]|\\.)*"|'[^']*')+/g) ?? [command];
+  const lines: string[] = [];
+  let line = lead;
+  for (const word of words) {
+    const head = line === lead || line === indent;
+    if (!head && line.length + 1 + word.length + 2 > width) {
+      lines.push(`${line} \\`);
+      line = indent + word;
+    } else line = head ? line + word : `${line} ${word}`;
+  }
+  lines.push(line);
+  return lines;
 }
 
 /** How much a node needs looking at: a node in trouble is kept on screen before a healthy one. */
@@ -259,8 +325,12 @@ export function renderScreen(sim: Simulation, options: ViewOptions, logs: readon
       ),
       priority: 100,
     },
+    ...(size.columns < 80 || size.rows < 24
+      ? [{ text: pc.yellow(`terminal ${size.columns}x${size.rows}: the view wants 80x24 or more; rows and columns are left out (--plain prints every event)`), priority: 99 }]
+      : []),
     { text: `broker ${sim.brokerUrl}${brokerState} · Wi-Fi ${sim.ap.ssid} ${sim.ap.up ? pc.green("up") : pc.red("down")} · ${plural(sim.messages, "message")}`, priority: 96 },
-    { text: `watch: ${pc.cyan(options.watch)}`, priority: 86 },
+    // the whole command, on as many lines as it takes: a cut one cannot be pasted
+    ...commandLines(options.watch, width, "watch: ").map((l, k) => ({ text: l.replace(/^(watch: )?(.*)$/, (_m, a: string | undefined, b: string) => (a ?? "") + pc.cyan(b)), priority: 86 - k * 0.001 })),
     ...(options.notes ?? []).map((n, i) => ({ text: pc.yellow(n), priority: 45 - i * 0.1 })),
   ];
   const consoles = nodes.filter((n) => n.consolePath).slice(0, 4);

@@ -131,7 +131,7 @@ export interface SetupNote {
  * What the user should know before the nodes start: a port that was taken, where the config's
  * broker and Wi-Fi went. Printed above the live view; the short forms stay in it while there is room.
  */
-export function setupNotes(options: { configFile: string; config: FlashConfig; sim: Pick<Simulation, "brokerUrl" | "portTaken" | "ap">; broker: "embedded" | "given" | "folder" | "edge" }): SetupNote[] {
+export function setupNotes(options: { configFile: string; config: FlashConfig; sim: Pick<Simulation, "brokerUrl" | "portTaken" | "ap">; username?: string; broker: "embedded" | "given" | "folder" | "edge" }): SetupNote[] {
   const notes: SetupNote[] = [];
   const { sim, config } = options;
   if (sim.portTaken !== undefined) {
@@ -146,6 +146,12 @@ export function setupNotes(options: { configFile: string; config: FlashConfig; s
     notes.push({
       text: `${file}'s broker ${config.mqtt.url} is for boards: the simulated nodes use ${{ embedded: "the embedded broker", folder: "the folder's Mosquitto", edge: "the simulation's edge Mosquitto" }[options.broker]} ${sim.brokerUrl} (--broker ${config.mqtt.url} uses that one)`,
       short: `the nodes use this broker, not the config's ${config.mqtt.url} (--broker URL)`,
+    });
+  }
+  if (options.broker === "given" && options.username === "wisp-operator") {
+    notes.push({
+      text: "--broker logs the nodes in as wisp-operator, the operator's login of a `npx wisp broker init` folder: its ACL lets it command nodes, not publish readings, so the broker drops them. Run with --broker-config DIR: each node then logs in with its own login",
+      short: "wisp-operator cannot publish readings: use --broker-config DIR",
     });
   }
   if (config.wifi.ssid !== sim.ap.ssid) notes.push({ text: `the nodes join the simulated access point "${sim.ap.ssid}", not ${file}'s "${config.wifi.ssid}"` });
@@ -259,11 +265,13 @@ export async function main(argv: string[]): Promise<number> {
     if (args["broker-config"] !== undefined || args.topology === "edge-cloud") {
       brokers = await startBrokers(args["broker-config"], args.topology === "edge-cloud" ? "edge-cloud" : "single", config, configFile, nodes, seed, args.port === undefined ? undefined : port);
       brokerUrl = brokers.nodeUrl;
-      const passwords = path.join(brokers.dir, "passwords.json");
+      // as the user can type it: relative to where they are when the folder is there (require() wants ./)
+      const shown = displayPath(path.join(brokers.dir, "passwords.json"));
+      const passwords = path.isAbsolute(shown) ? shown : `./${shown}`;
       watchLogin = {
         username: brokers.observer.username,
         password: `"$(node -p 'require(${JSON.stringify(passwords)}).operator.password')"`,
-        cafile: brokers.observer.ca ? path.join(brokers.dir, "ca.crt") : undefined,
+        cafile: brokers.observer.ca ? displayPath(path.join(brokers.dir, "ca.crt")) : undefined,
       };
     }
     sim = await createSimulation({
@@ -296,7 +304,7 @@ export async function main(argv: string[]): Promise<number> {
       const flag = args.broker !== undefined ? `--broker ${brokerUrl}` : `the broker ${err.url}`;
       const code = (err.cause as { code?: unknown }).code;
       // a login of a `wisp broker init` folder on --broker: each node needs its own, which --broker-config gives
-      const refused = args.broker !== undefined && (code === 4 || code === 5) ? "; a broker made by `npx wisp broker init` wants each node's own login and the operator's for the watcher: run with --broker-config DIR instead of --broker" : "";
+      const refused = args.broker !== undefined && (code === 4 || code === 5) ? "; for a broker made by `npx wisp broker init`, run --broker-config DIR instead of --broker: each node logs in as itself, the watcher as the operator" : "";
       console.error(`wisp sim: ${flag}: ${describeConnectError(err.cause, err.url, err.username)}${refused}`);
     } else if ((err as { cause?: { code?: string } }).cause?.code === "EADDRINUSE" && args.port !== undefined) {
       console.error(
@@ -308,13 +316,7 @@ export async function main(argv: string[]): Promise<number> {
 
   const prefix = sim.nodes[0]?.config()?.prefix ?? "wisp/{id}";
   const watch = watchCommand(brokers?.observer.url ?? sim.brokerUrl, prefix, watchLogin);
-  const notes = setupNotes({ configFile, config, sim, broker: args.broker !== undefined ? "given" : args["broker-config"] !== undefined ? "folder" : brokers ? "edge" : "embedded" });
-  if (login?.username === "wisp-operator") {
-    notes.push({
-      text: "--broker logs the nodes in as wisp-operator, the operator's login of a `npx wisp broker init` folder: its ACL lets it command nodes, not publish readings, so the broker drops them. Run with --broker-config DIR: each node then logs in with its own login",
-      short: "wisp-operator cannot publish readings: use --broker-config DIR",
-    });
-  }
+  const notes = setupNotes({ configFile, config, sim, username: login?.username, broker: args.broker !== undefined ? "given" : args["broker-config"] !== undefined ? "folder" : brokers ? "edge" : "embedded" });
   const tty = process.stdout.isTTY === true && !args.plain;
   const where = brokers?.central ? `edge broker ${redactUrl(sim.brokerUrl)} bridged to ${redactUrl(brokers.observer.url)}` : `broker ${redactUrl(sim.brokerUrl)}`;
   // Printed once above the live view (and kept in the scrollback): what the frame may have no room for.

@@ -177,4 +177,40 @@ describe("what the view says", () => {
     expect(single).toMatch(/°C +[\d.]+ %RH +[\d.]+ hPa/);
     expect(frame(sim, 140, 40).find((l) => l.startsWith(sim!.nodes[0]!.serial))!.match(SPARK)).toHaveLength(3);
   }, 30_000);
+
+  // New-user findings at 80 columns: the watch command with a login was cut (and in the preamble only,
+  // which scrolls off at 24 rows), a sensor's error was cut to ~20 chars, and below 80x24 nothing said
+  // the view was missing things.
+  it("keeps the whole watch command, a sensor's whole error, and says when the terminal is too small", async () => {
+    const file = `${PROJECT_ROOT}/examples/garden.json`;
+    const built = await build({ config: file, write: false, log: () => {} });
+    const firmware = built.reports.find((r) => r.target)!.bundle!.code;
+    const config = renderDeviceConfig(loadFlashConfig(file), { wifi: { ssid: "x" }, mqttUrl: "mqtt://127.0.0.1:1883" }) as unknown as NodeConfig;
+    sim = await createSimulation({ nodes: 1, clock: "fake", firmware, config });
+    await sim.advance(60_000);
+    sim.nodes[0]!.unplug("light");
+    await sim.advance(30_000);
+    const error = sim.nodes[0]!.sensorStatus.light!;
+    expect(error.length).toBeGreaterThan(30);
+    const watch = `mosquitto_sub -h 127.0.0.1 -p 41234 -u wisp-operator -P "$(node -p 'require("/tmp/wisp-x1y2z3/passwords.json").operator.password')" -v -t 'garden/#'`;
+    const lines = strip(renderScreen(sim, { watch, size: { columns: 80, rows: 24 } })).split("\n");
+    for (const l of lines) expect(l.length, l).toBeLessThanOrEqual(79);
+    // the command as the shell reads it: lines joined at their trailing backslashes
+    const at = lines.findIndex((l) => l.startsWith("watch: "));
+    const parts: string[] = [];
+    for (let i = at; ; i++) {
+      const l = lines[i]!.replace(/^watch: /, "").trim();
+      parts.push(l.replace(/ \\$/, ""));
+      if (!l.endsWith(" \\")) break;
+    }
+    expect(parts.join(" ")).toBe(watch);
+    // the error, over the rows under the sensor's name
+    const row = lines.findIndex((l) => /^ +light  /.test(l));
+    const column = /^ +light +/.exec(lines[row]!)![0].length;
+    const text = [lines[row]!.slice(column), ...lines.slice(row + 1, row + 3).filter((l) => /^ {20,}\S/.test(l) && l.slice(0, column).trim() === "").map((l) => l.slice(column))].join(" ");
+    expect(text).toContain(error);
+    expect(lines.join("\n")).not.toContain("terminal 80x24");
+    const small = strip(renderScreen(sim, { watch, size: { columns: 70, rows: 20 } })).split("\n");
+    expect(small[1]).toMatch(/^terminal 70x20: the view wants 80x24 or more/);
+  }, 30_000);
 });

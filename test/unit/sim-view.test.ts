@@ -87,6 +87,12 @@ describe("view pieces", () => {
     expect(notes.map((n) => n.short)).toEqual(["port 1883 is taken: this broker is on 1884; use -p 1884", "the nodes use this broker, not the config's mqtt://192.168.1.10:1883 (--broker URL)", undefined]);
     // a broker the user gave replaces the config's on purpose: nothing to say about it
     expect(setupNotes({ configFile: "flash.config.json", config, sim: { brokerUrl: "mqtt://10.0.0.5:1883", portTaken: undefined, ap: { ssid: "wisp-sim" } as never }, broker: "given" })).toHaveLength(1);
+    // the operator's login of a broker folder, given to --broker: its ACL drops every reading
+    const operator = setupNotes({ configFile: "flash.config.json", config, sim: { brokerUrl: "mqtt://127.0.0.1:1883", portTaken: undefined, ap: { ssid: "wisp-sim" } as never }, broker: "given", username: "wisp-operator" });
+    expect(operator[0]!.text).toMatch(/^--broker logs the nodes in as wisp-operator, .* not publish readings, .* Run with --broker-config DIR/);
+    // --topology edge-cloud without a folder: no folder to name
+    const edge = setupNotes({ configFile: join(process.cwd(), "flash.config.json"), config, sim: { brokerUrl: "mqtt://127.0.0.1:40001", portTaken: undefined, ap: { ssid: "wisp-sim" } as never }, broker: "edge" });
+    expect(edge[0]!.text).toContain("the simulated nodes use the simulation's edge Mosquitto mqtt://127.0.0.1:40001");
   });
 
   it("a taken port moves the embedded broker to the next one, and the simulation says which was taken", async () => {

@@ -64,7 +64,7 @@ export async function startFleetBrokers(options: FleetBrokersOptions): Promise<F
     if (link) started.push({ stop: () => link.close() });
     if (!dir) {
       if (!options.config) throw new BrokerFolderError("a broker folder or a flash config is needed");
-      scratch = dir = mkdtempSync(path.join(tmpdir(), "wisp-sim-broker-"));
+      scratch = dir = mkdtempSync(path.join(tmpdir(), "wisp-"));
       initBrokerFolder({
         dir,
         config: options.config,
