@@ -89,6 +89,20 @@ describeWithMosquitto("wisp broker from the command line", () => {
     expect(readFileSync(join(scratch, "plainbridge", "mosquitto.conf"), "utf8")).toMatch(/^address central:1883$/m);
   }, 30_000);
 
+  // New-user finding: init --out /tmp/rv/brk-tls printed ../../tmp/rv/brk-tls/
+  it("init names a folder outside where the user is by its absolute path", async () => {
+    const elsewhere = mkdtempSync(join(tmpdir(), "wisp-broker-elsewhere-"));
+    try {
+      const out = join(elsewhere, "brk");
+      const init = await wisp(["broker", "init", "--out", out, "--nodes", "1", "-c", configFile]);
+      expect(init.code).toBe(0);
+      expect(init.out).toContain(`wisp broker init: ${out}/ for 1 node`);
+      expect(init.out).toContain(`next: npx wisp broker check ${out} && npx wisp broker run ${out}`);
+    } finally {
+      rmSync(elsewhere, { recursive: true, force: true });
+    }
+  }, 30_000);
+
   it("run starts Mosquitto with the folder in the foreground until Ctrl-C; says so when it cannot", async () => {
     const dir = join(scratch, "fleet");
     const missing = await wisp(["broker", "run", "fleet"], { env: { WISP_MOSQUITTO: "/nonexistent/mosquitto" } });
