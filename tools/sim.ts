@@ -31,9 +31,9 @@ point and broker (--broker picks another broker).
       --username U, --password P   the login for --broker, given apart from the URL
       --broker-config DIR  run Mosquitto with a folder from \`wisp broker init\`; each node logs in
                        with its own login from it, the watcher as the operator
-      --topology edge-cloud  two Mosquittos bridged as \`wisp broker init --bridge\` writes them: the
-                       nodes on the edge, the watcher on the central one; the scenario fault
-                       "bridge-down" cuts the link between them
+      --topology T     single (one broker, the default) or edge-cloud: two Mosquittos bridged as
+                       \`wisp broker init --bridge\` writes them, the nodes on the edge, the watcher
+                       on the central one; the scenario fault "bridge-down" cuts the link between them
   -p, --port P         port of the embedded broker (default 1883, or the next free one, which it
                        says), or of the --broker-config one (default: a free one)
   -d, --duration S     stop after S seconds of node time (default: run until Ctrl-C)
