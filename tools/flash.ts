@@ -11,7 +11,7 @@ import { crc32 } from "node:zlib";
 import { boards } from "../boards/index.ts";
 import { ensureBuilt, PROJECT_ROOT } from "./build.ts";
 import { ConfigError, loadFlashConfig, OUTBOX_DEFAULT_BYTES, renderDeviceConfig, type FlashConfig } from "./config.ts";
-import { BAUD, intOption, parseOptions, UsageError, usageFailure } from "./options.ts";
+import { BAUD, intOption, parseOptions, UsageError, usageFailure, formatHelp } from "./options.ts";
 import { ConsoleLink, type FileProgress, type Identity, lastLines, LinkError } from "./serial/link.ts";
 import { jsString } from "./serial/protocol.ts";
 import { BrokerFolderError, ensureNodeLogin, type NodeLogin } from "./broker/folder.ts";
@@ -229,14 +229,14 @@ async function checkStorage(link: ConsoleLink, files: { name: string; data: Uint
   const fmt = (n: number) => n.toLocaleString("en-US");
   if (need > available) {
     throw new LinkError(
-      `the board's Storage is too full for the node: it needs ${fmt(need)} bytes, ${fmt(available)} can be had (${fmt(free!)} free, ${fmt(trash!)} in erased files, ${fmt(replaced!)} in the files it replaces${outbox.segments ? `; the outbox's ${fmt(outbox.bytes)} bytes of waiting readings stay` : ""}). Nothing was changed. Free space on the board: \`wisp monitor\`, then require("Storage").list() and require("Storage").erase(name)`,
+      `the board's Storage is too full for the node: it needs ${fmt(need)} bytes, ${fmt(available)} can be had (${fmt(free!)} free, ${fmt(trash!)} in erased files, ${fmt(replaced!)} in the files it replaces${outbox.segments ? `; the outbox's ${fmt(outbox.bytes)} bytes of waiting readings stay` : ""}). Nothing was changed. Free space on the board: \`npx wisp monitor\`, then require("Storage").list() and require("Storage").erase(name)`,
       "storage",
     );
   }
   const grow = Math.max(0, outboxBytes - outbox.bytes);
   if (need + grow > available) {
     throw new LinkError(
-      `the board's Storage would not leave the outbox its outbox.maxBytes (${fmt(outboxBytes)}): after the node's ${fmt(need)} bytes, ${fmt(available - need)} are left for it to grow by ${fmt(grow)}. Nothing was changed. Lower outbox.maxBytes in the config, or free space on the board (\`wisp monitor\`, require("Storage").list(), require("Storage").erase(name))`,
+      `the board's Storage would not leave the outbox its outbox.maxBytes (${fmt(outboxBytes)}): after the node's ${fmt(need)} bytes, ${fmt(available - need)} are left for it to grow by ${fmt(grow)}. Nothing was changed. Lower outbox.maxBytes in the config, or free space on the board (\`npx wisp monitor\`, require("Storage").list(), require("Storage").erase(name))`,
       "storage",
     );
   }
@@ -311,7 +311,7 @@ export async function main(argv: string[]): Promise<number> {
       help: { type: "boolean", short: "h" },
     }).values;
     if (args.help) {
-      console.log(USAGE);
+      console.log(formatHelp(USAGE));
       return 0;
     }
     baud = intOption("baud", args.baud, 115_200, BAUD);
@@ -352,7 +352,7 @@ export async function main(argv: string[]): Promise<number> {
     console.error(
       interpreter
         ? "wisp flash: interrupted; the board may be left without Espruino or without the node: run the same command again (the board's ROM bootloader is always there to take it)"
-        : "wisp flash: interrupted; the board may be left without a node (the files are checked only at the end): run wisp flash again",
+        : "wisp flash: interrupted; the board may be left without a node (the files are checked only at the end): run npx wisp flash again",
     );
     process.exit(130);
   };
