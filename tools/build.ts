@@ -49,16 +49,16 @@ export const OUTPUTS: Output[] = [
   // PUBLISH, PUBACK and end of read each in a short function of its own, the rare cases split off,
   // the last topics remembered) to about 9,650, for 1.2-1.3 times the Espruino MQTT module's rates
   // (docs/espruino-notes.md); issue #9's session store (`store`, WISP_STORE: a put or remove where a
-  // QoS 1/2 flow starts, moves on or completes, and the session restored after a reboot) 460 more,
+  // QoS 1/2 flow starts, moves on or completes, and the session restored after a reboot) 473 more,
   // measured. The budget is a ceiling a little above, so growth still fails the build.
-  { entry: "firmware/mqtt/index.ts", outfile: "dist/mqtt.js", budget: 10316 },
+  { entry: "firmware/mqtt/index.ts", outfile: "dist/mqtt.js", budget: 10329 },
   // The sensor-node application (client, app), uploaded as Storage .bootcde, plus the parts its
   // config uses: 11,448 + the BME280's 2,048 + drivers/bus.ts's 128 + a one-type registry's 200 was
   // the 13,824 the BME280-only firmware had before drivers were chosen per config; issue #8's client
   // paths for the interpreter added about 1,200 (as in dist/mqtt.js); issue #9's clock (SNTP),
-  // timestamps, the outbox's use in the app, the client's session store and safe replies 3,831, measured
+  // timestamps, the outbox's use in the app, the client's session store and safe replies 3,844, measured
   // on the merge of both (the outbox itself is a part, below).
-  { entry: "firmware/main.ts", outfile: "dist/firmware.js", budget: 16531, parts: true },
+  { entry: "firmware/main.ts", outfile: "dist/firmware.js", budget: 16544, parts: true },
 ];
 
 /** The features of the MQTT client that a build can leave out (firmware/mqtt/features.ts). */

@@ -258,11 +258,9 @@ export class Client {
       message = c.head_ + (e ? chr(e.id_ >> 8, e.id_ & 255) + message : message);
       // the fixed header: a one-byte remaining length for most, frame() for the others
       message = (n = message.length) < 128 ? chr(0x30 | (qos << 1) | (o.retain ? 1 : 0), n) + message : frame(0x30 | (qos << 1) | (o.retain ? 1 : 0), message);
-      if (e) {
-        e.packet_ = message;
-        // kept before it leaves (the socket sends once this code returns)
-        if (WISP_STORE && c.store_) c.store_.put("o" + e.id_, message, o.ref);
-      }
+      // kept in the store, if any, before it leaves (the socket sends once this code returns): the
+      // interpreter reads past what a QoS 0 message skips, so that is short
+      if (e) (e.packet_ = message), WISP_STORE && c.store_ && stored(c, e, o);
       // on a live connection (the gate above): its socket takes it (counted as a 2-byte fixed header: a
       // packet of 128 bytes or more has 1 to 3 more, not worth a test on every publish)
       (c.socket_ as Socket).write(message);
@@ -304,6 +302,23 @@ export class Client {
       c.socket_ ? hangUp(c) : finish(c);
     }
     return c;
+  }
+}
+
+/** A QoS 1/2 PUBLISH goes to the store (with its publish options' `ref`) as it is first sent. */
+function stored(c: Client, e: Pending, o: any): void {
+  (c.store_ as SessionStore).put("o" + e.id_, e.packet_, o.ref);
+}
+
+/**
+ * Incoming QoS 2: true the first time `id` is seen, which the store is told, false for a resend before
+ * PUBREL [MQTT-4.3.3-2]. A function of its own: a QoS 0/1 message reads past a call, not its body.
+ */
+function fresh(c: Client, id: number): boolean | void {
+  if (!c.received_[id]) {
+    c.received_[id] = 1;
+    if (WISP_STORE) keep(c, "i" + id, "");
+    return true;
   }
 }
 
@@ -426,7 +441,7 @@ function published(c: Client, p: Packet): void {
   // (c.skip_, the bytes still to discard, is set right after a PUBLISH over maxPacket: cheaper to
   // read than p.over_, which a message that fits does not have)
   // (a new QoS 2 id is kept in the store before its PUBREC leaves, as the socket sends once this code returns)
-  if (!WISP_QOS2 || qos < 2 || (!c.received_[p.messageId as number] && (c.received_[p.messageId as number] = 1) && (WISP_STORE && keep(c, "i" + p.messageId, ""), 1))) c.skip_ ? c.emit("error", Error(p.over_)) : c.emit("message", p.topic, p.payload, p);
+  if (!WISP_QOS2 || qos < 2 || fresh(c, p.messageId as number)) c.skip_ ? c.emit("error", Error(p.over_)) : c.emit("message", p.topic, p.payload, p);
 }
 
 /**
