@@ -360,7 +360,7 @@ export function renderScreen(sim: Simulation, options: ViewOptions, logs: readon
       priority: 100,
     },
     ...(size.columns < 80 || size.rows < 24
-      ? [{ text: pc.yellow(`terminal ${size.columns}x${size.rows}: the view wants 80x24 or more; rows and columns are left out (--plain prints every event)`), priority: 99 }]
+      ? [{ text: pc.yellow(`${size.columns}x${size.rows}: the view wants 80x24; --plain shows all`), priority: 99 }]
       : []),
     { text: `broker ${sim.brokerUrl}${brokerState} · Wi-Fi ${sim.ap.ssid} ${sim.ap.up ? pc.green("up") : pc.red("down")} · ${plural(sim.messages, "message")}`, priority: 96 },
     // the whole command, on as many lines as it takes: a cut one cannot be pasted

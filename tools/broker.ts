@@ -252,21 +252,33 @@ async function run(argv: string[]): Promise<number> {
       return 1;
     }
   }
-  console.log(`wisp broker run: mosquitto -c ${conf}${scratch ? ` (with the listener on ${ports[0]!.port})` : ""}`);
-  console.log(`  listening on ${ports.map((p) => `${p.port}${p.tls ? " (TLS)" : ""}`).join(", ")}; Ctrl-C stops it`);
-  const child = spawn(mosquitto, ["-c", runConf], { stdio: "inherit" });
-  const forward = (signal: NodeJS.Signals) => child.kill(signal);
+  // Ctrl-C, SIGTERM, and SIGHUP (the terminal closed: Mosquitto would only reload its files on it and
+  // live on without us) stop Mosquitto. Taken before the "Ctrl-C stops it" line, so one sent as soon as
+  // it is read does not find Node's default (exit at once) and leave Mosquitto running.
+  let child: ReturnType<typeof spawn> | undefined;
+  let stopWith: NodeJS.Signals | undefined;
+  const forward = (signal: NodeJS.Signals) => {
+    stopWith = signal === "SIGHUP" ? "SIGTERM" : signal;
+    child?.kill(stopWith);
+  };
   process.on("SIGINT", forward);
   process.on("SIGTERM", forward);
+  process.on("SIGHUP", forward);
+  console.log(`wisp broker run: mosquitto -c ${conf}${scratch ? ` (with the listener on ${ports[0]!.port})` : ""}`);
+  console.log(`  listening on ${ports.map((p) => `${p.port}${p.tls ? " (TLS)" : ""}`).join(", ")}; Ctrl-C stops it`);
+  child = spawn(mosquitto, ["-c", runConf], { stdio: "inherit" });
+  if (stopWith) child.kill(stopWith);
+  const started = child;
   const code = await new Promise<number>((resolve) => {
-    child.once("error", (err) => {
+    started.once("error", (err) => {
       console.error(`wisp broker run: ${err.message}`);
       resolve(1);
     });
-    child.once("exit", (c, signal) => resolve(c ?? (signal === "SIGINT" || signal === "SIGTERM" ? 0 : 1)));
+    started.once("exit", (c, signal) => resolve(c ?? (signal === "SIGINT" || signal === "SIGTERM" ? 0 : 1)));
   });
   process.off("SIGINT", forward);
   process.off("SIGTERM", forward);
+  process.off("SIGHUP", forward);
   cleanUp();
   return code;
 }

@@ -130,9 +130,14 @@ export const PARTS: Record<string, number | ((target: FirmwareTarget) => number)
   "firmware/store/outbox.ts": 3584,
   // The deep-sleep duty cycle (a config with "sleep").
   "firmware/node/sleep.ts": 512,
-  // Discovery's table: [key, device class, unit] per quantity of each bundled type.
-  "<define:WISP_HA>": (t) => 80 * t.types.length,
+  // Discovery's table: [key, device class, unit] per quantity of each bundled type (measured: 36 bytes
+  // for a type with one quantity, 125 for the BME280's three), so its budget counts quantities.
+  "<define:WISP_HA>": (t) => t.types.reduce((n, type) => n + 24 + 40 * (SENSOR_TYPES[type as keyof typeof SENSOR_TYPES]?.quantities.length ?? 3), 0),
 };
+
+/** How the build table and its errors name a part that is not a file. */
+const PART_LABELS: Record<string, string> = { "<define:WISP_HA>": "discovery table (WISP_HA)" };
+const partLabel = (input: string) => PART_LABELS[input] ?? input;
 
 /** What the firmware is built for: every sensor type the config names, and its features. */
 export interface FirmwareTarget {
@@ -158,7 +163,7 @@ export function firmwareTarget(config: string | FlashConfig | undefined, root = 
     c = config;
   } else {
     const file = path.resolve(root, config ?? "flash.config.json");
-    label = path.relative(root, file) || file;
+    label = displayPath(file, root);
     if (config === undefined && !existsSync(file)) return { label: "every driver (no flash.config.json)", types: [...SENSOR_TYPE_NAMES], discovery: true, outbox: true, sleep: true, client: ALL_FEATURES };
     c = loadFlashConfig(file);
   }
@@ -395,7 +400,7 @@ export async function buildOutput(output: Output, root = PROJECT_ROOT, target?: 
       else if (c.input.startsWith("drivers/")) errors.push(`${c.input} has no budget: add it to PARTS in tools/build.ts (a little above its ${fmt(c.bytes)} bytes)`);
     }
     for (const p of parts) {
-      if (p.bytes > p.budget) errors.push(`${p.input} is ${fmt(p.bytes)} bytes in ${output.outfile}, over its budget of ${fmt(p.budget)} by ${fmt(p.bytes - p.budget)}`);
+      if (p.bytes > p.budget) errors.push(`${partLabel(p.input)} is ${fmt(p.bytes)} bytes in ${output.outfile}, over its budget of ${fmt(p.budget)} by ${fmt(p.bytes - p.budget)} (PARTS in tools/build.ts)`);
     }
     // A WISP_ name the build did not define would be a ReferenceError on the device.
     const undefinedName = /\bWISP_[A-Z_]+(\.\w+)?/.exec(b.code);
@@ -524,7 +529,7 @@ export async function build(options: BuildOptions = {}): Promise<BuildResult> {
     if (!o.profile) return o.outfile;
     return `  ${o.outfile}, ${o.features === "config" && r.target ? `for ${r.target.label}` : o.profile}`;
   };
-  const width = Math.max(22, ...reports.map((r) => name(r).length + 2), ...reports.flatMap((r) => r.parts.map((p) => p.input.length + 4)));
+  const width = Math.max(22, ...reports.map((r) => name(r).length + 2), ...reports.flatMap((r) => r.parts.map((p) => partLabel(p.input).length + 4)));
   const row = (label: string, bytes: string, budget: number, used: string, rest: string) =>
     log(`${label.padEnd(width)}${bytes.padStart(8)}${fmt(budget).padStart(9)}${used.padStart(7)}${rest}`);
   log(`${"output".padEnd(width)}${"bytes".padStart(8)}${"budget".padStart(9)}${"used".padStart(7)}`);
@@ -534,13 +539,14 @@ export async function build(options: BuildOptions = {}): Promise<BuildResult> {
     const bytes = r.bundle ? fmt(r.bytes) : "-";
     const flag = r.errors.length ? "  FAILED" : "";
     row(name(r), bytes, r.budget, used, `${flag}${r.target && !r.output.profile ? `  for ${r.target.label}` : ""}`);
-    if (!r.output.profile) for (const p of r.parts) row(`  ${p.input}`, fmt(p.bytes), p.budget, `${Math.round((100 * p.bytes) / p.budget)}%`, p.bytes > p.budget ? "  FAILED" : "");
+    if (!r.output.profile) for (const p of r.parts) row(`  ${partLabel(p.input)}`, fmt(p.bytes), p.budget, `${Math.round((100 * p.bytes) / p.budget)}%`, p.bytes > p.budget ? "  FAILED" : "");
   }
   if (options.verbose) {
     for (const r of reports) if (r.bundle) log(`\n${r.output.outfile} by input:\n${breakdown(r.bundle, root)}`);
   }
   for (const r of reports) for (const w of r.bundle?.warnings ?? []) logError(`warning: ${w}`);
-  for (const r of reports) for (const e of r.errors) logError(`\nerror: ${e}`);
+  // a profile fails for the same reason as its output: say it once
+  for (const e of new Set(reports.flatMap((r) => r.errors))) logError(`\nerror: ${e}`);
   if (configLines.length) log(`\n${configLines.join("\n")}`);
   for (const e of configErrors) logError(`\nerror: ${e}`);
 

@@ -10,11 +10,12 @@ import * as path from "node:path";
 import { crc32 } from "node:zlib";
 import { boards } from "../boards/index.ts";
 import { ensureBuilt, PROJECT_ROOT } from "./build.ts";
+import { displayPath } from "./files.ts";
 import { ConfigError, loadFlashConfig, OUTBOX_DEFAULT_BYTES, renderDeviceConfig, type FlashConfig } from "./config.ts";
 import { BAUD, intOption, parseOptions, UsageError, usageFailure, formatHelp } from "./options.ts";
 import { ConsoleLink, type FileProgress, type Identity, lastLines, LinkError } from "./serial/link.ts";
 import { jsString } from "./serial/protocol.ts";
-import { BrokerFolderError, ensureNodeLogin, type NodeLogin } from "./broker/folder.ts";
+import { BrokerFolderError, ensureNodeLogin, type NodeLogin, readManifest } from "./broker/folder.ts";
 import { DEFAULT_FLASH_BAUD, findInterpreter, FLASH_BAUD, type InstallResult, installInterpreter, type Interpreter, InterpreterError } from "./serial/interpreter.ts";
 import { findBoardPort, openPort, PortError } from "./serial/port.ts";
 import { startProgress } from "./serial/progress.ts";
@@ -286,12 +287,25 @@ export function noInterpreter(text: string): LinkError | undefined {
   return undefined;
 }
 
-/** `mosquitto_sub` that shows the node's traffic. */
-export function watchCommand(brokerUrl: string, prefix: string): string {
+/**
+ * `mosquitto_sub` that shows the node's traffic. With `brokerDir` (a `wisp broker init` folder) it logs
+ * in as the folder's operator, the one login its ACL lets read every node; the password is read from
+ * the folder's passwords.json by the shell when the command runs, never printed.
+ */
+export function watchCommand(brokerUrl: string, prefix: string, brokerDir?: string): string {
   const url = new URL(brokerUrl);
   const tls = url.protocol === "mqtts:";
   const port = url.port || (tls ? "8883" : "1883");
-  return `mosquitto_sub -h ${url.hostname} -p ${port}${tls ? " --cafile <your CA file>" : ""} -v -t '${prefix}/#'`;
+  let auth = "";
+  let ca = tls ? " --cafile <your CA file>" : "";
+  if (brokerDir !== undefined) {
+    const operator = readManifest(brokerDir)?.operator ?? "wisp-operator";
+    const shown = displayPath(path.join(brokerDir, "passwords.json"));
+    const passwords = path.isAbsolute(shown) ? shown : `./${shown}`;
+    auth = ` -u ${operator} -P "$(node -p 'require(${JSON.stringify(passwords)}).operator.password')"`;
+    if (tls) ca = ` --cafile ${displayPath(path.join(brokerDir, "ca.crt"))}`;
+  }
+  return `mosquitto_sub -h ${url.hostname} -p ${port}${ca}${auth} -v -t '${prefix}/#'`;
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -372,7 +386,7 @@ export async function main(argv: string[]): Promise<number> {
     const bytes = result.files.reduce((n, f) => n + f.bytes, 0);
     console.log(
       `node ${result.serial} booted (prefix ${result.prefix}): ${result.files.length} files, ${bytes.toLocaleString("en-US")} bytes, verified on the board, in ${result.seconds.toFixed(1)} s\n` +
-        `watch it: ${watchCommand(result.brokerUrl, result.prefix)}`,
+        `watch it: ${watchCommand(result.brokerUrl, result.prefix, args["broker-dir"])}`,
     );
     if (args.monitor && result.link) {
       const { monitorLink } = await import("./monitor.ts");

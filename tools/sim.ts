@@ -144,7 +144,7 @@ export function setupNotes(options: { configFile: string; config: FlashConfig; s
   const file = displayPath(options.configFile);
   if (options.broker !== "given" && config.mqtt.url !== sim.brokerUrl) {
     notes.push({
-      text: `${file}'s broker ${config.mqtt.url} is for boards: the simulated nodes use ${{ embedded: "the embedded broker", folder: "the folder's Mosquitto", edge: "the simulation's edge Mosquitto" }[options.broker]} ${sim.brokerUrl} (--broker ${config.mqtt.url} uses that one)`,
+      text: `${file}'s broker ${config.mqtt.url} is for boards: the simulated nodes use ${{ embedded: "the embedded broker", folder: "the folder's Mosquitto", edge: "the simulation's edge Mosquitto" }[options.broker]} ${sim.brokerUrl}${options.broker === "embedded" ? ` (--broker ${config.mqtt.url} uses that one)` : ""}`,
       short: `the nodes use this broker, not the config's ${config.mqtt.url} (--broker URL)`,
     });
   }
@@ -159,6 +159,23 @@ export function setupNotes(options: { configFile: string; config: FlashConfig; s
 }
 
 export async function main(argv: string[]): Promise<number> {
+  // A reader that went away (`wisp sim | head`), a closed terminal (SIGHUP; its Mosquitto would only
+  // reload its files on it and live on) or SIGTERM end the simulation as Ctrl-C does, also while it
+  // starts, so no broker or temporary folder outlives it; later writes to a closed pipe are ignored.
+  let stopRequested = false;
+  let pipeGone = false;
+  let stopNow: (() => void) | undefined;
+  const requestStop = () => {
+    stopRequested = true;
+    stopNow?.();
+  };
+  process.stdout.on("error", (err: NodeJS.ErrnoException) => {
+    if (!pipeGone && err.code !== "EPIPE") throw err;
+    pipeGone = true;
+    requestStop();
+  });
+  process.on("SIGHUP", requestStop);
+  process.on("SIGTERM", requestStop);
   let args;
   let nodes: number, port: number, seed: number, baud: number, speed: number, duration: number | undefined;
   try {
@@ -339,13 +356,14 @@ export async function main(argv: string[]): Promise<number> {
   await new Promise<void>((resolve) => {
     const finish = () => {
       process.off("SIGINT", finish);
-      process.off("SIGTERM", finish);
+      stopNow = undefined;
       if (timer) clearTimeout(timer);
       resolve();
     };
     const timer = duration === undefined ? undefined : setTimeout(finish, (duration * 1000) / speed);
     process.on("SIGINT", finish);
-    process.on("SIGTERM", finish);
+    stopNow = finish;
+    if (stopRequested) finish();
   });
   // The terminal keeps the last live frame; piped output also reports the shutdown itself.
   if (tty) view.stop();

@@ -132,6 +132,12 @@ describeWithMosquitto("wisp broker from the command line", () => {
     expect(run.code).toBe(0);
     expectNoSecret(run, secrets(dir));
 
+    // a closed terminal (SIGHUP) stops Mosquitto too: on SIGHUP alone it reloads its files and lives on
+    const hup = await wisp(["broker", "run", "fleet"], { onLine: (line, stop) => line.includes("Ctrl-C stops it") && stop("SIGHUP") });
+    expect(hup.code).toBe(0);
+    const left = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { username: operator.username, password: operator.password, reconnectPeriod: 0, connectTimeout: 2000 }).catch((e: Error) => e);
+    expect(left).toBeInstanceOf(Error);
+
     // the port taken (a Mosquitto service already running, say)
     const busy = net.createServer();
     await new Promise<void>((r) => busy.listen(port, () => r()));

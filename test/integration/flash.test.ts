@@ -1,6 +1,6 @@
 // `wisp flash` end to end against simulated ESP32s whose consoles are pseudo-terminals: the real
 // uploader, serialport, socat, the simulated console and UART, the embedded broker.
-import { spawn } from "node:child_process";
+import { execSync, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -11,7 +11,7 @@ import { PROJECT_ROOT } from "../../tools/build.ts";
 import { STORAGEFILE } from "../../host-sim/storage.ts";
 import { initBrokerFolder, readPasswords } from "../../tools/broker/folder.ts";
 import { loadFlashConfig } from "../../tools/config.ts";
-import { flash } from "../../tools/flash.ts";
+import { flash, watchCommand } from "../../tools/flash.ts";
 import { LinkError } from "../../tools/serial/link.ts";
 import { PortError } from "../../tools/serial/port.ts";
 import { findTool } from "../helpers/mosquitto.ts";
@@ -56,6 +56,13 @@ describe("wisp flash against a simulated board on a pseudo-terminal", () => {
       const settings = JSON.parse(node.flashStorage.read("wisp.json")!);
       expect(settings.mqtt.username).toBe(node.serial);
       expect(settings.mqtt.password).toBe(readPasswords(dir)!.nodes[node.serial]);
+      // the watch command printed at the end logs in as the folder's operator (the ACL lets no one
+      // else read the node), the password read by the shell when it runs, never printed
+      const operator = readPasswords(dir)!.operator.password;
+      const watch = watchCommand("mqtt://127.0.0.1:1885", "wisp/" + node.serial, dir);
+      expect(watch).toMatch(/^mosquitto_sub -h 127\.0\.0\.1 -p 1885 -u wisp-operator -P "\$\(node -p 'require\(".*broker\/passwords\.json"\)\.operator\.password'\)" -v -t 'wisp\/[0-9a-f-]+\/#'$/);
+      expect(watch).not.toContain(operator);
+      expect(execSync(/"\$\((.*)\)"/.exec(watch)![1]!, { encoding: "utf8" }).trim()).toBe(operator);
     } finally {
       rmSync(dirname(dir), { recursive: true, force: true });
     }

@@ -194,9 +194,12 @@ describe("building for a config: only the drivers it names", () => {
       const { result, report } = await firmwareFor({ ...base, sensors: [sensor as FlashConfig["sensors"][number]] });
       expect(result.ok, `${type}: ${result.reports[0]!.errors.join("; ")}`).toBe(true);
       expect(inputs(report), type).toContain(`drivers/${type}.ts`);
+      expect(inputs(report), type).not.toContain("firmware/node/discovery.ts");
+      // each type alone with discovery on builds (its table's budget once allowed only one quantity's worth)
+      const ha = await firmwareFor({ ...base, sensors: [sensor as FlashConfig["sensors"][number]], homeAssistant: { discovery: true } });
+      expect(ha.result.ok, `${type} with discovery: ${ha.result.reports[0]!.errors.join("; ")}`).toBe(true);
+      expect(inputs(ha.report), type).toContain("firmware/node/discovery.ts");
     }
-    const { report } = await firmwareFor({ ...base, homeAssistant: { discovery: true } });
-    expect(inputs(report)).toContain("firmware/node/discovery.ts");
   });
 
   it("fails on a config that is not valid, naming the field", async () => {

@@ -101,6 +101,10 @@ describe("view pieces", () => {
     // --topology edge-cloud without a folder: no folder to name
     const edge = setupNotes({ configFile: join(process.cwd(), "flash.config.json"), config, sim: { brokerUrl: "mqtt://127.0.0.1:40001", portTaken: undefined, ap: { ssid: "wisp-sim" } as never }, broker: "edge" });
     expect(edge[0]!.text).toContain("the simulated nodes use the simulation's edge Mosquitto mqtt://127.0.0.1:40001");
+    // with Mosquitto from a folder or an edge broker, --broker is not the way (each node needs its own login)
+    expect(edge[0]!.text).not.toContain("--broker");
+    const folder = setupNotes({ configFile: "flash.config.json", config, sim: { brokerUrl: "mqtt://127.0.0.1:1885", portTaken: undefined, ap: { ssid: "wisp-sim" } as never }, broker: "folder" });
+    expect(folder[0]!.text).toMatch(/the folder's Mosquitto mqtt:\/\/127\.0\.0\.1:1885$/);
   });
 
   it("a taken port moves the embedded broker to the next one, and the simulation says which was taken", async () => {
