@@ -28,7 +28,7 @@
 // Every callback runs exactly once and a throwing one is reported as an "error", not thrown into the
 // client; "end" is the last event.
 
-import { Packet, PacketType, Will, chr, decodeClientBound, encodeAck, encodeConnect, encodeSubscribe, fail as malformed, frame, nextPacket, str } from "./codec";
+import { Packet, PacketType, Will, chr, decodeClientBound, encodeAck, encodeConnect, encodeSubscribe, fail as malformed, frame, nextPacket, str, text, unescapeBytes, utf8Decode, utf8Encode } from "./codec";
 import { Callback, Pending, acknowledge, backoff, redeliver, track } from "./session";
 import "./features";
 import { topicError } from "./topic";
@@ -87,8 +87,27 @@ function call(c: Client, callback: Callback | undefined, err: Error | null, resu
     try {
       callback(err, result);
     } catch (e) {
-      c.emit("error", e);
+      // after "end" no event may come: thrown on its own, as from a listener (an uncaught exception)
+      c.finished_ ? setTimeout(rethrow, 0, e) : c.emit("error", e);
     }
+}
+
+function rethrow(e: any): never {
+  throw e;
+}
+
+/**
+ * A payload as bytes: a string as it is, null or undefined as an empty payload (as in MQTT.js), a typed
+ * array or DataView as its bytes (the same on both engines: Espruino's E.toString refuses a DataView),
+ * anything else its text (not E.toString for a number: it makes one byte of it); undefined when that
+ * throws (an object without toString, or whose toString throws).
+ */
+function bytes(m: any): string | undefined {
+  try {
+    return m == null ? "" : m.buffer ? E.toString(new Uint8Array(m.buffer, m.byteOffset, m.byteLength)) : "" + m;
+  } catch (e) {
+    // the caller reports it
+  }
 }
 
 export class Client {
@@ -103,6 +122,8 @@ export class Client {
   connected = false;
   /** once end() was called: the callbacks of end() calls still to run */
   ended_: (Callback | undefined)[] | undefined = undefined;
+  /** 1 once "end" was emitted: nothing more is */
+  finished_: 1 | undefined;
   /** API calls waiting for a connection or a free in-flight slot: [method, arguments, callback] */
   queue_: [Function, IArguments, Callback | undefined][] = [];
   pending_: Pending[] = [];
@@ -157,43 +178,53 @@ export class Client {
    * message contains the password.
    */
   constructor(url: string, options?: ClientOptions) {
-    const o: any = (this.options_ = options || {}),
+    // a copy: the socket's options are added to it, and two clients may share the caller's object
+    const o: any = (this.options_ = Object.assign({}, options)),
       parts = url.split("/"),
-      tls = WISP_TLS && parts[0] == "mqtts:",
-      w = o.will;
-    // "mqtt://user:password@host:port/": the authority is the third part; credentials as in MQTT.js,
-    // percent-encoded, the password after the first ":" (a build without them refuses an "@")
-    let a: any = parts[2] || "",
+      tls = WISP_TLS && parts[0] == "mqtts:";
+    let w: any = o.will,
+      // "mqtt://user:password@host:port/": the authority is the third part; credentials as in MQTT.js,
+      // percent-encoded, the password after the first ":" (a build without them refuses an "@")
+      a: any = parts[2] || "",
       i = a.lastIndexOf("@"),
-      u: any = a.substr(0, i);
-    a = a.substr(i + 1).split(":");
-    // a bad %-escape too: Espruino's decodeURIComponent takes "%zz", V8's throws
-    if ((parts[0] != "mqtt:" && !tls && parts[0] != "tcp:") || !a[0] || (WISP_URL_LOGIN ? /%[^\dA-Fa-f]|%[^][^\dA-Fa-f]/.test(u) : i >= 0)) throw Error("unsupported URL");
-    if (WISP_URL_LOGIN && i >= 0) {
-      i = u.indexOf(":");
-      o.username = decodeURIComponent(i < 0 ? u : u.substr(0, i));
-      if (i >= 0) o.password = decodeURIComponent(u.substr(i + 1));
-    }
-    // the options double as the socket's: host, port, and ca, cert, key for TLS
-    o.host = a[0];
-    o.port = +a[1] || (tls ? 8883 : 1883);
+      u: any = a.substr(0, i),
+      h;
+    a = a.substr(i + 1);
+    // host[:port]; an IPv6 host in brackets; the port 1 to 65535 in decimal (Espruino would wrap it)
+    h = a.lastIndexOf(":") > a.lastIndexOf("]") ? a.lastIndexOf(":") : a.length;
+    o.port = a.substr(h + 1);
+    o.host = a = a.substr(0, h);
+    if (a[0] == "[") o.host = a.substr(1, a.length - 2);
+    if (
+      (parts[0] != "mqtt:" && !tls && parts[0] != "tcp:") ||
+      !(/^\[[^\[\]]+\]$/.test(a) || /^[^\[\]:]+$/.test(a)) ||
+      !(o.port == "" || (/^\d+$/.test(o.port) && o.port > 0 && o.port < 65536)) ||
+      (WISP_URL_LOGIN ? !login(o, u) : i >= 0)
+    )
+      throw Error("unsupported URL");
+    o.port = +o.port || (tls ? 8883 : 1883);
     if (o.clientId == null) o.clientId = "wisp_" + ((Math.random() * 1e9) | 0).toString(36);
     if (o.keepalive == null) o.keepalive = 60;
+    // a number of at least 0 (maxPacket: 4, a CONNACK), or nothing for the default
+    for (a of "reconnectPeriod,connectTimeout,queueSize,inflight,sendBuffer,maxPacket".split(",")) if (o[a] != null && !(o[a] >= (a == "maxPacket" ? 4 : 0))) throw Error(a + ": not a number of at least " + (a == "maxPacket" ? 4 : 0));
     this.window_ = (o.inflight || 8) - 1;
     this.max_ = o.maxPacket || 4096;
     // a will's payload as bytes: see publish
     if (w && !WISP_WILL) throw Error("will: not in this build");
-    if (w) w.payload = typeof (u = w.payload) == "string" ? u : u == null ? "" : u.buffer ? E.toString(u) : "" + u;
-    // [MQTT-3.1.3-7], [MQTT-3.1.2-22]
+    if (w) w = o.will = Object.assign({}, w, { payload: bytes(w.payload) });
+    // [MQTT-3.1.3-7], [MQTT-3.1.2-22]; text fields are UTF-8 of at most 65,535 bytes without control characters
     u = !o.clientId && o.clean === false
       ? 'clientId "" needs clean: true'
       : o.password != null && o.username == null
         ? "password needs username"
         : !(o.keepalive >= 0 && o.keepalive < 65536)
           ? "keepalive over 65535"
-          : w && (u = topicError(w.topic, 0, w.qos | 0)) && "will: " + u;
+          : textError(o.clientId, "clientId") ||
+            textError(o.username, "username") ||
+            (o.password != null && utf8Encode(o.password).length > 65535 && "password: over 65535 bytes") ||
+            (w && (w.payload == null || w.payload.length > 65535 ? "will: payload not a string of at most 65535 bytes" : (u = topicError(w.topic, 0, w.qos | 0)) && "will: " + u));
     if (u) throw Error(u);
-    encodeConnect(o); // what V8 cannot encode (a lone surrogate) throws now, not on every connection
+    encodeConnect(o);
     this.net_ = tls ? require("tls") : require("net");
     open(this);
   }
@@ -214,11 +245,12 @@ export class Client {
     // (see unsent_), nothing waiting before it (or flush() replays it: others wait behind it);
     // request() sorts out the rest
     if (
-      (known && c.unsent_ < 0 && !c.pending_[c.window_] && (!c.queue_[0] || (c.replaying_ && !(c.replaying_ = 0)))) ||
-      (request(c, known ? "" : (!WISP_QOS2 && qos == 2 && NO_QOS2) || topicError(topic, 0, qos), done, c.publish, arguments) && (known || (c.head_ = str((c.topic_ = topic)))))
+      ((known && c.unsent_ < 0 && !c.pending_[c.window_] && (!c.queue_[0] || (c.replaying_ && !(c.replaying_ = 0)))) ||
+        (request(c, known ? "" : (!WISP_QOS2 && qos == 2 && NO_QOS2) || topicError(topic, 0, qos), done, c.publish, arguments) && (known || (c.head_ = str((c.topic_ = topic)))))) &&
+      // the payload as bytes before a packet id is taken; what cannot be one fails through the callback
+      (typeof message == "string" || (message = bytes(message) as string) != null || call(c, done, Error("payload: not a string, typed array or number")))
     ) {
       e = qos && track(c, qos + 3, done as Callback); // waits for PUBACK (4) or PUBREC (5)
-      message = typeof message == "string" ? message : message == null ? "" : (message as any).buffer ? E.toString(message) : "" + message;
       message = c.head_ + (e ? chr(e.id_ >> 8, e.id_ & 255) + message : message);
       // the fixed header: a one-byte remaining length for most, frame() for the others
       message = (n = message.length) < 128 ? chr(0x30 | (qos << 1) | (o.retain ? 1 : 0), n) + message : frame(0x30 | (qos << 1) | (o.retain ? 1 : 0), message);
@@ -257,14 +289,41 @@ export class Client {
       c.timer_ = 0;
     }
     fail(c, Error("client ended"), true);
-    // already ended: only the callback is left to call
-    if (ending && !c.socket_) finish(c, 1);
-    else if (force === true || !c.pending_.length || !c.connected) {
+    if (force === true || !c.pending_.length || !c.connected) {
       if (force !== true && c.connected) write(c, "\xe0\0");
       c.socket_ ? hangUp(c) : finish(c);
+    } else if (!ending) {
+      // the acknowledgements are awaited for connectTimeout at most, then tick() ends the connection
+      clearTimeout(c.timer_);
+      c.timer_ = setTimeout(tick, c.options_.connectTimeout || 30000, c) as any;
     }
     return c;
   }
+}
+
+/**
+ * `user[:password]` of a URL into the options, percent-decoded to UTF-8 (on V8 decodeURIComponent throws
+ * on a bad escape or bytes that are not UTF-8, Espruino's takes them: both refused here); false if bad.
+ */
+function login(o: any, u: string): boolean | void {
+  const i = u.indexOf(":");
+  try {
+    if (u) o.username = utf8Decode(unescapeBytes(utf8Encode(i < 0 ? u : u.substr(0, i))));
+    if (i >= 0) o.password = utf8Decode(unescapeBytes(utf8Encode(u.substr(i + 1))));
+    return true;
+  } catch (e) {
+    // refused by the caller, without the password
+  }
+}
+
+/** Why the CONNECT field `name` cannot be `s` (see text()), or "" when it can. */
+function textError(s: any, name: string): string {
+  try {
+    if (s == null || (typeof s == "string" && text(s) != null)) return "";
+  } catch (e) {
+    // the reason follows
+  }
+  return name + ": not UTF-8 text of at most 65535 bytes without control characters";
 }
 
 /**
@@ -496,9 +555,11 @@ function write(c: Client, packet: string): void {
  * a socket hung up on, no "close" in time.
  */
 function tick(c: Client): void {
-  if (!c.connected) {
+  if (!c.connected || c.ended_) {
     c.timer_ = 0;
-    (c.socket_ as Socket).closing_ ? gone(c) : hangUp(c, Error("connect timeout"));
+    // an end() whose acknowledgements did not come in time: the DISCONNECT all the same
+    if (c.connected) write(c, "\xe0\0");
+    (c.socket_ as Socket).closing_ ? gone(c) : hangUp(c, c.connected ? undefined : Error("connect timeout"));
   } else if (++c.idle_ > 2 || ++c.quiet_ > 2) hangUp(c, Error("keepalive timeout"));
   else if (c.idle_ > 1 || c.quiet_ > 1) write(c, "\xc0\0"); // PINGREQ
 }
@@ -541,13 +602,14 @@ function gone(c: Client): void {
   else if (!c.timer_) fail(c, Error("connection closed"));
 }
 
-/** "end" (unless `again`: it was emitted already), then the callbacks of end(). */
-function finish(c: Client, again?: 1): void {
-  if (!again) {
-    fail(c, Error("client ended"));
-    c.emit("end");
-  }
+/** The callbacks of end(), then "end" (unless it was emitted already): what they throw comes before it. */
+function finish(c: Client): void {
+  fail(c, Error("client ended"));
   for (const f of (c.ended_ as Callback[]).splice(0)) call(c, f, null);
+  if (!c.finished_) {
+    c.emit("end");
+    c.finished_ = 1;
+  }
 }
 
 /** Fails everything waiting, queued calls and (unless `queueOnly`) the session's: nothing is dropped unheard. */
