@@ -64,10 +64,7 @@ export interface PublishOptions {
 }
 
 /** A SUBSCRIBE or UNSUBSCRIBE waiting for its acknowledgement: what to record when it comes. */
-interface Subscribing extends Pending {
-  /** requested QoS: one for all filters, or (a resubscription) one per filter */
-  qos_: number | number[] | undefined;
-}
+type Subscribing = Pending;
 
 /** `hello_`: the connect callback has run (the same listener then hears "drain"); `closing_`: hung up */
 type Socket = Espruino.Socket & { client_: Client; closing_: 0 | 1; hello_?: 1 };
@@ -365,7 +362,7 @@ function open(c: Client, again?: 0 | 1, err?: Error): void {
   c.buf_ = "";
   c.at_ = c.skip_ = 0;
   c.timer_ = setTimeout(tick, c.options_.connectTimeout || 30000, c) as any;
-  s.on("data", received);
+  s.on("data", opening);
   s.on("drain", ready);
   s.on("error", lost);
   s.on("close", lost);
@@ -400,6 +397,29 @@ function lost(this: Socket, e?: any): void {
 }
 
 /**
+ * Bytes from the broker before CONNACK, which must come first [MQTT-3.2.0-1]: anything else is a
+ * protocol error. Then received() takes this read's rest and every later one (so its loop, which runs
+ * for every packet, does not ask whether the connection is up).
+ */
+function opening(this: Socket, data: string): void {
+  const c = this.client_;
+  let p;
+  if (!this.closing_)
+    try {
+      c.buf_ += data;
+      if ((p = nextPacket(c, c.max_, decodeClientBound))) {
+        if (p.type != PacketType.CONNACK) malformed("unexpected packet type " + p.type + " before CONNACK");
+        this.removeAllListeners("data");
+        this.on("data", received);
+        connack(c, p);
+        received.call(this, "");
+      }
+    } catch (e) {
+      hangUp(c, e as Error);
+    }
+}
+
+/**
  * Bytes from the broker: every whole packet in them, in order; a malformed one ends the connection.
  * The loop is short on purpose: the interpreter reads it again for each packet.
  */
@@ -410,7 +430,8 @@ function received(this: Socket, data: string): void {
     b: any = c.buf_,
     n,
     i;
-  c.idle_ = 0;
+  // a socket hung up on is not read: its bytes are not the next connection's
+  if (this.closing_) return;
   // codec's feed(), written out (one call less per read); n: where the read ends
   n = (b = c.buf_ = c.at_ < b.length ? b.substr(c.at_) + data : data).length;
   c.at_ = 0;
@@ -422,11 +443,13 @@ function received(this: Socket, data: string): void {
       if (b.charCodeAt(i) == 0x40 && b.charCodeAt(i + 1) == 2 && i + 4 <= n && !c.skip_) {
         c.at_ = i + 4;
         puback(c, ((b.charCodeAt(i + 2) << 8) | b.charCodeAt(i + 3)) || malformed("packet id 0"));
-      } else if (!(p = nextPacket(c, max, decodeClientBound))) return;
+      } else if (!(p = nextPacket(c, max, decodeClientBound))) break;
       else p.type == PacketType.PUBLISH ? published(c, p) : acked(c, p);
     } catch (e) {
       hangUp(c, e as Error);
     }
+  // alive (keepalive): a whole packet came; bytes alone do not count (a trickle, an over-size PUBLISH still skipped)
+  if (c.at_ && !c.skip_) c.idle_ = 0;
 }
 
 /**
@@ -434,11 +457,38 @@ function received(this: Socket, data: string): void {
  * once. A message over maxPacket is acknowledged too, so the broker does not send it again, and reported.
  */
 function published(c: Client, p: Packet): void {
-  const qos = p.qos as number;
-  if (qos) write(c, encodeAck(qos + 3, p.messageId as number));
+  const qos = p.qos as number,
+    again = WISP_QOS2 && qos > 1 && seen(c, p.messageId as number);
+  if (qos) ack(c, qos + 3, p.messageId as number);
   // (c.skip_, the bytes still to discard, is set right after a PUBLISH over maxPacket: cheaper to
   // read than p.over_, which a message that fits does not have)
-  if (!WISP_QOS2 || qos < 2 || (!c.received_[p.messageId as number] && (c.received_[p.messageId as number] = 1))) c.skip_ ? c.emit("error", Error(p.over_)) : c.emit("message", p.topic, p.payload, p);
+  if (!again) c.skip_ ? c.emit("error", Error(p.over_)) : c.emit("message", p.topic, p.payload, p);
+}
+
+/**
+ * An incoming QoS 2 message: 1 when its id awaits PUBREL already (a resend, not delivered again). Ids
+ * awaiting PUBREL are bounded (100; Mosquitto sends 20 at a time): past that the broker is not
+ * releasing them, a protocol error, before the PUBREC.
+ */
+function seen(c: Client, id: number): 1 | void {
+  if (c.received_[id]) return 1;
+  if (Object.keys(c.received_).length > 99) throw Error("over 100 QoS 2 messages without PUBREL");
+  c.received_[id] = 1;
+}
+
+/**
+ * Writes an acknowledgement. It goes whatever the send buffer holds, so a broker that sends and does not
+ * read would fill it: past twice sendBuffer (and what is in flight), the link is dead.
+ */
+function ack(c: Client, type: number, id: number): void {
+  write(c, encodeAck(type, id));
+  if (c.unsent_ > 0 && c.unsent_ < CLOSED) full(c);
+}
+
+function full(c: Client): void {
+  let n = c.options_.sendBuffer || 4096;
+  for (const e of c.pending_) n += e.packet_.length;
+  if (c.unsent_ > n) hangUp(c, Error("send buffer: the broker does not read"));
 }
 
 /**
@@ -462,16 +512,16 @@ function puback(c: Client, id: number): void {
   else if (c.queue_[0]) flush(c);
 }
 
-/** PUBACK (other than puback()'s), PUBREC, PUBREL, PUBCOMP, SUBACK, UNSUBACK, PINGRESP; CONNACK goes on to connack(). */
+/** PUBACK (other than puback()'s), PUBREC, PUBREL, PUBCOMP, SUBACK, UNSUBACK, PINGRESP; a CONNACK here is a second one. */
 function acked(c: Client, p: Packet): void {
   const type = p.type,
     id = p.messageId as number,
     l = c.pending_;
   let e: any;
-  if (type == PacketType.CONNACK) return connack(c, p);
+  if (type == PacketType.CONNACK) malformed("unexpected packet type 2");
   else if (WISP_QOS2 && type == PacketType.PUBREL) {
     delete c.received_[id];
-    return write(c, encodeAck(PacketType.PUBCOMP, id));
+    return ack(c, PacketType.PUBCOMP, id);
   } else if (!(e = acknowledge(c, type, id, type == PacketType.SUBACK ? p.granted : undefined))) return;
   // (a PINGRESP acknowledges nothing: that something came is all keepalive needs)
   else if (WISP_QOS2 && type == PacketType.PUBREC) return write(c, e.packet_);
@@ -487,9 +537,12 @@ function acked(c: Client, p: Packet): void {
  */
 function granted(c: Client, e: any, g: number[]): { topic: string; qos: number }[] {
   const list = [];
+  let f, p, j;
   for (let i = 0; i < g.length; i++) {
-    if (g[i] < 128 && e != c.resub_) c.subscriptions_[e.filters_[i]] = e.qos_;
-    list.push({ topic: e.filters_[i], qos: g[i] });
+    // not a filter unsubscribed since (its UNSUBSCRIBE still waits: the broker answers in order)
+    for (j = 0, f = e.filters_[i]; (p = c.pending_[j]) && !(p.wait_ == PacketType.UNSUBACK && (p.filters_ as string[]).indexOf(f) >= 0); j++);
+    if (g[i] < 128 && e != c.resub_ && !p) c.subscriptions_[f] = e.qos_;
+    list.push({ topic: f, qos: g[i] });
   }
   return list;
 }
@@ -497,11 +550,10 @@ function granted(c: Client, e: any, g: number[]): { topic: string; qos: number }
 /** CONNACK: the connection is up (redeliver, resubscribe, keepalive, the waiting calls), or refused. */
 function connack(c: Client, p: Packet): void {
   const subs = c.subscriptions_,
-    fresh = !p.sessionPresent,
+    // [MQTT-3.2.2-1] no session after a clean start, whatever the broker says
+    fresh = !p.sessionPresent || c.options_.clean !== false,
     l = c.pending_;
   let e: any, list: any, i;
-  // one per connection [MQTT-3.2.0-1]: another would redeliver and resubscribe again
-  if (c.connected) malformed("unexpected packet type 2");
   clearTimeout(c.timer_);
   c.timer_ = 0;
   if ((i = p.returnCode)) {

@@ -387,16 +387,18 @@ function nextLong(stream: Stream, max: number, decode: (header: number, body: st
     mul *= 128;
   } while (c & 128);
   c = b.charCodeAt(at);
-  // mul: the size of a packet over max, 0 for one that fits
-  if ((mul = (len += i - at) > max ? len : 0)) {
+  // mul: the size of a packet over max, 0 for one that fits. A SUBACK is taken up to 64 KB: it answers
+  // the client's own SUBSCRIBE (a resubscription of many filters), one byte per filter.
+  if ((mul = (len += i - at) > max && !(c >> 4 == PacketType.SUBACK && len < 65536) ? len : 0)) {
     if (c >> 4 != PacketType.PUBLISH) fail("packet of " + len + " bytes is over maxPacket " + max);
-    len = max;
+    // the topic and packet id are read wherever they end (NaN until their length is there)
+    len = Math.min(mul, Math.max(max, i - at + 4 + ((b.charCodeAt(i) << 8) | b.charCodeAt(i + 1))));
   }
-  if (n - at < len) return;
+  if (!(n - at >= len)) return;
   stream.at_ = at + len;
   p = decode(c, b.substr(i, at + len - i));
   if (mul) {
-    stream.skip_ = mul - max;
+    stream.skip_ = mul - len;
     p.over_ = p.topic + ": message of " + mul + " bytes is over maxPacket " + max;
   }
   return p;
