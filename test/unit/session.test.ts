@@ -54,6 +54,7 @@ describe("outgoing QoS flows", () => {
     const s = newSession();
     const e = track(s, 9, noop);
     e.filters_ = ["a/+"];
+    e.qos_ = 1;
     expect(() => acknowledge(s, 9, 1, [1, 1])).toThrow(/malformed packet: SUBACK for 1 filters with 2 return codes/);
     expect(s.pending_).toEqual([e]);
     expect(acknowledge(s, 9, 1, [1])).toBe(e);
