@@ -464,3 +464,168 @@ describe("K5: a message the client cannot take is dealt with once, not in a loop
 
 
 });
+
+// Round 2 of issue 7: further cases of the same five kinds, found on main after the first fixes.
+describe("K1, round 2: callbacks once, nothing after end, nothing thrown", () => {
+  // Before: end(false) waited for the PUBACK for ever: neither callback ran, and no "end".
+  it("end(false) while a QoS 1 message is never acknowledged: after connectTimeout both callbacks run, DISCONNECT goes, then end", async () => {
+    const { broker, clock } = rig;
+    broker.script = (r) => r.name !== "PUBLISH" && broker.respond(r); // answers pings, never PUBACKs
+    const dev = await rig.connected({ keepalive: 10, connectTimeout: 20_000 });
+    const done: string[] = [];
+    dev.client.publish("t", "x", { qos: 1 }, recorder(done, "publish"));
+    await broker.next("PUBLISH");
+    dev.client.end(false, recorder(done, "end"));
+    clock.tick(19_999);
+    await rig.runtime.settle();
+    expect(done).toEqual([]);
+    clock.tick(1);
+    await broker.next("DISCONNECT");
+    const end = await dev.next("end");
+    expect(end.at).toBe(20_000);
+    expect(done).toEqual(["publish: client ended", "end: ok"]);
+    expect(dev.events.map((e) => e.name)).toEqual(["connect", "close", "offline", "end"]);
+    expect(rig.runtime.timerCount).toBe(0);
+  });
+
+  // Before: finish() emitted "end" and then ran the callbacks, whose exception became an "error" after it.
+  it("a throwing end() callback is reported before end; one of a call made after end is thrown on its own, not as an event", async () => {
+    const dev = await rig.connected();
+    dev.client.end(false, () => {
+      throw new Error("shutdown step broke");
+    });
+    await dev.next("end");
+    await rig.runtime.settle();
+    expect(dev.events.map((e) => e.name + (e.name === "error" ? `: ${e.args[0].message}` : ""))).toEqual(["connect", "close", "offline", "error: shutdown step broke", "end"]);
+    let thrown = "";
+    try {
+      dev.client.publish("t", "x", { qos: 0 }, () => {
+        throw new Error("late callback broke");
+      });
+      dev.client.end(() => {
+        throw new Error("late end callback broke");
+      });
+    } catch (e) {
+      thrown = String(e);
+    }
+    expect(thrown).toBe("");
+    rig.clock.tick(10);
+    await rig.runtime.settle();
+    expect(dev.events.map((e) => e.name).slice(-1)).toEqual(["end"]);
+    expect(uncaught().join("\n")).toMatch(/late callback broke[^]*late end callback broke/);
+  });
+
+  // Before: the conversion threw out of publish() after a packet id was taken (the slot stayed for
+  // good); queued before CONNACK, it threw in the data handler at every CONNACK and dropped the connection.
+  it("a payload that cannot be made bytes fails through its callback, live or queued, and takes no packet id; a DataView is its bytes", async () => {
+    const { broker } = rig;
+    broker.script = (r) => r.name !== "CONNECT" && broker.respond(r); // CONNACK when the test says
+    const dev = rig.connect({ inflight: 1 });
+    const connect = await broker.next("CONNECT");
+    const done: string[] = [];
+    const realm = (rig.runtime as unknown as { realm: { Object: ObjectConstructor } }).realm;
+    const bad = [realm.Object.create(null), { toString: () => { throw new Error("no text"); } }];
+    dev.client.publish("t", bad[0], { qos: 1 }, recorder(done, "queued"));
+    connect.conn.send({ type: type("CONNACK"), sessionPresent: false, returnCode: 0 });
+    await dev.next("connect");
+    await rig.runtime.settle();
+    expect(done).toEqual(["queued: payload: not a string, typed array or number"]);
+    let thrown = "";
+    try {
+      dev.client.publish("t", bad[1], { qos: 1 }, recorder(done, "live"));
+    } catch (e) {
+      thrown = String(e);
+    }
+    expect(thrown).toBe("");
+    expect(done[1]).toBe("live: payload: not a string, typed array or number");
+    // the in-flight window (1) is free: the next publish goes at once
+    const bytes = new DataView(new Uint8Array([0x31, 0x32, 0x33, 0x34]).buffer, 1, 2);
+    dev.client.publish("t", bytes as unknown as string, { qos: 1 }, recorder(done, "dataview"));
+    const sent = await broker.next("PUBLISH");
+    expect(sent.packet.payload).toBe("23");
+    await rig.sync();
+    expect(done[2]).toBe("dataview: ok");
+    expect(dev.of("close")).toEqual([]);
+  });
+});
+
+describe("K2, round 2: arguments checked before the wire, the same on both engines", () => {
+  it("numeric options that cannot work are refused by connect(), naming the option", () => {
+    const bad: [object, RegExp][] = [
+      [{ reconnectPeriod: -1_000 }, /reconnectPeriod/],
+      [{ inflight: -1 }, /inflight/],
+      [{ sendBuffer: -1 }, /sendBuffer/],
+      [{ queueSize: "many" }, /queueSize/],
+      [{ connectTimeout: -5 }, /connectTimeout/],
+      [{ maxPacket: 3 }, /maxPacket.*4/],
+    ];
+    for (const [options, error] of bad) expect(() => rig.mqtt.connect(rig.broker.url, options as object), JSON.stringify(options)).toThrow(error);
+    expect(netState(rig.runtime).sockets.size).toBe(0);
+  });
+
+  // Before: the 2-byte length overflowed; the broker dropped the CONNECT and the client reconnected for ever.
+  it("CONNECT fields over 65,535 bytes are refused by connect(); so are control characters in clientId and username", () => {
+    const long = "x".repeat(70_000);
+    const bad: [object, RegExp][] = [
+      [{ clientId: long }, /clientId/],
+      [{ username: long }, /username/],
+      [{ username: "u", password: long }, /password/],
+      [{ will: { topic: "w", payload: long } }, /will: payload/],
+      [{ clientId: "node\u0001" }, /clientId/],
+      [{ username: "u\u0085" }, /username/],
+      [{ will: { topic: "w/\u007f", payload: "x" } }, /will: invalid topic/],
+    ];
+    for (const [options, error] of bad) expect(() => rig.mqtt.connect(rig.broker.url, options as object), JSON.stringify(options).slice(0, 60)).toThrow(error);
+    expect(netState(rig.runtime).sockets.size).toBe(0);
+  });
+
+  // Before: Mosquitto drops a client that sends these [MQTT-1.5.3-2]; the QoS 1 message went again on every connection.
+  it("topics with control characters or noncharacters are refused: U+0001-U+001F, U+007F-U+009F, U+FDD0-U+FDEF, U+nFFFE/F", async () => {
+    const dev = await rig.connected();
+    const from = rig.broker.mark();
+    const errors: string[] = [];
+    const topics = ["a\u0001", "a/\u001f", "a\u007f", "a\u0085", "a\u009f", "a\ufdd0", "a\ufdef", "a\ufffe", "a\uffff", "a\ud83f\udfff"];
+    for (const t of topics) {
+      dev.client.publish(t, "x", { qos: 1 }, (err) => errors.push(err ? err.message : "ok"));
+      dev.client.subscribe(t, { qos: 1 }, (err) => errors.push(err ? err.message : "ok"));
+    }
+    expect(errors).toHaveLength(2 * topics.length);
+    for (const e of errors) expect(e).toMatch(/invalid topic/);
+    // and their neighbours are fine
+    const fine: string[] = [];
+    for (const t of ["a\u00a0", "a\ufdf0", "a\ufffd", "a/\u00e9", "a\ud83d\ude00"]) dev.client.publish(t, "x", { qos: 0 }, recorder(fine, t));
+    await rig.broker.until(() => (rig.broker.seen("PUBLISH", from).length >= 5 ? true : undefined), 5_000, () => "5 PUBLISH");
+    expect(fine.every((f) => f.endsWith(": ok"))).toBe(true);
+    expect(rig.broker.seen("PUBLISH", from).map((r) => r.packet.topic)).toEqual(["a\u00a0", "a\ufdf0", "a\ufffd", "a/\u00e9", "a\ud83d\ude00"]);
+    expect(rig.broker.seen("SUBSCRIBE", from)).toEqual([]);
+  });
+
+  // Before: connect() wrote host, port, clientId and the URL's credentials into the caller's object.
+  it("connect() leaves the caller's options alone: two clients sharing one object get their own client ids and credentials", async () => {
+    const options = { keepalive: 0, reconnectPeriod: 1_000, will: { topic: "w", payload: new Uint8Array([0x61]) as unknown as string } };
+    const a = rig.mqtt.connect(rig.broker.url.replace("mqtt://", "mqtt://alice:hunter2@"), options);
+    const b = rig.mqtt.connect(rig.broker.url, options);
+    await rig.broker.next((r) => r.name === "CONNECT" && r.conn.id === 2);
+    await rig.broker.next((r) => r.name === "CONNECT" && r.conn.id === 1);
+    expect(Object.keys(options)).toEqual(["keepalive", "reconnectPeriod", "will"]);
+    expect(options.will.payload).toBeInstanceOf(Uint8Array);
+    const connects = rig.broker.seen("CONNECT").map((r) => r.packet);
+    expect(connects[0].clientId).not.toBe(connects[1].clientId);
+    expect(connects.map((p) => p.username).sort()).toEqual(["alice", undefined]);
+    a.end(true);
+    b.end(true);
+  });
+
+  // Before: V8's decodeURIComponent threw URIError where Espruino's took the escape; a port over 65535
+  // wrapped on Espruino; "abc" became 1883; "[::1]" gave the host "[".
+  it("URLs: every %-escape two hex digits of UTF-8, a port of 1 to 65535 digits, an IPv6 host in brackets", () => {
+    for (const url of ["mqtt://u:pw%@h", "mqtt://u:pw%A@h", "mqtt://u:p%FF@h", "mqtt://u:p%C3@h", "mqtt://h:84375", "mqtt://h:0", "mqtt://h:abc", "mqtt://h:-1", "mqtt://[::1", "mqtt://a:b:c"]) {
+      expect(() => rig.mqtt.connect(url), url).toThrow("unsupported URL");
+    }
+    expect(netState(rig.runtime).sockets.size).toBe(0);
+    const v6 = rig.mqtt.connect("mqtt://u:p%C3%A9@[::1]:65535", { reconnectPeriod: 0 });
+    const socket = [...netState(rig.runtime).sockets][0];
+    expect([socket.host, socket.port]).toEqual(["::1", 65535]);
+    v6.end(true);
+  });
+});
