@@ -629,3 +629,95 @@ describe("K2, round 2: arguments checked before the wire, the same on both engin
     v6.end(true);
   });
 });
+
+describe("K3, round 2: acknowledgements checked against what is pending", () => {
+  // Before: believed; no resubscription, and the subscriptions were lost.
+  it("CONNACK with sessionPresent answering clean: true is taken as no session [MQTT-3.2.2-1]: the client resubscribes", async () => {
+    const { broker } = rig;
+    const dev = await rig.connected({ reconnectPeriod: 1_000 });
+    await new Promise((resolve) => dev.client.subscribe("cmd/+", { qos: 1 }, resolve));
+    broker.sessionPresent = true;
+    const from = broker.mark();
+    broker.conn.drop();
+    await rig.nextReconnect(dev, (await dev.next("close")).index);
+    const resub = await broker.next("SUBSCRIBE", from);
+    expect(resub.packet.subscriptions).toEqual([{ topic: "cmd/+", qos: 1 }]);
+  });
+
+  // Before: a PUBACK before CONNACK completed a pending publish; a PUBLISH before it was delivered and acknowledged.
+  it("anything before CONNACK is a protocol error [MQTT-3.2.0-1]: nothing completed, delivered or acknowledged", async () => {
+    const { broker } = rig;
+    broker.script = (r) => r.name !== "PUBLISH" && broker.respond(r);
+    const dev = await rig.connected({ reconnectPeriod: 1_000, clean: false });
+    const done: string[] = [];
+    dev.client.publish("t", "x", { qos: 1 }, recorder(done, "publish"));
+    await broker.next("PUBLISH");
+    let early = 0;
+    broker.script = (r) => {
+      if (r.name === "CONNECT" && early++ < 2)
+        return r.conn.write(early === 1 ? encode({ type: type("PUBACK"), messageId: 1 }) : encode({ type: type("PUBLISH"), topic: "early", payload: "x", qos: 1, messageId: 5 }));
+      if (r.name !== "PUBLISH" || r.conn.id === 4) broker.respond(r);
+    };
+    broker.conn.drop();
+    for (let id = 2; id <= 3; id++) {
+      const close = await dev.next("close", dev.mark() - 1);
+      await rig.nextReconnect(dev, close.index);
+      await broker.connection(id).then((c) => c.closed);
+    }
+    await rig.nextReconnect(dev, (await dev.next("close", dev.mark() - 1)).index);
+    await broker.next((r) => r.name === "PUBLISH" && r.conn.id === 4);
+    await rig.sync();
+    expect(dev.errors().map((e) => e.message).filter((m) => /CONNACK/.test(m))).toEqual([
+      "malformed packet: unexpected packet type 4 before CONNACK",
+      "malformed packet: unexpected packet type 3 before CONNACK",
+    ]);
+    expect(done).toEqual(["publish: ok"]);
+    expect(dev.messages()).toEqual([]);
+    expect(broker.seen("PUBACK")).toEqual([]);
+  });
+
+  // Before: the SUBACK put the filter back on the list to restore, and a session-less reconnect subscribed it again.
+  it("subscribe then unsubscribe before the SUBACK: the filter is not restored after a reconnect without a session", async () => {
+    const { broker } = rig;
+    const dev = await rig.connected({ reconnectPeriod: 1_000 });
+    await new Promise((resolve) => dev.client.subscribe("keep", { qos: 0 }, resolve));
+    const done: string[] = [];
+    dev.client.subscribe("gone/+", { qos: 1 }, recorder(done, "subscribe"));
+    dev.client.unsubscribe("gone/+", recorder(done, "unsubscribe"));
+    await broker.next("UNSUBSCRIBE");
+    await rig.sync();
+    expect(done).toEqual(["subscribe: ok", "unsubscribe: ok"]);
+    const from = broker.mark();
+    broker.conn.drop();
+    await rig.nextReconnect(dev, (await dev.next("close")).index);
+    const resub = await broker.next("SUBSCRIBE", from);
+    expect(resub.packet.subscriptions).toEqual([{ topic: "keep", qos: 0 }]);
+  });
+
+  // Before: the PUBACK was ignored and the QoS 2 callback never ran; a SUBACK granting more than asked was taken.
+  it("a PUBACK answering a QoS 2 publish, and a SUBACK granting QoS 2 for 0, are protocol errors; the request goes again", async () => {
+    const { broker } = rig;
+    let wrong = 1;
+    broker.script = (r) => {
+      const id = r.packet.messageId as number;
+      if (r.name === "PUBLISH" && wrong-- > 0) return r.conn.send({ type: type("PUBACK"), messageId: id });
+      if (r.name === "SUBSCRIBE" && r.conn.id === 2) return r.conn.send({ type: type("SUBACK"), messageId: id, granted: [2] });
+      broker.respond(r);
+    };
+    const dev = await rig.connected({ reconnectPeriod: 1_000 });
+    const done: string[] = [];
+    dev.client.publish("t", "x", { qos: 2 }, recorder(done, "qos 2"));
+    const error = await dev.next("error");
+    expect(error.args[0].message).toMatch(/packet type 4 answers packet id 1, which waits for type 5/);
+    await rig.nextReconnect(dev, (await dev.next("close")).index);
+    await dev.next("connect", 2);
+    dev.client.subscribe("s", { qos: 0 }, recorder(done, "subscribe"));
+    const error2 = await dev.next("error", error.index + 1, (e) => /SUBACK/.test(e.args[0].message));
+    expect(error2.args[0].message).toMatch(/SUBACK grants QoS 2 where 0 was asked/);
+    await rig.nextReconnect(dev, (await dev.next("close", error2.index)).index);
+    await broker.next((r) => r.name === "PUBCOMP" || (r.name === "SUBSCRIBE" && r.conn.id === 3));
+    await broker.next((r) => r.name === "PUBREL" && r.conn.id === 3);
+    await rig.sync();
+    expect(done.sort()).toEqual(["qos 2: ok", "subscribe: ok"]);
+  });
+});
