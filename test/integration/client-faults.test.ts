@@ -721,3 +721,112 @@ describe("K3, round 2: acknowledgements checked against what is pending", () => 
     expect(done.sort()).toEqual(["qos 2: ok", "subscribe: ok"]);
   });
 });
+
+describe("K4, round 2: a dead or stalled link is noticed, memory stays bounded", () => {
+  // Before: any byte received counted as alive: one byte every 4 s kept a link alive for ever.
+  it("keepalive 10 s, a broker that trickles one byte every 4 s: only whole packets count, the link is found dead within 1.5 × keepalive", async () => {
+    const { broker, clock } = rig;
+    broker.script = (r) => void (r.name === "CONNECT" && broker.respond(r));
+    const dev = rig.connect({ keepalive: 10, reconnectPeriod: 60_000 });
+    const connect = await dev.next("connect");
+    const endless = encode({ type: type("PUBLISH"), topic: "slow", payload: "y".repeat(100), qos: 0 });
+    for (let i = 0; i < 10 && dev.client.connected; i++) {
+      broker.conn.write(endless[i]);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      clock.tick(4_000);
+      await rig.runtime.settle();
+    }
+    const error = await dev.next("error");
+    expect(error.args[0].message).toMatch(/keepalive/);
+    expect(error.at - connect.at).toBeLessThanOrEqual(16_000);
+  });
+
+  it("a PUBLISH header claiming 200 MB, then its bytes trickling: read past, and the link still found dead", async () => {
+    const { broker, clock } = rig;
+    broker.script = (r) => void (r.name === "CONNECT" && broker.respond(r));
+    const dev = rig.connect({ keepalive: 10, reconnectPeriod: 60_000, maxPacket: 64 });
+    const connect = await dev.next("connect");
+    broker.conn.write("\x30\x80\x80\x80\x64\x00\x04huge" + "z".repeat(60));
+    for (let i = 0; i < 10 && dev.client.connected; i++) {
+      broker.conn.write("z".repeat(100));
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      clock.tick(4_000);
+      await rig.runtime.settle();
+    }
+    const error = await dev.next("error", 0, (e) => /keepalive/.test(e.args[0].message));
+    expect(error.at - connect.at).toBeLessThanOrEqual(16_000);
+    expect(dev.errors()[0].message).toMatch(/huge: message of 209715205 bytes is over maxPacket 64/);
+  });
+
+  // Before: a read on the socket hung up on (still open on a device while it has unsent data) reset the
+  // new connection's keepalive, and its messages were delivered.
+  it("the old, hung-up socket is not read: its messages are not delivered and do not keep the new connection alive", async () => {
+    const { broker, clock } = rig;
+    const dev = await rig.connected({ keepalive: 10, reconnectPeriod: 1_000, sendBuffer: 65_536, queueSize: 4 });
+    const conn1 = broker.conn;
+    conn1.socket.pause();
+    const socket = [...netState(rig.runtime).sockets][0];
+    const payload = "x".repeat(4_000);
+    for (let round = 0, stuck = 0; round < 5_000 && stuck < 50; round++) {
+      for (let i = 0; i < 8; i++) dev.client.publish("flood", payload, { qos: 0 }, noop);
+      stuck = socket.unsent > 0 ? stuck + 1 : 0;
+      await new Promise((resolve) => setImmediate(resolve));
+      await rig.runtime.settle();
+    }
+    // connection 1 goes on sending after the client hung up on it; connection 2 gets CONNACK and then nothing
+    broker.script = (r) => void (r.name === "CONNECT" && broker.respond(r));
+    let hungUp = -1;
+    for (let t = 0; t < 16; t++) {
+      conn1.send({ type: type("PUBLISH"), topic: "old", payload: String(t), qos: 0 });
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      await rig.runtime.settle();
+      if (hungUp < 0 && dev.of("error").length) hungUp = dev.messages().length;
+      clock.tick(2_500);
+      await rig.runtime.settle();
+    }
+    const connect2 = await dev.next("connect", 1);
+    const error2 = await dev.next("error", connect2.index);
+    expect(error2.args[0].message).toMatch(/keepalive/);
+    expect(error2.at - connect2.at).toBeLessThanOrEqual(15_000);
+    expect(dev.messages().length).toBe(hungUp);
+  });
+
+  // Before: acknowledgements bypassed sendBuffer: 27.7 MB of unsent PUBCOMPs with keepalive 0.
+  it("a broker that floods and does not read: the acknowledgements it is owed stay within 2 × sendBuffer, then the link is closed as dead", async () => {
+    const { broker } = rig;
+    const sendBuffer = 4_096;
+    const dev = await rig.connected({ keepalive: 0, reconnectPeriod: 60_000, sendBuffer });
+    const conn = broker.conn;
+    conn.socket.pause();
+    const socket = [...netState(rig.runtime).sockets][0];
+    let maxUnsent = 0;
+    for (let round = 0, id = 0; round < 200 && dev.client.connected; round++) {
+      let chunk = "";
+      for (let i = 0; i < 2_000; i++) chunk += encode({ type: type("PUBREL"), messageId: (id = (id % 65_535) + 1) });
+      conn.write(chunk);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      await rig.runtime.settle();
+      maxUnsent = Math.max(maxUnsent, socket.unsent);
+    }
+    const error = await dev.next("error");
+    expect(error.args[0].message).toMatch(/send buffer/);
+    expect(dev.client.connected).toBe(false);
+    expect(maxUnsent).toBeLessThanOrEqual(2 * sendBuffer + 8);
+  });
+
+  // Before: every id up to 65,535 was kept (on an ESP32, about a JsVar each, of 16,383 at most).
+  it("incoming QoS 2 messages never released: at most 100 ids wait for PUBREL, then a protocol error, before the PUBREC", async () => {
+    const { broker } = rig;
+    const dev = await rig.connected({ keepalive: 0, reconnectPeriod: 60_000 });
+    let chunk = "";
+    for (let id = 1; id <= 150; id++) chunk += encode({ type: type("PUBLISH"), topic: "q2", payload: String(id), qos: 2, messageId: id });
+    broker.conn.write(chunk);
+    const error = await dev.next("error");
+    expect(error.args[0].message).toMatch(/over 100 QoS 2 messages without PUBREL/);
+    await dev.next("close");
+    await broker.until(() => (broker.seen("PUBREC").length >= 100 ? true : undefined), 5_000, () => "100 PUBREC");
+    await broker.conn.closed;
+    expect(broker.seen("PUBREC")).toHaveLength(100);
+    expect(dev.messages()).toHaveLength(100);
+  });
+});
