@@ -830,3 +830,43 @@ describe("K4, round 2: a dead or stalled link is noticed, memory stays bounded",
     expect(dev.messages()).toHaveLength(100);
   });
 });
+
+describe("K5, round 2: a message the client cannot take is dealt with once", () => {
+  // Before: "malformed packet: too short", the connection dropped, and the broker sent it again on every connection.
+  for (const [maxPacket, topicLength] of [[4_096, 5_000], [256, 251], [64, 80]]) {
+    it(`an over-size QoS 1 PUBLISH whose topic (${topicLength} bytes) or packet id lies past maxPacket ${maxPacket}: acknowledged, reported once, the connection stays`, async () => {
+      const { broker } = rig;
+      const dev = await rig.connected({ clean: false, reconnectPeriod: 1_000, maxPacket });
+      const topic = "t".repeat(topicLength);
+      broker.conn.write(encode({ type: type("PUBLISH"), topic, payload: "p".repeat(100), qos: 1, messageId: 42 }) + encode({ type: type("PUBLISH"), topic: "after", payload: "fine", qos: 1, messageId: 43 }));
+      await broker.next((r) => r.name === "PUBACK" && r.packet.messageId === 43);
+      await rig.sync();
+      expect(broker.seen("PUBACK").map((r) => r.packet.messageId)).toEqual([42, 43]);
+      expect(dev.messages().map((m) => m.topic)).toEqual(["after"]);
+      const errors = dev.errors().map((e) => e.message);
+      expect(errors).toHaveLength(1);
+      expect(errors[0]).toMatch(new RegExp(`^t{${topicLength}}: message of \\d+ bytes is over maxPacket ${maxPacket}$`));
+      expect(broker.connections).toHaveLength(1);
+    });
+  }
+
+  // Before: the SUBACK was over maxPacket, so malformed; the SUBSCRIBE went again on every connection.
+  it("a SUBACK over maxPacket answers the client's own SUBSCRIBE: taken, for 70 filters at maxPacket 64 and for a resubscription of 61", async () => {
+    const { broker } = rig;
+    const dev = await rig.connected({ maxPacket: 64, reconnectPeriod: 1_000, inflight: 64 });
+    const filters = Array.from({ length: 70 }, (_, i) => `f/${i}`);
+    const granted = await new Promise<unknown>((resolve) => dev.client.subscribe(filters, { qos: 1 }, (err, g) => resolve(err ? err.message : g)));
+    expect(granted).toHaveLength(70);
+    for (let i = 0; i < 61; i++) dev.client.subscribe(`s/${i}`, { qos: 0 }, noop);
+    await broker.until(() => (broker.seen("SUBSCRIBE").length >= 62 ? true : undefined), 5_000, () => "62 SUBSCRIBE");
+    await rig.sync();
+    const from = broker.mark();
+    broker.conn.drop();
+    await rig.nextReconnect(dev, (await dev.next("close")).index);
+    const resub = await broker.next("SUBSCRIBE", from);
+    expect(resub.packet.subscriptions).toHaveLength(131);
+    await rig.sync(dev, broker.conn);
+    expect(dev.errors().map((e) => e.message)).toEqual(["connection reset"]);
+    expect(broker.connections).toHaveLength(2);
+  });
+});
