@@ -203,7 +203,7 @@ export class Client {
     if (o.clientId == null) o.clientId = "wisp_" + ((Math.random() * 1e9) | 0).toString(36);
     if (o.keepalive == null) o.keepalive = 60;
     // a number of at least 0 (maxPacket: 4, a CONNACK), or nothing for the default
-    for (a of "reconnectPeriod,connectTimeout,queueSize,inflight,sendBuffer,maxPacket".split(",")) if (o[a] != null && !(o[a] >= (a == "maxPacket" ? 4 : 0))) throw Error(a + ": not a number of at least " + (a == "maxPacket" ? 4 : 0));
+    for (a of "reconnectPeriod,connectTimeout,queueSize,inflight,sendBuffer,maxPacket".split(",")) if (o[a] != null && !(o[a] >= (h = a == "maxPacket" ? 4 : 0))) throw Error(a + ": not a number of at least " + h);
     this.window_ = (o.inflight || 8) - 1;
     this.max_ = o.maxPacket || 4096;
     // a will's payload as bytes: see publish

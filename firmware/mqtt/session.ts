@@ -63,10 +63,10 @@ export function acknowledge(s: Session, type: number, id: number, granted?: numb
     e;
   // the oldest first: acknowledgements mostly come in the order their packets went
   while ((e = l[i]) && e.id_ != id) i++;
-  if (e && e.wait_ != type && !(type == PacketType.PUBREC && e.wait_ == PacketType.PUBCOMP)) fail("packet type " + type + " answers packet id " + id + ", which waits for type " + e.wait_);
+  if (e && e.wait_ != type && !(type == PacketType.PUBREC && e.wait_ == PacketType.PUBCOMP)) fail("unexpected packet type " + type);
   if (e && e.wait_ == type) {
     if (granted && granted.length != (e.filters_ as string[]).length) fail("SUBACK for " + (e.filters_ as string[]).length + " filters with " + granted.length + " return codes");
-    if (granted) for (let k = 0; k < granted.length; k++) if (granted[k] < 128 && granted[k] > (typeof e.qos_ == "number" ? e.qos_ : (e.qos_ as number[])[k])) fail("SUBACK grants QoS " + granted[k] + " where " + e.qos_ + " was asked");
+    if (granted) for (let k = 0; k < granted.length; k++) if (granted[k] < 128 && granted[k] > (typeof e.qos_ == "number" ? e.qos_ : (e.qos_ as number[])[k])) fail("SUBACK grants more than asked");
     if ((typeof WISP_QOS2 == "undefined" || WISP_QOS2) && type == PacketType.PUBREC) {
       e.wait_ = PacketType.PUBCOMP;
       e.packet_ = encodeAck(PacketType.PUBREL, id);

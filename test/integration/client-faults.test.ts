@@ -708,12 +708,12 @@ describe("K3, round 2: acknowledgements checked against what is pending", () => 
     const done: string[] = [];
     dev.client.publish("t", "x", { qos: 2 }, recorder(done, "qos 2"));
     const error = await dev.next("error");
-    expect(error.args[0].message).toMatch(/packet type 4 answers packet id 1, which waits for type 5/);
+    expect(error.args[0].message).toMatch(/unexpected packet type 4/);
     await rig.nextReconnect(dev, (await dev.next("close")).index);
     await dev.next("connect", 2);
     dev.client.subscribe("s", { qos: 0 }, recorder(done, "subscribe"));
     const error2 = await dev.next("error", error.index + 1, (e) => /SUBACK/.test(e.args[0].message));
-    expect(error2.args[0].message).toMatch(/SUBACK grants QoS 2 where 0 was asked/);
+    expect(error2.args[0].message).toMatch(/SUBACK grants more than asked/);
     await rig.nextReconnect(dev, (await dev.next("close", error2.index)).index);
     await broker.next((r) => r.name === "PUBCOMP" || (r.name === "SUBSCRIBE" && r.conn.id === 3));
     await broker.next((r) => r.name === "PUBREL" && r.conn.id === 3);

@@ -42,7 +42,7 @@ describe("outgoing QoS flows", () => {
   it("QoS 2 moves to PUBREL on PUBREC, then completes on PUBCOMP", () => {
     const s = newSession();
     publish(s, "t", 2, noop);
-    expect(() => acknowledge(s, 7, 1)).toThrow(/malformed packet: packet type 7 answers packet id 1, which waits for type 5/); // PUBCOMP before PUBREC
+    expect(() => acknowledge(s, 7, 1)).toThrow(/malformed packet: unexpected packet type 7/); // PUBCOMP before PUBREC
     expect(s.pending_).toHaveLength(1);
     const e = acknowledge(s, 5, 1)!;
     expect(e.packet_).toBe("\x62\x02\x00\x01"); // PUBREL
@@ -76,12 +76,12 @@ describe("outgoing QoS flows", () => {
     const e = track(s, 9, noop);
     e.filters_ = ["a", "b"];
     e.qos_ = [0, 1];
-    expect(() => acknowledge(s, 9, 1, [1, 1])).toThrow(/SUBACK grants QoS 1 where 0,1 was asked/);
+    expect(() => acknowledge(s, 9, 1, [1, 1])).toThrow(/SUBACK grants more than asked/);
     expect(acknowledge(s, 9, 1, [0, 128])).toBe(e);
     const f = track(s, 9, noop);
     f.filters_ = ["c"];
     f.qos_ = 1;
-    expect(() => acknowledge(s, 9, 2, [2])).toThrow(/SUBACK grants QoS 2/);
+    expect(() => acknowledge(s, 9, 2, [2])).toThrow(/SUBACK grants more than asked/);
     expect(acknowledge(s, 9, 2, [0])).toBe(f);
   });
 });
