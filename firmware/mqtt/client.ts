@@ -192,11 +192,21 @@ export class Client {
     o.port = a.substr(h + 1);
     o.host = a = a.substr(0, h);
     if (a[0] == "[") o.host = a.substr(1, a.length - 2);
+    // user[:password], percent-decoded to UTF-8: V8's decodeURIComponent throws on a bad escape or bytes
+    // that are not UTF-8, Espruino's takes them; both refused here (a = "": an unsupported URL)
+    if (WISP_URL_LOGIN)
+      try {
+        i = u.indexOf(":");
+        if (u) o.username = utf8Decode(unescapeBytes(utf8Encode(i < 0 ? u : u.substr(0, i))));
+        if (i >= 0) o.password = utf8Decode(unescapeBytes(utf8Encode(u.substr(i + 1))));
+      } catch (e) {
+        a = "";
+      }
     if (
       (parts[0] != "mqtt:" && !tls && parts[0] != "tcp:") ||
       !(/^\[[^\[\]]+\]$/.test(a) || /^[^\[\]:]+$/.test(a)) ||
       !(o.port == "" || (/^\d+$/.test(o.port) && o.port > 0 && o.port < 65536)) ||
-      (WISP_URL_LOGIN ? !login(o, u) : i >= 0)
+      (!WISP_URL_LOGIN && i >= 0)
     )
       throw Error("unsupported URL");
     o.port = +o.port || (tls ? 8883 : 1883);
@@ -210,16 +220,21 @@ export class Client {
     if (w && !WISP_WILL) throw Error("will: not in this build");
     if (w) w = o.will = Object.assign({}, w, { payload: bytes(w.payload) });
     // [MQTT-3.1.3-7], [MQTT-3.1.2-22]; text fields are UTF-8 of at most 65,535 bytes without control characters
-    u = !o.clientId && o.clean === false
+    u = "";
+    for (a of ["clientId", "username"])
+      try {
+        if (o[a] != null) text(o[a]);
+      } catch (e) {
+        u = a + ": not UTF-8 text of at most 65535 bytes without control characters";
+      }
+    u = u || (!o.clientId && o.clean === false
       ? 'clientId "" needs clean: true'
       : o.password != null && o.username == null
         ? "password needs username"
         : !(o.keepalive >= 0 && o.keepalive < 65536)
           ? "keepalive over 65535"
-          : textError(o.clientId, "clientId") ||
-            textError(o.username, "username") ||
-            (o.password != null && utf8Encode(o.password).length > 65535 && "password: over 65535 bytes") ||
-            (w && (w.payload == null || w.payload.length > 65535 ? "will: payload not a string of at most 65535 bytes" : (u = topicError(w.topic, 0, w.qos | 0)) && "will: " + u));
+          : (o.password != null && utf8Encode(o.password).length > 65535 && "password: over 65535 bytes") ||
+            (w && (w.payload == null || w.payload.length > 65535 ? "will: payload not a string of at most 65535 bytes" : (u = topicError(w.topic, 0, w.qos | 0)) && "will: " + u)));
     if (u) throw Error(u);
     encodeConnect(o);
     this.net_ = tls ? require("tls") : require("net");
@@ -296,31 +311,6 @@ export class Client {
     }
     return c;
   }
-}
-
-/**
- * `user[:password]` of a URL into the options, percent-decoded to UTF-8 (on V8 decodeURIComponent throws
- * on a bad escape or bytes that are not UTF-8, Espruino's takes them: both refused here); false if bad.
- */
-function login(o: any, u: string): boolean | void {
-  const i = u.indexOf(":");
-  try {
-    if (u) o.username = utf8Decode(unescapeBytes(utf8Encode(i < 0 ? u : u.substr(0, i))));
-    if (i >= 0) o.password = utf8Decode(unescapeBytes(utf8Encode(u.substr(i + 1))));
-    return true;
-  } catch (e) {
-    // refused by the caller, without the password
-  }
-}
-
-/** Why the CONNECT field `name` cannot be `s` (see text()), or "" when it can. */
-function textError(s: any, name: string): string {
-  try {
-    if (s == null || (typeof s == "string" && text(s) != null)) return "";
-  } catch (e) {
-    // the reason follows
-  }
-  return name + ": not UTF-8 text of at most 65535 bytes without control characters";
 }
 
 /**
@@ -481,14 +471,13 @@ function seen(c: Client, id: number): 1 | void {
  * read would fill it: past twice sendBuffer (and what is in flight), the link is dead.
  */
 function ack(c: Client, type: number, id: number): void {
+  let n;
   write(c, encodeAck(type, id));
-  if (c.unsent_ > 0 && c.unsent_ < CLOSED) full(c);
-}
-
-function full(c: Client): void {
-  let n = c.options_.sendBuffer || 4096;
-  for (const e of c.pending_) n += e.packet_.length;
-  if (c.unsent_ > n) hangUp(c, Error("send buffer: the broker does not read"));
+  if (c.unsent_ > 0 && c.unsent_ < CLOSED) {
+    n = c.options_.sendBuffer || 4096;
+    for (const e of c.pending_) n += e.packet_.length;
+    if (c.unsent_ > n) hangUp(c, Error("send buffer: the broker does not read"));
+  }
 }
 
 /**
