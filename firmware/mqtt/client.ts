@@ -96,12 +96,13 @@ function rethrow(e: any): never {
 /**
  * A payload as bytes: a string as it is, null or undefined as an empty payload (as in MQTT.js), a typed
  * array or DataView as its bytes (the same on both engines: Espruino's E.toString refuses a DataView),
- * anything else its text (not E.toString for a number: it makes one byte of it); undefined when that
- * throws (an object without toString, or whose toString throws).
+ * anything else its text (not E.toString for a number: it makes one byte of it); undefined for an
+ * object without toString, or one whose toString throws.
  */
 function bytes(m: any): string | undefined {
   try {
-    return m == null ? "" : m.buffer ? E.toString(new Uint8Array(m.buffer, m.byteOffset, m.byteLength)) : "" + m;
+    // (an object without toString: V8's "" + m throws, Espruino's gives "[object Object]"; refused on both)
+    return m == null ? "" : m.buffer ? E.toString(new Uint8Array(m.buffer, m.byteOffset, m.byteLength)) : m.toString && "" + m;
   } catch (e) {
     // the caller reports it
   }
