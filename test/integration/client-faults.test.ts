@@ -502,7 +502,7 @@ describe("K1, round 2: callbacks once, nothing after end, nothing thrown", () =>
       dev.client.publish("t", "x", { qos: 0 }, () => {
         throw new Error("late callback broke");
       });
-      dev.client.end(() => {
+      dev.client.end(false, () => {
         throw new Error("late end callback broke");
       });
     } catch (e) {
