@@ -232,8 +232,8 @@ export class Client {
       ? 'clientId "" needs clean: true'
       : o.password != null && o.username == null
         ? "password needs username"
-        : !(o.keepalive >= 0 && o.keepalive < 65536)
-          ? "keepalive over 65535"
+        : !(o.keepalive >= 0 && o.keepalive < 65536 && o.keepalive % 1 == 0)
+          ? "keepalive: not a whole number of seconds up to 65535"
           : (o.password != null && utf8Encode(o.password).length > 65535 && "password: over 65535 bytes") ||
             (w && (w.payload == null || w.payload.length > 65535 ? "will: payload not a string of at most 65535 bytes" : (u = topicError(w.topic, 0, w.qos | 0)) && "will: " + u)));
     if (u) throw Error(u);

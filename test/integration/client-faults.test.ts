@@ -558,6 +558,8 @@ describe("K2, round 2: arguments checked before the wire, the same on both engin
       [{ queueSize: "many" }, /queueSize/],
       [{ connectTimeout: -5 }, /connectTimeout/],
       [{ maxPacket: 3 }, /maxPacket.*4/],
+      // a fraction went on the wire as 0 (no keepalive) while the client pinged every 150 ms and gave up after 450
+      [{ keepalive: 0.3 }, /keepalive: not a whole number/],
     ];
     for (const [options, error] of bad) expect(() => rig.mqtt.connect(rig.broker.url, options as object), JSON.stringify(options)).toThrow(error);
     expect(netState(rig.runtime).sockets.size).toBe(0);
