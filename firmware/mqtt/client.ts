@@ -191,21 +191,25 @@ export class Client {
     // host[:port]; an IPv6 host in brackets; the port 1 to 65535 in decimal (Espruino would wrap it)
     h = a.lastIndexOf(":") > a.lastIndexOf("]") ? a.lastIndexOf(":") : a.length;
     o.port = a.substr(h + 1);
-    o.host = a = a.substr(0, h);
-    if (a[0] == "[") o.host = a.substr(1, a.length - 2);
+    a = a.substr(0, h);
+    // h: bracketed (an IPv6 host, which may hold ':')
+    o.host = (h = a[0] == "[" && a[a.length - 1] == "]") ? a.substr(1, a.length - 2) : a;
     // user[:password], percent-decoded to UTF-8: V8's decodeURIComponent throws on a bad escape or bytes
-    // that are not UTF-8, Espruino's takes them; both refused here (a = "": an unsupported URL)
+    // that are not UTF-8, Espruino's takes them; both refused here (no host: an unsupported URL)
     if (WISP_URL_LOGIN)
       try {
         i = u.indexOf(":");
         if (u) o.username = utf8Decode(unescapeBytes(utf8Encode(i < 0 ? u : u.substr(0, i))));
         if (i >= 0) o.password = utf8Decode(unescapeBytes(utf8Encode(u.substr(i + 1))));
       } catch (e) {
-        a = "";
+        o.host = "";
       }
     if (
       (parts[0] != "mqtt:" && !tls && parts[0] != "tcp:") ||
-      !(/^\[[^\[\]]+\]$/.test(a) || /^[^\[\]:]+$/.test(a)) ||
+      // (not /^[^:]+$/: Espruino's negated class with + matches at the end of the string, so also "")
+      !o.host ||
+      /[\x5b\x5d]/.test(o.host) ||
+      (!h && a.indexOf(":") >= 0) ||
       !(o.port == "" || (/^\d+$/.test(o.port) && o.port > 0 && o.port < 65536)) ||
       (!WISP_URL_LOGIN && i >= 0)
     )

@@ -113,7 +113,7 @@ export function unescapeBytes(s: string): string {
  * Mosquitto refuses: U+0001-U+001F, U+007F-U+009F, U+FDD0-U+FDEF, U+nFFFE, U+nFFFF. Throws otherwise.
  */
 export function text(s: string): string {
-  utf8Escape((s = utf8Encode(s)));
+  utf8Decode((s = utf8Encode(s)));
   // on the bytes (classes above 0x80 on their own: see NOT_PLAIN)
   return s.length > 65535 || /[\0-\x1f\x7f]|\xc2[\x80-\x9f]|\xef\xb7[\x90-\xaf]|[\x8f\x9f\xaf\xbf\xef]\xbf[\xbe\xbf]/.test(s) ? fail("not text") : s;
 }
@@ -125,11 +125,7 @@ export function text(s: string): string {
  * as it is, without the loop (220 µs for 7 characters on the interpreter, against 10 for the test).
  */
 export function utf8Decode(s: string): string {
-  return NOT_PLAIN.test(s) ? decodeURIComponent(utf8Escape(s)) : s;
-}
-
-/** Checks UTF-8 bytes (see utf8Decode) and returns them %-escaped. */
-function utf8Escape(s: string): string {
+  if (!NOT_PLAIN.test(s)) return s;
   let escaped = "";
   for (let i = 0; i < s.length; ) {
     let c = s.charCodeAt(i);
@@ -145,7 +141,7 @@ function utf8Escape(s: string): string {
     // c >> 11 == 27: a surrogate, U+D800 to U+DFFF
     if (!(c >= min) || !c || c > 0x10ffff || c >> 11 == 27) fail("bad UTF-8");
   }
-  return escaped;
+  return decodeURIComponent(escaped);
 }
 
 export function u16(n: number): string {

@@ -621,7 +621,7 @@ describe("K2, round 2: arguments checked before the wire, the same on both engin
   // Before: V8's decodeURIComponent threw URIError where Espruino's took the escape; a port over 65535
   // wrapped on Espruino; "abc" became 1883; "[::1]" gave the host "[".
   it("URLs: every %-escape two hex digits of UTF-8, a port of 1 to 65535 digits, an IPv6 host in brackets", () => {
-    for (const url of ["mqtt://u:pw%@h", "mqtt://u:pw%A@h", "mqtt://u:p%FF@h", "mqtt://u:p%C3@h", "mqtt://h:84375", "mqtt://h:0", "mqtt://h:abc", "mqtt://h:-1", "mqtt://[::1", "mqtt://a:b:c"]) {
+    for (const url of ["mqtt://u:pw%@h", "mqtt://u:pw%A@h", "mqtt://u:p%FF@h", "mqtt://u:p%C3@h", "mqtt://h:84375", "mqtt://h:0", "mqtt://h:abc", "mqtt://h:-1", "mqtt://[::1", "mqtt://a:b:c", "mqtt://:1883", "mqtt://", "mqtt://u@", "mqtt://[]:1"]) {
       expect(() => rig.mqtt.connect(url), url).toThrow("unsupported URL");
     }
     expect(netState(rig.runtime).sockets.size).toBe(0);
