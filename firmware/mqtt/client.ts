@@ -241,7 +241,7 @@ export class Client {
           : (o.password != null && utf8Encode(o.password).length > 65535 && "password: over 65535 bytes") ||
             (w && (w.payload == null || w.payload.length > 65535 ? "will: payload not a string of at most 65535 bytes" : (u = topicError(w.topic, 0, w.qos | 0)) && "will: " + u)));
     if (u) throw Error(u);
-    encodeConnect(o);
+    encodeConnect(o); // what V8 cannot encode (a lone surrogate in the password) throws now, not on every connection
     this.net_ = tls ? require("tls") : require("net");
     open(this);
   }
