@@ -454,7 +454,7 @@ function received(this: Socket, data: string): void {
 function published(c: Client, p: Packet): void {
   const qos = p.qos as number,
     again = WISP_QOS2 && qos > 1 && seen(c, p.messageId as number);
-  if (qos) ack(c, qos + 3, p.messageId as number);
+  if (qos) write(c, encodeAck(qos + 3, p.messageId as number));
   // (c.skip_, the bytes still to discard, is set right after a PUBLISH over maxPacket: cheaper to
   // read than p.over_, which a message that fits does not have)
   if (!again) c.skip_ ? c.emit("error", Error(p.over_)) : c.emit("message", p.topic, p.payload, p);
@@ -471,19 +471,6 @@ function seen(c: Client, id: number): 1 | void {
   c.received_[id] = 1;
 }
 
-/**
- * Writes an acknowledgement. It goes whatever the send buffer holds, so a broker that sends and does not
- * read would fill it: past twice sendBuffer (and what is in flight), the link is dead.
- */
-function ack(c: Client, type: number, id: number): void {
-  let n;
-  write(c, encodeAck(type, id));
-  if (c.unsent_ > 0 && c.unsent_ < CLOSED) {
-    n = c.options_.sendBuffer || 4096;
-    for (const e of c.pending_) n += e.packet_.length;
-    if (c.unsent_ > n) hangUp(c, Error("send buffer: the broker does not read"));
-  }
-}
 
 /**
  * A PUBACK: the usual one, for the oldest QoS 1 publish, is done here (as acknowledge() would, which
@@ -515,7 +502,7 @@ function acked(c: Client, p: Packet): void {
   if (type == PacketType.CONNACK) malformed("unexpected packet type 2");
   else if (WISP_QOS2 && type == PacketType.PUBREL) {
     delete c.received_[id];
-    return ack(c, PacketType.PUBCOMP, id);
+    return write(c, encodeAck(PacketType.PUBCOMP, id));
   } else if (!(e = acknowledge(c, type, id, type == PacketType.SUBACK ? p.granted : undefined))) return;
   // (a PINGRESP acknowledges nothing: that something came is all keepalive needs)
   else if (WISP_QOS2 && type == PacketType.PUBREC) return write(c, e.packet_);
@@ -583,13 +570,20 @@ function connack(c: Client, p: Packet): void {
 
 /**
  * Writes to the socket unless it is hung up (Espruino throws on a write after end()), counting the
- * bytes until the socket drains.
+ * bytes until the socket drains. Acknowledgements go whatever the send buffer holds, so a broker that
+ * sends and does not read would fill it: past twice sendBuffer and what is in flight (a redelivery
+ * writes that much), the link is dead.
  */
 function write(c: Client, packet: string): void {
   const s = c.socket_;
+  let n;
   if (s && !s.closing_) {
     s.write(packet);
-    c.unsent_ += packet.length;
+    if ((c.unsent_ += packet.length) > 0 && c.unsent_ < CLOSED) {
+      n = c.options_.sendBuffer || 4096;
+      for (const e of c.pending_) n += e.packet_.length;
+      if (c.unsent_ > n) hangUp(c, Error("send buffer: the broker does not read"));
+    }
   }
 }
 
