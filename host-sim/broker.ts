@@ -23,6 +23,11 @@ export interface Broker {
   host: string;
   port: number;
   aedes: Aedes;
+  /**
+   * The broker's side of the connection from a client's local port on this host: bytes it has received,
+   * and bytes it has handed to the network; undefined when there is none (yet).
+   */
+  wire(clientPort: number): { received: number; sent: number } | undefined;
   /** Drops every connection without a goodbye, then closes the listener and the broker. Idempotent. */
   close(): Promise<void>;
 }
@@ -79,7 +84,14 @@ export async function startBroker(options: BrokerOptions = {}): Promise<Broker> 
 
   const scheme = options.tls ? "mqtts" : "mqtt";
   const urlHost = host.includes(":") ? `[${host}]` : host;
-  return { url: `${scheme}://${urlHost}:${port}`, host, port, aedes, close };
+  const wire = (clientPort: number) => {
+    for (const socket of sockets) {
+      if (socket.remotePort !== clientPort) continue;
+      return { received: socket.bytesRead, sent: socket.bytesWritten - socket.writableLength };
+    }
+    return undefined;
+  };
+  return { url: `${scheme}://${urlHost}:${port}`, host, port, aedes, wire, close };
 }
 
 async function listen(server: net.Server, host: string, port: number, fallback: boolean): Promise<number> {

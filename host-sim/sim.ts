@@ -65,6 +65,7 @@ import { type Clock, distPath, realClock, type Runtime } from "./runtime.ts";
 import { scaledClock } from "./runtime/timers.ts";
 import { openPty, type Pty } from "./serial/pty.ts";
 import { constantScenario, environmentSource, type Fault, loadScenario, parseScenario, type Scenario } from "./scenario.ts";
+import { netState } from "./net.ts";
 import { AccessPoint, macFor, serialFromMac } from "./wifi.ts";
 
 export type { NodeConfig } from "./node.ts";
@@ -168,6 +169,8 @@ export const DEFAULT_NODE_CONFIG: NodeConfig = {
 const DEFAULT_START_MS = Date.UTC(2025, 5, 1, 6, 0, 0);
 const QUIET_ROUNDS = 4;
 const MAX_SETTLE_ROUNDS = 2000;
+/** Real time one settle() waits at most for bytes in flight (a host under heavy load). */
+const IO_WAIT_MS = 10_000;
 
 export class Simulation extends EventEmitter {
   readonly nodes: SimNode[] = [];
@@ -176,7 +179,8 @@ export class Simulation extends EventEmitter {
   /** The fake clock, in deterministic mode. */
   readonly fakeClock: FakeTimers.Clock | undefined;
   readonly scenario: Scenario;
-  readonly startMs: number;
+  /** Node time zero (ms on the clock): the first powerOn() on a real clock, so the scenario starts there. */
+  startMs: number;
   readonly traffic: TrafficEntry[] = [];
   /** The broker's URL, embedded or given. */
   brokerUrl = "";
@@ -195,6 +199,7 @@ export class Simulation extends EventEmitter {
   private readonly pending = new Set<Promise<unknown>>();
   private activity = 0;
   private stopped = false;
+  private started = false;
   private readonly ptys = new Map<SimNode, Pty>();
   private consoleDir: string | undefined;
 
@@ -254,14 +259,28 @@ export class Simulation extends EventEmitter {
     }
   }
 
-  /** Wait until socket IO with the broker and queued node events have gone quiet (bounded). */
+  /**
+   * Wait until socket IO with the broker and queued node events have gone quiet (bounded). Node time
+   * must not move while bytes are on their way: on a loaded host the kernel can take a long while to
+   * carry them over loopback, and a node whose CONNACK is late by seconds of node time gives up and
+   * reconnects, which it would not do on the real network. So a connect under way, bytes still queued
+   * in a node's socket, and (with the embedded broker) bytes one side sent that the other has not read
+   * all wait, in real time, up to IO_WAIT_MS.
+   */
   async settle(): Promise<void> {
     let quiet = 0;
     let seen = -1;
+    const started = performance.now();
     for (let round = 0; round < MAX_SETTLE_ROUNDS && quiet < QUIET_ROUNDS; round++) {
       if (this.pending.size) {
         await Promise.allSettled([...this.pending]);
         quiet = 0;
+        continue;
+      }
+      if (this.ioInFlight() && performance.now() - started < IO_WAIT_MS) {
+        await new Promise((r) => setTimeout(r, 1)); // lets the event loop block on the sockets
+        quiet = 0;
+        round--;
         continue;
       }
       await new Promise<void>((r) => setImmediate(r));
@@ -271,6 +290,21 @@ export class Simulation extends EventEmitter {
         quiet = 0;
       }
     }
+  }
+
+  /** Some node's socket is connecting, has bytes queued, or (embedded broker) has bytes in flight either way. */
+  private ioInFlight(): boolean {
+    const broker = this.embedded;
+    for (const node of this.nodes) {
+      if (!node.runtime) continue;
+      for (const socket of netState(node.runtime).sockets) {
+        if (socket.connecting || socket.unsent > 0) return true;
+        if (!broker || socket.tls || socket.port !== broker.port || socket.localPort === undefined) continue;
+        const far = broker.wire(socket.localPort);
+        if (far && (far.received < socket.sent || socket.received < far.sent)) return true;
+      }
+    }
+    return false;
   }
 
   /** The access point goes down for `ms` (scenario fault "wifi-drop"). */
@@ -377,7 +411,7 @@ export class Simulation extends EventEmitter {
         brokerUrl: this.brokerUrl,
         firmware,
         config: own ? { ...config, mqtt: { ...config.mqtt, username: own.username, password: own.password, ca: (own as NodeLogin).ca ?? config.mqtt.ca } } : config,
-        environment: environmentSource(this.scenario, this.startMs, () => this.clock.Date.now(), ((o.seed ?? 0) << 16) + index),
+        environment: environmentSource(this.scenario, 0, () => this.now(), ((o.seed ?? 0) << 16) + index),
         log: (line, n) => {
           o.log?.(line, n);
           this.emit("log", line, n);
@@ -400,7 +434,6 @@ export class Simulation extends EventEmitter {
       for (const node of this.nodes) await this.plugConsole(node);
     }
     if (o.brokerUrl) await this.observe({ url: this.brokerUrl, username: login?.username, password: login?.password, ...o.observer });
-    this.scheduleFaults();
     if (o.powerOn !== false) await this.powerOn();
   }
 
@@ -431,6 +464,13 @@ export class Simulation extends EventEmitter {
 
   /** Power on every node that is off (createSimulation does it unless `powerOn: false`). */
   async powerOn(): Promise<void> {
+    if (!this.started) {
+      // the scenario (its environment, its faults, the clock shown) starts with the nodes, not with the
+      // setup before them (a broker, Mosquitto, the watcher), which takes seconds of node time at speed
+      this.started = true;
+      if (!this.fakeClock) this.startMs = this.clock.Date.now();
+      this.scheduleFaults();
+    }
     // Creating an interpreter takes a few ms; booting in slices keeps the broker and IO responsive.
     for (let i = 0; i < this.nodes.length; i++) {
       if (this.nodes[i]!.power === "off") this.nodes[i]!.powerOn();

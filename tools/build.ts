@@ -12,6 +12,7 @@ import { checkFlashConfig, ConfigError, type FlashConfig, loadFlashConfig, valid
 import { QUANTITIES, SENSOR_TYPE_NAMES, SENSOR_TYPES } from "./drivers.ts";
 import { displayPath } from "./files.ts";
 import { PROJECT_ROOT } from "./paths.ts";
+import { formatHelp } from "./options.ts";
 
 export { PROJECT_ROOT } from "./paths.ts";
 
@@ -629,7 +630,7 @@ export async function main(argv: string[]): Promise<number> {
     throw err;
   }
   if (values.help) {
-    console.log(USAGE);
+    console.log(formatHelp(USAGE));
     return 0;
   }
   // without --config: the project's flash.config.json when there is one (else every driver)

@@ -139,7 +139,11 @@ function describe(e: ErrorObject, root: unknown): string {
   }
   switch (e.keyword) {
     case "required":
-      return `${at}: missing ${e.instancePath ? "field" : "section"} "${e.params.missingProperty}"`;
+    {
+      // a section is an object of fields (wifi, mqtt); anything else is a field (prefix, interval)
+      const field = schema?.properties?.[e.params.missingProperty] as FieldSchema | undefined;
+      return `${at}: missing ${field?.type === "object" ? "section" : "field"} "${e.params.missingProperty}"${about(field)}`;
+    }
     case "additionalProperties": {
       const known = Object.keys(schema?.properties ?? {}).filter((k) => k !== "$schema");
       const guess = closest(e.params.additionalProperty, known);

@@ -11,7 +11,7 @@ import { crc32 } from "node:zlib";
 import { boards } from "../boards/index.ts";
 import { ensureBuilt, PROJECT_ROOT } from "./build.ts";
 import { ConfigError, loadFlashConfig, renderDeviceConfig, type FlashConfig } from "./config.ts";
-import { BAUD, intOption, parseOptions, UsageError, usageFailure } from "./options.ts";
+import { BAUD, intOption, parseOptions, UsageError, usageFailure, formatHelp } from "./options.ts";
 import { ConsoleLink, type FileProgress, type Identity, lastLines, LinkError } from "./serial/link.ts";
 import { jsString } from "./serial/protocol.ts";
 import { BrokerFolderError, ensureNodeLogin, type NodeLogin } from "./broker/folder.ts";
@@ -216,7 +216,7 @@ async function checkStorage(link: ConsoleLink, files: { name: string; data: Uint
   const available = free! + trash! + replaced!;
   if (need > available) {
     throw new LinkError(
-      `the board's Storage is too full for the node: it needs ${need.toLocaleString("en-US")} bytes, ${available.toLocaleString("en-US")} can be had (${free!.toLocaleString("en-US")} free, ${trash!.toLocaleString("en-US")} in erased files, ${replaced!.toLocaleString("en-US")} in the files it replaces). Nothing was changed. Free space on the board: \`wisp monitor\`, then require("Storage").list() and require("Storage").erase(name)`,
+      `the board's Storage is too full for the node: it needs ${need.toLocaleString("en-US")} bytes, ${available.toLocaleString("en-US")} can be had (${free!.toLocaleString("en-US")} free, ${trash!.toLocaleString("en-US")} in erased files, ${replaced!.toLocaleString("en-US")} in the files it replaces). Nothing was changed. Free space on the board: \`npx wisp monitor\`, then require("Storage").list() and require("Storage").erase(name)`,
       "storage",
     );
   }
@@ -290,7 +290,7 @@ export async function main(argv: string[]): Promise<number> {
       help: { type: "boolean", short: "h" },
     }).values;
     if (args.help) {
-      console.log(USAGE);
+      console.log(formatHelp(USAGE));
       return 0;
     }
     baud = intOption("baud", args.baud, 115_200, BAUD);
@@ -331,7 +331,7 @@ export async function main(argv: string[]): Promise<number> {
     console.error(
       interpreter
         ? "wisp flash: interrupted; the board may be left without Espruino or without the node: run the same command again (the board's ROM bootloader is always there to take it)"
-        : "wisp flash: interrupted; the board may be left without a node (the files are checked only at the end): run wisp flash again",
+        : "wisp flash: interrupted; the board may be left without a node (the files are checked only at the end): run npx wisp flash again",
     );
     process.exit(130);
   };

@@ -557,7 +557,7 @@ const HOW_TO = `npm run bench:device needs a Linux build of Espruino and the Esp
 
   1. Espruino 2v29 for Linux, built from its public source in a few minutes: docs/espruino-notes.md,
      "Building Espruino for Linux". Then
-       export ESPRUINO_BIN=~/src/Espruino/espruino
+       export ESPRUINO_BIN=~/src/Espruino/bin/espruino
      (the rates come from it; the JsVars from espruino32 and espruino32-flash beside it, which have the
      ESP32's 14-byte JsVars, or from ESPRUINO_BIN32 and ESPRUINO_BIN32_FLASH).
   2. The EspruinoDocs MQTT module, minified:

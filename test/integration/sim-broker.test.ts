@@ -41,7 +41,7 @@ describeWithMosquitto("wisp sim with broker folders", () => {
     expectNoSecret(r, secrets(join(scratch, "sim-fleet")));
     const short = await wisp(["sim", "--broker-config", "sim-fleet", "--nodes", "3", "--duration", "1", "--no-build", "-c", configFile]);
     expect(short.code).toBe(1);
-    expect(short.err).toMatch(/1 of the 3 simulated nodes has no login in sim-fleet \(240ac4c1-0edc\): run wisp broker init --out sim-fleet --nodes 3/);
+    expect(short.err).toMatch(/1 of the 3 simulated nodes has no login in sim-fleet \(240ac4c1-0edc\): run npx wisp broker init --out sim-fleet --nodes 3/);
   }, 30_000);
 
   it("wisp sim --topology edge-cloud bridges two brokers; the watcher sees the nodes on the central one", async () => {
@@ -78,7 +78,7 @@ describeWithMosquitto("wisp sim --broker with a login", () => {
 
     const refused = await wisp(["sim", "--broker", `mqtt://${WISP.username}:wrong@127.0.0.1:${broker.port}`, "--duration", "1", "--no-build", "-c", configFile]);
     expect(refused.code).toBe(1);
-    expect(refused.err).toBe(`wisp sim: --broker mqtt://127.0.0.1:${broker.port}: 127.0.0.1:${broker.port} refused the login as ${WISP.username}: not authorized\n`);
+    expect(refused.err).toBe(`wisp sim: --broker mqtt://127.0.0.1:${broker.port}: 127.0.0.1:${broker.port} refused the login as ${WISP.username}: not authorized; for a broker made by \`npx wisp broker init\`, run --broker-config DIR instead of --broker: each node logs in as itself, the watcher as the operator\n`);
     expect(refused.err + refused.out).not.toContain("wrong");
   }, 40_000);
 });
