@@ -200,6 +200,8 @@ function connect(runtime: Runtime, options: unknown, callback: unknown, isTls: b
   } else {
     raw = nodeNet.connect({ host, port });
   }
+  // no Nagle delay in real time (the simulation moves node time when socket IO is quiet)
+  raw.setNoDelay(true);
 
   let connected = false;
   let closing = false;

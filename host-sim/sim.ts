@@ -35,7 +35,9 @@
 //   sim.traffic                       // recent messages seen by the broker [{ at, topic, payload, node }]
 //   sim.on("message", (entry) => {}) / on("fault", (event) => {}) / on("node", (node) => {})   // node: state changed
 //   sim.on("log", (line, node) => {}) / on("warning", (text) => {})
-//   sim.dropWifi(ms) / sim.restartBroker(ms) / sim.cutBridge(ms) / sim.now()   // faults by hand; now() = ms since start
+//   sim.dropWifi(ms) / sim.restartBroker(ms) / sim.cutBroker(ms) / sim.stopSntp(ms) / sim.cutBridge(ms) / sim.now()
+//                                     // faults by hand; now() = ms since start
+//   sim.sntp                          // the network's SNTP server (UDP 123, any name): the clock, in UTC
 //   sim.broker (embedded aedes: { url, port, aedes, close }, undefined while restarting or external)
 //   sim.brokerUrl, sim.ap (AccessPoint: down()/restore()), sim.fakeClock, sim.messages (count)
 //   sim.upcomingFaults()             // the scenario's faults still to come, soonest first
@@ -66,6 +68,7 @@ import { scaledClock } from "./runtime/timers.ts";
 import { openPty, type Pty } from "./serial/pty.ts";
 import { constantScenario, environmentSource, type Fault, loadScenario, parseScenario, type Scenario } from "./scenario.ts";
 import { netState } from "./net.ts";
+import { SntpServer } from "./udp.ts";
 import { AccessPoint, macFor, serialFromMac } from "./wifi.ts";
 
 export type { NodeConfig } from "./node.ts";
@@ -164,6 +167,9 @@ export const DEFAULT_NODE_CONFIG: NodeConfig = {
   qos: 1,
   i2c: { sda: esp32DevkitC.i2c.sda, scl: esp32DevkitC.i2c.scl, bitrate: esp32DevkitC.i2c.bitrate },
   sensors: [{ name: "climate", type: "bme280", address: 0x76 }],
+  // as tools/config.ts renders them by default
+  time: { server: "pool.ntp.org" },
+  outbox: { maxBytes: 262144 },
 };
 
 const DEFAULT_START_MS = Date.UTC(2025, 5, 1, 6, 0, 0);
@@ -175,6 +181,8 @@ const IO_WAIT_MS = 10_000;
 export class Simulation extends EventEmitter {
   readonly nodes: SimNode[] = [];
   readonly ap: AccessPoint;
+  /** The network's time server (UDP port 123, any host name): the simulation's clock, in UTC. */
+  readonly sntp: SntpServer;
   readonly clock: Clock;
   /** The fake clock, in deterministic mode. */
   readonly fakeClock: FakeTimers.Clock | undefined;
@@ -198,6 +206,9 @@ export class Simulation extends EventEmitter {
   private readonly timers = new Set<unknown>();
   private readonly pending = new Set<Promise<unknown>>();
   private activity = 0;
+  /** Faults of these kinds under way (they may overlap). */
+  private wifiDrops = 0;
+  private sntpStops = 0;
   private stopped = false;
   private started = false;
   private readonly ptys = new Map<SimNode, Pty>();
@@ -223,6 +234,8 @@ export class Simulation extends EventEmitter {
       this.clock = this.fakeClock as unknown as Clock;
     }
     this.ap = new AccessPoint(options.ap);
+    this.sntp = new SntpServer({ now: () => this.clock.Date.now() });
+    this.ap.udp.byPort.set(123, this.sntp.service);
   }
 
   /** The embedded broker (undefined with an external brokerUrl, or while a broker-restart fault has it down). */
@@ -310,9 +323,11 @@ export class Simulation extends EventEmitter {
   /** The access point goes down for `ms` (scenario fault "wifi-drop"). */
   dropWifi(ms: number): void {
     this.ap.down();
+    this.wifiDrops++;
     this.fault({ fault: "wifi-drop", phase: "start" });
     this.after(ms, () => {
-      this.ap.restore();
+      // overlapping drops: the access point returns when the last one ends
+      if (--this.wifiDrops === 0) this.ap.restore();
       this.fault({ fault: "wifi-drop", phase: "end" });
     });
   }
@@ -338,6 +353,32 @@ export class Simulation extends EventEmitter {
           this.fault({ fault: "broker-restart", phase: "end" });
         }),
       );
+    });
+  }
+
+  /**
+   * No route to the broker for `ms` (fault "broker-unreachable"): the nodes' connections to it drop
+   * and new ones fail, while the broker (embedded or not) runs on with its sessions.
+   */
+  cutBroker(ms: number): void {
+    const url = new URL(this.brokerUrl);
+    const port = Number(url.port) || (url.protocol === "mqtts:" ? 8883 : 1883);
+    this.ap.cut(url.hostname, port);
+    this.fault({ fault: "broker-unreachable", phase: "start" });
+    this.after(ms, () => {
+      this.ap.reach(url.hostname, port);
+      this.fault({ fault: "broker-unreachable", phase: "end" });
+    });
+  }
+
+  /** The time server does not answer for `ms` (fault "sntp-down"). */
+  stopSntp(ms: number): void {
+    this.sntp.reachable = false;
+    this.sntpStops++;
+    this.fault({ fault: "sntp-down", phase: "start" });
+    this.after(ms, () => {
+      if (--this.sntpStops === 0) this.sntp.reachable = true;
+      this.fault({ fault: "sntp-down", phase: "end" });
     });
   }
 
@@ -587,6 +628,18 @@ export class Simulation extends EventEmitter {
       }
       case "bridge-down":
         return this.cutBridge(ms);
+      case "broker-unreachable":
+        return this.cutBroker(ms);
+      case "sntp-down":
+        return this.stopSntp(ms);
+      case "storage-full":
+        for (const n of targets) n.flashStorage.fill();
+        this.fault({ fault: f.fault, phase: "start", node: f.node });
+        this.after(ms, () => {
+          for (const n of targets) n.flashStorage.release();
+          this.fault({ fault: f.fault, phase: "end", node: f.node });
+        });
+        return;
       case "power-cut":
         for (const n of targets) n.powerOff();
         this.fault({ fault: f.fault, phase: "start", node: f.node });

@@ -8,6 +8,7 @@ import pc from "picocolors";
 import { QUANTITIES } from "../tools/drivers.ts";
 import { fit, fitParts, padEnd, padStart, type Part, type Row, type Section, type Size, visibleWidth } from "./layout.ts";
 import type { SimNode } from "./node.ts";
+import { type OutboxSummary, readOutbox } from "./outbox.ts";
 import type { FaultEvent, Simulation, TrafficEntry } from "./sim.ts";
 
 const BARS = "▁▂▃▄▅▆▇█";
@@ -169,6 +170,35 @@ export function readingParts(node: SimNode, name: string, width = 80, withStatus
   return parts;
 }
 
+const outboxCache = new WeakMap<SimNode, { written: number; summary: OutboxSummary }>();
+
+/** The node's outbox, read from its flash again only when something was written there. */
+export function outboxOf(node: SimNode): OutboxSummary {
+  const written = node.flashStorage.bytesWritten;
+  const cached = outboxCache.get(node);
+  if (cached && cached.written === written) return cached.summary;
+  const summary = readOutbox(node.flashStorage);
+  outboxCache.set(node, { written, summary });
+  return summary;
+}
+
+/**
+ * The node's outbox (readings waiting, their bytes, how old the oldest is, how many were dropped) and,
+ * for a node on a duty cycle, how long its last wake lasted; "" when there is nothing to say.
+ */
+export function outboxText(node: SimNode, now: number): string {
+  const o = outboxOf(node);
+  const parts: string[] = [];
+  if (o.segments) {
+    const waiting = o.readings ? `${o.readings} reading${o.readings === 1 ? "" : "s"}` : "empty";
+    parts.push(`outbox ${o.readings ? pc.yellow(waiting) : waiting}`, `${(o.bytes / 1024).toFixed(1)} KB`);
+    if (o.readings && o.oldest !== undefined) parts.push(`oldest ${duration(Math.max(0, now - o.oldest))}`);
+    if (o.dropped) parts.push(pc.red(`${o.dropped} dropped`));
+  }
+  if (node.lastAwakeMs !== undefined) parts.push(`awake ${(node.lastAwakeMs / 1000).toFixed(1)} s/cycle (${node.sleeps} cycles)`);
+  return parts.join(" · ");
+}
+
 interface Column {
   title: string;
   width: number;
@@ -204,7 +234,7 @@ function nodeColumns(width: number, nameWidth = 0): { columns: Column[]; reading
  * A node's rows: its state columns and its first sensor (with "+N sensors" when the others are not
  * shown), then, `expanded`, a row for each other sensor under the first.
  */
-function nodeRows(node: SimNode, columns: Column[], readingWidth: number, expanded: boolean): string[] {
+function nodeRows(node: SimNode, columns: Column[], readingWidth: number, expanded: boolean, now = 0): string[] {
   const cells = columns.map((c) => (c.align === "right" ? padStart(c.cell(node), c.width) : padEnd(c.cell(node), c.width)));
   const names = sensorNames(node);
   const nameWidth = names.length > 1 ? Math.max(...names.map((n) => n.length)) + 2 : 0;
@@ -219,7 +249,10 @@ function nodeRows(node: SimNode, columns: Column[], readingWidth: number, expand
   const flags = [...flag(first), ...(hidden.length ? [{ text: pc.red(`${hidden.join(", ")} unplugged`), priority: 11, shrink: true }] : [])];
   const more: Part[] = !expanded && names.length > 1 ? [{ text: pc.dim(`+${names.length - 1} sensor${names.length > 2 ? "s" : ""}`), priority: 4 }] : [];
   const width = readingWidth - nameWidth;
-  // the sparklines get what the flags, "+N sensors" and the LED leave
+  // the outbox and the duty cycle: a row of their own under the sensors, or a part of the only row
+  const box = outboxText(node, now);
+  const boxPart: Part[] = !expanded && box ? [{ text: pc.dim(box), priority: 3.5, shrink: true }] : [];
+  // the sparklines get what the flags, "+N sensors" and the LED leave (the outbox's part shrinks first)
   const beside = [...flags, ...more, ...led].reduce((n, p) => n + visibleWidth(p.text) + 2, 0);
   const firstError = expanded && first !== undefined ? errorLines(node, first, width - [...flags].reduce((n, p) => n + visibleWidth(p.text) + 2, 0), width) : [];
   const reading =
@@ -228,7 +261,7 @@ function nodeRows(node: SimNode, columns: Column[], readingWidth: number, expand
       : firstError.length > 1
         ? [{ text: pc.red(firstError[0]!), priority: 11 }, ...readingParts(node, first, width - beside, false)]
         : readingParts(node, first, width - beside);
-  const rows = [`${cells.join(" ")}  ${labelled(first ?? "")}${fitParts([...flags, ...reading, ...more, ...led], width)}`];
+  const rows = [`${cells.join(" ")}  ${labelled(first ?? "")}${fitParts([...flags, ...reading, ...more, ...boxPart, ...led], width)}`];
   if (expanded) {
     const indent = " ".repeat(cells.reduce((n, c) => n + visibleWidth(c) + 1, 0) + 1);
     for (const name of names.slice(1)) rows.push(...sensorRows(node, name, width, `${indent}${labelled(name)}`, flag(name)));
@@ -237,6 +270,7 @@ function nodeRows(node: SimNode, columns: Column[], readingWidth: number, expand
       const more = errorLines(node, first, width - [...flags].reduce((n, p) => n + visibleWidth(p.text) + 2, 0), width).slice(1);
       if (more.length) rows.splice(1, 0, ...more.map((l) => `${indent}${" ".repeat(nameWidth)}${pc.red(l)}`));
     }
+    if (box) rows.push(`${indent}${fitParts([{ text: pc.dim(box), priority: 1, shrink: true }], readingWidth)}`);
   }
   return rows;
 }
@@ -360,7 +394,7 @@ export function renderScreen(sim: Simulation, options: ViewOptions, logs: readon
   const nodeRowList: Row[] = nodes.flatMap((node, i) => {
     // the first ten nodes and any in trouble come before the traffic; the rest after its newest lines
     const priority = i >= limit ? -Infinity : trouble(node) ? 75 : i < 10 ? 70 - i * 0.1 : 40 - i * 0.001;
-    return nodeRows(node, columns, readingWidth, expanded).map((text, k) => {
+    return nodeRows(node, columns, readingWidth, expanded, sim.clock.Date.now()).map((text, k) => {
       rowNode.push({ node: i, first: k === 0 });
       return { text, priority: priority - k * 0.0001 };
     });

@@ -48,7 +48,15 @@ export interface FlashConfig {
   qos?: 0 | 1 | 2;
   sensors: FlashSensor[];
   homeAssistant?: { discovery: boolean; prefix?: string; name?: string };
+  time?: { server: string };
+  outbox?: false | { maxBytes?: number };
+  sleep?: { seconds: number; awake?: number };
 }
+
+/** The outbox's default size: 64 segments of 4 KB, a quarter of an ESP32's Storage (about 3,000 readings). */
+export const OUTBOX_DEFAULT_BYTES = 262144;
+/** Storage the outbox must leave to the rest: the firmware (.bootcde), wisp.json and room to compact. */
+const STORAGE_RESERVE = 65536;
 
 export class ConfigError extends Error {
   constructor(
@@ -290,6 +298,11 @@ function semanticProblems(c: FlashConfig): string[] {
       });
     }
   });
+  const outboxBytes = c.outbox === false ? 0 : (c.outbox?.maxBytes ?? OUTBOX_DEFAULT_BYTES);
+  if (outboxBytes > board.flash.storageBytes - STORAGE_RESERVE) {
+    problems.push(`outbox.maxBytes: ${outboxBytes} does not fit ${board.id}'s Storage (${board.flash.storageBytes} bytes, ${STORAGE_RESERVE} of them kept for the firmware); at most ${board.flash.storageBytes - STORAGE_RESERVE}`);
+  }
+  if (c.sleep && c.outbox === false) problems.push(`sleep: needs the outbox (readings wait in flash while the node sleeps); remove "outbox": false`);
   for (const [pin, list] of wires) {
     const bare = list.filter((i) => c.sensors[i]!.rom === undefined);
     if (list.length > 1 && bare.length) {
@@ -423,6 +436,9 @@ export function renderDeviceConfig(config: FlashConfig, options: RenderOptions =
       i2c: { sda: board.i2c.sda, scl: board.i2c.scl, bitrate: board.i2c.bitrate },
       sensors: config.sensors.map((s) => renderSensor(s, board)),
       homeAssistant: ha && { discovery: ha.discovery, prefix: ha.prefix ?? "homeassistant", name: ha.name ?? mqtt.clientId, model: board.name },
+      time: { server: config.time?.server ?? "pool.ntp.org" },
+      outbox: config.outbox === false ? undefined : { maxBytes: config.outbox?.maxBytes ?? OUTBOX_DEFAULT_BYTES },
+      sleep: config.sleep && { seconds: config.sleep.seconds, awake: config.sleep.awake ?? 30 },
     }),
   );
 }

@@ -33,6 +33,22 @@ import { Callback, Pending, acknowledge, backoff, redeliver, track } from "./ses
 import "./features";
 import { topicError } from "./topic";
 
+/**
+ * Where a client with `clean: false` keeps its session so that it outlives a reboot [MQTT-4.1]: the
+ * client calls put() when a QoS 1/2 PUBLISH is first sent ("o" + packet id, its bytes, and the `ref`
+ * of its publish options), when its PUBREC turns it into a PUBREL (same key, the PUBREL's bytes) and
+ * when an incoming QoS 2 id is first seen ("i" + packet id, ""); remove() when its flow completes
+ * (PUBACK, PUBCOMP, PUBREL). load() runs once, in the constructor: what it returns is in flight again,
+ * sent with DUP=1 on the first connection. Calls are synchronous, in the order the session changed,
+ * and must not throw (a store reports its own failures). Only in a build with WISP_STORE (features.ts).
+ */
+export interface SessionStore {
+  put(key: string, packet: string, ref?: any): void;
+  remove(key: string): void;
+  /** [key, packet] in the order they were put (a key put again keeps its place) */
+  load(): string[][];
+}
+
 export interface ClientOptions {
   clientId?: string;
   username?: string;
@@ -56,11 +72,15 @@ export interface ClientOptions {
   inflight?: number;
   /** bytes written to the socket and not yet sent (no "drain" yet) past which calls wait */
   sendBuffer?: number;
+  /** with clean: false, keeps the session through a reboot (a build with WISP_STORE) */
+  store?: SessionStore;
 }
 
 export interface PublishOptions {
   qos?: number;
   retain?: boolean;
+  /** handed to the store's put() with this message's packet (an outbox ties it to its entry) */
+  ref?: any;
 }
 
 /** A SUBSCRIBE or UNSUBSCRIBE waiting for its acknowledgement: what to record when it comes. */
@@ -136,6 +156,8 @@ export class Client {
   unsent_ = CLOSED;
   /** the connection's socket, until the connection is over (its "close", or 5 s after hanging up) */
   socket_: Socket | undefined = undefined;
+  /** the session store (`store` with `clean: false`), 0 without one; undefined in a build without WISP_STORE */
+  store_: SessionStore | 0 = WISP_STORE ? 0 : (undefined as any);
   options_: any;
   /** keepalive periods/2 since something was received, and since the socket last drained */
   idle_ = 0;
@@ -223,6 +245,7 @@ export class Client {
     this.max_ = o.maxPacket || 4096;
     // a will's payload as bytes: see publish
     if (w && !WISP_WILL) throw Error("will: not in this build");
+    if (!WISP_STORE && o.store) throw Error("store: not in this build");
     if (w) w = o.will = Object.assign({}, w, { payload: bytes(w.payload) });
     // [MQTT-3.1.3-7], [MQTT-3.1.2-22]; text fields are UTF-8 of at most 65,535 bytes without control characters
     u = "";
@@ -243,6 +266,19 @@ export class Client {
     if (u) throw Error(u);
     encodeConnect(o); // what V8 cannot encode (a lone surrogate in the password) throws now, not on every connection
     this.net_ = tls ? require("tls") : require("net");
+    // The session from the store (a session that starts clean has nothing to keep): outgoing flows wait
+    // for what their packet calls for (a PUBLISH for PUBACK or PUBREC by its QoS, a PUBREL for PUBCOMP),
+    // incoming QoS 2 ids for their PUBREL. Here rather than in a function of its own, which would hold
+    // its JsVars for as long as the module is loaded, to run once.
+    if (WISP_STORE && o.clean === false && o.store)
+      for (u of (this.store_ = o.store).load()) {
+        i = +u[0].substr(1);
+        if (u[0][0] == "i") WISP_QOS2 && (this.received_[i] = 1);
+        else {
+          this.ids_[i] = 1;
+          this.pending_.push({ id_: i, wait_: (a = u[1].charCodeAt(0)) >> 4 == PacketType.PUBREL ? PacketType.PUBCOMP : ((a >> 1) & 3) + 3, packet_: u[1], done_: undefined as any });
+        }
+      }
     open(this);
   }
 
@@ -271,7 +307,9 @@ export class Client {
       message = c.head_ + (e ? chr(e.id_ >> 8, e.id_ & 255) + message : message);
       // the fixed header: a one-byte remaining length for most, frame() for the others
       message = (n = message.length) < 128 ? chr(0x30 | (qos << 1) | (o.retain ? 1 : 0), n) + message : frame(0x30 | (qos << 1) | (o.retain ? 1 : 0), message);
-      if (e) e.packet_ = message;
+      // kept in the store, if any, before it leaves (the socket sends once this code returns): the
+      // interpreter reads past what a QoS 0 message skips, so that is short
+      if (e) (e.packet_ = message), WISP_STORE && c.store_ && stored(c, e, o);
       // on a live connection (the gate above): its socket takes it (counted as a 2-byte fixed header: a
       // packet of 128 bytes or more has 1 to 3 more, not worth a test on every publish)
       (c.socket_ as Socket).write(message);
@@ -316,6 +354,32 @@ export class Client {
     }
     return c;
   }
+}
+
+/** A QoS 1/2 PUBLISH goes to the store (with its publish options' `ref`) as it is first sent. */
+function stored(c: Client, e: Pending, o: any): void {
+  (c.store_ as SessionStore).put("o" + e.id_, e.packet_, o.ref);
+}
+
+/**
+ * Incoming QoS 2: true the first time `id` is seen, which the store is told, false for a resend before
+ * PUBREL [MQTT-4.3.3-2]. A function of its own: a QoS 0/1 message reads past a call, not its body. Ids
+ * awaiting PUBREL are bounded (100; Mosquitto sends 20 at a time): past that the broker is not releasing
+ * them, a protocol error, thrown before the PUBREC.
+ */
+function fresh(c: Client, id: number): boolean | void {
+  if (!c.received_[id]) {
+    if (Object.keys(c.received_).length > 99) throw Error("over 100 QoS 2 messages without PUBREL");
+    c.received_[id] = 1;
+    if (WISP_STORE) keep(c, "i" + id, "");
+    return true;
+  }
+}
+
+/** Tells the store, if any, what changed in the session: `packet` put under `key`, or (none) the key removed. */
+function keep(c: Client, key: string, packet?: string): void {
+  const s = c.store_;
+  if (s) packet == null ? s.remove(key) : s.put(key, packet);
 }
 
 /**
@@ -453,24 +517,13 @@ function received(this: Socket, data: string): void {
  */
 function published(c: Client, p: Packet): void {
   const qos = p.qos as number,
-    again = WISP_QOS2 && qos > 1 && seen(c, p.messageId as number);
+    // (a new QoS 2 id is checked, and kept in the store, before its PUBREC leaves)
+    again = WISP_QOS2 && qos > 1 && !fresh(c, p.messageId as number);
   if (qos) write(c, encodeAck(qos + 3, p.messageId as number));
   // (c.skip_, the bytes still to discard, is set right after a PUBLISH over maxPacket: cheaper to
   // read than p.over_, which a message that fits does not have)
   if (!again) c.skip_ ? c.emit("error", Error(p.over_)) : c.emit("message", p.topic, p.payload, p);
 }
-
-/**
- * An incoming QoS 2 message: 1 when its id awaits PUBREL already (a resend, not delivered again). Ids
- * awaiting PUBREL are bounded (100; Mosquitto sends 20 at a time): past that the broker is not
- * releasing them, a protocol error, before the PUBREC.
- */
-function seen(c: Client, id: number): 1 | void {
-  if (c.received_[id]) return 1;
-  if (Object.keys(c.received_).length > 99) throw Error("over 100 QoS 2 messages without PUBREL");
-  c.received_[id] = 1;
-}
-
 
 /**
  * A PUBACK: the usual one, for the oldest QoS 1 publish, is done here (as acknowledge() would, which
@@ -483,6 +536,7 @@ function puback(c: Client, id: number): void {
   if (!e || e.id_ != id || e.wait_ != PacketType.PUBACK) return acked(c, { type: PacketType.PUBACK, messageId: id });
   l.shift();
   delete c.ids_[id];
+  if (WISP_STORE && c.store_) c.store_.remove("o" + id);
   try {
     e.done_ && e.done_(null);
   } catch (x) {
@@ -501,11 +555,16 @@ function acked(c: Client, p: Packet): void {
   let e: any;
   if (type == PacketType.CONNACK) malformed("unexpected packet type 2");
   else if (WISP_QOS2 && type == PacketType.PUBREL) {
+    if (WISP_STORE && c.received_[id]) keep(c, "i" + id);
     delete c.received_[id];
     return write(c, encodeAck(PacketType.PUBCOMP, id));
   } else if (!(e = acknowledge(c, type, id, type == PacketType.SUBACK ? p.granted : undefined))) return;
   // (a PINGRESP acknowledges nothing: that something came is all keepalive needs)
-  else if (WISP_QOS2 && type == PacketType.PUBREC) return write(c, e.packet_);
+  else if (WISP_QOS2 && type == PacketType.PUBREC) {
+    if (WISP_STORE) keep(c, "o" + id, e.packet_);
+    return write(c, e.packet_);
+  }
+  if (WISP_STORE && (type == PacketType.PUBACK || type == PacketType.PUBCOMP)) keep(c, "o" + id);
   call(c, e.done_, null, type == PacketType.SUBACK ? granted(c, e, p.granted as number[]) : undefined);
   // a graceful end() waits for the last acknowledgement
   if (c.ended_) l.length || c.end();
@@ -550,7 +609,11 @@ function connack(c: Client, p: Packet): void {
   c.idle_ = c.quiet_ = 0;
   if ((i = c.options_.keepalive * 500)) c.timer_ = setInterval(tick, i, c) as any;
   if (fresh) {
-    if (WISP_QOS2) c.received_ = {};
+    if (WISP_QOS2) {
+      // the broker has no session: neither has the store
+      if (WISP_STORE) for (i in c.received_) keep(c, "i" + i);
+      c.received_ = {};
+    }
     // the broker has no session: the last resubscription is replaced by the one below
     if ((i = l.indexOf(c.resub_ as Pending)) >= 0) delete c.ids_[l.splice(i, 1)[0].id_];
   }

@@ -18,4 +18,9 @@ declare global {
   const WISP_WILL: boolean;
   /** A user name and password in the URL (mqtt://user:password@host). Without it, such a URL is refused. */
   const WISP_URL_LOGIN: boolean;
+  /**
+   * The session store (`store` with `clean: false`: the session outlives a reboot). Without it, a
+   * `store` option is refused. The firmware has it when its config keeps an outbox (firmwareDefines).
+   */
+  const WISP_STORE: boolean;
 }

@@ -1,6 +1,6 @@
 // The client built with fewer features (tools/build.ts PROFILES, clientFeatures): what a profile leaves
 // out is refused with an error that says so, nothing of it goes on the wire, and what it keeps works as
-// in dist/mqtt.js. The smallest profile (QoS 0/1, mqtt://, no will, no login in the URL) runs against
+// in dist/mqtt.js. The smallest profile (QoS 0/1, mqtt://, no will, no login in the URL, no store) runs against
 // the scripted broker on a fake clock, built in memory from the same sources.
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -11,14 +11,15 @@ import { loadFlashConfig } from "../../tools/config.ts";
 import { type Rig, recorder } from "../helpers/fake-time-device.ts";
 import { type } from "../helpers/scripted-broker.ts";
 
-const SMALLEST: ClientFeatures = { qos2: false, tls: false, will: false, urlLogin: false };
+const SMALLEST: ClientFeatures = { qos2: false, tls: false, will: false, urlLogin: false, store: false };
 
 describe("clientFeatures: what a node's config can use", () => {
-  it("flash.config.json (QoS 1 readings, mqtt://, the status will, a login in mqtt.username): no QoS 2, no TLS, the will, no login in the URL", () => {
-    expect(clientFeatures(loadFlashConfig())).toEqual({ qos2: false, tls: false, will: true, urlLogin: false });
+  it("flash.config.json (QoS 1 readings, mqtt://, the status will, a login in mqtt.username, the outbox): no QoS 2, no TLS, the will, no login in the URL, the session store", () => {
+    expect(clientFeatures(loadFlashConfig())).toEqual({ qos2: false, tls: false, will: true, urlLogin: false, store: true });
   });
-  it("QoS 2 readings and an mqtts:// broker bring QoS 2 and TLS", () => {
-    expect(clientFeatures({ qos: 2, mqtt: { url: "mqtts://broker.lan:8883" } })).toEqual({ qos2: true, tls: true, will: true, urlLogin: false });
+  it("QoS 2 readings and an mqtts:// broker bring QoS 2 and TLS; \"outbox\": false leaves the session store out", () => {
+    expect(clientFeatures({ qos: 2, mqtt: { url: "mqtts://broker.lan:8883" } })).toEqual({ qos2: true, tls: true, will: true, urlLogin: false, store: true });
+    expect(clientFeatures({ qos: 1, mqtt: { url: "mqtt://broker.lan" }, outbox: false }).store).toBe(false);
   });
   it("dist/mqtt.js has them all", () => {
     expect(Object.values(ALL_FEATURES).every(Boolean)).toBe(true);
@@ -41,10 +42,12 @@ describe("the smallest profile, on the scripted broker", () => {
     return () => rig.dispose();
   });
 
-  it("refuses mqtts://, a login in the URL and a will at once, saying why; opens no socket", () => {
+  it("refuses mqtts://, a login in the URL, a will and a session store at once, saying why; opens no socket", () => {
     expect(() => rig.mqtt.connect(rig.broker.url.replace("mqtt:", "mqtts:"))).toThrow("unsupported URL");
     expect(() => rig.mqtt.connect(rig.broker.url.replace("mqtt://", "mqtt://user:secret@"))).toThrow("unsupported URL");
     expect(() => rig.mqtt.connect(rig.broker.url, { will: { topic: "w", payload: "x" } })).toThrow(/will: not in this build/);
+    const store = { put() {}, remove() {}, load: () => [] };
+    expect(() => rig.mqtt.connect(rig.broker.url, { clean: false, store } as never)).toThrow(/store: not in this build/);
     expect(rig.runtime.timerCount).toBe(0);
   });
 

@@ -91,7 +91,15 @@ describe("every sensor of examples/garden.json, through the built firmware", () 
     });
     const node = sim.nodes[0]!;
     const prefix = () => node.prefix;
-    const status = (name: string) => sim!.traffic.filter((m) => m.topic === `${prefix()}/status/${name}`).map((m) => m.payload);
+    // {"error": "...", "ts": ...} or {"ok": true, "ts": ...}, with the time the sensor failed or came back
+    const status = (name: string) =>
+      sim!.traffic
+        .filter((m) => m.topic === `${prefix()}/status/${name}`)
+        .map((m) => JSON.parse(m.payload) as { ok?: true; error?: string; ts: number })
+        .map((p) => {
+          expect(p.ts).toBeGreaterThan(sim!.startMs);
+          return p.ok ? "ok" : p.error;
+        });
     await sim.advance(300_000);
     const pondRom = config.sensors.find((s: any) => s.name === "pond").rom;
     expect(status("pond")).toEqual([`DS18B20 ${pondRom}: no answer (gone from the wire?)`]);

@@ -152,15 +152,28 @@ describe("building for a config: only the drivers it names", () => {
   /** Source files with bytes in the output (esbuild's metafile also lists what it shook out). */
   const inputs = (r: { bundle: Parameters<typeof contributors>[0] | null }) => contributors(r.bundle!).filter((c) => c.bytes > 0).map((c) => c.input);
 
-  it("the project's BME280-only flash.config.json gives a firmware no larger than before drivers were chosen per config (13,567 bytes), with the first reading at boot (+5), issue 8's client paths (+1,199) and issue 7's second round of client checks (+2,117)", async () => {
+  it("the project's BME280-only flash.config.json gives the BME280 driver and the outbox, no discovery and no duty cycle", async () => {
     const { result, report, text } = await firmwareFor(path.join(PROJECT_ROOT, "flash.config.json"));
     expect(result.ok).toBe(true);
-    expect(report.bytes).toBeLessThanOrEqual(16888);
-    expect(report.budget).toBe(17193);
+    expect(report.budget).toBe(24604); // + issue 7's second round of client checks (2,100)
     expect(inputs(report).filter((i) => i.startsWith("drivers/")).sort()).toEqual(["drivers/bme280.ts", "drivers/bus.ts"]);
     expect(inputs(report)).not.toContain("firmware/node/discovery.ts");
-    expect(text).toMatch(/^dist\/firmware\.js +[\d,]+ +17,193 +\d+% +for flash\.config\.json$/m);
+    expect(inputs(report)).toContain("firmware/store/outbox.ts");
+    expect(report.bundle!.code).not.toMatch(/deepSleep/);
+    expect(text).toMatch(/^dist\/firmware\.js +[\d,]+ +24,604 +\d+% +for flash\.config\.json$/m);
     expect(text).toMatch(/^ {2}drivers\/bme280\.ts +1,\d{3} +2,048 +\d+%$/m);
+    expect(text).toMatch(/^ {2}firmware\/store\/outbox\.ts +3,\d{3} +3,584 +\d+%$/m);
+  });
+
+  it('"outbox": false leaves the outbox and the client\'s session store hooks out; "sleep" brings the duty cycle in', async () => {
+    const bare = await firmwareFor({ ...base, outbox: false });
+    expect(bare.result.ok).toBe(true);
+    expect(inputs(bare.report)).not.toContain("firmware/store/outbox.ts");
+    expect(bare.report.bundle!.code).not.toMatch(/\.load\(\)|wisp\.o/);
+    const sleepy = await firmwareFor({ ...base, sleep: { seconds: 300 } });
+    expect(sleepy.result.ok).toBe(true);
+    expect(sleepy.report.bundle!.code).toMatch(/deepSleep/);
+    expect(sleepy.report.bytes - bare.report.bytes).toBeGreaterThan(3000);
   });
 
   it("bundles a family base with its chip, each with its own budget row, and adds their budgets to the firmware's", async () => {

@@ -4,11 +4,12 @@ import { tmpdir } from "node:os";
 import net from "node:net";
 import { join } from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { createSimulation, splitLogin, type Simulation } from "../../host-sim/sim.ts";
+import { readOutbox } from "../../host-sim/outbox.ts";
+import { createSimulation, DEFAULT_NODE_CONFIG, splitLogin, type Simulation } from "../../host-sim/sim.ts";
 import { fit, fitParts, visibleWidth } from "../../host-sim/layout.ts";
 import { scaledClock } from "../../host-sim/runtime/timers.ts";
-import { clockText, duration, plural, renderScreen, sparkline, startPlainView } from "../../host-sim/view.ts";
-import { PROJECT_ROOT } from "../../tools/build.ts";
+import { clockText, duration, outboxText, plural, renderScreen, sparkline, startPlainView } from "../../host-sim/view.ts";
+import { build, PROJECT_ROOT } from "../../tools/build.ts";
 import { commandExample, prefixBase, setupNotes, watchCommand } from "../../tools/sim.ts";
 import { TINY_CONFIG, tinyFirmware } from "./sim-tiny-firmware.ts";
 
@@ -32,6 +33,13 @@ afterEach(async () => {
 });
 
 const strip = (s: string) => s.replace(/\x1b\[[0-9;]*m/g, "");
+
+/** The firmware built for the project's config with `changes` (a duty cycle, say). */
+async function firmwareFor(changes: Record<string, unknown>): Promise<string> {
+  const config = { board: "esp32-devkitc", wifi: { ssid: "x" }, mqtt: { url: "mqtt://127.0.0.1:1883" }, prefix: "wisp/{id}", interval: 10, sensors: [{ name: "climate", type: "bme280" }], ...changes };
+  const result = await build({ config: config as never, write: false, log: () => {} });
+  return result.reports.find((r) => r.target)!.bundle!.code;
+}
 
 describe("view pieces", () => {
   it("draw sparklines scaled to their range, durations and clock times", () => {
@@ -121,6 +129,28 @@ describe("view pieces", () => {
     // too many for the rows: each node's first sensor with readings, and how many more
     const compact = strip(renderScreen(sim, { watch: "w", rows: 2, size: { columns: 140, rows: 40 } })).split("\n");
     expect(compact.find((l) => l.startsWith(sim.nodes[0]!.serial))).toMatch(/climate .* \+2 sensors/);
+  });
+
+  it("show each node's outbox (readings waiting, their bytes, the oldest one's age, drops) read from its flash, and a sleeping node's awake time per cycle", async () => {
+    const config = { ...DEFAULT_NODE_CONFIG, outbox: { maxBytes: 262144 } };
+    const sim = await createSimulation({ nodes: 1, clock: "fake", config: config as never });
+    sims.push(sim);
+    await sim.advance(20_000);
+    const node = sim.nodes[0]!;
+    const row = () => strip(renderScreen(sim, { watch: "w", rows: 10 })).split("\n").find((l) => /outbox/.test(l)) ?? "";
+    expect(row()).toMatch(/^ +outbox empty · 0\.\d KB$/);
+    sim.cutBroker(300_000);
+    await sim.advance(300_000);
+    expect(readOutbox(node.flashStorage)).toMatchObject({ readings: 30, segments: 1, dropped: 0 });
+    expect(row()).toMatch(/^ +outbox 30 readings · [23]\.\d KB · oldest 4m5\ds$/);
+    await sim.advance(60_000);
+    expect(row()).toMatch(/^ +outbox empty · /);
+    expect(outboxText(node, sim.clock.Date.now())).not.toMatch(/awake/);
+
+    const sleepy = await createSimulation({ nodes: 1, clock: "fake", firmware: await firmwareFor({ sleep: { seconds: 60 } }), config: { ...config, sleep: { seconds: 60, awake: 20 } } as never });
+    sims.push(sleepy);
+    await sleepy.advance(200_000);
+    expect(strip(outboxText(sleepy.nodes[0]!, sleepy.clock.Date.now()))).toMatch(/^outbox empty · \d\.\d KB · awake 1\.\d s\/cycle \(4 cycles\)$/);
   });
 
   it("print one plain line per event when piped", async () => {
