@@ -23,6 +23,11 @@ export interface Broker {
   host: string;
   port: number;
   aedes: Aedes;
+  /**
+   * The broker's side of the connection from a client's local port on this host: bytes it has received,
+   * and bytes it has handed to the network; undefined when there is none (yet).
+   */
+  wire(clientPort: number): { received: number; sent: number } | undefined;
   /** Drops every connection without a goodbye, then closes the listener and the broker. Idempotent. */
   close(): Promise<void>;
 }
@@ -50,6 +55,10 @@ export async function startBroker(options: BrokerOptions = {}): Promise<Broker> 
   const sockets = new Set<net.Socket>();
   server.on("connection", (socket: net.Socket) => {
     sockets.add(socket);
+    // Nagle's algorithm holds a small packet (a SUBACK after a PUBACK) until the peer's delayed ACK,
+    // 40 ms on Linux: the simulation, which runs node time while socket IO is quiet, would move on
+    // without it.
+    socket.setNoDelay(true);
     socket.on("close", () => sockets.delete(socket));
     // A peer that resets the connection must not crash the process (aedes reports it as clientError).
     socket.on("error", () => {});
@@ -79,7 +88,14 @@ export async function startBroker(options: BrokerOptions = {}): Promise<Broker> 
 
   const scheme = options.tls ? "mqtts" : "mqtt";
   const urlHost = host.includes(":") ? `[${host}]` : host;
-  return { url: `${scheme}://${urlHost}:${port}`, host, port, aedes, close };
+  const wire = (clientPort: number) => {
+    for (const socket of sockets) {
+      if (socket.remotePort !== clientPort) continue;
+      return { received: socket.bytesRead, sent: socket.bytesWritten - socket.writableLength };
+    }
+    return undefined;
+  };
+  return { url: `${scheme}://${urlHost}:${port}`, host, port, aedes, wire, close };
 }
 
 async function listen(server: net.Server, host: string, port: number, fallback: boolean): Promise<number> {

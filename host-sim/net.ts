@@ -83,8 +83,15 @@ export interface SocketInfo {
   readonly port: number;
   readonly tls: boolean;
   readonly connected: boolean;
+  /** The TCP connect (and for TLS the handshake) is under way. */
+  readonly connecting: boolean;
+  /** The local port of the connection (undefined before it has one). */
+  readonly localPort: number | undefined;
   /** Bytes the device wrote that the network has not taken yet (Espruino's send buffer). */
   readonly unsent: number;
+  /** Bytes handed to the network so far, and bytes received from it (for TLS, the TLS records). */
+  readonly sent: number;
+  readonly received: number;
   /** Close the connection from the network side (as a dropped link would). */
   destroy(error?: Error): void;
 }
@@ -193,6 +200,8 @@ function connect(runtime: Runtime, options: unknown, callback: unknown, isTls: b
   } else {
     raw = nodeNet.connect({ host, port });
   }
+  // no Nagle delay in real time (the simulation moves node time when socket IO is quiet)
+  raw.setNoDelay(true);
 
   let connected = false;
   let closing = false;
@@ -250,8 +259,21 @@ function connect(runtime: Runtime, options: unknown, callback: unknown, isTls: b
     get connected() {
       return connected && !closed;
     },
+    get connecting() {
+      return !connected && !closed;
+    },
+    get localPort() {
+      return raw.localPort;
+    },
     get unsent() {
       return raw.writableLength;
+    },
+    // Node counts what waits in the socket's queue as written: only what left it counts as sent
+    get sent() {
+      return (raw.bytesWritten ?? 0) - raw.writableLength;
+    },
+    get received() {
+      return raw.bytesRead;
     },
     destroy: (error?: Error) => {
       if (error) failure = error as NodeJS.ErrnoException;

@@ -135,6 +135,8 @@ const EN_RISE_MS = 5;
 export interface Reading {
   /** Node clock ms when the broker got it. */
   at: number;
+  /** Its "ts": when the node took it (ms since 1970), if it said. */
+  takenAt?: number;
   values: Record<string, number>;
 }
 
@@ -159,8 +161,10 @@ export class SimNode {
   readonly history: Record<string, Record<string, number[]>> = {};
   /** `<prefix>/status` as last published (retained "online", or the will "offline"). */
   status: string | undefined;
-  /** `<prefix>/status/<sensor>` as last published. */
+  /** `<prefix>/status/<sensor>` as last published: "ok", or the sensor's error. */
   readonly sensorStatus: Record<string, string> = {};
+  /** `<prefix>/status/outbox` as last published ({ readings, bytes, dropped, repliesDropped, error?, ts }). */
+  outboxStatus: Record<string, unknown> | undefined;
   /** Messages the node published, as seen by the broker. */
   published = 0;
   /** Boots since creation (power-ons, reboots, soft resets, wake-ups). */
@@ -213,6 +217,18 @@ export class SimNode {
   private namesCache: { clientId: string; prefix: string } | undefined;
   /** What the ROM reports at the next power-on: a cold start, a software reset or a wake-up. */
   private resetReason: ResetReason = "power-on";
+  /**
+   * The chip's time of day (ESP-IDF's gettimeofday, kept by the RTC timer) is the clock minus this:
+   * it starts at 0 (1970) when power comes, goes on through resets and deep sleep, and setTime()
+   * moves it.
+   */
+  private rtcBase = 0;
+  /** When the current wake began and, once it went back to deep sleep, how long it was awake (ms). */
+  private wokeAt = 0;
+  /** Awake time of the last complete duty cycle (boot or wake to deep sleep), ms. */
+  lastAwakeMs: number | undefined;
+  /** Duty cycles completed (deep sleeps entered) since creation. */
+  sleeps = 0;
   private readonly buttons = { EN: false, BOOT: false };
   /** IO0 as latched at the last chip reset: the boot mode a CPU reset keeps. */
   private downloadStrap = false;
@@ -361,6 +377,11 @@ export class SimNode {
     if (config) this.flashStorage.write("wisp.json", Buffer.from(JSON.stringify({ ...config, mqtt: { ...config.mqtt, url } }), "utf8"));
   }
 
+  /** The time of day the chip believes (ms since 1970), while it is powered or asleep. */
+  get deviceTime(): number {
+    return this.clock.Date.now() - this.rtcBase;
+  }
+
   powerOn(): void {
     if (this.power === "on" || this.power === "reset") return;
     this.cancelWake();
@@ -438,6 +459,9 @@ export class SimNode {
   /** The chip starts: the ROM prints its banner, then runs its serial bootloader or what flash holds. */
   private start(reason: ResetReason): void {
     this.stop();
+    // the RTC keeps its time through a CPU reset and deep sleep; power and EN start it from 0 (1970)
+    if (reason === "power-on") this.rtcBase = this.clock.Date.now();
+    this.wokeAt = this.clock.Date.now();
     this.power = "on";
     // uptime counts from the chip's last reset, interpreter or not (a blank board's reset loop)
     this.bootedAt = this.clock.Date.now();
@@ -623,7 +647,12 @@ export class SimNode {
     this.published++;
     const sub = topic.slice(prefix.length + 1);
     if (sub === "status") this.status = payload;
-    else if (sub.startsWith("status/")) this.sensorStatus[sub.slice(7)] = payload;
+    else if (sub === "status/outbox") this.outboxStatus = parseJson(payload);
+    else if (sub.startsWith("status/")) {
+      // {"ok":true,"ts":…} or {"error":"…","ts":…}
+      const s = parseJson(payload) as { ok?: boolean; error?: string } | undefined;
+      this.sensorStatus[sub.slice(7)] = s?.ok ? "ok" : typeof s?.error === "string" ? s.error : payload;
+    }
     else if (!sub.includes("/")) {
       let values: unknown;
       try {
@@ -636,13 +665,15 @@ export class SimNode {
       const history = (this.history[sub] ??= {});
       const keep = this.options.historyLength ?? 60;
       for (const [k, v] of Object.entries(values)) {
-        if (typeof v !== "number") continue;
+        // the time it was taken is not a quantity
+        if (typeof v !== "number" || k === "ts" || k === "uptime") continue;
         numbers[k] = v;
         const list = (history[k] ??= []);
         list.push(v);
         if (list.length > keep) list.splice(0, list.length - keep);
       }
-      this.readings[sub] = { at: this.clock.Date.now(), values: numbers };
+      const ts = (values as { ts?: unknown }).ts;
+      this.readings[sub] = { at: this.clock.Date.now(), takenAt: typeof ts === "number" ? ts : undefined, values: numbers };
     }
     this.changed();
   }
@@ -664,6 +695,7 @@ export class SimNode {
     runtime = createRuntime({
       name: this.serial,
       clock: this.clock,
+      rtc: { now: () => this.deviceTime, set: (ms) => (this.rtcBase = this.clock.Date.now() - ms) },
       log: (line) => {
         if (runtime === undefined || runtime === this.runtime) this.console.print(line);
       },
@@ -714,7 +746,15 @@ export class SimNode {
     rt.global.E.reboot = () => this.hardReset(rt, 0);
     rt.defineModule("ESP32", (r) =>
       r.newObject({
-        deepSleep: (us: unknown) => this.hardReset(rt, Math.max(0, Number(us) || 0) / 1000, "deep sleep"),
+        // ["us","int"]: the argument becomes a 32-bit JsVarInt ((JsVarInt)(long long)x, so 3.6e9
+        // wraps to -694967296) and goes to esp_sleep_enable_timer_wakeup((uint64_t)us): a negative
+        // one is about 584,000 years. So 2147 s is the longest sleep one call gives.
+        deepSleep: (us: unknown) => {
+          const n = Number(us);
+          const int = Number.isFinite(n) ? Number(BigInt.asIntN(32, BigInt(Math.trunc(n)))) : 0;
+          if (int < 0) this.note(`deepSleep(${n}): ${int} as a 32-bit int; the chip will not wake by its timer`);
+          return this.hardReset(rt, int < 0 ? Infinity : int / 1000, "deep sleep");
+        },
         reboot: () => this.hardReset(rt, 0),
         getState: () => r.newObject({ sdkVersion: "v4.4.8", freeHeap: 120000, BLE: false, Wifi: true, minFreeHeap: 100000 }),
         setBLE_Debug: () => undefined,
@@ -745,16 +785,21 @@ export class SimNode {
   private hardReset(rt: Runtime, sleepMs: number, what = "reboot"): never {
     if (rt !== this.runtime) throw new rt.realm.Error(`${what}: the chip is already stopped`);
     this.stop();
-    this.note(sleepMs > 0 ? `${what} for ${Math.round(sleepMs)} ms` : what);
+    this.note(sleepMs === Infinity ? `${what}, no wake-up` : sleepMs > 0 ? `${what} for ${Math.round(sleepMs)} ms` : what);
     this.resetReason = what === "deep sleep" ? "deep-sleep" : "reboot";
+    if (what === "deep sleep") {
+      this.lastAwakeMs = this.clock.Date.now() - this.wokeAt;
+      this.sleeps++;
+    }
     this.power = "sleeping";
     this.changed();
-    this.wakeTimer = this.clock.setTimeout(() => {
-      this.wakeTimer = undefined;
-      if (this.power !== "sleeping") return;
-      this.power = "off";
-      this.powerOn();
-    }, Math.max(1, sleepMs));
+    if (sleepMs !== Infinity)
+      this.wakeTimer = this.clock.setTimeout(() => {
+        this.wakeTimer = undefined;
+        if (this.power !== "sleeping") return;
+        this.power = "off";
+        this.powerOn();
+      }, Math.max(1, sleepMs));
     throw new rt.realm.Error(`${what}: the chip stopped`);
   }
 
@@ -917,6 +962,15 @@ export class SimNode {
 
   private changed(): void {
     this.options.onChange?.(this);
+  }
+}
+
+function parseJson(text: string): Record<string, unknown> | undefined {
+  try {
+    const v = JSON.parse(text) as unknown;
+    return typeof v === "object" && v !== null ? (v as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
   }
 }
 

@@ -28,6 +28,12 @@ export interface StorageReader {
   read(name: string): string | undefined;
 }
 
+/** A device's time of day, in ms since 1970; `set` is what setTime() does. */
+export interface DeviceClock {
+  now(): number;
+  set(ms: number): void;
+}
+
 /** Constructors of the device's realm: objects handed to device code must come from these. */
 export interface Realm {
   Object: ObjectConstructor;
@@ -43,6 +49,11 @@ export interface RuntimeOptions {
   name?: string;
   /** Drives setTimeout/setInterval, Date and getTime (default: Node's real timers). */
   clock?: Clock;
+  /**
+   * The device's time of day, if not the clock's: Date, getTime and setTime use it (an ESP32's RTC:
+   * it starts at 0, 1970, when power comes and keeps counting through resets and deep sleep).
+   */
+  rtc?: DeviceClock;
   /** Receives every line the device prints (console.log, print, uncaught errors). */
   log?: (line: string) => void;
   /** Also write device lines to stdout as `[name] line` (default false). */
@@ -362,13 +373,19 @@ export class Runtime {
     const install = vm.runInContext(INSTALL_EVENTS_SOURCE, this.context, { filename: "espruino:events" });
     install({ queue: (target: object, listeners: unknown, args: unknown[]) => this.queue(target, listeners, args) });
 
-    const now = () => this.clock.Date.now();
+    // setTime() moves the time of day; Espruino shifts its timers with it (jstSystemTimeChanged,
+    // jsiLastIdleTime), so they fire after the same delays: here they run on the clock, unmoved.
+    let offset = 0;
+    const rtc: DeviceClock = this.options.rtc ?? { now: () => this.clock.Date.now() + offset, set: (ms) => (offset = ms - this.clock.Date.now()) };
+    const now = () => rtc.now();
+    g.setTime = (seconds: unknown) => rtc.set(Number(seconds) * 1000);
     g.Date = vm.runInContext(CLOCK_DATE_SOURCE, this.context, { filename: "espruino:date" })(now);
     const json = g.JSON as JSON;
     const stringify = json.stringify;
     json.stringify = ((value: unknown, replacer?: never, space?: never) => {
       const out = stringify.call(json, value, replacer, space);
-      return typeof out === "string" ? espruinoEscapes(out) : out;
+      // Espruino gives the string "null" where V8 gives undefined (measured on 2v29: JSON.stringify(undefined))
+      return typeof out === "string" ? espruinoEscapes(out) : value === undefined ? "null" : out;
     }) as JSON["stringify"];
     if (!this.options.keepMissingBuiltins) {
       vm.runInContext(REMOVE_MISSING_SOURCE, this.context, { filename: "espruino:builtins" })(MISSING_GLOBALS);

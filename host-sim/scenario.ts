@@ -17,7 +17,10 @@
 //     { "at": 360, "fault": "sensor-crc", "for": 30, "sensor": "air" },      // its answers fail their CRC
 //     { "at": 390, "fault": "bus-stuck", "for": 20, "sensor": "air" },       // its bus (I2C1, or its OneWire pin) held low
 //     { "at": 400, "fault": "power-cut", "for": 10, "node": 1 },      // off, on again after "for"
-//     { "at": 500, "fault": "bridge-down", "for": 60 }       // edge-cloud topology: the bridge's link is cut
+//     { "at": 500, "fault": "bridge-down", "for": 60 },      // edge-cloud topology: the bridge's link is cut
+//     { "at": 600, "fault": "broker-unreachable", "for": 3600 },  // no route to the broker; it keeps its sessions
+//     { "at": 700, "fault": "sntp-down", "for": 600 },       // the time server does not answer
+//     { "at": 800, "fault": "storage-full", "for": 300, "node": 0 }  // other files take the node's free Storage
 //   ]
 // }
 //
@@ -29,7 +32,7 @@
 import { displayPath, FileError, readJsonFile } from "../tools/files.ts";
 import { gaussianSource } from "./random.ts";
 
-export const FAULT_KINDS = ["wifi-drop", "broker-restart", "sensor-unplug", "sensor-crc", "bus-stuck", "power-cut", "bridge-down"] as const;
+export const FAULT_KINDS = ["wifi-drop", "broker-restart", "broker-unreachable", "sntp-down", "sensor-unplug", "sensor-crc", "bus-stuck", "power-cut", "storage-full", "bridge-down"] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 
 /** The physical world around a node: °C, %RH, hPa, lx, ppm, V. */
@@ -160,7 +163,7 @@ export function validateScenario(value: unknown): string[] {
       if (!(FAULT_KINDS as readonly unknown[]).includes(fault.fault)) bad(`${path}.fault`, `must be one of ${FAULT_KINDS.join(", ")}`);
       if (!isNumber(fault.for) || fault.for <= 0) bad(`${path}.for`, "must be a duration in seconds > 0");
       if (fault.node !== undefined) {
-        if (fault.fault === "wifi-drop" || fault.fault === "broker-restart" || fault.fault === "bridge-down") bad(`${path}.node`, `${String(fault.fault)} affects every node; remove "node"`);
+        if (["wifi-drop", "broker-restart", "broker-unreachable", "sntp-down", "bridge-down"].includes(fault.fault as string)) bad(`${path}.node`, `${String(fault.fault)} affects every node; remove "node"`);
         else if (!Number.isInteger(fault.node) || (fault.node as number) < 0) bad(`${path}.node`, "must be a node index >= 0");
       }
       if (fault.sensor !== undefined) {

@@ -35,7 +35,9 @@
 //   sim.traffic                       // recent messages seen by the broker [{ at, topic, payload, node }]
 //   sim.on("message", (entry) => {}) / on("fault", (event) => {}) / on("node", (node) => {})   // node: state changed
 //   sim.on("log", (line, node) => {}) / on("warning", (text) => {})
-//   sim.dropWifi(ms) / sim.restartBroker(ms) / sim.cutBridge(ms) / sim.now()   // faults by hand; now() = ms since start
+//   sim.dropWifi(ms) / sim.restartBroker(ms) / sim.cutBroker(ms) / sim.stopSntp(ms) / sim.cutBridge(ms) / sim.now()
+//                                     // faults by hand; now() = ms since start
+//   sim.sntp                          // the network's SNTP server (UDP 123, any name): the clock, in UTC
 //   sim.broker (embedded aedes: { url, port, aedes, close }, undefined while restarting or external)
 //   sim.brokerUrl, sim.ap (AccessPoint: down()/restore()), sim.fakeClock, sim.messages (count)
 //   sim.upcomingFaults()             // the scenario's faults still to come, soonest first
@@ -65,6 +67,8 @@ import { type Clock, distPath, realClock, type Runtime } from "./runtime.ts";
 import { scaledClock } from "./runtime/timers.ts";
 import { openPty, type Pty } from "./serial/pty.ts";
 import { constantScenario, environmentSource, type Fault, loadScenario, parseScenario, type Scenario } from "./scenario.ts";
+import { netState } from "./net.ts";
+import { SntpServer } from "./udp.ts";
 import { AccessPoint, macFor, serialFromMac } from "./wifi.ts";
 
 export type { NodeConfig } from "./node.ts";
@@ -163,20 +167,28 @@ export const DEFAULT_NODE_CONFIG: NodeConfig = {
   qos: 1,
   i2c: { sda: esp32DevkitC.i2c.sda, scl: esp32DevkitC.i2c.scl, bitrate: esp32DevkitC.i2c.bitrate },
   sensors: [{ name: "climate", type: "bme280", address: 0x76 }],
+  // as tools/config.ts renders them by default
+  time: { server: "pool.ntp.org" },
+  outbox: { maxBytes: 262144 },
 };
 
 const DEFAULT_START_MS = Date.UTC(2025, 5, 1, 6, 0, 0);
 const QUIET_ROUNDS = 4;
 const MAX_SETTLE_ROUNDS = 2000;
+/** Real time one settle() waits at most for bytes in flight (a host under heavy load). */
+const IO_WAIT_MS = 10_000;
 
 export class Simulation extends EventEmitter {
   readonly nodes: SimNode[] = [];
   readonly ap: AccessPoint;
+  /** The network's time server (UDP port 123, any host name): the simulation's clock, in UTC. */
+  readonly sntp: SntpServer;
   readonly clock: Clock;
   /** The fake clock, in deterministic mode. */
   readonly fakeClock: FakeTimers.Clock | undefined;
   readonly scenario: Scenario;
-  readonly startMs: number;
+  /** Node time zero (ms on the clock): the first powerOn() on a real clock, so the scenario starts there. */
+  startMs: number;
   readonly traffic: TrafficEntry[] = [];
   /** The broker's URL, embedded or given. */
   brokerUrl = "";
@@ -194,7 +206,11 @@ export class Simulation extends EventEmitter {
   private readonly timers = new Set<unknown>();
   private readonly pending = new Set<Promise<unknown>>();
   private activity = 0;
+  /** Faults of these kinds under way (they may overlap). */
+  private wifiDrops = 0;
+  private sntpStops = 0;
   private stopped = false;
+  private started = false;
   private readonly ptys = new Map<SimNode, Pty>();
   /** Nodes that lost power with their USB cable (unplugConsole). */
   private readonly unpowered = new Set<SimNode>();
@@ -220,6 +236,8 @@ export class Simulation extends EventEmitter {
       this.clock = this.fakeClock as unknown as Clock;
     }
     this.ap = new AccessPoint(options.ap);
+    this.sntp = new SntpServer({ now: () => this.clock.Date.now() });
+    this.ap.udp.byPort.set(123, this.sntp.service);
   }
 
   /** The embedded broker (undefined with an external brokerUrl, or while a broker-restart fault has it down). */
@@ -256,14 +274,28 @@ export class Simulation extends EventEmitter {
     }
   }
 
-  /** Wait until socket IO with the broker and queued node events have gone quiet (bounded). */
+  /**
+   * Wait until socket IO with the broker and queued node events have gone quiet (bounded). Node time
+   * must not move while bytes are on their way: on a loaded host the kernel can take a long while to
+   * carry them over loopback, and a node whose CONNACK is late by seconds of node time gives up and
+   * reconnects, which it would not do on the real network. So a connect under way, bytes still queued
+   * in a node's socket, and (with the embedded broker) bytes one side sent that the other has not read
+   * all wait, in real time, up to IO_WAIT_MS.
+   */
   async settle(): Promise<void> {
     let quiet = 0;
     let seen = -1;
+    const started = performance.now();
     for (let round = 0; round < MAX_SETTLE_ROUNDS && quiet < QUIET_ROUNDS; round++) {
       if (this.pending.size) {
         await Promise.allSettled([...this.pending]);
         quiet = 0;
+        continue;
+      }
+      if (this.ioInFlight() && performance.now() - started < IO_WAIT_MS) {
+        await new Promise((r) => setTimeout(r, 1)); // lets the event loop block on the sockets
+        quiet = 0;
+        round--;
         continue;
       }
       await new Promise<void>((r) => setImmediate(r));
@@ -275,12 +307,29 @@ export class Simulation extends EventEmitter {
     }
   }
 
+  /** Some node's socket is connecting, has bytes queued, or (embedded broker) has bytes in flight either way. */
+  private ioInFlight(): boolean {
+    const broker = this.embedded;
+    for (const node of this.nodes) {
+      if (!node.runtime) continue;
+      for (const socket of netState(node.runtime).sockets) {
+        if (socket.connecting || socket.unsent > 0) return true;
+        if (!broker || socket.tls || socket.port !== broker.port || socket.localPort === undefined) continue;
+        const far = broker.wire(socket.localPort);
+        if (far && (far.received < socket.sent || socket.received < far.sent)) return true;
+      }
+    }
+    return false;
+  }
+
   /** The access point goes down for `ms` (scenario fault "wifi-drop"). */
   dropWifi(ms: number): void {
     this.ap.down();
+    this.wifiDrops++;
     this.fault({ fault: "wifi-drop", phase: "start" });
     this.after(ms, () => {
-      this.ap.restore();
+      // overlapping drops: the access point returns when the last one ends
+      if (--this.wifiDrops === 0) this.ap.restore();
       this.fault({ fault: "wifi-drop", phase: "end" });
     });
   }
@@ -306,6 +355,32 @@ export class Simulation extends EventEmitter {
           this.fault({ fault: "broker-restart", phase: "end" });
         }),
       );
+    });
+  }
+
+  /**
+   * No route to the broker for `ms` (fault "broker-unreachable"): the nodes' connections to it drop
+   * and new ones fail, while the broker (embedded or not) runs on with its sessions.
+   */
+  cutBroker(ms: number): void {
+    const url = new URL(this.brokerUrl);
+    const port = Number(url.port) || (url.protocol === "mqtts:" ? 8883 : 1883);
+    this.ap.cut(url.hostname, port);
+    this.fault({ fault: "broker-unreachable", phase: "start" });
+    this.after(ms, () => {
+      this.ap.reach(url.hostname, port);
+      this.fault({ fault: "broker-unreachable", phase: "end" });
+    });
+  }
+
+  /** The time server does not answer for `ms` (fault "sntp-down"). */
+  stopSntp(ms: number): void {
+    this.sntp.reachable = false;
+    this.sntpStops++;
+    this.fault({ fault: "sntp-down", phase: "start" });
+    this.after(ms, () => {
+      if (--this.sntpStops === 0) this.sntp.reachable = true;
+      this.fault({ fault: "sntp-down", phase: "end" });
     });
   }
 
@@ -379,7 +454,7 @@ export class Simulation extends EventEmitter {
         brokerUrl: this.brokerUrl,
         firmware,
         config: own ? { ...config, mqtt: { ...config.mqtt, username: own.username, password: own.password, ca: (own as NodeLogin).ca ?? config.mqtt.ca } } : config,
-        environment: environmentSource(this.scenario, this.startMs, () => this.clock.Date.now(), ((o.seed ?? 0) << 16) + index),
+        environment: environmentSource(this.scenario, 0, () => this.now(), ((o.seed ?? 0) << 16) + index),
         log: (line, n) => {
           o.log?.(line, n);
           this.emit("log", line, n);
@@ -402,7 +477,6 @@ export class Simulation extends EventEmitter {
       for (const node of this.nodes) await this.plugConsole(node);
     }
     if (o.brokerUrl) await this.observe({ url: this.brokerUrl, username: login?.username, password: login?.password, ...o.observer });
-    this.scheduleFaults();
     if (o.powerOn !== false) await this.powerOn();
   }
 
@@ -443,6 +517,13 @@ export class Simulation extends EventEmitter {
 
   /** Power on every node that is off (createSimulation does it unless `powerOn: false`). */
   async powerOn(): Promise<void> {
+    if (!this.started) {
+      // the scenario (its environment, its faults, the clock shown) starts with the nodes, not with the
+      // setup before them (a broker, Mosquitto, the watcher), which takes seconds of node time at speed
+      this.started = true;
+      if (!this.fakeClock) this.startMs = this.clock.Date.now();
+      this.scheduleFaults();
+    }
     // Creating an interpreter takes a few ms; booting in slices keeps the broker and IO responsive.
     for (let i = 0; i < this.nodes.length; i++) {
       if (this.nodes[i]!.power === "off") this.nodes[i]!.powerOn();
@@ -559,6 +640,18 @@ export class Simulation extends EventEmitter {
       }
       case "bridge-down":
         return this.cutBridge(ms);
+      case "broker-unreachable":
+        return this.cutBroker(ms);
+      case "sntp-down":
+        return this.stopSntp(ms);
+      case "storage-full":
+        for (const n of targets) n.flashStorage.fill();
+        this.fault({ fault: f.fault, phase: "start", node: f.node });
+        this.after(ms, () => {
+          for (const n of targets) n.flashStorage.release();
+          this.fault({ fault: f.fault, phase: "end", node: f.node });
+        });
+        return;
       case "power-cut":
         for (const n of targets) n.powerOff();
         this.fault({ fault: f.fault, phase: "start", node: f.node });

@@ -8,6 +8,7 @@ import pc from "picocolors";
 import { QUANTITIES } from "../tools/drivers.ts";
 import { fit, fitParts, padEnd, padStart, type Part, type Row, type Section, type Size, visibleWidth } from "./layout.ts";
 import type { SimNode } from "./node.ts";
+import { type OutboxSummary, readOutbox } from "./outbox.ts";
 import type { FaultEvent, Simulation, TrafficEntry } from "./sim.ts";
 
 const BARS = "▁▂▃▄▅▆▇█";
@@ -81,8 +82,8 @@ const colored = (state: string) => (stateColor[state] ?? ((s: string) => s))(sta
 export const SPARK_MIN_SPAN: Record<string, number> = { temperature: 0.5, humidity: 2, pressure: 1, illuminance: 20, co2: 50, voltage: 0.05, level: 2 };
 
 const SPARK_WIDTH = 16;
-/** Bars of the sparkline of each quantity after the first. */
-const SPARK_SMALL = 8;
+/** Fewer bars than this say nothing: the sparkline is left out. */
+const SPARK_MIN = 4;
 
 /** A reading is stale once the node has missed half an interval more than one, plus 2 s of slack. */
 export function readingAge(node: SimNode, name: string): { ms: number; stale: boolean } | undefined {
@@ -107,10 +108,10 @@ export function sensorNames(node: SimNode): string[] {
  * values and their min–max: the first quantity's as wide as the row has room for, then the other
  * values, then their sparklines.
  */
-export function readingParts(node: SimNode, name: string, width = 80): Part[] {
+export function readingParts(node: SimNode, name: string, width = 80, withStatus = true): Part[] {
   const parts: Part[] = [];
   const status = node.sensorStatus[name];
-  if (status !== undefined && status !== "ok") parts.push({ text: pc.red(status), priority: 11, shrink: true });
+  if (withStatus && status !== undefined && status !== "ok") parts.push({ text: pc.red(status), priority: 11, shrink: true });
   const reading = node.readings[name];
   if (!reading) {
     if (!parts.length) parts.push({ text: pc.dim(node.power === "on" ? "no reading yet" : "–"), priority: 10 });
@@ -121,23 +122,82 @@ export function readingParts(node: SimNode, name: string, width = 80): Part[] {
   const stale = `stale ${duration(age.ms)}`;
   if (age.stale) parts.push({ text: pc.yellow(stale), priority: 10 });
   const units = QUANTITIES as Record<string, { unit: string; decimals: number } | undefined>;
-  Object.entries(reading.values).forEach(([k, v], i) => {
+  const quantities = Object.entries(reading.values).map(([k, v]) => {
     const q = units[k];
     const num = (x: number) => (q ? x.toFixed(q.decimals) : String(x));
-    const text = q ? `${num(v)} ${q.unit}` : `${k}=${v}`;
-    parts.push({ text: dim(text), priority: i === 0 ? 9 : 8.5 - i * 0.1 });
     const history = node.history[name]?.[k] ?? [];
-    if (!history.length) return;
     const all = history.slice(-SPARK_WIDTH);
-    const rangeWidth = `${num(Math.min(...all))}–${num(Math.max(...all))}`.length;
-    // the first quantity's sparkline: as many bars as the row has room for beside its value
-    const room = width - text.length - 2 - 1 - rangeWidth - (age.stale ? stale.length + 2 : 0);
-    const bars = i === 0 ? Math.max(4, Math.min(SPARK_WIDTH, room)) : SPARK_SMALL;
-    const shown = history.slice(-bars);
-    const range = `${num(Math.min(...shown))}–${num(Math.max(...shown))}`;
-    parts.push({ text: `${pc.cyan(sparkline(shown, shown.length, SPARK_MIN_SPAN[k] ?? 0))} ${pc.dim(range)}`, priority: i === 0 ? 8.7 : 5 - i * 0.1 });
+    const rangeWidth = all.length ? `${num(Math.min(...all))}–${num(Math.max(...all))}`.length : 0;
+    return { k, num, history, rangeWidth, text: q ? `${num(v)} ${q.unit}` : `${k}=${v}` };
+  });
+  // the room beside the values goes to every quantity's sparkline alike (with their min–max when they
+  // fit, else bars alone); with too little for that, to the first quantity's alone
+  const sep = 2;
+  const drawn = quantities.filter((q) => q.history.length);
+  const room = width - quantities.reduce((n, q) => n + q.text.length + sep, -sep) - (age.stale ? stale.length + sep : 0);
+  const share = (extra: number) => (drawn.length ? Math.floor((room - drawn.reduce((n, q) => n + sep + extra + (extra ? q.rangeWidth : 0), 0)) / drawn.length) : 0);
+  const withRange = share(1);
+  const alone = share(0);
+  const even = withRange >= SPARK_MIN ? { bars: Math.min(SPARK_WIDTH, withRange), range: true } : alone >= SPARK_MIN ? { bars: Math.min(SPARK_WIDTH, alone), range: false } : undefined;
+  // bars alone: what they leave (a short history draws fewer) gives min–max ranges, first quantity first
+  const ranged = new Set<string>();
+  if (even && !even.range) {
+    let left = room - drawn.reduce((n, q) => n + sep + Math.min(even.bars, q.history.length), 0);
+    for (const q of drawn) {
+      if (left < 1 + q.rangeWidth) continue;
+      ranged.add(q.k);
+      left -= 1 + q.rangeWidth;
+    }
+  }
+  quantities.forEach((q, i) => {
+    // every value before any sparkline: the numbers are what the row is for
+    parts.push({ text: dim(q.text), priority: 9 - i * 0.1 });
+    if (!q.history.length) return;
+    let bars = even?.bars ?? 0;
+    let range = even ? even.range || ranged.has(q.k) : false;
+    if (!even && i === 0) {
+      // what is left beside all the values goes to the first quantity's sparkline
+      const left = room - sep;
+      range = left - 1 - q.rangeWidth >= SPARK_MIN;
+      bars = Math.min(SPARK_WIDTH, range ? left - 1 - q.rangeWidth : left);
+    }
+    if (bars < SPARK_MIN) return;
+    const shown = q.history.slice(-bars);
+    const spark = pc.cyan(sparkline(shown, shown.length, SPARK_MIN_SPAN[q.k] ?? 0));
+    const text = range ? `${spark} ${pc.dim(`${q.num(Math.min(...shown))}–${q.num(Math.max(...shown))}`)}` : spark;
+    parts.push({ text, priority: 5 - i * 0.1 });
   });
   return parts;
+}
+
+const outboxCache = new WeakMap<SimNode, { written: number; summary: OutboxSummary }>();
+
+/** The node's outbox, read from its flash again only when something was written there. */
+export function outboxOf(node: SimNode): OutboxSummary {
+  const written = node.flashStorage.bytesWritten;
+  const cached = outboxCache.get(node);
+  if (cached && cached.written === written) return cached.summary;
+  const summary = readOutbox(node.flashStorage);
+  outboxCache.set(node, { written, summary });
+  return summary;
+}
+
+/**
+ * The node's outbox (readings waiting, the flash its files take, acknowledged records included until
+ * their segment is erased; how old the oldest is, how many were dropped) and,
+ * for a node on a duty cycle, how long its last wake lasted; "" when there is nothing to say.
+ */
+export function outboxText(node: SimNode, now: number): string {
+  const o = outboxOf(node);
+  const parts: string[] = [];
+  if (o.segments) {
+    const waiting = o.readings ? `${o.readings} reading${o.readings === 1 ? "" : "s"}` : "empty";
+    parts.push(`outbox ${o.readings ? pc.yellow(waiting) : waiting}`, `${(o.bytes / 1024).toFixed(1)} KB`);
+    if (o.readings && o.oldest !== undefined) parts.push(`oldest ${duration(Math.max(0, now - o.oldest))}`);
+    if (o.dropped) parts.push(pc.red(`${o.dropped} dropped`));
+  }
+  if (node.lastAwakeMs !== undefined) parts.push(`awake ${(node.lastAwakeMs / 1000).toFixed(1)} s/cycle (${node.sleeps} cycles)`);
+  return parts.join(" · ");
 }
 
 interface Column {
@@ -160,10 +220,11 @@ const NODE_COLUMNS: Column[] = [
 const MIN_READING = 28;
 
 /** The node table's columns that fit `width`, and the width left for the reading. */
-function nodeColumns(width: number): { columns: Column[]; readingWidth: number } {
+function nodeColumns(width: number, nameWidth = 0): { columns: Column[]; readingWidth: number } {
   let columns = NODE_COLUMNS;
   const used = (cols: Column[]) => cols.reduce((n, c) => n + c.width + 1, 0) + 1;
-  while (width - used(columns) < MIN_READING && columns.length > 1) {
+  // the sensors' names (several sensors) come out of the reading's room too
+  while (width - used(columns) - nameWidth < MIN_READING && columns.length > 1) {
     const lowest = columns.reduce((a, b) => (b.priority < a.priority ? b : a));
     columns = columns.filter((c) => c !== lowest);
   }
@@ -174,25 +235,100 @@ function nodeColumns(width: number): { columns: Column[]; readingWidth: number }
  * A node's rows: its state columns and its first sensor (with "+N sensors" when the others are not
  * shown), then, `expanded`, a row for each other sensor under the first.
  */
-function nodeRows(node: SimNode, columns: Column[], readingWidth: number, expanded: boolean): string[] {
+function nodeRows(node: SimNode, columns: Column[], readingWidth: number, expanded: boolean, now = 0): string[] {
   const cells = columns.map((c) => (c.align === "right" ? padStart(c.cell(node), c.width) : padEnd(c.cell(node), c.width)));
   const names = sensorNames(node);
   const nameWidth = names.length > 1 ? Math.max(...names.map((n) => n.length)) + 2 : 0;
   const labelled = (name: string) => (names.length > 1 ? pc.bold(name.padEnd(nameWidth - 2)) + "  " : "");
-  const flags: Part[] = [];
-  if (!node.sensorPlugged) flags.push({ text: pc.red("sensor unplugged"), priority: 11 });
+  // a sensor off its bus is flagged on its own row; one whose row is not shown, on the first, by name
+  const unplugged = names.filter((n) => node.sensor(n)?.plugged === false);
+  const flag = (name: string | undefined): Part[] => (name !== undefined && unplugged.includes(name) ? [{ text: pc.red("sensor unplugged"), priority: 11 }] : []);
   // the board's LED (LED1), when something lights it: Wisp's firmware leaves it off
   const led: Part[] = node.led ? [{ text: pc.yellow("LED ●"), priority: 3 }] : [];
   const first = expanded ? names[0] : (names.find((n) => node.readings[n]) ?? names[0]);
+  const hidden = expanded ? [] : unplugged.filter((n) => n !== first);
+  const flags = [...flag(first), ...(hidden.length ? [{ text: pc.red(`${hidden.join(", ")} unplugged`), priority: 11, shrink: true }] : [])];
   const more: Part[] = !expanded && names.length > 1 ? [{ text: pc.dim(`+${names.length - 1} sensor${names.length > 2 ? "s" : ""}`), priority: 4 }] : [];
   const width = readingWidth - nameWidth;
-  const reading = first === undefined ? [{ text: pc.dim("–"), priority: 10 }] : readingParts(node, first, width);
-  const rows = [`${cells.join(" ")}  ${labelled(first ?? "")}${fitParts([...flags, ...reading, ...more, ...led], width)}`];
+  // the outbox and the duty cycle: a row of their own under the sensors, or a part of the only row
+  const box = outboxText(node, now);
+  const boxPart: Part[] = !expanded && box ? [{ text: pc.dim(box), priority: 3.5, shrink: true }] : [];
+  // the sparklines get what the flags, "+N sensors" and the LED leave (the outbox's part shrinks first)
+  const beside = [...flags, ...more, ...led].reduce((n, p) => n + visibleWidth(p.text) + 2, 0);
+  const firstError = expanded && first !== undefined ? errorLines(node, first, width - [...flags].reduce((n, p) => n + visibleWidth(p.text) + 2, 0), width) : [];
+  const reading =
+    first === undefined
+      ? [{ text: pc.dim("–"), priority: 10 }]
+      : firstError.length > 1
+        ? [{ text: pc.red(firstError[0]!), priority: 11 }, ...readingParts(node, first, width - beside, false)]
+        : readingParts(node, first, width - beside);
+  const rows = [`${cells.join(" ")}  ${labelled(first ?? "")}${fitParts([...flags, ...reading, ...more, ...boxPart, ...led], width)}`];
   if (expanded) {
     const indent = " ".repeat(cells.reduce((n, c) => n + visibleWidth(c) + 1, 0) + 1);
-    for (const name of names.slice(1)) rows.push(`${indent}${labelled(name)}${fitParts(readingParts(node, name, width), width)}`);
+    for (const name of names.slice(1)) rows.push(...sensorRows(node, name, width, `${indent}${labelled(name)}`, flag(name)));
+    // the first sensor's error, when it did not fit its row, goes on under it
+    if (first !== undefined) {
+      const more = errorLines(node, first, width - [...flags].reduce((n, p) => n + visibleWidth(p.text) + 2, 0), width).slice(1);
+      if (more.length) rows.splice(1, 0, ...more.map((l) => `${indent}${" ".repeat(nameWidth)}${pc.red(l)}`));
+    }
+    if (box) rows.push(`${indent}${fitParts([{ text: pc.dim(box), priority: 1, shrink: true }], readingWidth)}`);
   }
   return rows;
+}
+
+/**
+ * A sensor's error in lines: the first of `first` columns (beside the flags), the next of `width`; at
+ * most three (rows are scarce: the last is cut with …); [] when it has none.
+ */
+function errorLines(node: SimNode, name: string, first: number, width: number): string[] {
+  const status = node.sensorStatus[name];
+  if (status === undefined || status === "ok") return [];
+  if (visibleWidth(status) <= first) return [status];
+  const lines = wrapWords(status, Math.max(10, width), Math.max(10, first));
+  if (lines.length > 3) lines.splice(2, lines.length - 2, `${lines.slice(2).join(" ").slice(0, Math.max(1, width - 1))}…`);
+  return lines;
+}
+
+/** A sensor's rows in the expanded table: its reading, and an error too long for one row on the rows under it. */
+function sensorRows(node: SimNode, name: string, width: number, lead: string, flags: Part[]): string[] {
+  const room = width - flags.reduce((n, p) => n + visibleWidth(p.text) + 2, 0);
+  const lines = errorLines(node, name, room, width);
+  if (lines.length <= 1) return [`${lead}${fitParts([...flags, ...readingParts(node, name, width)], width)}`];
+  const first = `${lead}${fitParts([...flags, { text: pc.red(lines[0]!), priority: 11 }, ...readingParts(node, name, width, false)], width)}`;
+  const pad = " ".repeat(visibleWidth(lead));
+  return [first, ...lines.slice(1).map((l) => `${pad}${pc.red(l)}`)];
+}
+
+function wrapWords(text: string, width: number, first = width): string[] {
+  const lines: string[] = [];
+  let line = "";
+  for (const word of text.split(" ")) {
+    if (line && line.length + 1 + word.length > (lines.length ? width : first)) {
+      lines.push(line);
+      line = word;
+    } else line = line ? `${line} ${word}` : word;
+  }
+  if (line) lines.push(line);
+  return lines;
+}
+
+/**
+ * A shell command in lines of at most `width` that a shell reads as one (each but the last ends in
+ * " \\"), broken only between words (a quoted word, such as -P "$(...)", stays whole).
+ */
+export function commandLines(command: string, width: number, lead = "", indent = "  "): string[] {
+  const words = command.match(/(?:[^\s"']+|"(?:[^"\\]|\\.)*"|'[^']*')+/g) ?? [command];
+  const lines: string[] = [];
+  let line = lead;
+  for (const word of words) {
+    const head = line === lead || line === indent;
+    if (!head && line.length + 1 + word.length + 2 > width) {
+      lines.push(`${line} \\`);
+      line = indent + word;
+    } else line = head ? line + word : `${line} ${word}`;
+  }
+  lines.push(line);
+  return lines;
 }
 
 /** How much a node needs looking at: a node in trouble is kept on screen before a healthy one. */
@@ -224,8 +360,12 @@ export function renderScreen(sim: Simulation, options: ViewOptions, logs: readon
       ),
       priority: 100,
     },
+    ...(size.columns < 80 || size.rows < 24
+      ? [{ text: pc.yellow(`${size.columns}x${size.rows}: the view wants 80x24; --plain shows all`), priority: 99 }]
+      : []),
     { text: `broker ${sim.brokerUrl}${brokerState} · Wi-Fi ${sim.ap.ssid} ${sim.ap.up ? pc.green("up") : pc.red("down")} · ${plural(sim.messages, "message")}`, priority: 96 },
-    { text: `watch: ${pc.cyan(options.watch)}`, priority: 86 },
+    // the whole command, on as many lines as it takes: a cut one cannot be pasted
+    ...commandLines(options.watch, width, "watch: ").map((l, k) => ({ text: l.replace(/^(watch: )?(.*)$/, (_m, a: string | undefined, b: string) => (a ?? "") + pc.cyan(b)), priority: 86 - k * 0.001 })),
     ...(options.notes ?? []).map((n, i) => ({ text: pc.yellow(n), priority: 45 - i * 0.1 })),
   ];
   const consoles = nodes.filter((n) => n.consolePath).slice(0, 4);
@@ -233,7 +373,8 @@ export function renderScreen(sim: Simulation, options: ViewOptions, logs: readon
     head.push({ text: `consoles: ${consoles.map((n) => `node ${n.index} ${pc.cyan(n.consolePath!)}`).join(" · ")}${nodes.length > consoles.length ? " …" : ""}`, priority: 50 });
   }
 
-  const { columns, readingWidth } = nodeColumns(width);
+  const nameWidth = Math.max(0, ...nodes.map((n) => sensorNames(n)).filter((names) => names.length > 1).map((names) => Math.max(...names.map((x) => x.length)) + 2));
+  const { columns, readingWidth } = nodeColumns(width, nameWidth);
   const tableTitle = pc.dim(
     `${columns.map((c) => (c.align === "right" ? c.title.padStart(c.width) : c.title.padEnd(c.width))).join(" ")}  ` +
       fitParts(
@@ -254,7 +395,7 @@ export function renderScreen(sim: Simulation, options: ViewOptions, logs: readon
   const nodeRowList: Row[] = nodes.flatMap((node, i) => {
     // the first ten nodes and any in trouble come before the traffic; the rest after its newest lines
     const priority = i >= limit ? -Infinity : trouble(node) ? 75 : i < 10 ? 70 - i * 0.1 : 40 - i * 0.001;
-    return nodeRows(node, columns, readingWidth, expanded).map((text, k) => {
+    return nodeRows(node, columns, readingWidth, expanded, sim.clock.Date.now()).map((text, k) => {
       rowNode.push({ node: i, first: k === 0 });
       return { text, priority: priority - k * 0.0001 };
     });

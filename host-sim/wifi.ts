@@ -15,6 +15,7 @@
 import { EventEmitter } from "node:events";
 import { createNetModule, createTlsModule, netState } from "./net.ts";
 import type { Clock, Runtime } from "./runtime.ts";
+import { createDgramModule, UdpServices } from "./udp.ts";
 
 /** ESP-IDF wifi_err_reason_t values the simulation produces. */
 export const WifiReason = {
@@ -36,6 +37,8 @@ export class AccessPoint extends EventEmitter {
   password: string;
   private isUp = true;
   readonly bssid = "02:00:5e:00:53:01";
+  /** What answers datagrams on this network (the simulation's SNTP server), by port. */
+  readonly udp = new UdpServices();
 
   constructor(options: AccessPointOptions = {}) {
     super();
@@ -59,6 +62,23 @@ export class AccessPoint extends EventEmitter {
     if (this.isUp) return;
     this.isUp = true;
     this.emit("up");
+  }
+
+  /** Addresses ("host:port") the network has no route to (fault "broker-unreachable"), each with its count of cuts. */
+  readonly unreachable = new Map<string, number>();
+
+  /** Cut the route to `host:port`: its connections drop, new ones fail, until as many reach() calls. */
+  cut(host: string, port: number): void {
+    const key = `${host}:${port}`;
+    this.unreachable.set(key, (this.unreachable.get(key) ?? 0) + 1);
+    this.emit("cut", host, port);
+  }
+
+  reach(host: string, port: number): void {
+    const key = `${host}:${port}`;
+    const n = (this.unreachable.get(key) ?? 0) - 1;
+    if (n > 0) this.unreachable.set(key, n);
+    else this.unreachable.delete(key);
   }
 }
 
@@ -94,12 +114,19 @@ export class WifiStation {
   private runtime: Runtime | undefined;
   private module: object | undefined;
   private readonly onApDown = () => this.lose("BEACON_TIMEOUT");
+  private readonly onCut = (host: string, port: number) => {
+    if (!this.runtime) return;
+    for (const s of [...netState(this.runtime).sockets]) {
+      if (s.host === host && s.port === port) s.destroy(Object.assign(new Error("no route to host"), { code: "EHOSTUNREACH" }));
+    }
+  };
 
   constructor(options: StationOptions) {
     this.options = options;
     this.mac = options.mac;
     this.ip = options.ip;
     options.ap.on("down", this.onApDown);
+    options.ap.on("cut", this.onCut);
   }
 
   get connected(): boolean {
@@ -112,6 +139,7 @@ export class WifiStation {
       runtime.defineModule("Wifi", (rt) => this.bind(rt));
       runtime.defineModule("net", (rt) => this.guard(rt, createNetModule(rt)));
       runtime.defineModule("tls", (rt) => this.guard(rt, createTlsModule(rt)));
+      runtime.defineModule("dgram", (rt) => createDgramModule(rt, { services: this.options.ap.udp, clock: this.options.clock, linked: () => this.connected }));
     };
   }
 
@@ -127,6 +155,7 @@ export class WifiStation {
   dispose(): void {
     this.powerOff();
     this.options.ap.off("down", this.onApDown);
+    this.options.ap.off("cut", this.onCut);
   }
 
   private bind(runtime: Runtime): object {
@@ -263,7 +292,8 @@ export class WifiStation {
     return runtime.newObject({
       connect: (options: unknown, callback?: unknown) => {
         const socket = base.connect(options, callback);
-        if (!this.connected) {
+        const o = (options ?? {}) as { host?: unknown; port?: unknown };
+        if (!this.connected || this.options.ap.unreachable.has(`${String(o.host)}:${Number(o.port)}`)) {
           const sockets = [...netState(runtime).sockets];
           const info = sockets[sockets.length - 1];
           info?.destroy(Object.assign(new Error("no route to host"), { code: "EHOSTUNREACH" }));

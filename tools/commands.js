@@ -33,9 +33,27 @@ export function version() {
   return `wisp ${pkg.version}`;
 }
 
+/** Words of `text` in lines of at most `width` chars (a longer word gets a line of its own). */
+export function wrap(text, width) {
+  const lines = [];
+  let line = "";
+  for (const word of text.split(" ")) {
+    if (line && line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = word;
+    } else line = line ? `${line} ${word}` : word;
+  }
+  if (line) lines.push(line);
+  return lines;
+}
+
+/** The top-level help, in 80 columns. */
 export function usage() {
   const width = Math.max(...Object.keys(COMMANDS).map((n) => n.length));
-  const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`);
+  const indent = " ".repeat(width + 4);
+  const lines = Object.entries(COMMANDS).flatMap(([name, c]) =>
+    wrap(c.summary, 80 - indent.length).map((l, i) => (i === 0 ? `  ${name.padEnd(width)}  ${l}` : indent + l)),
+  );
   return [
     "usage: wisp <command> [options]",
     "",
@@ -45,7 +63,9 @@ export function usage() {
     "  wisp <command> --help   that command's options",
     "  wisp --version          the version, and the Espruino the node needs",
     "",
-    "Start with `npm start` (wisp sim): a simulated node on a local broker, no hardware needed.",
+    "From the project folder, run it as `npx wisp ...` (or `node tools/wisp.js ...`).",
+    "Start with `npm start` (npx wisp sim): a simulated node on a local broker, no",
+    "hardware needed.",
   ].join("\n");
 }
 
@@ -76,6 +96,6 @@ export function closest(word, candidates) {
 /** The message for a command that does not exist. */
 export function unknownCommand(name) {
   const guess = closest(name, Object.keys(COMMANDS));
-  const hint = guess ? ` Did you mean \`wisp ${guess}\`?` : "";
-  return `wisp: there is no command "${name}".${hint} Commands: ${Object.keys(COMMANDS).join(", ")}. \`wisp --help\` says what each does.`;
+  const hint = guess ? ` Did you mean \`npx wisp ${guess}\`?` : "";
+  return `wisp: there is no command "${name}".${hint} Commands: ${Object.keys(COMMANDS).join(", ")}. \`npx wisp --help\` says what each does.`;
 }

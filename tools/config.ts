@@ -48,7 +48,15 @@ export interface FlashConfig {
   qos?: 0 | 1 | 2;
   sensors: FlashSensor[];
   homeAssistant?: { discovery: boolean; prefix?: string; name?: string };
+  time?: { server: string };
+  outbox?: false | { maxBytes?: number };
+  sleep?: { seconds: number; awake?: number };
 }
+
+/** The outbox's default size: 64 segments of 4 KB, a quarter of an ESP32's Storage (about 3,000 readings). */
+export const OUTBOX_DEFAULT_BYTES = 262144;
+/** Storage the outbox must leave to the rest: the firmware (.bootcde), wisp.json and room to compact. */
+const STORAGE_RESERVE = 65536;
 
 export class ConfigError extends Error {
   constructor(
@@ -121,6 +129,14 @@ function about(schema: FieldSchema | undefined): string {
   return d && d.length < 60 ? ` (${d.replace(/\.$/, "").replace(/^[A-Z](?![A-Z0-9])/, (c) => c.toLowerCase())})` : "";
 }
 
+/** A oneOf of `false` and an object: an optional section that can be turned off. */
+function falseOrObject(branches: unknown): boolean {
+  return Array.isArray(branches) && branches.some((b) => b?.const === false) && branches.some((b) => b?.type === "object");
+}
+
+const isObject = (v: unknown) => typeof v === "object" && v !== null && !Array.isArray(v);
+const fmtNumber = (n: number) => n.toLocaleString("en-US");
+
 /** The value at a JSON pointer. */
 function valueAt(value: unknown, pointer: string): unknown {
   return pointer
@@ -139,7 +155,11 @@ function describe(e: ErrorObject, root: unknown): string {
   }
   switch (e.keyword) {
     case "required":
-      return `${at}: missing ${e.instancePath ? "field" : "section"} "${e.params.missingProperty}"`;
+    {
+      // a section is an object of fields (wifi, mqtt); anything else is a field (prefix, interval)
+      const field = schema?.properties?.[e.params.missingProperty] as FieldSchema | undefined;
+      return `${at}: missing ${field?.type === "object" ? "section" : "field"} "${e.params.missingProperty}"${about(field)}`;
+    }
     case "additionalProperties": {
       const known = Object.keys(schema?.properties ?? {}).filter((k) => k !== "$schema");
       const guess = closest(e.params.additionalProperty, known);
@@ -150,7 +170,14 @@ function describe(e: ErrorObject, root: unknown): string {
     case "pattern":
       return `${at}: ${JSON.stringify(typeof e.data === "string" ? redactUrl(e.data) : e.data)} does not have the right form${schema?.description ? ` (${schema.description})` : ` (pattern ${e.params.pattern})`}`;
     case "oneOf":
+      if (falseOrObject(e.schema)) {
+        const object = (e.schema as FieldSchema[]).find((b) => b.type === "object");
+        const fields = Object.keys(object?.properties ?? {});
+        return `${at}: must be false or an object${fields.length ? ` with ${fields.map((f) => `"${f}"`).join(", ")}` : ""}, got ${given(e.data)}`;
+      }
       return `${at}: must be a string or {"env": "VARIABLE_NAME"}, got ${given(e.data)}`;
+    case "multipleOf":
+      return `${at}: must be a multiple of ${fmtNumber(e.params.multipleOf)}${about(schema ?? {})}, got ${given(e.data)}`;
     case "type":
     case "minimum":
     case "maximum":
@@ -204,9 +231,14 @@ export function schemaProblems(errors: ErrorObject[] | null | undefined, root: u
   // unknown field; "must match then" and oneOf's branches only repeat what their details say.
   const misplaced = new Set(list.filter((e) => e.propertyName !== undefined).map((e) => `${e.instancePath}/${e.propertyName}`));
   const unknown = new Set(list.filter((e) => e.keyword === "additionalProperties").map((e) => `${e.instancePath}/${e.params.additionalProperty}`));
+  // A section that may also be `false` (outbox): given an object, it is checked as that object, so
+  // the error names its field ("outbox.maxBytes: must be ..."), not the oneOf.
+  const sections = list.filter((e) => e.keyword === "oneOf" && falseOrObject(e.schema) && isObject(e.data));
+  const objectBranch = (e: ErrorObject) => sections.some((o) => e.schemaPath.startsWith(`${o.schemaPath}/${(o.schema as FieldSchema[]).findIndex((b) => b.type === "object")}/`));
+  list = list.filter((e) => !sections.includes(e));
   list = list.filter(
     (e) =>
-      !/\/oneOf\/\d/.test(e.schemaPath) &&
+      (!/\/oneOf\/\d/.test(e.schemaPath) || objectBranch(e)) &&
       e.keyword !== "if" &&
       e.keyword !== "propertyNames" &&
       !misplaced.has(e.instancePath) &&
@@ -286,6 +318,11 @@ function semanticProblems(c: FlashConfig): string[] {
       });
     }
   });
+  const outboxBytes = c.outbox === false ? 0 : (c.outbox?.maxBytes ?? OUTBOX_DEFAULT_BYTES);
+  if (outboxBytes > board.flash.storageBytes - STORAGE_RESERVE) {
+    problems.push(`outbox.maxBytes: ${outboxBytes} does not fit ${board.id}'s Storage (${board.flash.storageBytes} bytes, ${STORAGE_RESERVE} of them kept for the firmware); at most ${board.flash.storageBytes - STORAGE_RESERVE}`);
+  }
+  if (c.sleep && c.outbox === false) problems.push(`sleep: needs the outbox (readings wait in flash while the node sleeps); remove "outbox": false`);
   for (const [pin, list] of wires) {
     const bare = list.filter((i) => c.sensors[i]!.rom === undefined);
     if (list.length > 1 && bare.length) {
@@ -419,6 +456,9 @@ export function renderDeviceConfig(config: FlashConfig, options: RenderOptions =
       i2c: { sda: board.i2c.sda, scl: board.i2c.scl, bitrate: board.i2c.bitrate },
       sensors: config.sensors.map((s) => renderSensor(s, board)),
       homeAssistant: ha && { discovery: ha.discovery, prefix: ha.prefix ?? "homeassistant", name: ha.name ?? mqtt.clientId, model: board.name },
+      time: { server: config.time?.server ?? "pool.ntp.org" },
+      outbox: config.outbox === false ? undefined : { maxBytes: config.outbox?.maxBytes ?? OUTBOX_DEFAULT_BYTES },
+      sleep: config.sleep && { seconds: config.sleep.seconds, awake: config.sleep.awake ?? 30 },
     }),
   );
 }

@@ -10,11 +10,12 @@ import * as path from "node:path";
 import { crc32 } from "node:zlib";
 import { boards } from "../boards/index.ts";
 import { ensureBuilt, PROJECT_ROOT } from "./build.ts";
-import { ConfigError, loadFlashConfig, renderDeviceConfig, type FlashConfig } from "./config.ts";
-import { BAUD, intOption, parseOptions, UsageError, usageFailure } from "./options.ts";
+import { displayPath } from "./files.ts";
+import { ConfigError, loadFlashConfig, OUTBOX_DEFAULT_BYTES, renderDeviceConfig, type FlashConfig } from "./config.ts";
+import { BAUD, intOption, parseOptions, UsageError, usageFailure, formatHelp } from "./options.ts";
 import { ConsoleLink, type FileProgress, type Identity, lastLines, LinkError } from "./serial/link.ts";
 import { jsString } from "./serial/protocol.ts";
-import { BrokerFolderError, ensureNodeLogin, type NodeLogin } from "./broker/folder.ts";
+import { BrokerFolderError, ensureNodeLogin, type NodeLogin, readManifest } from "./broker/folder.ts";
 import { DEFAULT_FLASH_BAUD, findInterpreter, FLASH_BAUD, type InstallResult, installInterpreter, type Interpreter, InterpreterError } from "./serial/interpreter.ts";
 import { findBoardPort, openPort, PortError } from "./serial/port.ts";
 import { startProgress } from "./serial/progress.ts";
@@ -148,7 +149,8 @@ export async function flash(options: FlashOptions & { keepOpen?: boolean }): Pro
       files = nodeFiles(config, process.env, login, options.configFile);
       say(`broker login for node ${serial} from ${options.brokerDir}${added ? " (new: send Mosquitto a SIGHUP so it reads passwd again)" : ""}`);
     }
-    await checkStorage(link, files);
+    const outbox = await checkStorage(link, files, config.outbox === false ? 0 : (config.outbox?.maxBytes ?? OUTBOX_DEFAULT_BYTES));
+    if (outbox.segments) say(`the outbox holds ${outbox.bytes.toLocaleString("en-US")} bytes of readings in ${outbox.segments} segments: they stay, and go once the node is back`);
     // stop the node that runs now (its code may run from the flash about to be rewritten)
     await link.eval("reset()");
     await link.quiet(300, 5000);
@@ -211,21 +213,41 @@ const footprint = (size: number) => Math.ceil(size / 4) * 4 + 32;
  * Refuses before anything is erased when the board's Storage cannot take the files: free space,
  * plus trash (Espruino compacts when a new file needs it), plus what the files being replaced take.
  */
-async function checkStorage(link: ConsoleLink, files: { name: string; data: Uint8Array }[]): Promise<void> {
+/**
+ * Refuses, before anything is erased, a board whose Storage cannot take the node: its files, in place
+ * of the ones they replace, and room for the outbox to grow to `outboxBytes` (the outbox's files,
+ * StorageFiles "wisp.o<n>" of 4 KB chunks, are not replaced: they stay, with the readings that wait).
+ * Returns what the outbox holds now.
+ */
+async function checkStorage(link: ConsoleLink, files: { name: string; data: Uint8Array }[], outboxBytes: number): Promise<{ bytes: number; segments: number }> {
   const names = files.map((f) => jsString(f.name)).join(",");
   const answer = String(
-    await link.eval(`(function(s){var t=s.getStats(),e=0;[${names}].forEach(function(n){var x=s.read(n);if(x!==undefined)e+=Math.ceil(x.length/4)*4+32;});return t.freeBytes+","+t.trashBytes+","+e;})(require("Storage"))`),
+    await link.eval(
+      `(function(s){var t=s.getStats(),e=0,o=0,n=0;[${names}].forEach(function(n){var x=s.read(n);if(x!==undefined)e+=Math.ceil(x.length/4)*4+32;});` +
+        `(s.list(/^wisp\\.o\\d+$/,{sf:true})||[]).forEach(function(f){n++;for(var c=1,x;(x=s.read(f+String.fromCharCode(c)))!==undefined;c++)o+=Math.ceil(x.length/4)*4+32;});` +
+        `return t.freeBytes+","+t.trashBytes+","+e+","+o+","+n;})(require("Storage"))`,
+    ),
   );
-  const [free, trash, replaced] = answer.split(",").map(Number);
-  if (![free, trash, replaced].every((n) => Number.isFinite(n))) return; // an interpreter without getStats: the write itself reports it
+  const [free, trash, replaced, held, segments] = answer.split(",").map(Number);
+  if (![free, trash, replaced].every((n) => Number.isFinite(n))) return { bytes: 0, segments: 0 }; // an interpreter without getStats: the write itself reports it
+  const outbox = { bytes: held || 0, segments: segments || 0 };
   const need = files.reduce((n, f) => n + footprint(f.data.length), 0);
   const available = free! + trash! + replaced!;
+  const fmt = (n: number) => n.toLocaleString("en-US");
   if (need > available) {
     throw new LinkError(
-      `the board's Storage is too full for the node: it needs ${need.toLocaleString("en-US")} bytes, ${available.toLocaleString("en-US")} can be had (${free!.toLocaleString("en-US")} free, ${trash!.toLocaleString("en-US")} in erased files, ${replaced!.toLocaleString("en-US")} in the files it replaces). Nothing was changed. Free space on the board: \`wisp monitor\`, then require("Storage").list() and require("Storage").erase(name)`,
+      `the board's Storage is too full for the node: it needs ${fmt(need)} bytes, ${fmt(available)} can be had (${fmt(free!)} free, ${fmt(trash!)} in erased files, ${fmt(replaced!)} in the files it replaces${outbox.segments ? `; the outbox's ${fmt(outbox.bytes)} bytes of waiting readings stay` : ""}). Nothing was changed. Free space on the board: \`npx wisp monitor\`, then require("Storage").list() and require("Storage").erase(name)`,
       "storage",
     );
   }
+  const grow = Math.max(0, outboxBytes - outbox.bytes);
+  if (need + grow > available) {
+    throw new LinkError(
+      `the board's Storage would not leave the outbox its outbox.maxBytes (${fmt(outboxBytes)}): after the node's ${fmt(need)} bytes, ${fmt(available - need)} are left for it to grow by ${fmt(grow)}. Nothing was changed. Lower outbox.maxBytes in the config, or free space on the board (\`npx wisp monitor\`, require("Storage").list(), require("Storage").erase(name))`,
+      "storage",
+    );
+  }
+  return outbox;
 }
 
 /**
@@ -290,12 +312,25 @@ export function noInterpreter(text: string): LinkError | undefined {
   return undefined;
 }
 
-/** `mosquitto_sub` that shows the node's traffic. */
-export function watchCommand(brokerUrl: string, prefix: string): string {
+/**
+ * `mosquitto_sub` that shows the node's traffic. With `brokerDir` (a `wisp broker init` folder) it logs
+ * in as the folder's operator, the one login its ACL lets read every node; the password is read from
+ * the folder's passwords.json by the shell when the command runs, never printed.
+ */
+export function watchCommand(brokerUrl: string, prefix: string, brokerDir?: string): string {
   const url = new URL(brokerUrl);
   const tls = url.protocol === "mqtts:";
   const port = url.port || (tls ? "8883" : "1883");
-  return `mosquitto_sub -h ${url.hostname} -p ${port}${tls ? " --cafile <your CA file>" : ""} -v -t '${prefix}/#'`;
+  let auth = "";
+  let ca = tls ? " --cafile <your CA file>" : "";
+  if (brokerDir !== undefined) {
+    const operator = readManifest(brokerDir)?.operator ?? "wisp-operator";
+    const shown = displayPath(path.join(brokerDir, "passwords.json"));
+    const passwords = path.isAbsolute(shown) ? shown : `./${shown}`;
+    auth = ` -u ${operator} -P "$(node -p 'require(${JSON.stringify(passwords)}).operator.password')"`;
+    if (tls) ca = ` --cafile ${displayPath(path.join(brokerDir, "ca.crt"))}`;
+  }
+  return `mosquitto_sub -h ${url.hostname} -p ${port}${ca}${auth} -v -t '${prefix}/#'`;
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -315,7 +350,7 @@ export async function main(argv: string[]): Promise<number> {
       help: { type: "boolean", short: "h" },
     }).values;
     if (args.help) {
-      console.log(USAGE);
+      console.log(formatHelp(USAGE));
       return 0;
     }
     baud = intOption("baud", args.baud, 115_200, BAUD);
@@ -363,7 +398,7 @@ export async function main(argv: string[]): Promise<number> {
     console.error(
       interpreter
         ? "wisp flash: interrupted; the board may be left without Espruino or without the node: run the same command again (the board's ROM bootloader is always there to take it)"
-        : "wisp flash: interrupted; the board may be left without a node (the files are checked only at the end): run wisp flash again",
+        : "wisp flash: interrupted; the board may be left without a node (the files are checked only at the end): run npx wisp flash again",
     );
     process.exit(130);
   };
@@ -385,7 +420,7 @@ export async function main(argv: string[]): Promise<number> {
     const bytes = result.files.reduce((n, f) => n + f.bytes, 0);
     console.log(
       `node ${result.serial} booted (prefix ${result.prefix}): ${result.files.length} files, ${bytes.toLocaleString("en-US")} bytes, verified on the board, in ${result.seconds.toFixed(1)} s\n` +
-        `watch it: ${watchCommand(result.brokerUrl, result.prefix)}`,
+        `watch it: ${watchCommand(result.brokerUrl, result.prefix, args["broker-dir"])}`,
     );
     if (args.monitor && result.link) {
       const { monitorLink } = await import("./monitor.ts");

@@ -13,7 +13,7 @@ import type { HilTarget } from "../test/hil/target.ts";
 import { ensureBuilt, PROJECT_ROOT } from "./build.ts";
 import { ConfigError, type FlashConfig, loadFlashConfig, renderDeviceConfig, schemaProblems } from "./config.ts";
 import { displayPath, FileError, readJsonFile } from "./files.ts";
-import { BAUD, brokerOption, intOption, parseOptions, UsageError, usageFailure } from "./options.ts";
+import { BAUD, brokerOption, intOption, parseOptions, UsageError, usageFailure, formatHelp } from "./options.ts";
 import { describePort, listPorts, PortError } from "./serial/port.ts";
 
 const USAGE = `usage: wisp hil [--port PATH | --sim] [options]
@@ -146,7 +146,7 @@ export async function main(argv: string[]): Promise<number> {
         help: { type: "boolean", short: "h" },
     }).values;
     if (args.help) {
-      console.log(USAGE);
+      console.log(formatHelp(USAGE));
       return 0;
     }
     if (args.port && args.sim) throw new UsageError("--port and --sim exclude each other: test a board, or a simulated one");
@@ -224,7 +224,7 @@ export async function main(argv: string[]): Promise<number> {
           const ports = listed.length
             ? ` USB serial ports here: ${listed.map((p) => `${p.path} (${describePort(p)})`).join("; ")}.`
             : ` No USB serial ports here${unlisted}.`;
-          const msg = `no board to test: ${why}.${ports} Pass --port PATH, add the board's USB serial number to the map (wisp ports shows it), or run --sim.`;
+          const msg = `no board to test: ${why}.${ports} Pass --port PATH, add the board's USB serial number to the map (npx wisp ports shows it), or run --sim.`;
           if (required) {
             console.error(`wisp hil: ${msg} (WISP_HIL=required)`);
             return 1;

@@ -8,7 +8,7 @@ import { boards } from "../boards/index.ts";
 import type { Board } from "../boards/types.ts";
 import { PROJECT_ROOT } from "./build.ts";
 import { identifyAfter } from "./flash.ts";
-import { intOption, parseOptions, UsageError, usageFailure } from "./options.ts";
+import { formatHelp, intOption, parseOptions, UsageError, usageFailure } from "./options.ts";
 import { isEspruinoVersion, TESTED_ESPRUINO } from "./serial/espruino-download.ts";
 import { DEFAULT_FLASH_BAUD, findInterpreter, FLASH_BAUD, installInterpreter, InterpreterError } from "./serial/interpreter.ts";
 import { ConsoleLink, LinkError } from "./serial/link.ts";
@@ -74,7 +74,7 @@ export async function main(argv: string[]): Promise<number> {
       true,
     );
     if (parsed.values.help) {
-      console.log(USAGE);
+      console.log(formatHelp(USAGE));
       return 0;
     }
     if (parsed.positionals.length > 1) throw new UsageError(`one folder, got ${parsed.positionals.length}: ${parsed.positionals.join(" ")}`);

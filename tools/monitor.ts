@@ -7,7 +7,7 @@ import { existsSync } from "node:fs";
 import { createInterface } from "node:readline";
 import { ConsoleLines } from "./serial/lines.ts";
 import { ConsoleLink, LinkError } from "./serial/link.ts";
-import { BAUD, intOption, parseOptions, UsageError, usageFailure } from "./options.ts";
+import { BAUD, intOption, parseOptions, UsageError, usageFailure, formatHelp } from "./options.ts";
 import { findBoardPort, openPort, PortError } from "./serial/port.ts";
 
 const USAGE = `usage: wisp monitor [options]
@@ -145,7 +145,7 @@ export async function main(argv: string[]): Promise<number> {
       help: { type: "boolean", short: "h" },
     }).values;
     if (args.help) {
-      console.log(USAGE);
+      console.log(formatHelp(USAGE));
       return 0;
     }
     baud = intOption("baud", args.baud, 115_200, BAUD);

@@ -4,7 +4,7 @@
 // which would push the message off the screen).
 
 import { parseArgs, type ParseArgsConfig } from "node:util";
-import { closest } from "./commands.js";
+import { closest, wrap } from "./commands.js";
 
 /** Bad command-line input: the command prints it and exits 2. */
 export class UsageError extends Error {}
@@ -15,7 +15,7 @@ type Options = NonNullable<ParseArgsConfig["options"]>;
 export function parseOptions<O extends Options>(argv: string[], options: O, positionals = false) {
   let parsed;
   try {
-    parsed = parseArgs({ args: argv, options, strict: true, allowPositionals: positionals, tokens: true });
+    parsed = parseArgs({ args: negativeValues(argv, options), options, strict: true, allowPositionals: positionals, tokens: true });
   } catch (err) {
     throw new UsageError(optionMessage(err as Error & { code?: string }, options));
   }
@@ -28,6 +28,24 @@ export function parseOptions<O extends Options>(argv: string[], options: O, posi
     seen.set(t.name, t.value ?? "");
   }
   return { values: parsed.values, positionals: parsed.positionals };
+}
+
+/**
+ * `--duration -1` as `--duration=-1`: parseArgs takes a value that starts with "-" for an option flag,
+ * and would say so, where the user meant a (wrong) number, which the option's own check then names.
+ */
+function negativeValues(argv: string[], options: Options): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    const next = argv[i + 1];
+    const name = arg.startsWith("--") ? arg.slice(2) : Object.keys(options).find((n) => arg.length === 2 && options[n]!.short === arg[1]);
+    if (name !== undefined && options[name]?.type === "string" && next !== undefined && /^-\d/.test(next)) {
+      out.push(`--${name}=${next}`);
+      i++;
+    } else out.push(arg);
+  }
+  return out;
 }
 
 function optionMessage(err: Error & { code?: string }, options: Options): string {
@@ -56,9 +74,39 @@ function optionMessage(err: Error & { code?: string }, options: Options): string
   }
 }
 
+/**
+ * A command's help text in `columns` (default 80): an option's description, and a paragraph, are
+ * joined with their continuation lines (same indent) and wrapped again at word boundaries.
+ */
+export function formatHelp(text: string, columns = 80): string {
+  const lines = text.split("\n");
+  const out: string[] = [];
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!;
+    if (!line.trim()) {
+      out.push(line);
+      continue;
+    }
+    // an option line: its description starts after two or more spaces, and goes on on lines indented
+    // deeper than the option; a paragraph goes on on lines of its own indent
+    const option = /^(\s*)(-.*?\S)(\s{2,})(\S.*)$/.exec(line);
+    const head = option ? option[1]! + option[2]! + option[3]! : /^\s*/.exec(line)![0];
+    const words = [option ? option[4]! : line.slice(head.length)];
+    const goesOn = (next: string) => {
+      if (!next.trim() || next.trim().startsWith("-")) return false;
+      const own = /^\s*/.exec(next)![0].length;
+      return option ? own > option[1]!.length : own === head.length;
+    };
+    while (i + 1 < lines.length && goesOn(lines[i + 1]!)) words.push(lines[++i]!.trim());
+    const indent = " ".repeat(head.length);
+    wrap(words.join(" "), Math.max(20, columns - head.length)).forEach((l, k) => out.push((k === 0 ? head : indent) + l));
+  }
+  return out.join("\n");
+}
+
 /** Prints a usage error as `wisp <command>: <message>` and where the options are listed; returns 2. */
 export function usageFailure(command: string, err: UsageError): number {
-  console.error(`wisp ${command}: ${err.message}\n(\`wisp ${command} --help\` lists the options)`);
+  console.error(`wisp ${command}: ${err.message}\n(\`npx wisp ${command} --help\` lists the options)`);
   return 2;
 }
 

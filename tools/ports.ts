@@ -1,7 +1,7 @@
 // `wisp ports`: the USB serial ports a board could be on, with their vendor:product ids, serial
 // numbers and a guess of the board.
 
-import { parseOptions, UsageError, usageFailure } from "./options.ts";
+import { parseOptions, UsageError, usageFailure, formatHelp } from "./options.ts";
 import { describePort, listPorts, PortError } from "./serial/port.ts";
 
 const USAGE = `usage: wisp ports [--all]
@@ -22,13 +22,13 @@ export async function main(argv: string[]): Promise<number> {
     throw err;
   }
   if (args.help) {
-    console.log(USAGE);
+    console.log(formatHelp(USAGE));
     return 0;
   }
   try {
     const ports = await listPorts({ all: args.all === true });
     if (ports.length === 0) {
-      console.log("no USB serial ports found. Plug the board in with a data cable (some USB cables carry power only); a simulated board's port is printed by `wisp sim --serial`.");
+      console.log("no USB serial ports found. Plug the board in with a data cable (some USB cables carry power only); a simulated board's port is printed by `npx wisp sim --serial`.");
       return 0;
     }
     const width = Math.max(...ports.map((p) => p.path.length));

@@ -1,14 +1,14 @@
 // `wisp sim`: sensor nodes on this machine, running the built firmware (dist/firmware.js, byte for
 // byte what `wisp flash` uploads) against a local MQTT broker, with a live view.
 
-import { writeFileSync } from "node:fs";
+import { existsSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import type { NodeConfig, Simulation } from "../host-sim/sim.ts";
 import type { View } from "../host-sim/view.ts";
 import type { FleetBrokers } from "./broker/topology.ts";
 import type { FlashConfig } from "./config.ts";
 import { displayPath } from "./files.ts";
-import { BAUD, brokerOption, intOption, numberOption, parseOptions, UsageError, usageFailure } from "./options.ts";
+import { BAUD, brokerOption, intOption, numberOption, parseOptions, UsageError, usageFailure, formatHelp } from "./options.ts";
 import { PROJECT_ROOT } from "./paths.ts";
 import { redactUrl } from "./redact.ts";
 
@@ -31,9 +31,9 @@ point and broker (--broker picks another broker).
       --username U, --password P   the login for --broker, given apart from the URL
       --broker-config DIR  run Mosquitto with a folder from \`wisp broker init\`; each node logs in
                        with its own login from it, the watcher as the operator
-      --topology edge-cloud  two Mosquittos bridged as \`wisp broker init --bridge\` writes them: the
-                       nodes on the edge, the watcher on the central one; the scenario fault
-                       "bridge-down" cuts the link between them
+      --topology T     single (one broker, the default) or edge-cloud: two Mosquittos bridged as
+                       \`wisp broker init --bridge\` writes them, the nodes on the edge, the watcher
+                       on the central one; the scenario fault "bridge-down" cuts the link between them
   -p, --port P         port of the embedded broker (default 1883, or the next free one, which it
                        says), or of the --broker-config one (default: a free one)
   -d, --duration S     stop after S seconds of node time (default: run until Ctrl-C)
@@ -108,16 +108,16 @@ export function watchCommand(brokerUrl: string, prefix: string, login?: WatchLog
 }
 
 /** Mosquitto with a broker folder (or, for edge-cloud without one, a scratch folder from the config). */
-async function startBrokers(dir: string | undefined, topology: "single" | "edge-cloud", config: FlashConfig, nodes: number, seed: number, port: number | undefined): Promise<FleetBrokers> {
+async function startBrokers(dir: string | undefined, topology: "single" | "edge-cloud", config: FlashConfig, configFile: string, nodes: number, seed: number, port: number | undefined): Promise<FleetBrokers> {
   const { missingLogins, startFleetBrokers } = await import("./broker/topology.ts");
   const { simulatedIds } = await import("./broker/folder.ts");
   if (dir !== undefined) {
     const missing = missingLogins(dir, simulatedIds(nodes, seed));
     if (missing.length) {
-      throw new Error(`${missing.length} of the ${nodes} simulated nodes ${missing.length === 1 ? "has" : "have"} no login in ${displayPath(dir)} (${missing.slice(0, 3).join(", ")}${missing.length > 3 ? ", ..." : ""}): run wisp broker init --out ${displayPath(dir)} --nodes ${nodes}${seed ? " (it makes logins for --seed 0)" : ""}`);
+      throw new Error(`${missing.length} of the ${nodes} simulated nodes ${missing.length === 1 ? "has" : "have"} no login in ${displayPath(dir)} (${missing.slice(0, 3).join(", ")}${missing.length > 3 ? ", ..." : ""}): run npx wisp broker init --out ${displayPath(dir)} --nodes ${nodes}${seed ? " (it makes logins for --seed 0)" : ""}`);
     }
   }
-  return startFleetBrokers({ dir: dir === undefined ? undefined : path.resolve(dir), topology, config, nodes, seed, port });
+  return startFleetBrokers({ dir: dir === undefined ? undefined : path.resolve(dir), topology, config, configFile: displayPath(configFile), nodes, seed, port });
 }
 
 export interface SetupNote {
@@ -131,7 +131,7 @@ export interface SetupNote {
  * What the user should know before the nodes start: a port that was taken, where the config's
  * broker and Wi-Fi went. Printed above the live view; the short forms stay in it while there is room.
  */
-export function setupNotes(options: { configFile: string; config: FlashConfig; sim: Pick<Simulation, "brokerUrl" | "portTaken" | "ap">; broker: "embedded" | "given" | "folder" }): SetupNote[] {
+export function setupNotes(options: { configFile: string; config: FlashConfig; sim: Pick<Simulation, "brokerUrl" | "portTaken" | "ap">; username?: string; broker: "embedded" | "given" | "folder" | "edge" }): SetupNote[] {
   const notes: SetupNote[] = [];
   const { sim, config } = options;
   if (sim.portTaken !== undefined) {
@@ -144,8 +144,14 @@ export function setupNotes(options: { configFile: string; config: FlashConfig; s
   const file = displayPath(options.configFile);
   if (options.broker !== "given" && config.mqtt.url !== sim.brokerUrl) {
     notes.push({
-      text: `${file}'s broker ${config.mqtt.url} is for boards: the simulated nodes use ${options.broker === "embedded" ? "the embedded broker" : "the folder's Mosquitto"} ${sim.brokerUrl} (--broker ${config.mqtt.url} uses that one)`,
+      text: `${file}'s broker ${config.mqtt.url} is for boards: the simulated nodes use ${{ embedded: "the embedded broker", folder: "the folder's Mosquitto", edge: "the simulation's edge Mosquitto" }[options.broker]} ${sim.brokerUrl}${options.broker === "embedded" ? ` (--broker ${config.mqtt.url} uses that one)` : ""}`,
       short: `the nodes use this broker, not the config's ${config.mqtt.url} (--broker URL)`,
+    });
+  }
+  if (options.broker === "given" && options.username === "wisp-operator") {
+    notes.push({
+      text: "--broker logs the nodes in as wisp-operator, the operator's login of a `npx wisp broker init` folder: its ACL lets it command nodes, not publish readings, so the broker drops them. Run with --broker-config DIR: each node then logs in with its own login",
+      short: "wisp-operator cannot publish readings: use --broker-config DIR",
     });
   }
   if (config.wifi.ssid !== sim.ap.ssid) notes.push({ text: `the nodes join the simulated access point "${sim.ap.ssid}", not ${file}'s "${config.wifi.ssid}"` });
@@ -153,6 +159,23 @@ export function setupNotes(options: { configFile: string; config: FlashConfig; s
 }
 
 export async function main(argv: string[]): Promise<number> {
+  // A reader that went away (`wisp sim | head`), a closed terminal (SIGHUP; its Mosquitto would only
+  // reload its files on it and live on) or SIGTERM end the simulation as Ctrl-C does, also while it
+  // starts, so no broker or temporary folder outlives it; later writes to a closed pipe are ignored.
+  let stopRequested = false;
+  let pipeGone = false;
+  let stopNow: (() => void) | undefined;
+  const requestStop = () => {
+    stopRequested = true;
+    stopNow?.();
+  };
+  process.stdout.on("error", (err: NodeJS.ErrnoException) => {
+    if (!pipeGone && err.code !== "EPIPE") throw err;
+    pipeGone = true;
+    requestStop();
+  });
+  process.on("SIGHUP", requestStop);
+  process.on("SIGTERM", requestStop);
   let args;
   let nodes: number, port: number, seed: number, baud: number, speed: number, duration: number | undefined;
   try {
@@ -178,7 +201,7 @@ export async function main(argv: string[]): Promise<number> {
       help: { type: "boolean", short: "h" },
     }).values;
     if (args.help) {
-      console.log(USAGE);
+      console.log(formatHelp(USAGE));
       return 0;
     }
     nodes = intOption("nodes", args.nodes, 1, { min: 1, max: 1000, unit: "nodes" });
@@ -196,18 +219,32 @@ export async function main(argv: string[]): Promise<number> {
     if ((args.username !== undefined || args.password !== undefined) && args.broker === undefined) throw new UsageError("--username and --password are the login for --broker URL");
     if (args.password !== undefined && args.username === undefined && !/^mqtts?:\/\/[^/@]+@/.test(args.broker ?? "")) throw new UsageError("--password needs --username (or a user name in the --broker URL)");
     if (args.broker !== undefined && (args["broker-config"] !== undefined || args.topology !== undefined)) throw new UsageError("--broker uses a broker you run; --broker-config and --topology start Mosquitto here: choose one");
-    if (args.topology !== undefined && args.topology !== "edge-cloud" && args.topology !== "single") throw new UsageError(`--topology must be edge-cloud (or single), got ${JSON.stringify(args.topology)}`);
+    if (args.topology !== undefined && args.topology !== "edge-cloud" && args.topology !== "single") {
+      throw new UsageError(`--topology must be single (one broker, the default) or edge-cloud (two Mosquittos bridged), got ${JSON.stringify(args.topology)}`);
+    }
+    if (args.broker !== undefined && args.port !== undefined) throw new UsageError("--port is the port of the broker wisp sim starts; with --broker the port is the one in its URL");
   } catch (err) {
     if (!(err instanceof UsageError)) throw err;
     return usageFailure("sim", err);
   }
 
   const { ensureBuilt } = await import("./build.ts");
+  const { loadFlashConfig, ConfigError } = await import("./config.ts");
   const defaultConfig = path.join(PROJECT_ROOT, "flash.config.json");
   const configFile = path.resolve(args.config ?? defaultConfig);
+  // the config first: a mistake in it is the user's to fix there, not a build failure
+  let config: FlashConfig;
+  try {
+    config = loadFlashConfig(configFile);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    console.error(`wisp sim: ${err.message}`);
+    return 1;
+  }
   let firmware: string | undefined;
   if (!args["no-build"] && configFile === defaultConfig && !(await ensureBuilt())) {
-    console.error("wisp sim: the build failed; fix it or run with --no-build to use the old dist/firmware.js");
+    const old = existsSync(path.join(PROJECT_ROOT, "dist", "firmware.js"));
+    console.error(`wisp sim: the build failed (above: what to fix)${old ? "; --no-build runs the dist/firmware.js built before" : ""}`);
     return 1;
   } else if (!args["no-build"] && configFile !== defaultConfig) {
     // another config: its own drivers, built in memory; dist/ stays what flash.config.json needs
@@ -227,9 +264,7 @@ export async function main(argv: string[]): Promise<number> {
 
   const scenarioFile = path.resolve(args.scenario ?? path.join(PROJECT_ROOT, "scenarios", "default.json"));
   const { createSimulation, splitLogin, WatcherError } = await import("../host-sim/sim.ts");
-  const { loadFlashConfig, ConfigError } = await import("./config.ts");
   let sim: Simulation;
-  let config: FlashConfig;
   let brokers: FleetBrokers | undefined;
   let watchLogin: WatchLogin | undefined;
   let brokerUrl = args.broker;
@@ -244,15 +279,16 @@ export async function main(argv: string[]): Promise<number> {
     }
   }
   try {
-    config = loadFlashConfig(configFile);
     if (args["broker-config"] !== undefined || args.topology === "edge-cloud") {
-      brokers = await startBrokers(args["broker-config"], args.topology === "edge-cloud" ? "edge-cloud" : "single", config, nodes, seed, args.port === undefined ? undefined : port);
+      brokers = await startBrokers(args["broker-config"], args.topology === "edge-cloud" ? "edge-cloud" : "single", config, configFile, nodes, seed, args.port === undefined ? undefined : port);
       brokerUrl = brokers.nodeUrl;
-      const passwords = path.join(brokers.dir, "passwords.json");
+      // as the user can type it: relative to where they are when the folder is there (require() wants ./)
+      const shown = displayPath(path.join(brokers.dir, "passwords.json"));
+      const passwords = path.isAbsolute(shown) ? shown : `./${shown}`;
       watchLogin = {
         username: brokers.observer.username,
         password: `"$(node -p 'require(${JSON.stringify(passwords)}).operator.password')"`,
-        cafile: brokers.observer.ca ? path.join(brokers.dir, "ca.crt") : undefined,
+        cafile: brokers.observer.ca ? displayPath(path.join(brokers.dir, "ca.crt")) : undefined,
       };
     }
     sim = await createSimulation({
@@ -283,14 +319,21 @@ export async function main(argv: string[]): Promise<number> {
     else if (err instanceof WatcherError) {
       const { describeConnectError } = await import("./connect-error.ts");
       const flag = args.broker !== undefined ? `--broker ${brokerUrl}` : `the broker ${err.url}`;
-      console.error(`wisp sim: ${flag}: ${describeConnectError(err.cause, err.url, err.username)}`);
+      const code = (err.cause as { code?: unknown }).code;
+      // a login of a `wisp broker init` folder on --broker: each node needs its own, which --broker-config gives
+      const refused = args.broker !== undefined && (code === 4 || code === 5) ? "; for a broker made by `npx wisp broker init`, run --broker-config DIR instead of --broker: each node logs in as itself, the watcher as the operator" : "";
+      console.error(`wisp sim: ${flag}: ${describeConnectError(err.cause, err.url, err.username)}${refused}`);
+    } else if ((err as { cause?: { code?: string } }).cause?.code === "EADDRINUSE" && args.port !== undefined) {
+      console.error(
+        `wisp sim: port ${port} is in use, so the embedded broker cannot listen there. Another broker has it: a Mosquitto service (systemctl stop mosquitto), another wisp sim or a wisp broker run (ss -ltnp 'sport = :${port}' names the program). Pick another --port, or leave --port out to take the next free one`,
+      );
     } else console.error(`wisp sim: ${(err as Error).message}`);
     return 1;
   }
 
   const prefix = sim.nodes[0]?.config()?.prefix ?? "wisp/{id}";
   const watch = watchCommand(brokers?.observer.url ?? sim.brokerUrl, prefix, watchLogin);
-  const notes = setupNotes({ configFile, config, sim, broker: args.broker !== undefined ? "given" : brokers ? "folder" : "embedded" });
+  const notes = setupNotes({ configFile, config, sim, username: login?.username, broker: args.broker !== undefined ? "given" : args["broker-config"] !== undefined ? "folder" : brokers ? "edge" : "embedded" });
   const tty = process.stdout.isTTY === true && !args.plain;
   const where = brokers?.central ? `edge broker ${redactUrl(sim.brokerUrl)} bridged to ${redactUrl(brokers.observer.url)}` : `broker ${redactUrl(sim.brokerUrl)}`;
   // Printed once above the live view (and kept in the scrollback): what the frame may have no room for.
@@ -321,13 +364,14 @@ export async function main(argv: string[]): Promise<number> {
   await new Promise<void>((resolve) => {
     const finish = () => {
       process.off("SIGINT", finish);
-      process.off("SIGTERM", finish);
+      stopNow = undefined;
       if (timer) clearTimeout(timer);
       resolve();
     };
     const timer = duration === undefined ? undefined : setTimeout(finish, (duration * 1000) / speed);
     process.on("SIGINT", finish);
-    process.on("SIGTERM", finish);
+    stopNow = finish;
+    if (stopRequested) finish();
   });
   // The terminal keeps the last live frame; piped output also reports the shutdown itself.
   if (tty) view.stop();

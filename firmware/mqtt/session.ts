@@ -4,6 +4,7 @@
 // first sent for redelivery [MQTT-4.6.0-1].
 
 import { PacketType, chr, encodeAck, fail } from "./codec";
+import "./features";
 
 export type Callback = (err: Error | null, result?: any) => void;
 
@@ -17,24 +18,21 @@ export interface Pending {
   done_: Callback;
   /** a SUBSCRIBE's topic filters */
   filters_?: string[];
+  /** a SUBSCRIBE's requested QoS: one for all filters, or one per filter */
+  qos_?: number | number[];
 }
 
 export interface Session {
   pending_: Pending[];
+  /** the packet ids of pending_, as keys: whether an id is in use, without a search */
+  ids_: { [id: number]: 1 };
   /** incoming QoS 2 packet ids delivered and not yet released by PUBREL */
   received_: { [id: number]: 1 };
   lastId_: number;
 }
 
 export function newSession(): Session {
-  return { pending_: [], received_: {}, lastId_: 0 };
-}
-
-function find(s: Session, id: number, wait?: number): number {
-  const l = s.pending_;
-  let i = l.length;
-  while (i-- && (l[i].id_ != id || (wait && l[i].wait_ != wait)));
-  return i;
+  return { pending_: [], ids_: {}, received_: {}, lastId_: 0 };
 }
 
 /**
@@ -42,30 +40,42 @@ function find(s: Session, id: number, wait?: number): number {
  * [MQTT-2.3.1-2]. The caller encodes the packet with `id_` and stores it in `packet_`.
  */
 export function track(s: Session, wait: number, done: Callback): Pending {
-  do s.lastId_ = (s.lastId_ % 65535) + 1;
-  while (find(s, s.lastId_) >= 0);
-  const e = { id_: s.lastId_, wait_: wait, packet_: "", done_: done };
-  s.pending_.push(e);
+  let id = s.lastId_,
+    e;
+  do id = (id % 65535) + 1;
+  while (s.ids_[id]);
+  s.ids_[(s.lastId_ = id)] = 1;
+  s.pending_.push((e = { id_: id, wait_: wait, packet_: "", done_: done }));
   return e;
 }
 
 /**
  * An acknowledgement of `type` arrived for `id`. Returns the entry it completes, or undefined when
- * nothing waits for it (a duplicate). PUBREC moves a QoS 2 publish on to PUBREL in place, so
- * redelivery keeps the original order [MQTT-4.3.3-1]. A SUBACK's return codes (`granted`) must be one
- * per filter of its SUBSCRIBE [MQTT-3.9.3-1]: else it is malformed, and the SUBSCRIBE stays pending.
+ * nothing waits for it (a duplicate, or a PUBREC again after PUBREL). PUBREC moves a QoS 2 publish on
+ * to PUBREL in place, so redelivery keeps the original order [MQTT-4.3.3-1]. Malformed, and the entry
+ * stays pending: an acknowledgement of another kind than the packet with that id waits for (a PUBACK
+ * for a QoS 2 publish, a SUBACK for an UNSUBSCRIBE, ...), a SUBACK whose return codes (`granted`) are
+ * not one per filter of its SUBSCRIBE [MQTT-3.9.3-1] or grant more than was asked [MQTT-3.9.3-3].
  */
 export function acknowledge(s: Session, type: number, id: number, granted?: number[]): Pending | undefined {
-  const i = find(s, id, type),
-    e = s.pending_[i];
-  if (e) {
+  const l = s.pending_;
+  let i = 0,
+    e;
+  // the oldest first: acknowledgements mostly come in the order their packets went
+  while ((e = l[i]) && e.id_ != id) i++;
+  if (e && e.wait_ != type && !(type == PacketType.PUBREC && e.wait_ == PacketType.PUBCOMP)) fail("unexpected packet type " + type);
+  if (e && e.wait_ == type) {
     if (granted && granted.length != (e.filters_ as string[]).length) fail("SUBACK for " + (e.filters_ as string[]).length + " filters with " + granted.length + " return codes");
-    if (type == PacketType.PUBREC) {
+    if (granted) for (let k = 0; k < granted.length; k++) if (granted[k] < 128 && granted[k] > (typeof e.qos_ == "number" ? e.qos_ : (e.qos_ as number[])[k])) fail("SUBACK grants more than asked");
+    if ((typeof WISP_QOS2 == "undefined" || WISP_QOS2) && type == PacketType.PUBREC) {
       e.wait_ = PacketType.PUBCOMP;
       e.packet_ = encodeAck(PacketType.PUBREL, id);
-    } else s.pending_.splice(i, 1);
+    } else {
+      l.splice(i, 1);
+      delete s.ids_[id];
+    }
+    return e;
   }
-  return e;
 }
 
 /** Packets to send again after reconnecting, in order; a PUBLISH goes again with DUP=1 [MQTT-4.4.0-1]. */
@@ -88,6 +98,7 @@ export function receive(s: Session, id: number): boolean {
 
 /** Every waiting callback gets `err`, and the session forgets them. */
 export function abandon(s: Session, err: Error): void {
+  s.ids_ = {};
   for (const e of s.pending_.splice(0)) e.done_(err);
 }
 

@@ -1,19 +1,33 @@
-// The sensor-node application: join Wi-Fi, connect to the broker with a will, sample the sensors
-// every `interval` seconds and publish readings, answer commands. It reaches the hardware only
-// through Espruino's API (Wifi, Storage, I2C1, timers), which is where the simulator stands in.
+// The sensor-node application: join Wi-Fi, set the clock (SNTP), connect to the broker with a will,
+// sample the sensors every `interval` seconds (or once per wake, with `sleep`) and publish the
+// readings with the time they were taken, through the outbox in flash; answer commands. It reaches
+// the hardware only through Espruino's API (Wifi, Storage, dgram, I2C1, timers), which is where the
+// simulator stands in.
 //
 // Like the MQTT client, it is written as top-level functions over module state: Espruino copies a
 // function literal's source into RAM each time the code around it runs.
 
+import { encodePublish, utf8Decode, utf8Encode } from "../mqtt/codec";
 import { Client } from "../mqtt/client";
+import { storage } from "../platform/storage";
+import { clockSet, openOutbox, outboxAdd, outboxHanded, outboxNext, outboxPending, outboxSent, outboxState, sessionStore } from "../store/outbox";
 import { CONFIG_FILE, NodeConfig, configError, expand } from "./config";
 import { announce, discoveryMessage } from "./discovery";
 import { initSensors, sampleSensors } from "./sensors";
+import { idle, startCycle } from "./sleep";
+import { clockKnown, initTime, syncTime, timeUnsettled, uptime } from "./time";
 
 /** The config has a homeAssistant section: discovery is built in (tools/build.ts). */
 declare const WISP_DISCOVERY: boolean;
+/** The config keeps readings in the outbox (the default): it and the client's session store are built in. */
+declare const WISP_STORE: boolean;
+/** The config has a sleep section: the deep-sleep duty cycle is built in. */
+declare const WISP_SLEEP: boolean;
 
-const storage = require("Storage");
+/** Readings handed to the client at once, and command replies waiting for it, at most. */
+const WINDOW = 4;
+const REPLIES = 8;
+
 let config: NodeConfig;
 let client: Client | undefined;
 let prefix = "";
@@ -21,7 +35,20 @@ let sampleTimer = 0;
 let wifiDelay = 1000;
 let joining = false;
 let lastConfigError = "";
-const bootTime = Date.now();
+/** readings with the client, command replies with the client, replies dropped since the last report */
+let inflight = 0;
+let replies = 0;
+let repliesDropped = 0;
+/** readings neither the outbox nor the client could keep */
+let lost = 0;
+/** QoS 0 readings handed to the client, oldest first (their callbacks come in this order) */
+const sent0: number[] = [];
+/** sensor statuses not published yet (taken before the broker connected), by sensor name */
+let statuses: { [name: string]: string } = {};
+/** the last Storage problem reported (a new one is published) */
+let storageProblem = "";
+/** duty cycle: uptime when the command subscription was granted (0: not yet) */
+let subscribedAt = 0;
 
 function log(text: string): void {
   console.log("wisp: " + text);
@@ -40,10 +67,21 @@ export function start(): void {
   }
   config = c;
   prefix = expand(c.prefix, getSerial());
+  initTime(c.time ? c.time.server : "pool.ntp.org", timeSet, log);
+  if (WISP_STORE && c.outbox) {
+    openOutbox(c.outbox.maxBytes, storageFailed, readingPacket);
+    const o = outboxState();
+    if (o[0]) log("outbox: " + o[0] + " readings to send");
+  }
   initSensors(c.sensors, sensorReport);
   if (c.i2c) I2C1.setup({ sda: c.i2c.sda, scl: c.i2c.scl, bitrate: c.i2c.bitrate });
   log("node " + getSerial() + ", prefix " + prefix);
   require("Wifi").on("disconnected", wifiLost);
+  if (WISP_SLEEP && c.sleep) {
+    // a wake: one sample, then everything goes out, then deep sleep
+    startCycle(c.sleep.seconds, c.sleep.awake || 30, working, currentClient, prefix + "/status");
+    sampleSensors();
+  }
   joinWifi();
 }
 
@@ -64,6 +102,7 @@ function wifiJoined(err: string | null): void {
   }
   wifiDelay = 1000;
   log("Wi-Fi up, IP " + require("Wifi").getIP().ip);
+  syncTime();
   if (!client) connectBroker();
 }
 
@@ -74,6 +113,17 @@ function wifiLost(): void {
   setTimeout(joinWifi, wifiDelay);
 }
 
+/** A reading's PUBLISH as the client sends it (the outbox keeps it by reference to the reading). */
+function readingPacket(topic: string, payload: string, qos: number, id: number): string {
+  return encodePublish(prefix + "/" + topic, payload, qos, 0, 0, id);
+}
+
+/** The clock was set (`epoch`: ms since 1970 at boot): readings taken before it get their time. */
+function timeSet(epoch: number): void {
+  if (WISP_STORE && config.outbox) clockSet(epoch);
+  pump();
+}
+
 function connectBroker(): void {
   const m = config.mqtt,
     c = (client = new Client(m.url, {
@@ -82,8 +132,10 @@ function connectBroker(): void {
       password: m.password,
       ca: m.ca ? atob(m.ca) : undefined,
       keepalive: m.keepalive || 30,
-      // a persistent session keeps QoS 1 commands sent while the node is away
+      // a persistent session keeps QoS 1 commands sent while the node is away; with the outbox, what
+      // the client has in flight is kept in flash too, so it outlives a reboot
       clean: false,
+      store: WISP_STORE && config.outbox ? sessionStore : undefined,
       queueSize: m.queueSize || 32,
       will: { topic: prefix + "/status", payload: "offline", qos: 1, retain: true },
     }));
@@ -91,28 +143,38 @@ function connectBroker(): void {
   c.on("message", command);
   c.on("error", brokerError);
   c.on("offline", brokerDown);
-  schedule();
-  // the first reading now, not an interval later: it waits in the client's queue until CONNACK
-  sampleSensors();
+  sendStatuses();
+  if (!(WISP_SLEEP && config.sleep)) {
+    schedule();
+    // the first reading now, not an interval later: it waits in the outbox until CONNACK
+    sampleSensors();
+  }
 }
 
 function brokerUp(): void {
   log("MQTT connected");
   publish("status", "online", true);
-  (client as Client).subscribe(prefix + "/cmd/+", { qos: 1 });
+  (client as Client).subscribe(prefix + "/cmd/+", { qos: 1 }, subscribed);
   if (WISP_DISCOVERY && config.homeAssistant) announce(client as Client, config, prefix);
+  if (lost || (WISP_STORE && config.outbox && (outboxState()[0] || outboxState()[2]))) reportOutbox();
+  pump();
+}
+
+function subscribed(): void {
+  subscribedAt = uptime() || 1;
+  if (WISP_SLEEP) idle();
 }
 
 function brokerDown(): void {
-  log("MQTT offline; readings wait in the queue");
+  log("MQTT offline; readings wait in the " + (WISP_STORE && config.outbox ? "outbox" : "queue"));
 }
 
 function brokerError(e: Error): void {
   log("MQTT: " + e.message);
 }
 
-/** Publishes under the prefix at QoS 1 (readings at the configured QoS); failures are logged, not lost in silence. */
-function publish(topic: string, payload: string, retain?: boolean, qos?: number, done?: () => void): void {
+/** Publishes under the prefix at QoS 1 (or `qos`); failures are logged, not lost in silence. */
+function publish(topic: string, payload: string, retain?: boolean, qos?: number, done?: (err: Error | null) => void): void {
   (client as Client).publish(prefix + "/" + topic, payload, { qos: qos == null ? 1 : qos, retain: retain }, done || published);
 }
 
@@ -125,42 +187,193 @@ function schedule(): void {
   sampleTimer = setInterval(sampleSensors, config.interval * 1000);
 }
 
-/** A reading to <prefix>/<name> at the configured QoS; a sensor's error, or "ok" once it works again, retained on <prefix>/status/<name>. */
+/** `"ts":<ms since 1970>` of now, or, while the clock is not set, `"uptime":<s>`. */
+function stamp(): string {
+  return clockKnown() ? '"ts":' + Date.now() : '"uptime":' + uptime() / 1000;
+}
+
+/** A JSON object's text with the time added. */
+function stamped(json: string): string {
+  return json.slice(0, -1) + (json.length > 2 ? "," : "") + stamp() + "}";
+}
+
+/**
+ * A reading to <prefix>/<name> at the configured QoS, with its time; a sensor's error, or ok once it
+ * works again, retained on <prefix>/status/<name>.
+ */
 function sensorReport(name: string, reading: object | null, status?: string): void {
-  if (reading) return publish(name, JSON.stringify(reading), false, config.qos);
-  if (status != "ok") log(name + ": " + status);
-  publish("status/" + name, status as string, true);
+  if (reading) keep(name, JSON.stringify(reading));
+  else {
+    if (status != "ok") log(name + ": " + status);
+    statuses[name] = stamped(status == "ok" ? '{"ok":true}' : JSON.stringify({ error: status }));
+    sendStatuses();
+  }
+  if (WISP_SLEEP) idle();
+}
+
+/** <prefix>/status/<sensor>, retained, once there is a client to take them. */
+function sendStatuses(): void {
+  if (!client) return;
+  for (const name in statuses) publish("status/" + name, statuses[name], true);
+  statuses = {};
+}
+
+/**
+ * Into the outbox, then out when the broker can take it; QoS 0 goes straight out while the node is
+ * online with nothing waiting. Without the outbox (or when Storage refuses it) the client's queue holds it.
+ */
+function keep(name: string, json: string): void {
+  const qos = config.qos == null ? 1 : config.qos;
+  if (WISP_STORE && config.outbox && !(!qos && client && client.connected && !outboxPending())) {
+    if (outboxAdd(name, qos, json, uptime())) return pump();
+  }
+  if (client) publish(name, stamped(json), false, qos, readingQueued);
+  else readingQueued(Error("no broker yet"));
+}
+
+/** A reading that went straight to the client: one it refused is counted on status/outbox. */
+function readingQueued(err: Error | null): void {
+  if (!err) return;
+  lost++;
+  log("a reading dropped: " + err.message);
+  reportOutbox();
+}
+
+/** Hands the outbox's oldest readings to the client, a few at a time, once the clock is settled. */
+function pump(): void {
+  let r;
+  if (WISP_STORE && config.outbox)
+    while (client && client.connected && inflight < WINDOW && !timeUnsettled() && (r = outboxNext())) {
+      inflight++;
+      outboxHanded(r[0]);
+      if (!r[1]) sent0.push(r[0]);
+      client.publish(prefix + "/" + r[2], r[3], { qos: r[1], ref: r[0] }, r[1] ? readingSent : reading0Sent);
+    }
+  if (WISP_SLEEP) idle();
+}
+
+/** A QoS 1/2 reading is through (the outbox heard it from the session store) or failed (client ended). */
+function readingSent(err: Error | null): void {
+  inflight--;
+  if (err) log("reading: " + err.message + "; it stays in the outbox");
+  pump();
+}
+
+function reading0Sent(err: Error | null): void {
+  const seq = sent0.shift() as number;
+  inflight--;
+  if (err) log("reading: " + err.message + "; it stays in the outbox");
+  else outboxSent(seq);
+  pump();
+}
+
+/** Storage refused a write: said on the console and, once per new problem, on <prefix>/status/outbox. */
+function storageFailed(text: string): void {
+  // a Storage problem is said once, not at every reading it refuses again
+  if (text == storageProblem) return;
+  if (text.indexOf("Storage") == 0) storageProblem = text;
+  log("outbox: " + text);
+  reportOutbox(text);
+}
+
+/** <prefix>/status/outbox, retained: readings waiting, their bytes, readings dropped, replies dropped. */
+function reportOutbox(problem?: string): void {
+  const o = WISP_STORE && config.outbox ? outboxState() : [0, 0, 0],
+    j: any = { readings: o[0], bytes: o[1], dropped: o[2] + lost, repliesDropped: repliesDropped };
+  if (problem) j.error = problem;
+  if (client && client.connected) publish("status/outbox", stamped(JSON.stringify(j)), true);
+}
+
+/**
+ * `b` (bytes) as a JSON string, its UTF-8 as it is, or undefined when it is not text: bytes that
+ * are not UTF-8, U+0000 or another control character. JSON.stringify would not do: Espruino writes
+ * every byte from 0x7F up as \u00XX, which makes é (C3 A9) into two characters.
+ */
+function quote(b: string): string | undefined {
+  try {
+    utf8Decode(b);
+  } catch (e) {
+    return;
+  }
+  if (/[\x00-\x1f\x7f]/.test(b)) return;
+  return '"' + b.split("\\").join("\\\\").split('"').join('\\"') + '"';
+}
+
+/**
+ * {"error": text + value + rest}: `value` (bytes from the command) in quotes when it is UTF-8 text
+ * of at most 64 bytes, else described by its length.
+ */
+function error(text: string, value: string, rest?: string): string {
+  const shown = value.length <= 64 && quote(value) ? '"' + value + '"' : "a " + value.length + "-byte value that is not text";
+  return '{"error":' + quote(text + shown + (rest || "")) + "}";
+}
+
+/**
+ * Answers on <prefix>/reply/<name>, at most REPLIES waiting at once: past that a reply is dropped
+ * and counted, and the count goes to <prefix>/status/outbox when the replies have gone.
+ */
+function reply(name: string, json: string, done?: (err: Error | null) => void): void {
+  if (replies >= REPLIES) {
+    if (!repliesDropped++) log("commands come faster than their replies go: replies dropped (counted on status/outbox)");
+    return;
+  }
+  replies++;
+  publish("reply/" + name, json, false, 1, done || replied);
+}
+
+function replied(err: Error | null): void {
+  replies--;
+  if (err) {
+    repliesDropped++;
+    log("reply: " + err.message);
+  }
+  if (!replies && repliesDropped) {
+    reportOutbox();
+    repliesDropped = 0;
+  }
+  if (WISP_SLEEP) idle();
 }
 
 /** Commands arrive on <prefix>/cmd/<name>; the answer goes to <prefix>/reply/<name> as JSON. */
 function command(topic: string, payload: string): void {
   if (WISP_DISCOVERY && discoveryMessage(topic, payload)) return;
-  const name = topic.substr(prefix.length + 5),
-    reply = "reply/" + name;
+  const name = topic.substr(prefix.length + 5);
   let n;
   if (name == "interval") {
     if (payload != "") {
-      n = +payload;
-      if (!(n >= 1 && n <= 86400 && n % 1 == 0)) return publish(reply, JSON.stringify({ error: "interval must be a whole number of seconds from 1 to 86400, got " + JSON.stringify(payload) }));
+      // plain decimal digits only: +payload would take " 7 ", "0x3" and "1e1"
+      n = /^[0-9]+$/.test(payload) ? +payload : 0;
+      if (!(n >= 1 && n <= 86400)) return reply(name, error("interval must be a whole number of seconds from 1 to 86400, in decimal digits; got ", payload));
       config.interval = n;
       // kept in wisp.json, so the new interval outlives a restart
       storage.writeJSON(CONFIG_FILE, config);
-      schedule();
+      if (!(WISP_SLEEP && config.sleep)) schedule();
     }
-    publish(reply, JSON.stringify({ interval: config.interval }));
-  } else if (name == "ping") publish(reply, JSON.stringify({ pong: true, uptime: Math.round((Date.now() - bootTime) / 1000) }));
+    reply(name, JSON.stringify({ interval: config.interval }));
+  } else if (name == "ping") reply(name, JSON.stringify({ pong: true, uptime: Math.round(uptime() / 1000) }));
   else if (name == "sample") {
     sampleSensors();
-    publish(reply, JSON.stringify({ ok: true }));
-  } else if (name == "restart") publish(reply, JSON.stringify({ ok: true }), false, 1, restart);
-  else publish(reply, JSON.stringify({ error: "unknown command " + JSON.stringify(name) + "; commands: interval, ping, sample, restart" }));
+    reply(name, JSON.stringify({ ok: true }));
+  } else if (name == "restart") reply(name, JSON.stringify({ ok: true }), restart);
+  // the name's UTF-8 (on the ESP32 the topic already holds its bytes; on a host utf8Encode makes them)
+  else reply(name, error("unknown command ", utf8Encode(name), "; commands: interval, ping, sample, restart"));
 }
 
-function restart(): void {
+function restart(err: Error | null): void {
+  replied(err);
   log("restarting");
   (client as Client).end(false, reboot);
 }
 
 function reboot(): void {
   load();
+}
+
+/** The wake's work is not done: the command subscription not granted yet, readings or replies on their way. */
+function working(): boolean {
+  return !subscribedAt || !!inflight || !!replies || !client || !client.connected || (WISP_STORE && config.outbox ? outboxPending() > 0 || timeUnsettled() : false);
+}
+
+function currentClient(): Client | undefined {
+  return client;
 }

@@ -45,6 +45,12 @@ export interface NodeConfig {
   i2c?: { sda: number; scl: number; bitrate?: number };
   sensors: SensorConfig[];
   homeAssistant?: DiscoveryConfig;
+  /** SNTP server the clock is set from (default pool.ntp.org) */
+  time?: { server: string };
+  /** readings kept in flash until the broker has them; absent: in RAM (the client's queue) */
+  outbox?: { maxBytes: number };
+  /** deep-sleep duty cycle: wake every `seconds` (1-2147), awake at most `awake` seconds (default 30) */
+  sleep?: { seconds: number; awake?: number };
 }
 
 export const CONFIG_FILE = "wisp.json";
@@ -57,6 +63,10 @@ export function configError(c: any): string {
   if (typeof c.prefix != "string" || !c.prefix) return "prefix must be a non-empty string";
   if (!(c.interval >= 1 && c.interval <= 86400)) return "interval must be 1 to 86400 seconds";
   if (!Array.isArray(c.sensors)) return "sensors must be a list";
+  if (c.outbox && !(c.outbox.maxBytes >= 8192)) return "outbox.maxBytes must be at least 8192";
+  // ESP32.deepSleep takes a 32-bit count of microseconds
+  if (c.sleep && !(c.sleep.seconds >= 1 && c.sleep.seconds <= 2147)) return "sleep.seconds must be 1 to 2147";
+  if (c.sleep && !c.outbox) return "sleep needs the outbox (readings wait in flash while the node sleeps)";
   return "";
 }
 

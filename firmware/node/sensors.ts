@@ -7,6 +7,8 @@ import type { SensorConfig } from "./config";
 import { createDriver, Driver } from "./drivers";
 
 declare const WISP_DRIVER: { scd4x: boolean; ds18b20: boolean };
+/** The deep-sleep duty cycle is built in: it needs to know when the wake's samples are done. */
+declare const WISP_SLEEP: boolean;
 
 /**
  * What a sensor reports: a `reading` (an object of numbers), or, with `reading` null, a `status`:
@@ -25,11 +27,18 @@ const errors: string[] = [];
  * interval; the flag is only built in with them.
  */
 const busy: boolean[] = [];
+/** samples started and not finished (built in with the duty cycle only) */
+let running = 0;
 
 /** Start with these sensors, reporting to `onReport` (once per boot). */
 export function initSensors(list: SensorConfig[], onReport: SensorReport): void {
   configs = list;
   report = onReport;
+}
+
+/** Samples under way: a sleeping node waits for them before it sleeps. */
+export function samplesRunning(): number {
+  return running;
 }
 
 /** Sample every sensor once (each reports when its driver calls back). */
@@ -47,8 +56,10 @@ function sample(c: SensorConfig, i: number): void {
     }
   }
   if (WISP_DRIVER.scd4x || WISP_DRIVER.ds18b20) busy[i] = true;
+  if (WISP_SLEEP) running++;
   (drivers[i] as Driver).sample(function (err, r) {
     if (WISP_DRIVER.scd4x || WISP_DRIVER.ds18b20) busy[i] = false;
+    if (WISP_SLEEP) running--;
     if (err) return failed(i, err);
     if (errors[i]) {
       errors[i] = "";

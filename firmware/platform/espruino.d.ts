@@ -41,7 +41,9 @@ declare namespace Espruino {
     write(name: string, data: string, offset?: number, size?: number): boolean;
     writeJSON(name: string, data: any): boolean;
     erase(name: string): void;
-    list(pattern?: RegExp | string): string[];
+    list(pattern?: RegExp | string, filter?: { sf: boolean }): string[];
+    /** A StorageFile: appended to in chunks, read line by line (src/jswrap_storage.c). */
+    open(name: string, mode: "r" | "w" | "a"): any;
     getFree(): number;
   }
   interface Wifi {
@@ -107,10 +109,14 @@ declare var E: {
 
 declare function getSerial(): string;
 declare function getTime(): number;
+/** Sets the time of day, in seconds since 1970; Espruino moves its timers with it. */
+declare function setTime(seconds: number): void;
 declare function reset(clearFlash?: boolean): void;
 declare function load(file?: string): void;
 /** Base64 to a string whose chars are bytes (Espruino builtin; used for DER certificates). */
 declare function atob(base64: string): string;
+/** A string whose chars are bytes to base64 (Espruino builtin). */
+declare function btoa(bytes: string): string;
 declare function setTimeout(callback: (...args: any[]) => void, ms?: number, ...args: any[]): number;
 declare function setInterval(callback: (...args: any[]) => void, ms?: number, ...args: any[]): number;
 declare function clearTimeout(id?: number): void;

@@ -6,6 +6,12 @@
 // - Timeouts and intervals share one table: clearTimeout can clear an interval and vice versa.
 //   clearTimeout() with no argument clears every timer; clearTimeout(undefined) throws
 //   "clearTimeout(undefined) not allowed. Use clearTimeout() instead"; an unknown id is ignored.
+// - A timer is due its delay after the call (the time is taken then, relative to jsiLastIdleTime), and
+//   an interval's next time is its last one plus the interval, so neither ever runs early.
+//   Node's timers count from the start of the event loop's turn: one set late in a busy turn can fire
+//   before Date.now() has moved by its delay, and a chip model still busy for that time (an SCD4x
+//   after a command, datasheet 3.3) would refuse the read. So a timer the host fires early is put
+//   back for the rest of its time.
 
 /** What drives the device's time: Node's timers, or a @sinonjs/fake-timers clock. */
 export interface Clock {
@@ -48,6 +54,8 @@ const MAX_INTERVAL_MS = 3153600000000;
 interface Timer {
   handle: unknown;
   repeat: boolean;
+  /** One-shot host timeouts that finish the interval's firings the host made early. */
+  rests?: Set<unknown>;
 }
 
 export interface TimerHost {
@@ -75,12 +83,35 @@ export class TimerTable {
     let id = 1;
     for (const existing of this.timers.keys()) if (existing >= id) id = existing + 1;
     const { clock } = this.host;
-    const fire = () => {
+    let due = clock.Date.now() + delay;
+    // due when Date.now() reaches it; a sub-ms timer on a whole-ms clock (Node's Date) needs no tick of it
+    const at = () => (delay < 1 ? Math.floor(due) : due);
+    const run = () => {
       if (!repeat) this.timers.delete(id);
       this.host.invoke(callback, args);
     };
-    const handle = repeat ? clock.setInterval(fire, delay) : clock.setTimeout(fire, delay);
-    this.timers.set(id, { handle, repeat });
+    const fire = () => {
+      const when = at();
+      if (repeat) due += delay;
+      let now = clock.Date.now();
+      if (when <= now) return run();
+      // a timeout waits on in its own slot; an interval's host timer goes on beside the rest
+      if (!repeat) return void (timer.handle = clock.setTimeout(fire, when - now));
+      const rests = (timer.rests ??= new Set());
+      const wait = () => {
+        const handle = clock.setTimeout(() => {
+          rests.delete(handle);
+          now = clock.Date.now();
+          if (when <= now) run();
+          else wait();
+        }, when - now);
+        rests.add(handle);
+      };
+      wait();
+    };
+    const timer: Timer = { handle: undefined, repeat };
+    timer.handle = repeat ? clock.setInterval(fire, delay) : clock.setTimeout(fire, delay);
+    this.timers.set(id, timer);
     return id;
   }
 
@@ -104,5 +135,6 @@ export class TimerTable {
   private cancel(timer: Timer): void {
     if (timer.repeat) this.host.clock.clearInterval(timer.handle);
     else this.host.clock.clearTimeout(timer.handle);
+    for (const handle of timer.rests ?? []) this.host.clock.clearTimeout(handle);
   }
 }

@@ -13,8 +13,11 @@ export interface Run {
 export interface RunOptions {
   cwd: string;
   env?: Record<string, string>;
-  /** Each stdout line as it comes; `stop()` sends Ctrl-C (SIGINT). */
-  onLine?: (line: string, stop: () => void) => void;
+  /**
+   * Each stdout line as it comes; `stop()` sends Ctrl-C (SIGINT), `stop("SIGHUP")` another signal,
+   * `stop("close-pipe")` closes the pipe the command writes to (as `| head` does when it has its lines).
+   */
+  onLine?: (line: string, stop: (how?: NodeJS.Signals | "close-pipe") => void) => void;
 }
 
 const running = new Set<number>();
@@ -45,7 +48,7 @@ export function wisp(args: string[], options: RunOptions): Promise<Run> {
     running.add(proc.pid!);
     let out = "",
       err = "";
-    const stop = () => proc.kill("SIGINT");
+    const stop = (how: NodeJS.Signals | "close-pipe" = "SIGINT") => (how === "close-pipe" ? proc.stdout.destroy() : proc.kill(how));
     proc.stdout.on("data", (d: Buffer) => {
       out += d.toString();
       for (const line of d.toString().split("\n")) if (line) options.onLine?.(line, stop);

@@ -106,6 +106,8 @@ function show(value: unknown): string {
 export interface RigOptions extends Omit<ScriptedBrokerOptions, "now"> {
   /** Start time of the fake clock (default 0). */
   start?: number;
+  /** Another build of the client to run (default dist/mqtt.js, or $WISP_MQTT_JS). */
+  path?: string;
 }
 
 /** A fake clock, a scripted broker, one runtime with the built client loaded, and the devices in it. */
@@ -121,10 +123,11 @@ export class Rig {
   ) {}
 
   static async start(options: RigOptions = {}): Promise<Rig> {
-    const { start = 0, ...brokerOptions } = options;
+    const { start = 0, path, ...brokerOptions } = options;
     const clock = FakeTimers.createClock(start);
     const broker = await startScriptedBroker({ ...brokerOptions, now: () => clock.now });
-    const loaded = loadMqtt({ clock, ...(MQTT_BUNDLE ? { path: MQTT_BUNDLE } : {}) });
+    const bundle = path ?? MQTT_BUNDLE;
+    const loaded = loadMqtt({ clock, ...(bundle ? { path: bundle } : {}) });
     return new Rig(clock, broker, loaded.runtime, loaded.mqtt);
   }
 

@@ -108,6 +108,7 @@ export async function startProxy(target: { host: string; port: number }, options
   const server = net.createServer((client) => {
     const broker = net.connect(target.port, target.host);
     client.setNoDelay(true);
+    broker.setNoDelay(true);
     for (const socket of [client, broker]) {
       sockets.add(socket);
       socket.on("error", () => {});

@@ -157,6 +157,9 @@ describe(`node on ${target.boardId}`, () => {
       const values = JSON.parse(reading.payload) as Record<string, unknown>;
       expect(Object.values(values).length).toBeGreaterThan(0);
       for (const v of Object.values(values)) expect(typeof v).toBe("number");
+      // when it was taken: "ts" from the node's clock (SNTP), or its uptime where no time server answers
+      if (values.ts !== undefined) expect(Math.abs((values.ts as number) - Date.now())).toBeLessThan(config.interval * 1000 + 60_000);
+      else expect(values.uptime).toBeGreaterThan(0);
     }, (config.interval + SLACK_S + 5) * 1000);
   }
 

@@ -1,6 +1,6 @@
 // `wisp flash` end to end against simulated ESP32s whose consoles are pseudo-terminals: the real
 // uploader, serialport, socat, the simulated console and UART, the embedded broker.
-import { spawn } from "node:child_process";
+import { execSync, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -8,9 +8,10 @@ import { SerialPort } from "serialport";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { SimNode } from "../../host-sim/node.ts";
 import { PROJECT_ROOT } from "../../tools/build.ts";
+import { STORAGEFILE } from "../../host-sim/storage.ts";
 import { initBrokerFolder, readPasswords } from "../../tools/broker/folder.ts";
 import { loadFlashConfig } from "../../tools/config.ts";
-import { flash } from "../../tools/flash.ts";
+import { flash, watchCommand } from "../../tools/flash.ts";
 import { LinkError } from "../../tools/serial/link.ts";
 import { PortError } from "../../tools/serial/port.ts";
 import { findTool } from "../helpers/mosquitto.ts";
@@ -21,7 +22,7 @@ const quiet = { say: () => undefined, progress: false };
 
 let boards: SimBoards;
 beforeAll(async () => {
-  boards = await simBoards({ nodes: 6, flash: false });
+  boards = await simBoards({ nodes: 8, flash: false });
 });
 afterAll(() => boards?.stop());
 
@@ -55,6 +56,13 @@ describe("wisp flash against a simulated board on a pseudo-terminal", () => {
       const settings = JSON.parse(node.flashStorage.read("wisp.json")!);
       expect(settings.mqtt.username).toBe(node.serial);
       expect(settings.mqtt.password).toBe(readPasswords(dir)!.nodes[node.serial]);
+      // the watch command printed at the end logs in as the folder's operator (the ACL lets no one
+      // else read the node), the password read by the shell when it runs, never printed
+      const operator = readPasswords(dir)!.operator.password;
+      const watch = watchCommand("mqtt://127.0.0.1:1885", "wisp/" + node.serial, dir);
+      expect(watch).toMatch(/^mosquitto_sub -h 127\.0\.0\.1 -p 1885 -u wisp-operator -P "\$\(node -p 'require\(".*broker\/passwords\.json"\)\.operator\.password'\)" -v -t 'wisp\/[0-9a-f-]+\/#'$/);
+      expect(watch).not.toContain(operator);
+      expect(execSync(/"\$\((.*)\)"/.exec(watch)![1]!, { encoding: "utf8" }).trim()).toBe(operator);
     } finally {
       rmSync(dirname(dir), { recursive: true, force: true });
     }
@@ -110,6 +118,33 @@ describe("wisp flash against a simulated board on a pseudo-terminal", () => {
     expect((err as LinkError).code).toBe("closed");
     expect((err as Error).message).toMatch(/unplugged/);
     await boards.sim.plugConsole(node);
+  });
+});
+
+describe("wisp flash and the outbox (readings waiting in flash)", () => {
+  it("leaves the outbox on the board, says what it holds, and the node sends its readings once it is back", async () => {
+    const node = board(6);
+    const taken = Date.UTC(2025, 4, 31, 23, 0, 0);
+    const record = `r0 1${taken.toString(36)} climate {"temperature":19.5,"humidity":40,"pressure":1001}\n`;
+    node.flashStorage.write("wisp.o3\x01", Buffer.from(record, "latin1"), 0, 4064, STORAGEFILE);
+    const said: string[] = [];
+    await flash({ port: port(6), configFile: boards.configFile, baud: 115200, ...quiet, say: (l) => said.push(l) });
+    expect(said).toContain("the outbox holds 4,096 bytes of readings in 1 segments: they stay, and go once the node is back");
+    const kept = () => boards.sim.traffic.find((m) => m.topic === `${node.prefix}/climate` && JSON.parse(m.payload).ts === taken);
+    await until(() => kept() !== undefined, 15_000);
+    expect(JSON.parse(kept()!.payload).temperature).toBe(19.5);
+  });
+
+  it("refuses a board whose Storage would not leave the outbox its outbox.maxBytes, before anything changes", async () => {
+    const node = board(7);
+    node.flashStorage.fill(node.flashStorage.size - 150_000);
+    const before = node.flashStorage.list();
+    const err = await flash({ port: port(7), configFile: boards.configFile, baud: 115200, ...quiet }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(LinkError);
+    expect((err as LinkError).code).toBe("storage");
+    expect((err as Error).message).toMatch(/would not leave the outbox its outbox\.maxBytes \(262,144\).*Lower outbox\.maxBytes in the config/);
+    expect(node.flashStorage.list()).toEqual(before);
+    node.flashStorage.release();
   });
 });
 

@@ -37,6 +37,11 @@ describe("README truths", () => {
     }
   });
 
+  it("shows wisp commands as a user can paste them: npx wisp, never a bare wisp (it is not on PATH)", () => {
+    const bare = [...README.matchAll(/```sh\n([\s\S]*?)```/g)].flatMap((m) => m[1]!.split("\n")).filter((l) => /^\s*wisp /.test(l));
+    expect(bare).toEqual([]);
+  });
+
   it("links only files that are in the repository, and nothing outside it", () => {
     for (const doc of DOCS) {
       const text = readFileSync(join(PROJECT_ROOT, doc), "utf8");

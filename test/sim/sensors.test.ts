@@ -3,7 +3,12 @@
 // clock. Readings must stay within each sensor's stated accuracy of the scenario over hours, and a
 // fault on one sensor must be reported for that sensor only while the others go on.
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import type { SCD4xModel } from "../../host-sim/devices/scd4x.ts";
+import type { I2CDevice } from "../../host-sim/i2c.ts";
+import { SimNode } from "../../host-sim/node.ts";
 import { createSimulation, type Simulation } from "../../host-sim/sim.ts";
+import { AccessPoint } from "../../host-sim/wifi.ts";
+import { TurnClock } from "../helpers/turn-clock.ts";
 import { environmentAt, parseScenario } from "../../host-sim/scenario.ts";
 import { build } from "../../tools/build.ts";
 import { loadFlashConfig, renderDeviceConfig } from "../../tools/config.ts";
@@ -86,7 +91,15 @@ describe("every sensor of examples/garden.json, through the built firmware", () 
     });
     const node = sim.nodes[0]!;
     const prefix = () => node.prefix;
-    const status = (name: string) => sim!.traffic.filter((m) => m.topic === `${prefix()}/status/${name}`).map((m) => m.payload);
+    // {"error": "...", "ts": ...} or {"ok": true, "ts": ...}, with the time the sensor failed or came back
+    const status = (name: string) =>
+      sim!.traffic
+        .filter((m) => m.topic === `${prefix()}/status/${name}`)
+        .map((m) => JSON.parse(m.payload) as { ok?: true; error?: string; ts: number })
+        .map((p) => {
+          expect(p.ts).toBeGreaterThan(sim!.startMs);
+          return p.ok ? "ok" : p.error;
+        });
     await sim.advance(300_000);
     const pondRom = config.sensors.find((s: any) => s.name === "pond").rom;
     expect(status("pond")).toEqual([`DS18B20 ${pondRom}: no answer (gone from the wire?)`]);
@@ -118,5 +131,38 @@ describe("every sensor of examples/garden.json, through the built firmware", () 
     for (const name of ["soil", "pond", "battery"]) expect(node.sensorStatus[name], name).toBeUndefined();
     await sim.advance(150_000);
     for (const name of i2cSensors) expect(node.sensorStatus[name], name).toBe("ok");
+  }, 30_000);
+
+  // New-user finding: with the SCD4x alone on I2C1 every reading came; with a BME280 or a BH1750
+  // beside it, `jshI2CRead: slave doesn't ACK the transfer` every 20-60 s. The chip model follows the
+  // datasheet (3.3: the read header is acknowledged once the command's execution time has passed)
+  // and the driver waits that time; the simulator's timers did not: Node times a timer from the start
+  // of its loop turn, so the SCD4x's 1 ms wait, set after the other chips' transfers in the same
+  // callback, could fire before the node's clock had moved 1 ms. TurnClock keeps time as Node does;
+  // here every transfer to the BME280 and the BH1750 takes 0.3 ms, as at 100 kHz.
+  it("the SCD4x reads every time beside a BME280 and a BH1750, on a host whose timers count from the loop's turn", async () => {
+    const start = Date.UTC(2025, 5, 1);
+    const clock = new TurnClock(start);
+    const lines: string[] = [];
+    const shared = { ...config, interval: 10, sensors: config.sensors.filter((c: any) => ["air", "co2", "light"].includes(c.name)) };
+    // no broker: the node samples all the same, and logs every sensor error
+    const node = new SimNode({ index: 0, clock, ap: new AccessPoint(), brokerUrl: "mqtt://127.0.0.1:1", firmware, config: shared, log: (line) => lines.push(line) });
+    try {
+      node.powerOn();
+      await clock.runUntil(start + 1000); // booted, the chips on the bus; sampling starts once Wi-Fi is up
+      for (const name of ["air", "light"]) {
+        const chip = node.sensors.get(name)!.model as I2CDevice;
+        const write = chip.write.bind(chip);
+        const read = chip.read.bind(chip);
+        chip.write = (bytes) => (clock.spend(0.3), write(bytes));
+        chip.read = (n) => (clock.spend(0.3), read(n));
+      }
+      await clock.runUntil(start + 300_000);
+      expect(lines.filter((l) => /^wisp: (co2|air|light):/.test(l))).toEqual([]);
+      const scd4x = node.sensors.get("co2")!.model as SCD4xModel;
+      expect(scd4x.commands.filter((c) => c === 0xec05).length).toBeGreaterThanOrEqual(28); // read_measurement, every 10 s
+    } finally {
+      node.dispose();
+    }
   }, 30_000);
 });

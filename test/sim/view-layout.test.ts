@@ -4,8 +4,10 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { visibleWidth } from "../../host-sim/layout.ts";
 import { loadScenario } from "../../host-sim/scenario.ts";
-import { createSimulation, type FaultEvent, type Simulation } from "../../host-sim/sim.ts";
+import { createSimulation, type FaultEvent, type NodeConfig, type Simulation } from "../../host-sim/sim.ts";
 import { renderScreen } from "../../host-sim/view.ts";
+import { build } from "../../tools/build.ts";
+import { loadFlashConfig, renderDeviceConfig } from "../../tools/config.ts";
 import { PROJECT_ROOT } from "../../tools/paths.ts";
 
 const strip = (s: string) => s.replace(/\x1b\[[0-9;]*m/g, "");
@@ -124,4 +126,94 @@ describe("what the view says", () => {
     expect(Number(m[3]) - Number(m[2])).toBeLessThan(0.5); // the first minute of faults.json is 17.5 °C with 0.03 of noise
     expect(m[1]).toMatch(/^[▂▃▄▅▆]+$/);
   });
+
+  // New-user finding: with examples/garden.json, the fault {"fault":"sensor-unplug","sensor":"battery"}
+  // showed "sensor unplugged" on the first row (air), which kept reading; the battery's row said nothing.
+  it("an unplugged sensor is flagged on its own row, and named when its row is not shown", async () => {
+    const file = `${PROJECT_ROOT}/examples/garden.json`;
+    const built = await build({ config: file, write: false, log: () => {} });
+    const firmware = built.reports.find((r) => r.target)!.bundle!.code;
+    const config = renderDeviceConfig(loadFlashConfig(file), { wifi: { ssid: "x" }, mqttUrl: "mqtt://127.0.0.1:1883" }) as unknown as NodeConfig;
+    sim = await createSimulation({ nodes: 1, clock: "fake", firmware, config });
+    await sim.advance(120_000);
+    const node = sim.nodes[0]!;
+    node.unplug("battery");
+    await sim.advance(20_000);
+    const lines = frame(sim, 120, 40);
+    const row = (name: string) => lines.find((l) => new RegExp(`(^${node.serial}.*|^ +)${name}  `).test(l))!;
+    expect(row("air")).not.toContain("unplugged");
+    expect(row("battery")).toMatch(/battery +sensor unplugged/);
+    const table = lines.slice(0, lines.indexOf("recent MQTT traffic"));
+    expect(table.filter((l) => l.includes("sensor unplugged"))).toHaveLength(1);
+    // too little room for a row per sensor: the node's one row names the sensor
+    const small = frame(sim, 80, 12).find((l) => l.startsWith(node.serial))!;
+    expect(small).toMatch(/air +battery unplugged/);
+  }, 30_000);
+
+  // New-user finding: at 80 columns most sensors had no sparkline though there was room (soil, pond),
+  // and at 140 the BME280's humidity and pressure had none: the first quantity took all the room.
+  it("gives every sensor's quantities a sparkline where the row has room, at 80 and at 140 columns", async () => {
+    const file = `${PROJECT_ROOT}/examples/garden.json`;
+    const built = await build({ config: file, write: false, log: () => {} });
+    const firmware = built.reports.find((r) => r.target)!.bundle!.code;
+    const config = renderDeviceConfig(loadFlashConfig(file), { wifi: { ssid: "x" }, mqttUrl: "mqtt://127.0.0.1:1883" }) as unknown as NodeConfig;
+    sim = await createSimulation({ nodes: 1, clock: "fake", firmware, config });
+    await sim.advance(300_000);
+    const node = sim.nodes[0]!;
+    const SPARK = /[▁▂▃▄▅▆▇█]{4,}/g;
+    const row = (lines: string[], name: string) => lines.find((l) => new RegExp(`(^${node.serial}.*|^ +)${name}  `).test(l))!;
+    const narrow = frame(sim, 80, 24);
+    for (const name of ["soil", "pond", "light", "battery"]) expect(row(narrow, name), name).toMatch(SPARK);
+    // every value stays before any sparkline
+    expect(row(narrow, "air")).toMatch(/°C .*%RH/);
+    const wide = frame(sim, 140, 40);
+    expect(row(wide, "air").match(SPARK)).toHaveLength(3);
+    expect(row(wide, "co2").match(SPARK)).toHaveLength(3);
+    // the default config's BME280 alone: its three values, then sparklines as the width allows
+    await sim.stop();
+    sim = await createSimulation({ nodes: 1, clock: "fake" });
+    await sim.advance(300_000);
+    const single = frame(sim, 80, 24).find((l) => l.startsWith(sim!.nodes[0]!.serial))!;
+    expect(single).toMatch(/°C +[\d.]+ %RH +[\d.]+ hPa/);
+    expect(frame(sim, 140, 40).find((l) => l.startsWith(sim!.nodes[0]!.serial))!.match(SPARK)).toHaveLength(3);
+  }, 30_000);
+
+  // New-user findings at 80 columns: the watch command with a login was cut (and in the preamble only,
+  // which scrolls off at 24 rows), a sensor's error was cut to ~20 chars, and below 80x24 nothing said
+  // the view was missing things.
+  it("keeps the whole watch command, a sensor's whole error, and says when the terminal is too small", async () => {
+    const file = `${PROJECT_ROOT}/examples/garden.json`;
+    const built = await build({ config: file, write: false, log: () => {} });
+    const firmware = built.reports.find((r) => r.target)!.bundle!.code;
+    const config = renderDeviceConfig(loadFlashConfig(file), { wifi: { ssid: "x" }, mqttUrl: "mqtt://127.0.0.1:1883" }) as unknown as NodeConfig;
+    sim = await createSimulation({ nodes: 1, clock: "fake", firmware, config });
+    await sim.advance(60_000);
+    sim.nodes[0]!.unplug("light");
+    await sim.advance(30_000);
+    const error = sim.nodes[0]!.sensorStatus.light!;
+    expect(error.length).toBeGreaterThan(30);
+    const watch = `mosquitto_sub -h 127.0.0.1 -p 41234 -u wisp-operator -P "$(node -p 'require("/tmp/wisp-x1y2z3/passwords.json").operator.password')" -v -t 'garden/#'`;
+    const lines = strip(renderScreen(sim, { watch, size: { columns: 80, rows: 24 } })).split("\n");
+    for (const l of lines) expect(l.length, l).toBeLessThanOrEqual(79);
+    // the command as the shell reads it: lines joined at their trailing backslashes
+    const at = lines.findIndex((l) => l.startsWith("watch: "));
+    const parts: string[] = [];
+    for (let i = at; ; i++) {
+      const l = lines[i]!.replace(/^watch: /, "").trim();
+      parts.push(l.replace(/ \\$/, ""));
+      if (!l.endsWith(" \\")) break;
+    }
+    expect(parts.join(" ")).toBe(watch);
+    // the error, over the rows under the sensor's name
+    const row = lines.findIndex((l) => /^ +light  /.test(l));
+    const column = /^ +light +/.exec(lines[row]!)![0].length;
+    const text = [lines[row]!.slice(column), ...lines.slice(row + 1, row + 3).filter((l) => /^ {20,}\S/.test(l) && l.slice(0, column).trim() === "").map((l) => l.slice(column))].join(" ");
+    expect(text).toContain(error);
+    expect(lines.join("\n")).not.toContain("the view wants");
+    // the note itself whole, down to a 50-column terminal (it was cut at 60)
+    for (const [columns, rows] of [[70, 20], [60, 16], [50, 12]]) {
+      const small = strip(renderScreen(sim, { watch, size: { columns, rows } })).split("\n");
+      expect(small[1]).toBe(`${columns}x${rows}: the view wants 80x24; --plain shows all`);
+    }
+  }, 30_000);
 });

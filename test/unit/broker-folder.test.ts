@@ -1,6 +1,6 @@
 // `wisp broker init` and `check` on the files alone (the broker running them:
 // test/integration/broker-mosquitto.test.ts). Certificates are made with openssl, as .ci/run installs it.
-import { chmodSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, cpSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -195,7 +195,7 @@ describe("wisp broker init", () => {
 
   it("sizes the bridge's queue for an hour of the fleet's readings", () => {
     const many = Array.from({ length: 50 }, (_, i) => `node-${i}`);
-    const result = init(folder(), { nodes: many, bridge: "mqtt://central:1883", config: { ...CONFIG, interval: 5 } });
+    const result = init(folder(), { nodes: many, bridge: "mqtt://central:1883", bridgePlain: true, config: { ...CONFIG, interval: 5 } });
     expect(result.manifest.bridge!.queue).toBe(50 * 720 + 500);
     expect(readFileSync(join(result.dir, "mosquitto.conf"), "utf8")).toContain(`max_queued_messages ${50 * 720 + 500}\n`);
   });
@@ -216,9 +216,9 @@ describe("wisp broker check", () => {
     const { problems } = checkBrokerFolder(dir);
     expect(problems).toEqual(
       expect.arrayContaining([
-        expect.stringMatching(/^acl is missing: run wisp broker init --out .* again \(it keeps the passwords\)$/),
+        expect.stringMatching(/^acl is missing: run npx wisp broker init --out .* again \(it keeps the passwords\)$/),
         expect.stringMatching(/^passwords\.json has mode 0644: others can read it; chmod 600 /),
-        `passwd: the password of ${IDS[1]} is not the one in passwords.json (changed with mosquitto_passwd?); put the new one in passwords.json or run wisp broker init --rotate`,
+        `passwd: the password of ${IDS[1]} is not the one in passwords.json (changed with mosquitto_passwd?); put the new one in passwords.json or run npx wisp broker init --rotate`,
         expect.stringMatching(new RegExp(`^passwd line \\d+ \\(${IDS[2]}\\): does not start with \\$6\\$ or \\$7\\$`)),
       ]),
     );
@@ -230,12 +230,12 @@ describe("wisp broker check", () => {
     const acl = join(dir, "acl");
     writeFileSync(acl, readFileSync(acl, "utf8").replace("pattern read wisp/%u/cmd/+", "pattern read wisp/+/cmd/+"));
     let problems = checkBrokerFolder(dir).problems;
-    expect(problems).toContain(`node ${IDS[0]} may publish or read under another node's prefix (wisp/wisp-check-other-node): the acl is wider than Wisp writes it; run wisp broker init --out ${dir} again (it keeps the passwords)`);
+    expect(problems).toContain(`node ${IDS[0]} may publish or read under another node's prefix (wisp/wisp-check-other-node): the acl is wider than Wisp writes it; run npx wisp broker init --out ${dir} again (it keeps the passwords)`);
     writeFileSync(acl, "user wisp-operator\ntopic read wisp/+/#\ntopic write wisp/+/cmd/+\n");
     problems = checkBrokerFolder(dir).problems;
     expect(problems.filter((p) => /has no ACL block giving it its own topics/.test(p))).toHaveLength(3);
     writeFileSync(join(dir, "passwd"), readFileSync(join(dir, "passwd"), "utf8").split("\n").filter((l) => !l.startsWith(IDS[0]!)).join("\n"));
-    expect(checkBrokerFolder(dir).problems).toContain(`${IDS[0]} has no login in passwd: run wisp broker init --out ${dir} again (it keeps the passwords)`);
+    expect(checkBrokerFolder(dir).problems).toContain(`${IDS[0]} has no login in passwd: run npx wisp broker init --out ${dir} again (it keeps the passwords)`);
   });
 
   it("notices a moved folder, a plugin from another machine and a config that changed since init", () => {
@@ -252,7 +252,39 @@ describe("wisp broker check", () => {
         expect.stringMatching(/^flash\.config\.json's prefix is "site\/\{id\}", the folder was made for "wisp\/\{id\}"/),
       ]),
     );
-    expect(checkBrokerFolder(join(dir, "nope")).problems[0]).toMatch(/does not exist: make it with wisp broker init/);
+    expect(checkBrokerFolder(join(dir, "nope")).problems[0]).toMatch(/does not exist: make it with npx wisp broker init/);
+  });
+
+  // New-user finding: `cp -a brk-tls moved; wisp broker check moved` said ready, and `wisp broker run
+  // moved` ran on the original's passwd, ACL and data folder (its mosquitto.conf's absolute paths).
+  it("notices a copied folder whose mosquitto.conf still names the original's files, until init rewrites them", () => {
+    const dir = folder();
+    init(dir, { tls: true });
+    const copy = `${dir}-copy`;
+    cpSync(dir, copy, { recursive: true });
+    dirs.push(copy);
+    const { problems } = checkBrokerFolder(copy);
+    expect(problems).toEqual([
+      expect.stringMatching(
+        new RegExp(`^\\d+ files Mosquitto would use are outside this folder \\(was it copied\\?\\): mosquitto\\.conf: password_file ${dir}/passwd; .* run npx wisp broker init --out ${copy} \\(it writes this folder's paths and keeps the passwords\\)$`),
+      ),
+    ]);
+    const before = readPasswords(copy);
+    initBrokerFolder({ dir: copy, config: CONFIG, plugin: null });
+    expect(checkBrokerFolder(copy).problems).toEqual([]);
+    expect(readPasswords(copy)).toEqual(before);
+    expect(readFileSync(join(copy, "mosquitto.conf"), "utf8")).not.toContain(`${dir}/`);
+  });
+
+  it("a config other than flash.config.json is named, and so is how to make a folder for it", () => {
+    const dir = folder();
+    init(dir);
+    const { problems } = checkBrokerFolder(dir, { config: { ...CONFIG, prefix: "garden/{id}", mqtt: { ...CONFIG.mqtt, clientId: "garden-{id}" } }, configFile: "examples/garden.json" });
+    const remake = `make the folder for it with npx wisp broker init --out ${dir} --config examples/garden.json (it keeps the passwords), or use a folder made for it`;
+    expect(problems).toEqual([
+      `examples/garden.json's prefix is "garden/{id}", the folder was made for "wisp/{id}": its ACL would refuse the nodes' topics; ${remake}`,
+      `examples/garden.json's mqtt.clientId is "garden-{id}", the folder was made for "wisp-{id}": the broker would refuse the nodes' logins (not authorized); ${remake}`,
+    ]);
   });
 });
 

@@ -152,15 +152,28 @@ describe("building for a config: only the drivers it names", () => {
   /** Source files with bytes in the output (esbuild's metafile also lists what it shook out). */
   const inputs = (r: { bundle: Parameters<typeof contributors>[0] | null }) => contributors(r.bundle!).filter((c) => c.bytes > 0).map((c) => c.input);
 
-  it("the project's BME280-only flash.config.json gives a firmware no larger than before drivers were chosen per config (13,567 bytes) and the first reading was taken at boot (+5)", async () => {
+  it("the project's BME280-only flash.config.json gives the BME280 driver and the outbox, no discovery and no duty cycle", async () => {
     const { result, report, text } = await firmwareFor(path.join(PROJECT_ROOT, "flash.config.json"));
     expect(result.ok).toBe(true);
-    expect(report.bytes).toBeLessThanOrEqual(13572);
-    expect(report.budget).toBe(13824);
+    expect(report.budget).toBe(24604); // + issue 7's second round of client checks (2,100)
     expect(inputs(report).filter((i) => i.startsWith("drivers/")).sort()).toEqual(["drivers/bme280.ts", "drivers/bus.ts"]);
     expect(inputs(report)).not.toContain("firmware/node/discovery.ts");
-    expect(text).toMatch(/^dist\/firmware\.js +[\d,]+ +13,824 +\d+% +for flash\.config\.json$/m);
+    expect(inputs(report)).toContain("firmware/store/outbox.ts");
+    expect(report.bundle!.code).not.toMatch(/deepSleep/);
+    expect(text).toMatch(/^dist\/firmware\.js +[\d,]+ +24,604 +\d+% +for flash\.config\.json$/m);
     expect(text).toMatch(/^ {2}drivers\/bme280\.ts +1,\d{3} +2,048 +\d+%$/m);
+    expect(text).toMatch(/^ {2}firmware\/store\/outbox\.ts +3,\d{3} +3,584 +\d+%$/m);
+  });
+
+  it('"outbox": false leaves the outbox and the client\'s session store hooks out; "sleep" brings the duty cycle in', async () => {
+    const bare = await firmwareFor({ ...base, outbox: false });
+    expect(bare.result.ok).toBe(true);
+    expect(inputs(bare.report)).not.toContain("firmware/store/outbox.ts");
+    expect(bare.report.bundle!.code).not.toMatch(/\.load\(\)|wisp\.o/);
+    const sleepy = await firmwareFor({ ...base, sleep: { seconds: 300 } });
+    expect(sleepy.result.ok).toBe(true);
+    expect(sleepy.report.bundle!.code).toMatch(/deepSleep/);
+    expect(sleepy.report.bytes - bare.report.bytes).toBeGreaterThan(3000);
   });
 
   it("bundles a family base with its chip, each with its own budget row, and adds their budgets to the firmware's", async () => {
@@ -181,9 +194,12 @@ describe("building for a config: only the drivers it names", () => {
       const { result, report } = await firmwareFor({ ...base, sensors: [sensor as FlashConfig["sensors"][number]] });
       expect(result.ok, `${type}: ${result.reports[0]!.errors.join("; ")}`).toBe(true);
       expect(inputs(report), type).toContain(`drivers/${type}.ts`);
+      expect(inputs(report), type).not.toContain("firmware/node/discovery.ts");
+      // each type alone with discovery on builds (its table's budget once allowed only one quantity's worth)
+      const ha = await firmwareFor({ ...base, sensors: [sensor as FlashConfig["sensors"][number]], homeAssistant: { discovery: true } });
+      expect(ha.result.ok, `${type} with discovery: ${ha.result.reports[0]!.errors.join("; ")}`).toBe(true);
+      expect(inputs(ha.report), type).toContain("firmware/node/discovery.ts");
     }
-    const { report } = await firmwareFor({ ...base, homeAssistant: { discovery: true } });
-    expect(inputs(report)).toContain("firmware/node/discovery.ts");
   });
 
   it("fails on a config that is not valid, naming the field", async () => {

@@ -10,7 +10,7 @@ import { describe, expect, it } from "vitest";
 import { closest, COMMANDS } from "../../tools/commands.js";
 import { describeConnectError } from "../../tools/connect-error.ts";
 import { displayPath, FileError, parseJson, readJsonFile } from "../../tools/files.ts";
-import { brokerOption, intOption, parseOptions, UsageError } from "../../tools/options.ts";
+import { brokerOption, formatHelp, intOption, parseOptions, UsageError } from "../../tools/options.ts";
 import { PROJECT_ROOT } from "../../tools/paths.ts";
 
 const version = JSON.parse(readFileSync(join(PROJECT_ROOT, "package.json"), "utf8")).version as string;
@@ -47,7 +47,7 @@ describe("wisp without a command's module", () => {
   it("a mistyped command exits 2 with the likely one, and no command prints the usage", () => {
     const r = wisp(["flsah"], bare);
     expect(r.code).toBe(2);
-    expect(r.err).toBe('wisp: there is no command "flsah". Did you mean `wisp flash`? Commands: build, sim, ports, flash, install-espruino, monitor, hil, broker. `wisp --help` says what each does.\n');
+    expect(r.err).toBe('wisp: there is no command "flsah". Did you mean `npx wisp flash`? Commands: build, sim, ports, flash, install-espruino, monitor, hil, broker. `npx wisp --help` says what each does.\n');
     expect(wisp(["frobnicate"], bare).err).not.toContain("Did you mean");
     const none = wisp([], bare);
     expect(none.code).toBe(2);
@@ -68,13 +68,16 @@ describe("a command's --help and option errors", () => {
       const r = wisp([name, "--help"]);
       expect(r.code, name).toBe(0);
       expect(r.out, name).toContain(`usage: wisp ${name}`);
+      // an 80-column terminal shows it unwrapped
+      expect(r.out.split("\n").filter((l) => l.length > 80), name).toEqual([]);
     }
+    expect(wisp(["--help"]).out.split("\n").filter((l) => l.length > 80)).toEqual([]);
   });
 
   it("a bad option says what is wrong and where the options are, not the whole help", () => {
     const r = wisp(["sim", "--nodse", "3"]);
     expect(r.code).toBe(2);
-    expect(r.err).toBe("wisp sim: unknown option --nodse (did you mean --nodes?)\n(`wisp sim --help` lists the options)\n");
+    expect(r.err).toBe("wisp sim: unknown option --nodse (did you mean --nodes?)\n(`npx wisp sim --help` lists the options)\n");
   });
 
   it("parses options with messages in plain words", () => {
@@ -91,10 +94,29 @@ describe("a command's --help and option errors", () => {
     expect(fails(["--nodes"])).toBe("--nodes needs a value (--nodes VALUE)");
     expect(fails(["--plain=yes"])).toBe("--plain takes no value");
     expect(fails(["extra"])).toBe('unexpected argument "extra": this command takes options only (--name value)');
-    expect(fails(["--nodes", "-3"])).toMatch(/--nodes needs a value, and the next argument starts with "-"/);
+    expect(fails(["--nodes", "-x"])).toMatch(/--nodes needs a value, and the next argument starts with "-"/);
+    // a negative number is the (wrong) value, for the option's own range check to name
+    expect(parseOptions(["--nodes", "-3", "--plain"], options).values.nodes).toBe("-3");
+    expect(parseOptions(["-n", "-3"], options).values.nodes).toBe("-3");
     expect(parseOptions(["-n", "3"], options).values.nodes).toBe("3");
     // parseArgs alone keeps the last: two values for one option are named instead
     expect(fails(["-n", "3", "--nodes=4"])).toBe('--nodes is given twice ("3" and "4"): give it once');
+  });
+
+  it("help texts fit 80 columns: descriptions and paragraphs wrap at word boundaries, blank lines stay", () => {
+    const help = formatHelp(
+      ["usage: x [options]", "", "A paragraph that is far too long for eighty columns, so it has to be wrapped at a word boundary here.", "", "  -n, --nodes N   how many nodes, 1 to 1000 (default 1); each has its own serial, client id", "                  and Storage", "      --plain     one line"].join("\n"),
+    );
+    expect(help.split("\n")).toEqual([
+      "usage: x [options]",
+      "",
+      "A paragraph that is far too long for eighty columns, so it has to be wrapped at",
+      "a word boundary here.",
+      "",
+      "  -n, --nodes N   how many nodes, 1 to 1000 (default 1); each has its own",
+      "                  serial, client id and Storage",
+      "      --plain     one line",
+    ]);
   });
 
   it("numbers are checked against the range each option takes, naming it", () => {

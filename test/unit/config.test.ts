@@ -35,6 +35,13 @@ describe("flash.config.json validation", () => {
       'sensors[1].name: "climate" is used twice; each sensor needs its own topic',
     ]);
   });
+  it("a missing field is called a field (with what it is), a missing section a section", () => {
+    const c: any = good();
+    delete c.prefix;
+    delete c.interval;
+    delete c.mqtt;
+    expect(validateFlashConfig(c)).toEqual(['(top level): missing section "mqtt"', '(top level): missing field "prefix"', '(top level): missing field "interval" (seconds between samples)']);
+  });
   it("reports a missing section, an unknown field and a bad secret", () => {
     const c: any = good();
     delete c.wifi;
@@ -84,6 +91,16 @@ describe("flash.config.json validation", () => {
     ]);
   });
 
+  it("outbox: false or an object, and a wrong maxBytes named as maxBytes (it was called a bad secret)", () => {
+    const bad = (outbox: unknown) => validateFlashConfig({ ...good(), outbox });
+    expect(bad({ maxBytes: 5000 })).toEqual(["outbox.maxBytes: must be a whole number of at least 8192, got 5000", "outbox.maxBytes: must be a multiple of 4,096, got 5000"]);
+    expect(bad({ maxBytes: "65536" })).toEqual(['outbox.maxBytes: must be a whole number of at least 8192, got the string "65536" (write 65536 without quotes)']);
+    expect(bad({ maxbytes: 65536 })).toEqual(['outbox: unknown field "maxbytes" (did you mean "maxBytes"?)']);
+    expect(bad({ maxBytes: 10000 })).toEqual(["outbox.maxBytes: must be a multiple of 4,096, got 10000"]);
+    expect(bad(true)).toEqual(['outbox: must be false or an object with "maxBytes", got true']);
+    expect(bad(false)).toEqual([]);
+    expect(bad({ maxBytes: 65536 })).toEqual([]);
+  });
   it("rejects two sensors with one name", () => {
     const c: any = good();
     c.sensors.push({ name: "climate", type: "bme280", address: 119 });
@@ -91,6 +108,15 @@ describe("flash.config.json validation", () => {
   });
   it("accepts examples/garden.json, every sensor type with its options", () => {
     expect(() => loadFlashConfig(join(PROJECT_ROOT, "examples", "garden.json"))).not.toThrow();
+  });
+  it("has a valid one-sensor example per sensor type, on flash.config.json's prefix and client id (one broker folder serves them all)", () => {
+    const types = loadFlashConfig(join(PROJECT_ROOT, "examples", "garden.json")).sensors.map((s) => s.type);
+    const base = loadFlashConfig(join(PROJECT_ROOT, "flash.config.json"));
+    for (const type of new Set(types)) {
+      const c = loadFlashConfig(join(PROJECT_ROOT, "examples", `${type}.json`));
+      expect(c.sensors.map((s) => s.type), type).toEqual([type]);
+      expect([c.prefix, c.mqtt.clientId], type).toEqual([base.prefix, base.mqtt.clientId]);
+    }
   });
   it("names a field that belongs to another sensor type, once, with the type's own fields", () => {
     const c: any = good();

@@ -59,6 +59,43 @@ describe("timers on a fake clock", () => {
     expect(runtime.timerCount).toBe(0);
   });
 
+  // Node times a timer from the start of its event-loop turn, so one set late in a busy turn (a node
+  // sampling several sensors, say) can fire before Date.now() has moved by its delay. Espruino counts
+  // from the moment of the call (src/jswrap_interactive.c, jsiLastIdleTime): never early.
+  it("never fire before the device's clock has moved by their delay, even when the host's timers fire early", () => {
+    const fake = FakeTimers.createClock(1_700_000_000_000);
+    const LAG = 3; // the host fires every timer this many ms early
+    const early = {
+      ...fake,
+      Date: fake.Date,
+      setTimeout: (cb: () => void, ms: number) => fake.setTimeout(cb, Math.max(0, ms - LAG)),
+      setInterval: (cb: () => void, ms: number) => fake.setInterval(cb, Math.max(1, ms - LAG)),
+      clearTimeout: (h: unknown) => fake.clearTimeout(h as never),
+      clearInterval: (h: unknown) => fake.clearInterval(h as never),
+    };
+    const { runtime, run } = device({ clock: early as never });
+    run(`
+      var t0 = Date.now(), got = [];
+      [1, 5, 20].forEach(function (ms) { setTimeout(function () { got.push(ms + ":" + (Date.now() - t0)); }, ms); });
+      var n = 0, id = setInterval(function () { n++; got.push("i" + n + ":" + (Date.now() - t0)); if (n == 3) clearInterval(id); }, 10);
+    `);
+    fake.tick(100);
+    expect(runtime.global.got).toEqual(["1:1", "5:5", "i1:10", "20:20", "i2:20", "i3:30"]);
+    expect(runtime.timerCount).toBe(0);
+  });
+
+  it("clearTimeout cancels a timer the host fired early and the runtime put back", () => {
+    const fake = FakeTimers.createClock(1_700_000_000_000);
+    const early = { ...fake, Date: fake.Date, setTimeout: (cb: () => void, ms: number) => fake.setTimeout(cb, Math.max(0, ms - 3)), setInterval: fake.setInterval.bind(fake), clearTimeout: (h: unknown) => fake.clearTimeout(h as never), clearInterval: (h: unknown) => fake.clearInterval(h as never) };
+    const { runtime, run } = device({ clock: early as never });
+    run(`var id = setTimeout(function () { print("fired"); }, 10);`);
+    fake.tick(8); // the host fired at 7 ms; the runtime waits for 10
+    run(`clearTimeout(id)`);
+    fake.tick(10);
+    expect(runtime.logs).toEqual([]);
+    expect(runtime.timerCount).toBe(0);
+  });
+
   it("rejects a callback that is neither a function nor a string", () => {
     const { run } = device();
     expect(() => run(`setTimeout(42, 10)`)).toThrow("Function or String not supplied!");

@@ -23,7 +23,7 @@ describe("scenario files", () => {
       "environment[0].pressure: the first keyframe must give temperature, humidity and pressure",
       "environment[1].temprature: unknown field (expected at, temperature, humidity, pressure, light, co2, battery)",
       "environment[1].at: must be later than the previous keyframe (0)",
-      "faults[0].fault: must be one of wifi-drop, broker-restart, sensor-unplug, sensor-crc, bus-stuck, power-cut, bridge-down",
+      "faults[0].fault: must be one of wifi-drop, broker-restart, broker-unreachable, sntp-down, sensor-unplug, sensor-crc, bus-stuck, power-cut, storage-full, bridge-down",
       "faults[1].at: must be a number of seconds >= 0",
       "faults[1].for: must be a duration in seconds > 0",
       'faults[1].node: wifi-drop affects every node; remove "node"',

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -92,5 +92,38 @@ describe("Storage (Espruino jsflash semantics)", () => {
     expect(again.read(".bootcde")).toBe("print(1)");
     expect(again.list().sort()).toEqual([".bootcde", "q/1"]);
     expect(again.getFree()).toBe(ESP32_STORAGE_BYTES - 40 - 36);
+  });
+
+  it("keeps a StorageFile's chunks across a new process", () => {
+    const dir = mkdtempSync(join(tmpdir(), "wisp-storage-"));
+    cleanup.push(() => rmSync(dir, { recursive: true, force: true }));
+    device(new FlashStorage({ dir })).run(`require("Storage").open("log", "a").write("one\\n")`);
+    const again = device(new FlashStorage({ dir }));
+    again.run(`require("Storage").open("log", "a").write("two\\n")`);
+    expect(again.run(`var r = require("Storage").open("log", "r"); r.readLine() + r.readLine()`)).toBe("one\ntwo\n");
+    expect(again.run(`require("Storage").list(undefined, { sf: true })`)).toEqual(["log"]);
+  });
+});
+
+describe("StorageFile (require(\"Storage\").open)", () => {
+  it("does what Espruino 2v29 did with the same script (test/fixtures/storagefile: appends across chunks, lines, modes, errors, a full Storage)", () => {
+    // the probe ran on the 32-bit Linux build: 262,144 bytes of Storage in 1,024-byte pages
+    const flash = new FlashStorage({ size: 262144, pageBytes: 1024 });
+    const { runtime } = device(flash);
+    const dir = join(import.meta.dirname, "../fixtures/storagefile");
+    runtime.run(readFileSync(join(dir, "probe.js"), "latin1"), "probe.js");
+    const expected = readFileSync(join(dir, "expected.txt"), "latin1").trimEnd().split("\n");
+    expect(runtime.logs).toEqual(expected);
+  });
+
+  it("counts the flash bytes each append programs: the data, in whole words, and a header per chunk", () => {
+    const { run, flash } = device();
+    run(`var f = require("Storage").open("o", "a");`);
+    const before = flash.bytesWritten;
+    run(`f.write("12345\\n")`); // creates chunk 1: header + 6 bytes as 2 words
+    expect(flash.bytesWritten - before).toBe(32 + 8);
+    run(`f.write("ab\\n")`); // offset 6 to 9: words 4-8 and 8-12
+    expect(flash.bytesWritten - before).toBe(32 + 8 + 8);
+    expect(flash.chunkBytes).toBe(4064);
   });
 });

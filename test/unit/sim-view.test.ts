@@ -1,13 +1,15 @@
 import { spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import net from "node:net";
 import { join } from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { createSimulation, splitLogin, type Simulation } from "../../host-sim/sim.ts";
+import { readOutbox } from "../../host-sim/outbox.ts";
+import { createSimulation, DEFAULT_NODE_CONFIG, splitLogin, type Simulation } from "../../host-sim/sim.ts";
 import { fit, fitParts, visibleWidth } from "../../host-sim/layout.ts";
 import { scaledClock } from "../../host-sim/runtime/timers.ts";
-import { clockText, duration, plural, renderScreen, sparkline, startPlainView } from "../../host-sim/view.ts";
-import { PROJECT_ROOT } from "../../tools/build.ts";
+import { clockText, duration, outboxText, plural, renderScreen, sparkline, startPlainView } from "../../host-sim/view.ts";
+import { build, PROJECT_ROOT } from "../../tools/build.ts";
 import { commandExample, prefixBase, setupNotes, watchCommand } from "../../tools/sim.ts";
 import { TINY_CONFIG, tinyFirmware } from "./sim-tiny-firmware.ts";
 
@@ -31,6 +33,13 @@ afterEach(async () => {
 });
 
 const strip = (s: string) => s.replace(/\x1b\[[0-9;]*m/g, "");
+
+/** The firmware built for the project's config with `changes` (a duty cycle, say). */
+async function firmwareFor(changes: Record<string, unknown>): Promise<string> {
+  const config = { board: "esp32-devkitc", wifi: { ssid: "x" }, mqtt: { url: "mqtt://127.0.0.1:1883" }, prefix: "wisp/{id}", interval: 10, sensors: [{ name: "climate", type: "bme280" }], ...changes };
+  const result = await build({ config: config as never, write: false, log: () => {} });
+  return result.reports.find((r) => r.target)!.bundle!.code;
+}
 
 describe("view pieces", () => {
   it("draw sparklines scaled to their range, durations and clock times", () => {
@@ -86,6 +95,16 @@ describe("view pieces", () => {
     expect(notes.map((n) => n.short)).toEqual(["port 1883 is taken: this broker is on 1884; use -p 1884", "the nodes use this broker, not the config's mqtt://192.168.1.10:1883 (--broker URL)", undefined]);
     // a broker the user gave replaces the config's on purpose: nothing to say about it
     expect(setupNotes({ configFile: "flash.config.json", config, sim: { brokerUrl: "mqtt://10.0.0.5:1883", portTaken: undefined, ap: { ssid: "wisp-sim" } as never }, broker: "given" })).toHaveLength(1);
+    // the operator's login of a broker folder, given to --broker: its ACL drops every reading
+    const operator = setupNotes({ configFile: "flash.config.json", config, sim: { brokerUrl: "mqtt://127.0.0.1:1883", portTaken: undefined, ap: { ssid: "wisp-sim" } as never }, broker: "given", username: "wisp-operator" });
+    expect(operator[0]!.text).toMatch(/^--broker logs the nodes in as wisp-operator, .* not publish readings, .* Run with --broker-config DIR/);
+    // --topology edge-cloud without a folder: no folder to name
+    const edge = setupNotes({ configFile: join(process.cwd(), "flash.config.json"), config, sim: { brokerUrl: "mqtt://127.0.0.1:40001", portTaken: undefined, ap: { ssid: "wisp-sim" } as never }, broker: "edge" });
+    expect(edge[0]!.text).toContain("the simulated nodes use the simulation's edge Mosquitto mqtt://127.0.0.1:40001");
+    // with Mosquitto from a folder or an edge broker, --broker is not the way (each node needs its own login)
+    expect(edge[0]!.text).not.toContain("--broker");
+    const folder = setupNotes({ configFile: "flash.config.json", config, sim: { brokerUrl: "mqtt://127.0.0.1:1885", portTaken: undefined, ap: { ssid: "wisp-sim" } as never }, broker: "folder" });
+    expect(folder[0]!.text).toMatch(/the folder's Mosquitto mqtt:\/\/127\.0\.0\.1:1885$/);
   });
 
   it("a taken port moves the embedded broker to the next one, and the simulation says which was taken", async () => {
@@ -114,6 +133,28 @@ describe("view pieces", () => {
     // too many for the rows: each node's first sensor with readings, and how many more
     const compact = strip(renderScreen(sim, { watch: "w", rows: 2, size: { columns: 140, rows: 40 } })).split("\n");
     expect(compact.find((l) => l.startsWith(sim.nodes[0]!.serial))).toMatch(/climate .* \+2 sensors/);
+  });
+
+  it("show each node's outbox (readings waiting, their bytes, the oldest one's age, drops) read from its flash, and a sleeping node's awake time per cycle", async () => {
+    const config = { ...DEFAULT_NODE_CONFIG, outbox: { maxBytes: 262144 } };
+    const sim = await createSimulation({ nodes: 1, clock: "fake", config: config as never });
+    sims.push(sim);
+    await sim.advance(20_000);
+    const node = sim.nodes[0]!;
+    const row = () => strip(renderScreen(sim, { watch: "w", rows: 10 })).split("\n").find((l) => /outbox/.test(l)) ?? "";
+    expect(row()).toMatch(/^ +outbox empty · 0\.\d KB$/);
+    sim.cutBroker(300_000);
+    await sim.advance(300_000);
+    expect(readOutbox(node.flashStorage)).toMatchObject({ readings: 30, segments: 1, dropped: 0 });
+    expect(row()).toMatch(/^ +outbox 30 readings · [23]\.\d KB · oldest 4m5\ds$/);
+    await sim.advance(60_000);
+    expect(row()).toMatch(/^ +outbox empty · /);
+    expect(outboxText(node, sim.clock.Date.now())).not.toMatch(/awake/);
+
+    const sleepy = await createSimulation({ nodes: 1, clock: "fake", firmware: await firmwareFor({ sleep: { seconds: 60 } }), config: { ...config, sleep: { seconds: 60, awake: 20 } } as never });
+    sims.push(sleepy);
+    await sleepy.advance(200_000);
+    expect(strip(outboxText(sleepy.nodes[0]!, sleepy.clock.Date.now()))).toMatch(/^outbox empty · \d\.\d KB · awake 1\.\d s\/cycle \(4 cycles\)$/);
   });
 
   it("print one plain line per event when piped", async () => {
@@ -200,6 +241,22 @@ describe("--speed: node time N times wall time", () => {
     }
   });
 
+  // New-user finding: at --speed, bridge-down (at 120 s) came at 00:02:02-06 and power on at 00:00:07:
+  // node time started before the broker, Mosquitto and the watcher were set up, the scenario with it
+  it("node time and the scenario's faults start when the nodes power on, not with the setup before", async () => {
+    const scenario = { name: "one fault", environment: [{ at: 0, temperature: 20, humidity: 50, pressure: 1000 }], faults: [{ at: 2, fault: "wifi-drop", for: 1 }] };
+    const sim = await createSimulation({ clock: "real", speed: 10, scenario: scenario as any, powerOn: false, firmware: tinyFirmware(), config: TINY_CONFIG });
+    sims.push(sim);
+    const faults: number[] = [];
+    sim.on("fault", (f: { at: number; phase: string }) => f.phase === "start" && faults.push(f.at));
+    await new Promise((r) => setTimeout(r, 400)); // the setup: 4 s of node time at speed 10
+    expect(faults).toEqual([]);
+    await sim.powerOn();
+    expect(sim.now()).toBeLessThan(1000);
+    await vi.waitFor(() => expect(faults).toHaveLength(1), { timeout: 10_000 });
+    expect(faults[0]).toBeGreaterThanOrEqual(2000);
+  });
+
   it("a simulation refuses a speed without a real clock, and serial consoles with one", async () => {
     await expect(createSimulation({ clock: "fake", speed: 10, firmware: tinyFirmware(), config: TINY_CONFIG })).rejects.toThrow(/speed needs clock: "real"/);
     await expect(createSimulation({ clock: "real", speed: 10, serial: true, firmware: tinyFirmware(), config: TINY_CONFIG })).rejects.toThrow(/serial consoles need speed 1/);
@@ -213,9 +270,51 @@ describe("wisp sim (piped)", () => {
     expect(help.out).toContain("--nodes N");
     const bad = await wisp(["--nodes", "zero"]);
     expect(bad.code).toBe(2);
-    expect(bad.err).toBe('wisp sim: --nodes must be a whole number from 1 to 1,000 nodes, got "zero"\n(`wisp sim --help` lists the options)\n');
+    expect(bad.err).toBe('wisp sim: --nodes must be a whole number from 1 to 1,000 nodes, got "zero"\n(`npx wisp sim --help` lists the options)\n');
     expect((await wisp(["--nodes", "0"])).err).toContain('--nodes must be a whole number from 1 to 1,000 nodes, got "0"');
   });
+
+  // New-user findings: each of these said something beside the point
+  it("option mistakes name the option and the fix: a negative number, --port with --broker, an unknown --topology", async () => {
+    const negative = await wisp(["--duration", "-1"]);
+    expect(negative.code).toBe(2);
+    expect(negative.err).toContain('--duration must be a number above 0 and at most 315,360,000 seconds, got "-1"');
+    const port = await wisp(["--broker", "mqtt://127.0.0.1:1883", "--port", "18832"]);
+    expect(port.code).toBe(2);
+    expect(port.err).toContain("--port is the port of the broker wisp sim starts; with --broker the port is the one in its URL");
+    const star = await wisp(["--topology", "star"]);
+    expect(star.code).toBe(2);
+    expect(star.err).toContain('--topology must be single (one broker, the default) or edge-cloud (two Mosquittos bridged), got "star"');
+  });
+
+  it("a config mistake is reported as one, not as a failed build; a port given and busy says what to do", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "wisp-sim-cli-"));
+    try {
+      const bad = join(dir, "bad.json");
+      const config = JSON.parse(readFileSync(join(PROJECT_ROOT, "flash.config.json"), "utf8"));
+      delete config.prefix;
+      writeFileSync(bad, JSON.stringify(config));
+      const r = await wisp(["--config", bad, "--duration", "1"]);
+      expect(r.code).toBe(1);
+      expect(r.err).toBe(`wisp sim: ${bad} is not valid:\n  (top level): missing field "prefix"\n`);
+      expect(r.out).toBe("");
+
+      const busy = net.createServer();
+      await new Promise<void>((done) => busy.listen(0, "127.0.0.1", () => done()));
+      const taken = (busy.address() as net.AddressInfo).port;
+      try {
+        const t = await wisp(["--port", String(taken), "--duration", "1", "--no-build"]);
+        expect(t.code).toBe(1);
+        expect(t.err).toContain(`wisp sim: port ${taken} is in use, so the embedded broker cannot listen there`);
+        expect(t.err).toContain("another wisp sim");
+        expect(t.err).toContain("leave --port out to take the next free one");
+      } finally {
+        await new Promise((done) => busy.close(done));
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 30_000);
 
   it("runs nodes against the embedded broker for --duration, printing the watch command and events, then exits 0", async () => {
     const r = await wisp(["--duration", "3", "--port", "0", "--nodes", "2", "--no-build"]);

@@ -107,6 +107,8 @@ export interface InitOptions {
   bridge?: string | null;
   /** A PEM CA file for a central broker whose certificate init did not make. */
   bridgeCa?: string;
+  /** Allow a plain mqtt:// bridge (its login and the readings unencrypted): a link that is private. */
+  bridgePlain?: boolean;
   /** This broker's name for the bridge (default: the host name). */
   name?: string;
   /** New passwords for every login. */
@@ -241,6 +243,12 @@ export function initBrokerFolder(options: InitOptions): InitResult {
   if (bridgeUrl) {
     const b = urlParts(bridgeUrl, "--bridge");
     if (/@/.test(bridgeUrl)) throw new BrokerFolderError("--bridge takes no login in the URL: init makes the bridge's own login");
+    // a bridge crosses the network with its own password and every reading: plain only when asked for
+    if (b.scheme === "mqtt" && options.bridge !== undefined && !options.bridgePlain) {
+      throw new BrokerFolderError(
+        `--bridge ${bridgeUrl} would send the bridge's password and every reading unencrypted over the network: give the central broker's TLS listener (--bridge mqtts://${b.host}:8883; init --tls makes one), or add --bridge-plain when the link is private (a VPN, one host)`,
+      );
+    }
     const name = (options.name ?? old?.bridge?.name ?? hostname()).replace(/[^A-Za-z0-9_-]/g, "-").slice(0, 40) || "edge";
     const readingsPerHour = Math.ceil((nodes.length * Math.max(1, config.sensors.length) * 3600) / config.interval);
     bridge = {
@@ -393,6 +401,9 @@ function commonSettings(dir: string, manifest: Manifest, queue: number): string[
     `# No packet larger than the nodes' MQTT client takes (maxPacket ${NODE_MAX_PACKET} bytes) gets in, so none`,
     "# can be delivered to a node, which would drop its connection over it.",
     `max_packet_size ${NODE_MAX_PACKET}`,
+    "# Small packets go at once (TCP_NODELAY): Nagle's algorithm would hold an acknowledgement that",
+    "# follows another until the node's delayed ACK, keeping a battery node awake for it.",
+    "set_tcp_nodelay true",
     "",
     "# Log to the terminal (or the journal under systemd): connections, refusals, errors.",
     "log_dest stdout",
@@ -413,8 +424,8 @@ function renderConf(dir: string, manifest: Manifest, passwords: Passwords): stri
   const l = manifest.listeners;
   const lines = [
     "# Mosquitto 2 configuration for the Wisp fleet, written by `wisp broker init`.",
-    `# Start it with \`wisp broker run ${dir}\` (or mosquitto -c ${file(dir, "mosquitto.conf")});`,
-    "# check it with `wisp broker check`. Running init again rewrites this file (passwords are kept).",
+    `# Start it with \`npx wisp broker run ${dir}\` (or mosquitto -c ${file(dir, "mosquitto.conf")});`,
+    "# check it with `npx wisp broker check`. Running init again rewrites this file (passwords are kept).",
     "",
     ...commonSettings(dir, manifest, manifest.bridge ? manifest.bridge.queue : 1000),
   ];
@@ -494,7 +505,7 @@ function renderCentralConf(dir: string, manifest: Manifest): string {
   const central = file(dir, "central");
   const lines = [
     "# Mosquitto 2 configuration for a central broker that the Wisp edge broker bridges to, written by",
-    "# `wisp broker init --bridge`. Use it as it is (`wisp broker run " + central + "`), or add the lines",
+    "# `wisp broker init --bridge`. Use it as it is (`npx wisp broker run " + central + "`), or add the lines",
     "# of central/passwd and central/acl to the files of the broker you have.",
     "",
     ...commonSettings(central, manifest, 1000),
@@ -518,7 +529,7 @@ function renderCentralConf(dir: string, manifest: Manifest): string {
 export function nodeLogin(dir: string, id: string): NodeLogin | undefined {
   const manifest = readManifest(dir);
   const passwords = readPasswords(dir);
-  if (!manifest || !passwords) throw new BrokerFolderError(`${path.resolve(dir)} is not a broker folder: make it with wisp broker init --out ${dir}`);
+  if (!manifest || !passwords) throw new BrokerFolderError(`${path.resolve(dir)} is not a broker folder: make it with npx wisp broker init --out ${dir}`);
   const password = passwords.nodes[id];
   if (!manifest.nodes.includes(id) || password === undefined) return undefined;
   const ca = manifest.tls && existsSync(file(dir, "ca.crt")) ? pemToDerBase64(readFileSync(file(dir, "ca.crt"), "utf8")) : undefined;
@@ -548,11 +559,11 @@ export interface CheckResult {
 }
 
 /** Validates a folder: files present, modes, every login hashed right, every node an ACL block. */
-export function checkBrokerFolder(dirArg: string, options: { config?: FlashConfig } = {}): CheckResult {
+export function checkBrokerFolder(dirArg: string, options: { config?: FlashConfig; configFile?: string } = {}): CheckResult {
   const dir = path.resolve(dirArg);
   const problems: string[] = [],
     notes: string[] = [];
-  if (!existsSync(dir)) return { problems: [`${dir} does not exist: make it with wisp broker init --out ${dirArg}`], notes };
+  if (!existsSync(dir)) return { problems: [`${dir} does not exist: make it with npx wisp broker init --out ${dirArg}`], notes };
   let manifest: Manifest | undefined, passwords: Passwords | undefined;
   try {
     manifest = readManifest(dir);
@@ -561,7 +572,7 @@ export function checkBrokerFolder(dirArg: string, options: { config?: FlashConfi
     return { problems: [(err as Error).message], notes };
   }
   if (!manifest) return { problems: [`${MANIFEST} is missing: this folder was not written by wisp broker init`], notes };
-  const rerun = `run wisp broker init --out ${dirArg} again (it keeps the passwords)`;
+  const rerun = `run npx wisp broker init --out ${dirArg} again (it keeps the passwords)`;
 
   const required = ["mosquitto.conf", "passwd", "acl", PASSWORDS];
   if (manifest.plugin) required.push("dynamic-security.json");
@@ -593,13 +604,13 @@ export function checkBrokerFolder(dirArg: string, options: { config?: FlashConfi
       const entry = entries.find((e) => e.username === login.username);
       if (!entry) problems.push(`${login.username} has no login in ${name}: ${rerun}`);
       else if (typeof parseHash(entry.hash) !== "string" && !verifyPassword(login.password, entry.hash)) {
-        problems.push(`${name}: the password of ${login.username} is not the one in ${PASSWORDS} (changed with mosquitto_passwd?); put the new one in ${PASSWORDS} or run wisp broker init --rotate`);
+        problems.push(`${name}: the password of ${login.username} is not the one in ${PASSWORDS} (changed with mosquitto_passwd?); put the new one in ${PASSWORDS} or run npx wisp broker init --rotate`);
       }
     }
     const known = new Set(logins.map((l) => l.username));
     for (const e of entries) if (!known.has(e.username)) notes.push(`${name} has a login "${e.username}" that ${MANIFEST} does not list (added by hand?)`);
   };
-  if (!passwords) problems.push(`${PASSWORDS} is missing: the passwords are lost; run wisp broker init --out ${dirArg} --rotate and flash the nodes again`);
+  if (!passwords) problems.push(`${PASSWORDS} is missing: the passwords are lost; run npx wisp broker init --out ${dirArg} --rotate and flash the nodes again`);
   else {
     const nodes: Login[] = [];
     for (const id of manifest.nodes) {
@@ -650,7 +661,10 @@ export function checkBrokerFolder(dirArg: string, options: { config?: FlashConfi
     }
   }
 
-  // mosquitto.conf: the files it names exist where it says (a moved folder breaks absolute paths)
+  // mosquitto.conf: the files it names are this folder's (absolute paths: a moved folder breaks them,
+  // a copied one still names the original's logins, ACL and data)
+  const moved = `run npx wisp broker init --out ${dirArg} (it writes this folder's paths and keeps the passwords)`;
+  const elsewhere = new Set<string>();
   for (const conf of ["mosquitto.conf", ...(manifest.bridge ? ["central/mosquitto.conf"] : [])]) {
     const f = file(dir, conf);
     if (!existsSync(f)) continue;
@@ -658,10 +672,14 @@ export function checkBrokerFolder(dirArg: string, options: { config?: FlashConfi
     if (!/^allow_anonymous false$/m.test(text)) problems.push(`${conf} does not say "allow_anonymous false": anyone could connect`);
     for (const m of text.matchAll(/^(password_file|acl_file|plugin_opt_config_file|certfile|keyfile|cafile|bridge_cafile|persistence_location) (.+)$/gm)) {
       const target = m[2]!.trim();
-      if (!existsSync(target)) {
-        problems.push(`${conf}: ${m[1]} ${target} does not exist${target.startsWith(dir) ? "" : " (was the folder moved?)"}: ${rerun}`);
-      }
+      const inside = !path.relative(dir, target).startsWith("..") && !path.isAbsolute(path.relative(dir, target));
+      if (!existsSync(target)) problems.push(`${conf}: ${m[1]} ${target} does not exist${inside ? "" : " (was the folder moved?)"}: ${inside ? rerun : moved}`);
+      else if (!inside) elsewhere.add(`${conf}: ${m[1]} ${target}`);
     }
+  }
+  if (elsewhere.size) {
+    const list = [...elsewhere];
+    problems.push(`${list.length === 1 ? "a file" : `${list.length} files`} Mosquitto would use ${list.length === 1 ? "is" : "are"} outside this folder (was it copied?): ${list.slice(0, 3).join("; ")}${list.length > 3 ? "; ..." : ""}; ${moved}`);
   }
 
   // Certificates
@@ -689,11 +707,15 @@ export function checkBrokerFolder(dirArg: string, options: { config?: FlashConfi
   // The config the nodes are flashed from must still match
   if (options.config) {
     const c = options.config;
-    if (c.prefix !== manifest.prefix) problems.push(`flash.config.json's prefix is "${c.prefix}", the folder was made for "${manifest.prefix}": ${rerun}`);
+    const name = options.configFile ?? "flash.config.json";
+    const given = options.configFile && options.configFile !== "flash.config.json" ? ` --config ${options.configFile}` : "";
+    // init from that config: the nodes' prefix and client id are what the ACL and the logins are made for
+    const remake = `make the folder for it with npx wisp broker init --out ${dirArg}${given} (it keeps the passwords), or use a folder made for it`;
+    if (c.prefix !== manifest.prefix) problems.push(`${name}'s prefix is "${c.prefix}", the folder was made for "${manifest.prefix}": its ACL would refuse the nodes' topics; ${remake}`);
     const cid = c.mqtt.clientId ?? "wisp-{id}";
-    if (cid !== manifest.clientId) problems.push(`flash.config.json's mqtt.clientId is "${cid}", the folder was made for "${manifest.clientId}": ${rerun}`);
+    if (cid !== manifest.clientId) problems.push(`${name}'s mqtt.clientId is "${cid}", the folder was made for "${manifest.clientId}": the broker would refuse the nodes' logins (not authorized); ${remake}`);
     const scheme = c.mqtt.url.split(":")[0];
-    if (scheme === "mqtts" && !manifest.tls) problems.push(`flash.config.json's mqtt.url is mqtts:// but the folder has no TLS listener: run wisp broker init --out ${dirArg} --tls`);
+    if (scheme === "mqtts" && !manifest.tls) problems.push(`${name}'s mqtt.url is mqtts:// but the folder has no TLS listener: run npx wisp broker init --out ${dirArg}${given} --tls`);
   }
   return { problems, notes, manifest };
 }

@@ -7,6 +7,7 @@ import path from "node:path";
 import { Link } from "../../host-sim/link.ts";
 import type { NodeLogin } from "../../host-sim/sim.ts";
 import type { FlashConfig } from "../config.ts";
+import { displayPath } from "../files.ts";
 import { BrokerFolderError, checkBrokerFolder, initBrokerFolder, nodeLogin, readManifest, readPasswords, simulatedIds, type Manifest } from "./folder.ts";
 import { startBrokerFolder, type RunningBroker } from "./run.ts";
 
@@ -16,8 +17,10 @@ export interface FleetBrokersOptions {
   /** A folder from `wisp broker init`; without one, edge-cloud makes a scratch folder from `config`. */
   dir?: string;
   topology?: Topology;
-  /** For a scratch folder: the flash config, how many simulated nodes, their seed. */
+  /** The flash config the nodes run (a given folder must be made for it); for a scratch folder, what it is made from. */
   config?: FlashConfig;
+  /** How to name `config` in messages (default flash.config.json). */
+  configFile?: string;
   nodes?: number;
   seed?: number;
   /** Wanted port of the (edge) broker's plain listener. */
@@ -61,7 +64,7 @@ export async function startFleetBrokers(options: FleetBrokersOptions): Promise<F
     if (link) started.push({ stop: () => link.close() });
     if (!dir) {
       if (!options.config) throw new BrokerFolderError("a broker folder or a flash config is needed");
-      scratch = dir = mkdtempSync(path.join(tmpdir(), "wisp-sim-broker-"));
+      scratch = dir = mkdtempSync(path.join(tmpdir(), "wisp-"));
       initBrokerFolder({
         dir,
         config: options.config,
@@ -71,11 +74,14 @@ export async function startFleetBrokers(options: FleetBrokersOptions): Promise<F
         name: "sim-edge",
       });
     }
-    const checked = checkBrokerFolder(dir);
-    if (checked.problems.length) throw new BrokerFolderError(`${dir} is not ready:\n${checked.problems.map((p) => `  ${p}`).join("\n")}`);
+    // a given folder must be made for the config the nodes run: another prefix or client id and the
+    // broker refuses them ("not authorized"), which the nodes can only log
+    const shown = displayPath(dir);
+    const checked = checkBrokerFolder(shown, scratch ? {} : { config: options.config, configFile: options.configFile });
+    if (checked.problems.length) throw new BrokerFolderError(`${shown} is not ready (npx wisp broker check ${shown} says):\n${checked.problems.map((p) => `  ${p}`).join("\n")}`);
     const manifest = readManifest(dir)!;
     const passwords = readPasswords(dir)!;
-    if (link && !manifest.bridge) throw new BrokerFolderError(`${dir} has no bridge: make one with wisp broker init --out ${dir} --bridge mqtts://HOST:8883 (or run --topology edge-cloud without --broker-config)`);
+    if (link && !manifest.bridge) throw new BrokerFolderError(`${dir} has no bridge: make one with npx wisp broker init --out ${dir} --bridge mqtts://HOST:8883 (or run --topology edge-cloud without --broker-config)`);
     const ca = manifest.tls || manifest.bridge?.tls ? readFileSync(path.join(dir, "ca.crt"), "utf8") : undefined;
 
     let central: RunningBroker | undefined;

@@ -372,13 +372,13 @@ export class ConsoleLink {
   static checkIdentity(id: Identity, board: string): void {
     if (!hasPacketProtocol(id.major, id.minor)) {
       throw new LinkError(
-        `this board runs Espruino ${id.version}; Wisp needs 2v25 or newer (the console's packet protocol). Flash Espruino 2v29 for ESP32 (espruino.com/Download, "ESP32"), then run wisp flash again`,
+        `this board runs Espruino ${id.version}; Wisp needs 2v25 or newer (the console's packet protocol). Flash Espruino 2v29 for ESP32 (espruino.com/Download, "ESP32"), then run npx wisp flash again`,
         "old-interpreter",
       );
     }
     if (id.board !== board) {
       throw new LinkError(
-        `this port has Espruino ${id.version} for ${id.board}, not ${board}: the node is built for an ${board} board. Pick the ESP32's port (wisp ports), or flash Espruino's ${board} build onto this board`,
+        `this port has Espruino ${id.version} for ${id.board}, not ${board}: the node is built for an ${board} board. Pick the ESP32's port (npx wisp ports), or flash Espruino's ${board} build onto this board`,
         "wrong-board",
       );
     }

@@ -1,0 +1,2 @@
+// Espruino's flash file system, required once for the whole firmware.
+export const storage = require("Storage");
