@@ -289,6 +289,11 @@ export function notStarted(text: string): LinkError | undefined {
   );
 }
 
+/** A word as a POSIX shell reads it back (quoted only when it needs to be). */
+function shellWord(word: string): string {
+  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", `'\\''`)}'`;
+}
+
 /** What a board without a runnable Espruino prints, turned into what to do. */
 export function noInterpreter(text: string): LinkError | undefined {
   if (/invalid header: 0x|flash read err/.test(text)) {
@@ -434,7 +439,10 @@ export async function main(argv: string[]): Promise<number> {
       return 130;
     }
     if (err instanceof ConfigError || err instanceof PortError || err instanceof LinkError || err instanceof BrokerFolderError || err instanceof InterpreterError) {
-      console.error(`wisp flash: ${err.message}`);
+      // the command to run next is this one with --interpreter, keeping the user's port, config and options
+      const again = ["npx", "wisp", "flash", "--interpreter", "2v29", ...argv].map(shellWord).join(" ");
+      const message = err instanceof LinkError && err.code === "no-interpreter" && !interpreter ? err.message.replaceAll("npx wisp flash --interpreter 2v29", again) : err.message;
+      console.error(`wisp flash: ${message}`);
       return 1;
     }
     throw err;

@@ -95,6 +95,13 @@ describe("putting Espruino on a board that does not cooperate", () => {
     expect(err).toBeInstanceOf(LinkError);
     expect((err as LinkError).code).toBe("no-interpreter");
     expect((err as Error).message).toMatch(/this board has no Espruino: it prints "invalid header" in a reset loop.*npx wisp flash --interpreter 2v29/);
+    // from the command line, the command to run next keeps the user's port and config (it dropped them)
+    const cli = spawn(process.execPath, [join(PROJECT_ROOT, "tools", "wisp.js"), "flash", "--no-build", "--port", node.consolePath!, "--config", boards.configFile], { cwd: PROJECT_ROOT });
+    let stderr = "";
+    cli.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    const code = await new Promise<number | null>((resolve) => cli.on("exit", resolve));
+    expect(code).toBe(1);
+    expect(stderr).toContain(`Put Espruino on it first: npx wisp flash --interpreter 2v29 --no-build --port ${node.consolePath} --config ${boards.configFile} (or`);
   }, 30_000);
 
   it("an interpreter written and verified that the board's bootloader will not start: the message quotes the bootloader, and does not say to write it again", async () => {
