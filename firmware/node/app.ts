@@ -156,7 +156,7 @@ function brokerUp(): void {
   publish("status", "online", true);
   (client as Client).subscribe(prefix + "/cmd/+", { qos: 1 }, subscribed);
   if (WISP_DISCOVERY && config.homeAssistant) announce(client as Client, config, prefix);
-  if (lost || (WISP_STORE && config.outbox && (outboxState()[0] || outboxState()[2]))) reportOutbox();
+  if (lost || (WISP_STORE && config.outbox && (outboxState()[0] || outboxState()[2] || outboxState()[3]))) reportOutbox();
   pump();
 }
 
@@ -276,10 +276,14 @@ function storageFailed(text: string): void {
   reportOutbox(text);
 }
 
-/** <prefix>/status/outbox, retained: readings waiting, their bytes, readings dropped, replies dropped. */
+/**
+ * <prefix>/status/outbox, retained: readings waiting, their bytes, readings dropped, replies dropped,
+ * and (when there were any) lines of flash skipped at boot as not whole records.
+ */
 function reportOutbox(problem?: string): void {
-  const o = WISP_STORE && config.outbox ? outboxState() : [0, 0, 0],
+  const o = WISP_STORE && config.outbox ? outboxState() : [0, 0, 0, 0],
     j: any = { readings: o[0], bytes: o[1], dropped: o[2] + lost, repliesDropped: repliesDropped };
+  if (o[3]) j.skipped = o[3];
   if (problem) j.error = problem;
   if (client && client.connected) publish("status/outbox", stamped(JSON.stringify(j)), true);
 }
