@@ -220,11 +220,12 @@ function sendStatuses(): void {
 
 /**
  * Into the outbox, then out when the broker can take it; QoS 0 goes straight out while the node is
- * online with nothing waiting. Without the outbox (or when Storage refuses it) the client's queue holds it.
+ * online with nothing waiting and its clock settled (else it waits in the outbox for its ts). Without
+ * the outbox (or when Storage refuses it) the client's queue holds it.
  */
 function keep(name: string, json: string): void {
   const qos = config.qos == null ? 1 : config.qos;
-  if (WISP_STORE && config.outbox && !(!qos && client && client.connected && !outboxPending())) {
+  if (WISP_STORE && config.outbox && !(!qos && client && client.connected && !outboxPending() && !timeUnsettled())) {
     if (outboxAdd(name, qos, json, uptime())) return pump();
   }
   if (client) publish(name, stamped(json), false, qos, readingQueued);

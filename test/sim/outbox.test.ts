@@ -159,6 +159,21 @@ describe("the outbox, with the embedded broker (aedes)", () => {
     expectTakenAtTs(s, later);
   }, 30_000);
 
+  it("QoS 0 with the time server answering: the first reading of each boot waits for the clock too (about 6 s at most), none goes with only its uptime", async () => {
+    const s = await simulate({ changes: { qos: 0 } });
+    const node = s.nodes[0]!;
+    await s.advance(30_000);
+    node.powerOff();
+    await s.advance(5_000);
+    node.powerOn();
+    await s.advance(60_000);
+    const got = readings(s);
+    expect(got.filter((r) => r.ts === undefined)).toEqual([]);
+    expectEveryInterval(got, [5_000]);
+    expectTakenAtTs(s, got);
+    expect(got.length).toBeGreaterThanOrEqual(9);
+  }, 30_000);
+
   it("readings taken before the clock is set get their ts once it is (the broker away meanwhile)", async () => {
     const s = await simulate({ powerOn: false });
     s.stopSntp(5_000); // the first two questions go unanswered, the third is answered
