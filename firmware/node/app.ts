@@ -170,7 +170,11 @@ function brokerDown(): void {
 }
 
 function brokerError(e: Error): void {
-  log("MQTT: " + e.message);
+  const m = e.message,
+    i = m.lastIndexOf(": message of ");
+  log("MQTT: " + m);
+  // a command over maxPacket: the client read past it (and acknowledged it); its answer says so
+  if (i > 0 && m.indexOf(prefix + "/cmd/") == 0) reply(m.substring(prefix.length + 5, i), '{"error":"' + m.substr(i + 2) + ' bytes: not taken"}');
 }
 
 /** Publishes under the prefix at QoS 1 (or `qos`); failures are logged, not lost in silence. */
