@@ -45,6 +45,8 @@ let lost = 0;
 const sent0: number[] = [];
 /** sensor statuses not published yet (taken before the broker connected), by sensor name */
 let statuses: { [name: string]: string } = {};
+/** readings of an outbox this node, without one, does not send: said on status/outbox */
+let stranded = "";
 /** the last Storage problem reported (a new one is published) */
 let storageProblem = "";
 /** duty cycle: uptime when the command subscription was granted (0: not yet) */
@@ -72,6 +74,10 @@ export function start(): void {
     openOutbox(c.outbox.maxBytes, storageFailed, readingPacket);
     const o = outboxState();
     if (o[0]) log("outbox: " + o[0] + " readings to send");
+  } else if (storage.list(/^wisp\.o\d+$/, { sf: true }).length) {
+    // flashed with "outbox": false by other means than wisp flash (which asks): never a silent loss
+    stranded = 'an earlier outbox waits in Storage (wisp.o<n>); with "outbox": false it is not sent: wisp flash --drop-outbox erases it';
+    log(stranded);
   }
   initSensors(c.sensors, sensorReport);
   if (c.i2c) I2C1.setup({ sda: c.i2c.sda, scl: c.i2c.scl, bitrate: c.i2c.bitrate });
@@ -156,7 +162,7 @@ function brokerUp(): void {
   publish("status", "online", true);
   (client as Client).subscribe(prefix + "/cmd/+", { qos: 1 }, subscribed);
   if (WISP_DISCOVERY && config.homeAssistant) announce(client as Client, config, prefix);
-  if (lost || (WISP_STORE && config.outbox && (outboxState()[0] || outboxState()[2] || outboxState()[3]))) reportOutbox();
+  if (lost || stranded || (WISP_STORE && config.outbox && (outboxState()[0] || outboxState()[2] || outboxState()[3]))) reportOutbox();
   pump();
 }
 
@@ -289,7 +295,7 @@ function reportOutbox(problem?: string): void {
   const o = WISP_STORE && config.outbox ? outboxState() : [0, 0, 0, 0],
     j: any = { readings: o[0], bytes: o[1], dropped: o[2] + lost, repliesDropped: repliesDropped };
   if (o[3]) j.skipped = o[3];
-  if (problem) j.error = problem;
+  if (problem || stranded) j.error = problem || stranded;
   if (client && client.connected) publish("status/outbox", stamped(JSON.stringify(j)), true);
 }
 

@@ -342,6 +342,25 @@ describe("what the outbox reads from flash is checked, never trusted", () => {
   }
 });
 
+describe('a firmware update to "outbox": false while readings wait', () => {
+  // wisp flash asks first (test/integration/flash.test.ts); a firmware put there by other means says so
+  it("by other means than wisp flash: the node says on the console and on status/outbox that an earlier outbox waits unsent, and how to erase it", async () => {
+    const s = await simulate({});
+    const node = s.nodes[0]!;
+    await s.advance(30_000);
+    s.cutBroker(10 * 60_000);
+    await s.advance(5 * 60_000);
+    node.runtime!.run("reset()");
+    await s.advance(100);
+    node.flash(await firmwareFor({ outbox: false }), { ...CONFIG, outbox: false } as never);
+    node.runtime!.run("load()");
+    await s.advance(10 * 60_000);
+    const said = 'an earlier outbox waits in Storage (wisp.o<n>); with "outbox": false it is not sent: wisp flash --drop-outbox erases it';
+    expect(node.log).toContain("wisp: " + said);
+    await runUntil(s, () => node.outboxStatus?.error === said, 30_000);
+  }, 30_000);
+});
+
 describe("a reboot in the middle of a QoS 2 exchange (a proxy holds the broker's answer back)", () => {
   let broker: Broker;
   let proxy: Proxy;
