@@ -59,9 +59,11 @@ export const OUTPUTS: Output[] = [
   // the 13,824 the BME280-only firmware had before drivers were chosen per config; issue #8's client
   // paths for the interpreter added about 1,200 (as in dist/mqtt.js); issue #9's clock (SNTP),
   // timestamps, the outbox's use in the app, the client's session store and safe replies 3,844, measured
-  // on the merge of both (the outbox itself is a part, below); the restored session checked, and
-  // lines skipped in flash counted on status/outbox, about 430.
-  { entry: "firmware/main.ts", outfile: "dist/firmware.js", budget: 17060, parts: true },
+  // on the merge of both (the outbox itself is a part, below); then the restored session checked,
+  // lines skipped in flash counted on status/outbox, QoS 0 readings waiting for the clock, the error
+  // reply to a command over maxPacket and the word on an outbox left by an earlier firmware 761
+  // (16,588 -> 17,349 without parts).
+  { entry: "firmware/main.ts", outfile: "dist/firmware.js", budget: 17400, parts: true },
 ];
 
 /** The features of the MQTT client that a build can leave out (firmware/mqtt/features.ts). */
@@ -106,8 +108,9 @@ export const PROFILES: Output[] = [
   // The aim of issue #8 was 4,096 bytes for this profile: what it leaves out is small next to what every
   // client needs (framing and checking every packet, the session, the queue, reconnecting).
   { entry: "firmware/mqtt/index.ts", outfile: "dist/mqtt.js", profile: "QoS 0/1, mqtt://, no will, no login in the URL, no store", features: { qos2: false, tls: false, will: false, urlLogin: false, store: false }, budget: 9536 },
-  // Issue #9 added 3,729 bytes to this profile's base, as to dist/firmware.js's (the outbox is a part).
-  { entry: "firmware/main.ts", outfile: "dist/firmware.js", profile: "for the config", features: "config", budget: 16660, parts: true },
+  // Issue #9 added 3,729 bytes to this profile's base, as to dist/firmware.js's (the outbox is a part),
+  // and its review 761 more (as there).
+  { entry: "firmware/main.ts", outfile: "dist/firmware.js", profile: "for the config", features: "config", budget: 17000, parts: true },
 ];
 
 /**
