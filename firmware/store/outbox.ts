@@ -112,7 +112,7 @@ function record(line: string): any[] | undefined {
       if (t.length != 2 || !(n36(t[0]) >= 0 && n36(t[1]) >= 0)) return;
     } else if (!(t.length < 9 && n36(t) > SET)) return;
   } else if (c == "p") {
-    // p<key> <ref> [<packet in base64>]: the packet (or the reading's, made again) is checked later
+    // p<key> <ref> [<packet in base64>]: the packet checked here; a reading's, made again, when it is
     if (n < 2 || n > 3 || !(t == "-" || n36(t) >= 0)) return;
     if (n == 3) {
       try {
@@ -120,7 +120,7 @@ function record(line: string): any[] | undefined {
       } catch (e) {
         return;
       }
-    } else if (t == "-" || !sessionKey(key)) return;
+    } else if (t == "-" || key[0] != "o" || !sessionKey(key)) return;
   } else if (c == "x") {
     if (n != 1 || !sessionKey(key)) return;
   } else if (c == "t") {
