@@ -366,6 +366,10 @@ const REGEXP_FEATURES: Record<string, { what: string; hint: string }> = {
     what: "a class range from below 0x80 to 0x80 or above never matches on Espruino (it compares signed chars)",
     hint: "split the range at 0x80: `[\\x00-\\x7f\\x80-\\xff]`",
   },
+  "negated-plus": {
+    what: "a negated class with `+` also matches at the end of the string on Espruino, as if the end were a character: `/^[^:]+$/.test(\"\")` and `/x[^:]+/.test(\"x\")` are true there, false on V8",
+    hint: "test for the empty case apart (`s && !/[:]/.test(s)`), or make the class positive",
+  },
   "case-fold": {
     what: "the `i` flag folds only ASCII letters on Espruino; V8 also folds others (`/\\xe9/i` matches \"\\xc9\" on V8 only)",
     hint: "list both cases of non-ASCII letters in a class, without the `i` flag",
@@ -387,7 +391,8 @@ export function regexpProblems(pattern: string, flags: string, literal: boolean)
   // Open groups: capturing or not, and whether a `|` was seen inside.
   const groups: { capturing: boolean; alternation: boolean }[] = [];
   let groupCount = 0;
-  let quantifiable: "atom" | "group" | null = null;
+  let quantifiable: "atom" | "group" | "negated" | null = null;
+  let negated = false;
   let inClass = false;
   let anchors = false;
   // Per top-level alternative: does it start with `^`?
@@ -416,13 +421,17 @@ export function regexpProblems(pattern: string, flags: string, literal: boolean)
       continue;
     }
     if (inClass) {
-      if (c === "]") inClass = false;
+      if (c === "]") {
+        inClass = false;
+        if (negated) quantifiable = "negated";
+      }
       else if (c === "/" && literal) found.add("slash-in-class");
       continue;
     }
     switch (c) {
       case "[":
         inClass = true;
+        negated = pattern[i + 1] === "^";
         // `]` right after `[` or `[^` is a member in Espruino but closes an empty class in JS; both are rare.
         quantifiable = "atom";
         break;
@@ -471,6 +480,7 @@ export function regexpProblems(pattern: string, flags: string, literal: boolean)
         if (c === "?") found.add("optional");
         else if (counted) found.add("counted");
         else if (quantifiable === "group") found.add("group-quantifier");
+        else if (quantifiable === "negated" && c === "+") found.add("negated-plus");
         if (counted) i += counted[0].length - 1;
         if (pattern[i + 1] === "?") {
           found.add("lazy");

@@ -28,7 +28,7 @@
 // Every callback runs exactly once and a throwing one is reported as an "error", not thrown into the
 // client; "end" is the last event.
 
-import { Packet, PacketType, Will, chr, decodeClientBound, encodeAck, encodeConnect, encodeSubscribe, fail as malformed, frame, nextPacket, str } from "./codec";
+import { Packet, PacketType, Will, chr, decodeClientBound, encodeAck, encodeConnect, encodeSubscribe, fail as malformed, frame, nextPacket, str, text, unescapeBytes, utf8Decode, utf8Encode } from "./codec";
 import { Callback, Pending, acknowledge, backoff, redeliver, restorable, track } from "./session";
 import "./features";
 import { topicError } from "./topic";
@@ -84,10 +84,7 @@ export interface PublishOptions {
 }
 
 /** A SUBSCRIBE or UNSUBSCRIBE waiting for its acknowledgement: what to record when it comes. */
-interface Subscribing extends Pending {
-  /** requested QoS: one for all filters, or (a resubscription) one per filter */
-  qos_: number | number[] | undefined;
-}
+type Subscribing = Pending;
 
 /** `hello_`: the connect callback has run (the same listener then hears "drain"); `closing_`: hung up */
 type Socket = Espruino.Socket & { client_: Client; closing_: 0 | 1; hello_?: 1 };
@@ -107,8 +104,28 @@ function call(c: Client, callback: Callback | undefined, err: Error | null, resu
     try {
       callback(err, result);
     } catch (e) {
-      c.emit("error", e);
+      // after "end" no event may come: thrown on its own, as from a listener (an uncaught exception)
+      c.finished_ ? setTimeout(rethrow, 0, e) : c.emit("error", e);
     }
+}
+
+function rethrow(e: any): never {
+  throw e;
+}
+
+/**
+ * A payload as bytes: a string as it is, null or undefined as an empty payload (as in MQTT.js), a typed
+ * array or DataView as its bytes (the same on both engines: Espruino's E.toString refuses a DataView),
+ * anything else its text (not E.toString for a number: it makes one byte of it); undefined for an
+ * object without toString, or one whose toString throws.
+ */
+function bytes(m: any): string | undefined {
+  try {
+    // (an object without toString: V8's "" + m throws, Espruino's gives "[object Object]"; refused on both)
+    return m == null ? "" : m.buffer ? E.toString(new Uint8Array(m.buffer, m.byteOffset, m.byteLength)) : m.toString && "" + m;
+  } catch (e) {
+    // the caller reports it
+  }
 }
 
 export class Client {
@@ -123,6 +140,8 @@ export class Client {
   connected = false;
   /** once end() was called: the callbacks of end() calls still to run */
   ended_: (Callback | undefined)[] | undefined = undefined;
+  /** 1 once "end" was emitted: nothing more is */
+  finished_: 1 | undefined;
   /** API calls waiting for a connection or a free in-flight slot: [method, arguments, callback] */
   queue_: [Function, IArguments, Callback | undefined][] = [];
   pending_: Pending[] = [];
@@ -179,44 +198,73 @@ export class Client {
    * message contains the password.
    */
   constructor(url: string, options?: ClientOptions) {
-    const o: any = (this.options_ = options || {}),
+    // a copy: the socket's options are added to it, and two clients may share the caller's object
+    const o: any = (this.options_ = Object.assign({}, options)),
       parts = url.split("/"),
-      tls = WISP_TLS && parts[0] == "mqtts:",
-      w = o.will;
-    // "mqtt://user:password@host:port/": the authority is the third part; credentials as in MQTT.js,
-    // percent-encoded, the password after the first ":" (a build without them refuses an "@")
-    let a: any = parts[2] || "",
+      tls = WISP_TLS && parts[0] == "mqtts:";
+    let w: any = o.will,
+      // "mqtt://user:password@host:port/": the authority is the third part; credentials as in MQTT.js,
+      // percent-encoded, the password after the first ":" (a build without them refuses an "@")
+      a: any = parts[2] || "",
       i = a.lastIndexOf("@"),
-      u: any = a.substr(0, i);
-    a = a.substr(i + 1).split(":");
-    // a bad %-escape too: Espruino's decodeURIComponent takes "%zz", V8's throws
-    if ((parts[0] != "mqtt:" && !tls && parts[0] != "tcp:") || !a[0] || (WISP_URL_LOGIN ? /%[^\dA-Fa-f]|%[^][^\dA-Fa-f]/.test(u) : i >= 0)) throw Error("unsupported URL");
-    if (WISP_URL_LOGIN && i >= 0) {
-      i = u.indexOf(":");
-      o.username = decodeURIComponent(i < 0 ? u : u.substr(0, i));
-      if (i >= 0) o.password = decodeURIComponent(u.substr(i + 1));
-    }
-    // the options double as the socket's: host, port, and ca, cert, key for TLS
-    o.host = a[0];
-    o.port = +a[1] || (tls ? 8883 : 1883);
+      u: any = a.substr(0, i),
+      h;
+    a = a.substr(i + 1);
+    // host[:port]; an IPv6 host in brackets; the port 1 to 65535 in decimal (Espruino would wrap it)
+    h = a.lastIndexOf(":") > a.lastIndexOf("]") ? a.lastIndexOf(":") : a.length;
+    o.port = a.substr(h + 1);
+    a = a.substr(0, h);
+    // h: bracketed (an IPv6 host, which may hold ':')
+    o.host = (h = a[0] == "[" && a[a.length - 1] == "]") ? a.substr(1, a.length - 2) : a;
+    // user[:password], percent-decoded to UTF-8: V8's decodeURIComponent throws on a bad escape or bytes
+    // that are not UTF-8, Espruino's takes them; both refused here (no host: an unsupported URL)
+    if (WISP_URL_LOGIN)
+      try {
+        i = u.indexOf(":");
+        if (u) o.username = utf8Decode(unescapeBytes(utf8Encode(i < 0 ? u : u.substr(0, i))));
+        if (i >= 0) o.password = utf8Decode(unescapeBytes(utf8Encode(u.substr(i + 1))));
+      } catch (e) {
+        o.host = "";
+      }
+    if (
+      (parts[0] != "mqtt:" && !tls && parts[0] != "tcp:") ||
+      // (not /^[^:]+$/: Espruino's negated class with + matches at the end of the string, so also "")
+      !o.host ||
+      /[\x5b\x5d]/.test(o.host) ||
+      (!h && a.indexOf(":") >= 0) ||
+      !(o.port == "" || (/^\d+$/.test(o.port) && o.port > 0 && o.port < 65536)) ||
+      (!WISP_URL_LOGIN && i >= 0)
+    )
+      throw Error("unsupported URL");
+    o.port = +o.port || (tls ? 8883 : 1883);
     if (o.clientId == null) o.clientId = "wisp_" + ((Math.random() * 1e9) | 0).toString(36);
     if (o.keepalive == null) o.keepalive = 60;
+    // a number of at least 0 (maxPacket: 4, a CONNACK), or nothing for the default
+    for (a of "reconnectPeriod,connectTimeout,queueSize,inflight,sendBuffer,maxPacket".split(",")) if (o[a] != null && !(o[a] >= (h = a == "maxPacket" ? 4 : 0))) throw Error(a + ": not a number of at least " + h);
     this.window_ = (o.inflight || 8) - 1;
     this.max_ = o.maxPacket || 4096;
     // a will's payload as bytes: see publish
     if (w && !WISP_WILL) throw Error("will: not in this build");
     if (!WISP_STORE && o.store) throw Error("store: not in this build");
-    if (w) w.payload = typeof (u = w.payload) == "string" ? u : u == null ? "" : u.buffer ? E.toString(u) : "" + u;
-    // [MQTT-3.1.3-7], [MQTT-3.1.2-22]
-    u = !o.clientId && o.clean === false
+    if (w) w = o.will = Object.assign({}, w, { payload: bytes(w.payload) });
+    // [MQTT-3.1.3-7], [MQTT-3.1.2-22]; text fields are UTF-8 of at most 65,535 bytes without control characters
+    u = "";
+    for (a of ["clientId", "username"])
+      try {
+        if (o[a] != null) text(o[a]);
+      } catch (e) {
+        u = a + ": not UTF-8 text of at most 65535 bytes without control characters";
+      }
+    u = u || (!o.clientId && o.clean === false
       ? 'clientId "" needs clean: true'
       : o.password != null && o.username == null
         ? "password needs username"
-        : !(o.keepalive >= 0 && o.keepalive < 65536)
-          ? "keepalive over 65535"
-          : w && (u = topicError(w.topic, 0, w.qos | 0)) && "will: " + u;
+        : !(o.keepalive >= 0 && o.keepalive < 65536 && o.keepalive % 1 == 0)
+          ? "keepalive: not a whole number of seconds up to 65535"
+          : (o.password != null && utf8Encode(o.password).length > 65535 && "password: over 65535 bytes") ||
+            (w && (w.payload == null || w.payload.length > 65535 ? "will: payload not a string of at most 65535 bytes" : (u = topicError(w.topic, 0, w.qos | 0)) && "will: " + u)));
     if (u) throw Error(u);
-    encodeConnect(o); // what V8 cannot encode (a lone surrogate) throws now, not on every connection
+    encodeConnect(o); // what V8 cannot encode (a lone surrogate in the password) throws now, not on every connection
     this.net_ = tls ? require("tls") : require("net");
     // The session from the store (a session that starts clean has nothing to keep): outgoing flows wait
     // for what their packet calls for (a PUBLISH for PUBACK or PUBREC by its QoS, a PUBREL for PUBCOMP),
@@ -255,11 +303,12 @@ export class Client {
     // (see unsent_), nothing waiting before it (or flush() replays it: others wait behind it);
     // request() sorts out the rest
     if (
-      (known && c.unsent_ < 0 && !c.pending_[c.window_] && (!c.queue_[0] || (c.replaying_ && !(c.replaying_ = 0)))) ||
-      (request(c, known ? "" : (!WISP_QOS2 && qos == 2 && NO_QOS2) || topicError(topic, 0, qos), done, c.publish, arguments) && (known || (c.head_ = str((c.topic_ = topic)))))
+      ((known && c.unsent_ < 0 && !c.pending_[c.window_] && (!c.queue_[0] || (c.replaying_ && !(c.replaying_ = 0)))) ||
+        (request(c, known ? "" : (!WISP_QOS2 && qos == 2 && NO_QOS2) || topicError(topic, 0, qos), done, c.publish, arguments) && (known || (c.head_ = str((c.topic_ = topic)))))) &&
+      // the payload as bytes before a packet id is taken; what cannot be one fails through the callback
+      (typeof message == "string" || (message = bytes(message) as string) != null || call(c, done, Error("payload: not a string, typed array or number")))
     ) {
       e = qos && track(c, qos + 3, done as Callback); // waits for PUBACK (4) or PUBREC (5)
-      message = typeof message == "string" ? message : message == null ? "" : (message as any).buffer ? E.toString(message) : "" + message;
       message = c.head_ + (e ? chr(e.id_ >> 8, e.id_ & 255) + message : message);
       // the fixed header: a one-byte remaining length for most, frame() for the others
       message = (n = message.length) < 128 ? chr(0x30 | (qos << 1) | (o.retain ? 1 : 0), n) + message : frame(0x30 | (qos << 1) | (o.retain ? 1 : 0), message);
@@ -300,11 +349,13 @@ export class Client {
       c.timer_ = 0;
     }
     fail(c, Error("client ended"), true);
-    // already ended: only the callback is left to call
-    if (ending && !c.socket_) finish(c, 1);
-    else if (force === true || !c.pending_.length || !c.connected) {
+    if (force === true || !c.pending_.length || !c.connected) {
       if (force !== true && c.connected) write(c, "\xe0\0");
       c.socket_ ? hangUp(c) : finish(c);
+    } else if (!ending) {
+      // the acknowledgements are awaited for connectTimeout at most, then tick() ends the connection
+      clearTimeout(c.timer_);
+      c.timer_ = setTimeout(tick, c.options_.connectTimeout || 30000, c) as any;
     }
     return c;
   }
@@ -317,10 +368,13 @@ function stored(c: Client, e: Pending, o: any): void {
 
 /**
  * Incoming QoS 2: true the first time `id` is seen, which the store is told, false for a resend before
- * PUBREL [MQTT-4.3.3-2]. A function of its own: a QoS 0/1 message reads past a call, not its body.
+ * PUBREL [MQTT-4.3.3-2]. A function of its own: a QoS 0/1 message reads past a call, not its body. Ids
+ * awaiting PUBREL are bounded (100; Mosquitto sends 20 at a time): past that the broker is not releasing
+ * them, a protocol error, thrown before the PUBREC.
  */
 function fresh(c: Client, id: number): boolean | void {
   if (!c.received_[id]) {
+    if (Object.keys(c.received_).length > 99) throw Error("over 100 QoS 2 messages without PUBREL");
     c.received_[id] = 1;
     if (WISP_STORE) keep(c, "i" + id, "");
     return true;
@@ -372,7 +426,7 @@ function open(c: Client, again?: 0 | 1, err?: Error): void {
   c.buf_ = "";
   c.at_ = c.skip_ = 0;
   c.timer_ = setTimeout(tick, c.options_.connectTimeout || 30000, c) as any;
-  s.on("data", received);
+  s.on("data", opening);
   s.on("drain", ready);
   s.on("error", lost);
   s.on("close", lost);
@@ -407,6 +461,29 @@ function lost(this: Socket, e?: any): void {
 }
 
 /**
+ * Bytes from the broker before CONNACK, which must come first [MQTT-3.2.0-1]: anything else is a
+ * protocol error. Then received() takes this read's rest and every later one (so its loop, which runs
+ * for every packet, does not ask whether the connection is up).
+ */
+function opening(this: Socket, data: string): void {
+  const c = this.client_;
+  let p;
+  if (!this.closing_)
+    try {
+      c.buf_ += data;
+      if ((p = nextPacket(c, c.max_, decodeClientBound))) {
+        if (p.type != PacketType.CONNACK) malformed("unexpected packet type " + p.type + " before CONNACK");
+        this.removeAllListeners("data");
+        this.on("data", received);
+        connack(c, p);
+        received.call(this, "");
+      }
+    } catch (e) {
+      hangUp(c, e as Error);
+    }
+}
+
+/**
  * Bytes from the broker: every whole packet in them, in order; a malformed one ends the connection.
  * The loop is short on purpose: the interpreter reads it again for each packet.
  */
@@ -417,7 +494,8 @@ function received(this: Socket, data: string): void {
     b: any = c.buf_,
     n,
     i;
-  c.idle_ = 0;
+  // a socket hung up on is not read: its bytes are not the next connection's
+  if (this.closing_) return;
   // codec's feed(), written out (one call less per read); n: where the read ends
   n = (b = c.buf_ = c.at_ < b.length ? b.substr(c.at_) + data : data).length;
   c.at_ = 0;
@@ -429,11 +507,13 @@ function received(this: Socket, data: string): void {
       if (b.charCodeAt(i) == 0x40 && b.charCodeAt(i + 1) == 2 && i + 4 <= n && !c.skip_) {
         c.at_ = i + 4;
         puback(c, ((b.charCodeAt(i + 2) << 8) | b.charCodeAt(i + 3)) || malformed("packet id 0"));
-      } else if (!(p = nextPacket(c, max, decodeClientBound))) return;
+      } else if (!(p = nextPacket(c, max, decodeClientBound))) break;
       else p.type == PacketType.PUBLISH ? published(c, p) : acked(c, p);
     } catch (e) {
       hangUp(c, e as Error);
     }
+  // alive (keepalive): a whole packet came; bytes alone do not count (a trickle, an over-size PUBLISH still skipped)
+  if (c.at_ && !c.skip_) c.idle_ = 0;
 }
 
 /**
@@ -441,12 +521,13 @@ function received(this: Socket, data: string): void {
  * once. A message over maxPacket is acknowledged too, so the broker does not send it again, and reported.
  */
 function published(c: Client, p: Packet): void {
-  const qos = p.qos as number;
+  const qos = p.qos as number,
+    // (a new QoS 2 id is checked, and kept in the store, before its PUBREC leaves)
+    again = WISP_QOS2 && qos > 1 && !fresh(c, p.messageId as number);
   if (qos) write(c, encodeAck(qos + 3, p.messageId as number));
   // (c.skip_, the bytes still to discard, is set right after a PUBLISH over maxPacket: cheaper to
   // read than p.over_, which a message that fits does not have)
-  // (a new QoS 2 id is kept in the store before its PUBREC leaves, as the socket sends once this code returns)
-  if (!WISP_QOS2 || qos < 2 || fresh(c, p.messageId as number)) c.skip_ ? c.emit("error", Error(p.over_)) : c.emit("message", p.topic, p.payload, p);
+  if (!again) c.skip_ ? c.emit("error", Error(p.over_)) : c.emit("message", p.topic, p.payload, p);
 }
 
 /**
@@ -471,13 +552,13 @@ function puback(c: Client, id: number): void {
   else if (c.queue_[0]) flush(c);
 }
 
-/** PUBACK (other than puback()'s), PUBREC, PUBREL, PUBCOMP, SUBACK, UNSUBACK, PINGRESP; CONNACK goes on to connack(). */
+/** PUBACK (other than puback()'s), PUBREC, PUBREL, PUBCOMP, SUBACK, UNSUBACK, PINGRESP; a CONNACK here is a second one. */
 function acked(c: Client, p: Packet): void {
   const type = p.type,
     id = p.messageId as number,
     l = c.pending_;
   let e: any;
-  if (type == PacketType.CONNACK) return connack(c, p);
+  if (type == PacketType.CONNACK) malformed("unexpected packet type 2");
   else if (WISP_QOS2 && type == PacketType.PUBREL) {
     if (WISP_STORE && c.received_[id]) keep(c, "i" + id);
     delete c.received_[id];
@@ -501,9 +582,12 @@ function acked(c: Client, p: Packet): void {
  */
 function granted(c: Client, e: any, g: number[]): { topic: string; qos: number }[] {
   const list = [];
+  let f, p, j;
   for (let i = 0; i < g.length; i++) {
-    if (g[i] < 128 && e != c.resub_) c.subscriptions_[e.filters_[i]] = e.qos_;
-    list.push({ topic: e.filters_[i], qos: g[i] });
+    // not a filter unsubscribed since (its UNSUBSCRIBE still waits: the broker answers in order)
+    for (j = 0, f = e.filters_[i]; (p = c.pending_[j]) && !(p.wait_ == PacketType.UNSUBACK && (p.filters_ as string[]).indexOf(f) >= 0); j++);
+    if (g[i] < 128 && e != c.resub_ && !p) c.subscriptions_[f] = e.qos_;
+    list.push({ topic: f, qos: g[i] });
   }
   return list;
 }
@@ -511,11 +595,10 @@ function granted(c: Client, e: any, g: number[]): { topic: string; qos: number }
 /** CONNACK: the connection is up (redeliver, resubscribe, keepalive, the waiting calls), or refused. */
 function connack(c: Client, p: Packet): void {
   const subs = c.subscriptions_,
-    fresh = !p.sessionPresent,
+    // [MQTT-3.2.2-1] no session after a clean start, whatever the broker says
+    fresh = !p.sessionPresent || c.options_.clean !== false,
     l = c.pending_;
   let e: any, list: any, i;
-  // one per connection [MQTT-3.2.0-1]: another would redeliver and resubscribe again
-  if (c.connected) malformed("unexpected packet type 2");
   clearTimeout(c.timer_);
   c.timer_ = 0;
   if ((i = p.returnCode)) {
@@ -555,13 +638,20 @@ function connack(c: Client, p: Packet): void {
 
 /**
  * Writes to the socket unless it is hung up (Espruino throws on a write after end()), counting the
- * bytes until the socket drains.
+ * bytes until the socket drains. Acknowledgements go whatever the send buffer holds, so a broker that
+ * sends and does not read would fill it: past twice sendBuffer and what is in flight (a redelivery
+ * writes that much), the link is dead.
  */
 function write(c: Client, packet: string): void {
   const s = c.socket_;
+  let n;
   if (s && !s.closing_) {
     s.write(packet);
-    c.unsent_ += packet.length;
+    if ((c.unsent_ += packet.length) > 0 && c.unsent_ < CLOSED) {
+      n = c.options_.sendBuffer || 4096;
+      for (const e of c.pending_) n += e.packet_.length;
+      if (c.unsent_ > n) hangUp(c, Error("send buffer: the broker does not read"));
+    }
   }
 }
 
@@ -573,9 +663,11 @@ function write(c: Client, packet: string): void {
  * a socket hung up on, no "close" in time.
  */
 function tick(c: Client): void {
-  if (!c.connected) {
+  if (!c.connected || c.ended_) {
     c.timer_ = 0;
-    (c.socket_ as Socket).closing_ ? gone(c) : hangUp(c, Error("connect timeout"));
+    // an end() whose acknowledgements did not come in time: the DISCONNECT all the same
+    if (c.connected) write(c, "\xe0\0");
+    (c.socket_ as Socket).closing_ ? gone(c) : hangUp(c, c.connected ? undefined : Error("connect timeout"));
   } else if (++c.idle_ > 2 || ++c.quiet_ > 2) hangUp(c, Error("keepalive timeout"));
   else if (c.idle_ > 1 || c.quiet_ > 1) write(c, "\xc0\0"); // PINGREQ
 }
@@ -618,13 +710,14 @@ function gone(c: Client): void {
   else if (!c.timer_) fail(c, Error("connection closed"));
 }
 
-/** "end" (unless `again`: it was emitted already), then the callbacks of end(). */
-function finish(c: Client, again?: 1): void {
-  if (!again) {
-    fail(c, Error("client ended"));
-    c.emit("end");
-  }
+/** The callbacks of end(), then "end" (unless it was emitted already): what they throw comes before it. */
+function finish(c: Client): void {
+  fail(c, Error("client ended"));
   for (const f of (c.ended_ as Callback[]).splice(0)) call(c, f, null);
+  if (!c.finished_) {
+    c.emit("end");
+    c.finished_ = 1;
+  }
 }
 
 /** Fails everything waiting, queued calls and (unless `queueOnly`) the session's: nothing is dropped unheard. */

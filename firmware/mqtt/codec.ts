@@ -80,8 +80,11 @@ export function fail(reason: string): never {
  * (docs/espruino-notes.md), and one native test costs what a few steps of a JavaScript loop do.
  */
 export const NOT_PLAIN = /[^\x01-\x7f]/;
-/** NOT_PLAIN, and also '#' and '+': what a topic name needs a closer look for */
-export const NOT_PLAIN_NAME = /[^\x01-\x22\x24-\x2a\x2c-\x7f]/;
+/**
+ * What a topic name needs a closer look for: anything but printable ASCII (so also control characters,
+ * which [MQTT-1.5.3-2] says not to send, and bytes from 0x80 on), '#' and '+'
+ */
+export const NOT_PLAIN_NAME = /[^\x20-\x22\x24-\x2a\x2c-\x7e]/;
 
 /**
  * Text to UTF-8 bytes. encodeURIComponent does the work: on a host it encodes Unicode, and on an
@@ -89,13 +92,30 @@ export const NOT_PLAIN_NAME = /[^\x01-\x22\x24-\x2a\x2c-\x7f]/;
  * ASCII is its own UTF-8 and is returned as it is. Throws on V8 for a lone surrogate.
  */
 export function utf8Encode(s: string): string {
-  if (NOT_PLAIN.test(s)) {
-    // "%E2%82%AC" -> bytes; a loop, not replace() with a callback: one function less in RAM
-    const parts = encodeURIComponent(s).split("%");
-    s = parts[0];
-    for (let i = 1; i < parts.length; i++) s += chr(+("0x" + parts[i].substr(0, 2))) + parts[i].substr(2);
-  }
+  return NOT_PLAIN.test(s) ? unescapeBytes(encodeURIComponent(s)) : s;
+}
+
+/**
+ * "%E2%82%AC" -> bytes, each escape two hex digits (else fail: decodeURIComponent would throw on V8 and
+ * take it on Espruino). A loop, not replace() with a callback: one function less in RAM.
+ */
+export function unescapeBytes(s: string): string {
+  const parts = s.split("%");
+  s = parts[0];
+  for (let i = 1; i < parts.length; i++) s += (/^[\dA-Fa-f][\dA-Fa-f]/.test(parts[i]) ? chr(+("0x" + parts[i].substr(0, 2))) : fail("bad %-escape")) + parts[i].substr(2);
   return s;
+}
+
+/**
+ * The UTF-8 bytes of text as MQTT takes it [MQTT-1.5.3]: at most 65,535 bytes, valid UTF-8 (checked on
+ * the bytes: on V8 utf8Encode makes them, on an ESP32 a string already is bytes and may be any), no
+ * U+0000, and none of the control characters and noncharacters [MQTT-1.5.3-2] says not to send, which
+ * Mosquitto refuses: U+0001-U+001F, U+007F-U+009F, U+FDD0-U+FDEF, U+nFFFE, U+nFFFF. Throws otherwise.
+ */
+export function text(s: string): string {
+  utf8Decode((s = utf8Encode(s)));
+  // on the bytes (classes above 0x80 on their own: see NOT_PLAIN)
+  return s.length > 65535 || /[\0-\x1f\x7f]|\xc2[\x80-\x9f]|\xef\xb7[\x90-\xaf]|[\x8f\x9f\xaf\xbf\xef]\xbf[\xbe\xbf]/.test(s) ? fail("not text") : s;
 }
 
 /**
@@ -363,16 +383,18 @@ function nextLong(stream: Stream, max: number, decode: (header: number, body: st
     mul *= 128;
   } while (c & 128);
   c = b.charCodeAt(at);
-  // mul: the size of a packet over max, 0 for one that fits
-  if ((mul = (len += i - at) > max ? len : 0)) {
+  // mul: the size of a packet over max, 0 for one that fits. A SUBACK is taken up to 64 KB: it answers
+  // the client's own SUBSCRIBE (a resubscription of many filters), one byte per filter.
+  if ((mul = (len += i - at) > max && !(c >> 4 == PacketType.SUBACK && len < 65536) ? len : 0)) {
     if (c >> 4 != PacketType.PUBLISH) fail("packet of " + len + " bytes is over maxPacket " + max);
-    len = max;
+    // the topic and packet id are read wherever they end (NaN until their length is there)
+    len = Math.min(mul, Math.max(max, i - at + 4 + ((b.charCodeAt(i) << 8) | b.charCodeAt(i + 1))));
   }
-  if (n - at < len) return;
+  if (!(n - at >= len)) return;
   stream.at_ = at + len;
   p = decode(c, b.substr(i, at + len - i));
   if (mul) {
-    stream.skip_ = mul - max;
+    stream.skip_ = mul - len;
     p.over_ = p.topic + ": message of " + mul + " bytes is over maxPacket " + max;
   }
   return p;

@@ -18,6 +18,8 @@ export interface Pending {
   done_: Callback;
   /** a SUBSCRIBE's topic filters */
   filters_?: string[];
+  /** a SUBSCRIBE's requested QoS: one for all filters, or one per filter */
+  qos_?: number | number[];
 }
 
 export interface Session {
@@ -49,9 +51,11 @@ export function track(s: Session, wait: number, done: Callback): Pending {
 
 /**
  * An acknowledgement of `type` arrived for `id`. Returns the entry it completes, or undefined when
- * nothing waits for it (a duplicate). PUBREC moves a QoS 2 publish on to PUBREL in place, so
- * redelivery keeps the original order [MQTT-4.3.3-1]. A SUBACK's return codes (`granted`) must be one
- * per filter of its SUBSCRIBE [MQTT-3.9.3-1]: else it is malformed, and the SUBSCRIBE stays pending.
+ * nothing waits for it (a duplicate, or a PUBREC again after PUBREL). PUBREC moves a QoS 2 publish on
+ * to PUBREL in place, so redelivery keeps the original order [MQTT-4.3.3-1]. Malformed, and the entry
+ * stays pending: an acknowledgement of another kind than the packet with that id waits for (a PUBACK
+ * for a QoS 2 publish, a SUBACK for an UNSUBSCRIBE, ...), a SUBACK whose return codes (`granted`) are
+ * not one per filter of its SUBSCRIBE [MQTT-3.9.3-1] or grant more than was asked [MQTT-3.9.3-3].
  */
 export function acknowledge(s: Session, type: number, id: number, granted?: number[]): Pending | undefined {
   const l = s.pending_;
@@ -59,8 +63,10 @@ export function acknowledge(s: Session, type: number, id: number, granted?: numb
     e;
   // the oldest first: acknowledgements mostly come in the order their packets went
   while ((e = l[i]) && e.id_ != id) i++;
+  if (e && e.wait_ != type && !(type == PacketType.PUBREC && e.wait_ == PacketType.PUBCOMP)) fail("unexpected packet type " + type);
   if (e && e.wait_ == type) {
     if (granted && granted.length != (e.filters_ as string[]).length) fail("SUBACK for " + (e.filters_ as string[]).length + " filters with " + granted.length + " return codes");
+    if (granted) for (let k = 0; k < granted.length; k++) if (granted[k] < 128 && granted[k] > (typeof e.qos_ == "number" ? e.qos_ : (e.qos_ as number[])[k])) fail("SUBACK grants more than asked");
     if ((typeof WISP_QOS2 == "undefined" || WISP_QOS2) && type == PacketType.PUBREC) {
       e.wait_ = PacketType.PUBCOMP;
       e.packet_ = encodeAck(PacketType.PUBREL, id);

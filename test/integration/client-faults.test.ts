@@ -464,3 +464,411 @@ describe("K5: a message the client cannot take is dealt with once, not in a loop
 
 
 });
+
+// Round 2 of issue 7: further cases of the same five kinds, found on main after the first fixes.
+describe("K1, round 2: callbacks once, nothing after end, nothing thrown", () => {
+  // Before: end(false) waited for the PUBACK for ever: neither callback ran, and no "end".
+  it("end(false) while a QoS 1 message is never acknowledged: after connectTimeout both callbacks run, DISCONNECT goes, then end", async () => {
+    const { broker, clock } = rig;
+    broker.script = (r) => r.name !== "PUBLISH" && broker.respond(r); // answers pings, never PUBACKs
+    const dev = await rig.connected({ keepalive: 10, connectTimeout: 20_000 });
+    const done: string[] = [];
+    dev.client.publish("t", "x", { qos: 1 }, recorder(done, "publish"));
+    await broker.next("PUBLISH");
+    dev.client.end(false, recorder(done, "end"));
+    clock.tick(19_999);
+    await rig.runtime.settle();
+    expect(done).toEqual([]);
+    clock.tick(1);
+    await broker.next("DISCONNECT");
+    const end = await dev.next("end");
+    expect(end.at).toBe(20_000);
+    expect(done).toEqual(["publish: client ended", "end: ok"]);
+    expect(dev.events.map((e) => e.name)).toEqual(["connect", "close", "offline", "end"]);
+    expect(rig.runtime.timerCount).toBe(0);
+  });
+
+  // Before: finish() emitted "end" and then ran the callbacks, whose exception became an "error" after it.
+  it("a throwing end() callback is reported before end; one of a call made after end is thrown on its own, not as an event", async () => {
+    const dev = await rig.connected();
+    dev.client.end(false, () => {
+      throw new Error("shutdown step broke");
+    });
+    await dev.next("end");
+    await rig.runtime.settle();
+    expect(dev.events.map((e) => e.name + (e.name === "error" ? `: ${e.args[0].message}` : ""))).toEqual(["connect", "close", "offline", "error: shutdown step broke", "end"]);
+    let thrown = "";
+    try {
+      dev.client.publish("t", "x", { qos: 0 }, () => {
+        throw new Error("late callback broke");
+      });
+      dev.client.end(false, () => {
+        throw new Error("late end callback broke");
+      });
+    } catch (e) {
+      thrown = String(e);
+    }
+    expect(thrown).toBe("");
+    rig.clock.tick(10);
+    await rig.runtime.settle();
+    expect(dev.events.map((e) => e.name).slice(-1)).toEqual(["end"]);
+    expect(uncaught().join("\n")).toMatch(/late callback broke[^]*late end callback broke/);
+  });
+
+  // Before: the conversion threw out of publish() after a packet id was taken (the slot stayed for
+  // good); queued before CONNACK, it threw in the data handler at every CONNACK and dropped the connection.
+  it("a payload that cannot be made bytes fails through its callback, live or queued, and takes no packet id; a DataView is its bytes", async () => {
+    const { broker } = rig;
+    broker.script = (r) => r.name !== "CONNECT" && broker.respond(r); // CONNACK when the test says
+    const dev = rig.connect({ inflight: 1 });
+    const connect = await broker.next("CONNECT");
+    const done: string[] = [];
+    const realm = (rig.runtime as unknown as { realm: { Object: ObjectConstructor } }).realm;
+    const bad = [realm.Object.create(null), { toString: () => { throw new Error("no text"); } }];
+    dev.client.publish("t", bad[0], { qos: 1 }, recorder(done, "queued"));
+    connect.conn.send({ type: type("CONNACK"), sessionPresent: false, returnCode: 0 });
+    await dev.next("connect");
+    await rig.runtime.settle();
+    expect(done).toEqual(["queued: payload: not a string, typed array or number"]);
+    let thrown = "";
+    try {
+      dev.client.publish("t", bad[1], { qos: 1 }, recorder(done, "live"));
+    } catch (e) {
+      thrown = String(e);
+    }
+    expect(thrown).toBe("");
+    expect(done[1]).toBe("live: payload: not a string, typed array or number");
+    // the in-flight window (1) is free: the next publish goes at once
+    const bytes = new DataView(new Uint8Array([0x31, 0x32, 0x33, 0x34]).buffer, 1, 2);
+    dev.client.publish("t", bytes as unknown as string, { qos: 1 }, recorder(done, "dataview"));
+    const sent = await broker.next("PUBLISH");
+    expect(sent.packet.payload).toBe("23");
+    await rig.sync();
+    expect(done[2]).toBe("dataview: ok");
+    expect(dev.of("close")).toEqual([]);
+  });
+});
+
+describe("K2, round 2: arguments checked before the wire, the same on both engines", () => {
+  it("numeric options that cannot work are refused by connect(), naming the option", () => {
+    const bad: [object, RegExp][] = [
+      [{ reconnectPeriod: -1_000 }, /reconnectPeriod/],
+      [{ inflight: -1 }, /inflight/],
+      [{ sendBuffer: -1 }, /sendBuffer/],
+      [{ queueSize: "many" }, /queueSize/],
+      [{ connectTimeout: -5 }, /connectTimeout/],
+      [{ maxPacket: 3 }, /maxPacket.*4/],
+      // a fraction went on the wire as 0 (no keepalive) while the client pinged every 150 ms and gave up after 450
+      [{ keepalive: 0.3 }, /keepalive: not a whole number/],
+    ];
+    for (const [options, error] of bad) expect(() => rig.mqtt.connect(rig.broker.url, options as object), JSON.stringify(options)).toThrow(error);
+    expect(netState(rig.runtime).sockets.size).toBe(0);
+  });
+
+  // Before: the 2-byte length overflowed; the broker dropped the CONNECT and the client reconnected for ever.
+  it("CONNECT fields over 65,535 bytes are refused by connect(); so are control characters in clientId and username", () => {
+    const long = "x".repeat(70_000);
+    const bad: [object, RegExp][] = [
+      [{ clientId: long }, /clientId/],
+      [{ username: long }, /username/],
+      [{ username: "u", password: long }, /password/],
+      [{ will: { topic: "w", payload: long } }, /will: payload/],
+      [{ clientId: "node\u0001" }, /clientId/],
+      [{ username: "u\u0085" }, /username/],
+      [{ will: { topic: "w/\u007f", payload: "x" } }, /will: invalid topic/],
+    ];
+    for (const [options, error] of bad) expect(() => rig.mqtt.connect(rig.broker.url, options as object), JSON.stringify(options).slice(0, 60)).toThrow(error);
+    expect(netState(rig.runtime).sockets.size).toBe(0);
+  });
+
+  // Before: Mosquitto drops a client that sends these [MQTT-1.5.3-2]; the QoS 1 message went again on every connection.
+  it("topics with control characters or noncharacters are refused: U+0001-U+001F, U+007F-U+009F, U+FDD0-U+FDEF, U+nFFFE/F", async () => {
+    const dev = await rig.connected();
+    const from = rig.broker.mark();
+    const errors: string[] = [];
+    const topics = ["a\u0001", "a/\u001f", "a\u007f", "a\u0085", "a\u009f", "a\ufdd0", "a\ufdef", "a\ufffe", "a\uffff", "a\ud83f\udfff"];
+    for (const t of topics) {
+      dev.client.publish(t, "x", { qos: 1 }, (err) => errors.push(err ? err.message : "ok"));
+      dev.client.subscribe(t, { qos: 1 }, (err) => errors.push(err ? err.message : "ok"));
+    }
+    expect(errors).toHaveLength(2 * topics.length);
+    for (const e of errors) expect(e).toMatch(/invalid topic/);
+    // and their neighbours are fine
+    const fine: string[] = [];
+    for (const t of ["a\u00a0", "a\ufdf0", "a\ufffd", "a/\u00e9", "a\ud83d\ude00"]) dev.client.publish(t, "x", { qos: 0 }, recorder(fine, t));
+    await rig.broker.until(() => (rig.broker.seen("PUBLISH", from).length >= 5 ? true : undefined), 5_000, () => "5 PUBLISH");
+    expect(fine.every((f) => f.endsWith(": ok"))).toBe(true);
+    expect(rig.broker.seen("PUBLISH", from).map((r) => r.packet.topic)).toEqual(["a\u00a0", "a\ufdf0", "a\ufffd", "a/\u00e9", "a\ud83d\ude00"]);
+    expect(rig.broker.seen("SUBSCRIBE", from)).toEqual([]);
+  });
+
+  // Before: connect() wrote host, port, clientId and the URL's credentials into the caller's object.
+  it("connect() leaves the caller's options alone: two clients sharing one object get their own client ids and credentials", async () => {
+    const options = { keepalive: 0, reconnectPeriod: 1_000, will: { topic: "w", payload: new Uint8Array([0x61]) as unknown as string } };
+    const a = rig.mqtt.connect(rig.broker.url.replace("mqtt://", "mqtt://alice:hunter2@"), options);
+    const b = rig.mqtt.connect(rig.broker.url, options);
+    await rig.broker.next((r) => r.name === "CONNECT" && r.conn.id === 2);
+    await rig.broker.next((r) => r.name === "CONNECT" && r.conn.id === 1);
+    expect(Object.keys(options)).toEqual(["keepalive", "reconnectPeriod", "will"]);
+    expect(options.will.payload).toBeInstanceOf(Uint8Array);
+    const connects = rig.broker.seen("CONNECT").map((r) => r.packet);
+    expect(connects[0].clientId).not.toBe(connects[1].clientId);
+    expect(connects.map((p) => p.username).sort()).toEqual(["alice", undefined]);
+    a.end(true);
+    b.end(true);
+  });
+
+  // Before: V8's decodeURIComponent threw URIError where Espruino's took the escape; a port over 65535
+  // wrapped on Espruino; "abc" became 1883; "[::1]" gave the host "[".
+  it("URLs: every %-escape two hex digits of UTF-8, a port of 1 to 65535 digits, an IPv6 host in brackets", () => {
+    for (const url of ["mqtt://u:pw%@h", "mqtt://u:pw%A@h", "mqtt://u:p%FF@h", "mqtt://u:p%C3@h", "mqtt://h:84375", "mqtt://h:0", "mqtt://h:abc", "mqtt://h:-1", "mqtt://[::1", "mqtt://a:b:c", "mqtt://:1883", "mqtt://", "mqtt://u@", "mqtt://[]:1"]) {
+      expect(() => rig.mqtt.connect(url), url).toThrow("unsupported URL");
+    }
+    expect(netState(rig.runtime).sockets.size).toBe(0);
+    const v6 = rig.mqtt.connect("mqtt://u:p%C3%A9@[::1]:65535", { reconnectPeriod: 0 });
+    const socket = [...netState(rig.runtime).sockets][0];
+    expect([socket.host, socket.port]).toEqual(["::1", 65535]);
+    v6.end(true);
+  });
+});
+
+describe("K3, round 2: acknowledgements checked against what is pending", () => {
+  // Before: believed; no resubscription, and the subscriptions were lost.
+  it("CONNACK with sessionPresent answering clean: true is taken as no session [MQTT-3.2.2-1]: the client resubscribes", async () => {
+    const { broker } = rig;
+    const dev = await rig.connected({ reconnectPeriod: 1_000 });
+    await new Promise((resolve) => dev.client.subscribe("cmd/+", { qos: 1 }, resolve));
+    broker.sessionPresent = true;
+    const from = broker.mark();
+    broker.conn.drop();
+    await rig.nextReconnect(dev, (await dev.next("close")).index);
+    const resub = await broker.next("SUBSCRIBE", from);
+    expect(resub.packet.subscriptions).toEqual([{ topic: "cmd/+", qos: 1 }]);
+  });
+
+  // Before: a PUBACK before CONNACK completed a pending publish; a PUBLISH before it was delivered and acknowledged.
+  it("anything before CONNACK is a protocol error [MQTT-3.2.0-1]: nothing completed, delivered or acknowledged", async () => {
+    const { broker } = rig;
+    broker.script = (r) => r.name !== "PUBLISH" && broker.respond(r);
+    const dev = await rig.connected({ reconnectPeriod: 1_000, clean: false });
+    const done: string[] = [];
+    dev.client.publish("t", "x", { qos: 1 }, recorder(done, "publish"));
+    await broker.next("PUBLISH");
+    let early = 0;
+    broker.script = (r) => {
+      if (r.name === "CONNECT" && early++ < 2)
+        return r.conn.write(early === 1 ? encode({ type: type("PUBACK"), messageId: 1 }) : encode({ type: type("PUBLISH"), topic: "early", payload: "x", qos: 1, messageId: 5 }));
+      if (r.name !== "PUBLISH" || r.conn.id === 4) broker.respond(r);
+    };
+    broker.conn.drop();
+    for (let id = 2; id <= 3; id++) {
+      const close = await dev.next("close", dev.mark() - 1);
+      await rig.nextReconnect(dev, close.index);
+      await broker.connection(id).then((c) => c.closed);
+    }
+    await rig.nextReconnect(dev, (await dev.next("close", dev.mark() - 1)).index);
+    await broker.next((r) => r.name === "PUBLISH" && r.conn.id === 4);
+    await rig.sync();
+    expect(dev.errors().map((e) => e.message).filter((m) => /CONNACK/.test(m))).toEqual([
+      "malformed packet: unexpected packet type 4 before CONNACK",
+      "malformed packet: unexpected packet type 3 before CONNACK",
+    ]);
+    expect(done).toEqual(["publish: ok"]);
+    expect(dev.messages()).toEqual([]);
+    expect(broker.seen("PUBACK")).toEqual([]);
+  });
+
+  // Before: the SUBACK put the filter back on the list to restore, and a session-less reconnect subscribed it again.
+  it("subscribe then unsubscribe before the SUBACK: the filter is not restored after a reconnect without a session", async () => {
+    const { broker } = rig;
+    const dev = await rig.connected({ reconnectPeriod: 1_000 });
+    await new Promise((resolve) => dev.client.subscribe("keep", { qos: 0 }, resolve));
+    const done: string[] = [];
+    dev.client.subscribe("gone/+", { qos: 1 }, recorder(done, "subscribe"));
+    dev.client.unsubscribe("gone/+", recorder(done, "unsubscribe"));
+    await broker.next("UNSUBSCRIBE");
+    await rig.sync();
+    expect(done).toEqual(["subscribe: ok", "unsubscribe: ok"]);
+    const from = broker.mark();
+    broker.conn.drop();
+    await rig.nextReconnect(dev, (await dev.next("close")).index);
+    const resub = await broker.next("SUBSCRIBE", from);
+    expect(resub.packet.subscriptions).toEqual([{ topic: "keep", qos: 0 }]);
+  });
+
+  // Before: the PUBACK was ignored and the QoS 2 callback never ran; a SUBACK granting more than asked was taken.
+  it("a PUBACK answering a QoS 2 publish, and a SUBACK granting QoS 2 for 0, are protocol errors; the request goes again", async () => {
+    const { broker } = rig;
+    let wrong = 1;
+    broker.script = (r) => {
+      const id = r.packet.messageId as number;
+      if (r.name === "PUBLISH" && wrong-- > 0) return r.conn.send({ type: type("PUBACK"), messageId: id });
+      if (r.name === "SUBSCRIBE" && r.conn.id === 2) return r.conn.send({ type: type("SUBACK"), messageId: id, granted: [2] });
+      broker.respond(r);
+    };
+    const dev = await rig.connected({ reconnectPeriod: 1_000 });
+    const done: string[] = [];
+    dev.client.publish("t", "x", { qos: 2 }, recorder(done, "qos 2"));
+    const error = await dev.next("error");
+    expect(error.args[0].message).toMatch(/unexpected packet type 4/);
+    await rig.nextReconnect(dev, (await dev.next("close")).index);
+    await dev.next("connect", 2);
+    dev.client.subscribe("s", { qos: 0 }, recorder(done, "subscribe"));
+    const error2 = await dev.next("error", error.index + 1, (e) => /SUBACK/.test(e.args[0].message));
+    expect(error2.args[0].message).toMatch(/SUBACK grants more than asked/);
+    await rig.nextReconnect(dev, (await dev.next("close", error2.index)).index);
+    await broker.next((r) => r.name === "PUBCOMP" || (r.name === "SUBSCRIBE" && r.conn.id === 3));
+    await broker.next((r) => r.name === "PUBREL" && r.conn.id === 3);
+    await rig.sync();
+    expect(done.sort()).toEqual(["qos 2: ok", "subscribe: ok"]);
+  });
+});
+
+describe("K4, round 2: a dead or stalled link is noticed, memory stays bounded", () => {
+  // Before: any byte received counted as alive: one byte every 4 s kept a link alive for ever.
+  it("keepalive 10 s, a broker that trickles one byte every 4 s: only whole packets count, the link is found dead within 1.5 × keepalive", async () => {
+    const { broker, clock } = rig;
+    broker.script = (r) => void (r.name === "CONNECT" && broker.respond(r));
+    const dev = rig.connect({ keepalive: 10, reconnectPeriod: 60_000 });
+    const connect = await dev.next("connect");
+    const endless = encode({ type: type("PUBLISH"), topic: "slow", payload: "y".repeat(100), qos: 0 });
+    for (let i = 0; i < 10 && dev.client.connected; i++) {
+      broker.conn.write(endless[i]);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      clock.tick(4_000);
+      await rig.runtime.settle();
+    }
+    const error = await dev.next("error");
+    expect(error.args[0].message).toMatch(/keepalive/);
+    expect(error.at - connect.at).toBeLessThanOrEqual(16_000);
+  });
+
+  it("a PUBLISH header claiming 200 MB, then its bytes trickling: read past, and the link still found dead", async () => {
+    const { broker, clock } = rig;
+    broker.script = (r) => void (r.name === "CONNECT" && broker.respond(r));
+    const dev = rig.connect({ keepalive: 10, reconnectPeriod: 60_000, maxPacket: 64 });
+    const connect = await dev.next("connect");
+    broker.conn.write("\x30\x80\x80\x80\x64\x00\x04huge" + "z".repeat(60));
+    for (let i = 0; i < 10 && dev.client.connected; i++) {
+      broker.conn.write("z".repeat(100));
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      clock.tick(4_000);
+      await rig.runtime.settle();
+    }
+    const error = await dev.next("error", 0, (e) => /keepalive/.test(e.args[0].message));
+    expect(error.at - connect.at).toBeLessThanOrEqual(16_000);
+    expect(dev.errors()[0].message).toMatch(/huge: message of 209715205 bytes is over maxPacket 64/);
+  });
+
+  // Before: a read on the socket hung up on (still open on a device while it has unsent data) reset the
+  // new connection's keepalive, and its messages were delivered.
+  it("the old, hung-up socket is not read: its messages are not delivered and do not keep the new connection alive", async () => {
+    const { broker, clock } = rig;
+    const dev = await rig.connected({ keepalive: 10, reconnectPeriod: 1_000, sendBuffer: 65_536, queueSize: 4 });
+    const conn1 = broker.conn;
+    conn1.socket.pause();
+    const socket = [...netState(rig.runtime).sockets][0];
+    const payload = "x".repeat(4_000);
+    for (let round = 0, stuck = 0; round < 5_000 && stuck < 50; round++) {
+      for (let i = 0; i < 8; i++) dev.client.publish("flood", payload, { qos: 0 }, noop);
+      stuck = socket.unsent > 0 ? stuck + 1 : 0;
+      await new Promise((resolve) => setImmediate(resolve));
+      await rig.runtime.settle();
+    }
+    // connection 1 goes on sending after the client hung up on it; connection 2 gets CONNACK and then nothing
+    broker.script = (r) => void (r.name === "CONNECT" && broker.respond(r));
+    let hungUp = -1;
+    for (let t = 0; t < 16; t++) {
+      conn1.send({ type: type("PUBLISH"), topic: "old", payload: String(t), qos: 0 });
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      await rig.runtime.settle();
+      if (hungUp < 0 && dev.of("error").length) hungUp = dev.messages().length;
+      clock.tick(2_500);
+      await rig.runtime.settle();
+    }
+    const connect2 = await dev.next("connect", 1);
+    const error2 = await dev.next("error", connect2.index);
+    expect(error2.args[0].message).toMatch(/keepalive/);
+    expect(error2.at - connect2.at).toBeLessThanOrEqual(15_000);
+    expect(dev.messages().length).toBe(hungUp);
+  });
+
+  // Before: acknowledgements bypassed sendBuffer: 27.7 MB of unsent PUBCOMPs with keepalive 0.
+  it("a broker that floods and does not read: the acknowledgements it is owed stay within 2 × sendBuffer, then the link is closed as dead", async () => {
+    const { broker } = rig;
+    const sendBuffer = 4_096;
+    const dev = await rig.connected({ keepalive: 0, reconnectPeriod: 60_000, sendBuffer });
+    const conn = broker.conn;
+    conn.socket.pause();
+    const socket = [...netState(rig.runtime).sockets][0];
+    let maxUnsent = 0;
+    for (let round = 0, id = 0; round < 200 && dev.client.connected; round++) {
+      let chunk = "";
+      for (let i = 0; i < 2_000; i++) chunk += encode({ type: type("PUBREL"), messageId: (id = (id % 65_535) + 1) });
+      conn.write(chunk);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      await rig.runtime.settle();
+      maxUnsent = Math.max(maxUnsent, socket.unsent);
+    }
+    const error = await dev.next("error");
+    expect(error.args[0].message).toMatch(/send buffer/);
+    expect(dev.client.connected).toBe(false);
+    expect(maxUnsent).toBeLessThanOrEqual(2 * sendBuffer + 8);
+  });
+
+  // Before: every id up to 65,535 was kept (on an ESP32, about a JsVar each, of 16,383 at most).
+  it("incoming QoS 2 messages never released: at most 100 ids wait for PUBREL, then a protocol error, before the PUBREC", async () => {
+    const { broker } = rig;
+    const dev = await rig.connected({ keepalive: 0, reconnectPeriod: 60_000 });
+    let chunk = "";
+    for (let id = 1; id <= 150; id++) chunk += encode({ type: type("PUBLISH"), topic: "q2", payload: String(id), qos: 2, messageId: id });
+    broker.conn.write(chunk);
+    const error = await dev.next("error");
+    expect(error.args[0].message).toMatch(/over 100 QoS 2 messages without PUBREL/);
+    await dev.next("close");
+    await broker.until(() => (broker.seen("PUBREC").length >= 100 ? true : undefined), 5_000, () => "100 PUBREC");
+    await broker.conn.closed;
+    expect(broker.seen("PUBREC")).toHaveLength(100);
+    expect(dev.messages()).toHaveLength(100);
+  });
+});
+
+describe("K5, round 2: a message the client cannot take is dealt with once", () => {
+  // Before: "malformed packet: too short", the connection dropped, and the broker sent it again on every connection.
+  for (const [maxPacket, topicLength] of [[4_096, 5_000], [256, 251], [64, 80]]) {
+    it(`an over-size QoS 1 PUBLISH whose topic (${topicLength} bytes) or packet id lies past maxPacket ${maxPacket}: acknowledged, reported once, the connection stays`, async () => {
+      const { broker } = rig;
+      const dev = await rig.connected({ clean: false, reconnectPeriod: 1_000, maxPacket });
+      const topic = "t".repeat(topicLength);
+      broker.conn.write(encode({ type: type("PUBLISH"), topic, payload: "p".repeat(100), qos: 1, messageId: 42 }) + encode({ type: type("PUBLISH"), topic: "after", payload: "fine", qos: 1, messageId: 43 }));
+      await broker.next((r) => r.name === "PUBACK" && r.packet.messageId === 43);
+      await rig.sync();
+      expect(broker.seen("PUBACK").map((r) => r.packet.messageId)).toEqual([42, 43]);
+      expect(dev.messages().map((m) => m.topic)).toEqual(["after"]);
+      const errors = dev.errors().map((e) => e.message);
+      expect(errors).toHaveLength(1);
+      expect(errors[0]).toMatch(new RegExp(`^t{${topicLength}}: message of \\d+ bytes is over maxPacket ${maxPacket}$`));
+      expect(broker.connections).toHaveLength(1);
+    });
+  }
+
+  // Before: the SUBACK was over maxPacket, so malformed; the SUBSCRIBE went again on every connection.
+  it("a SUBACK over maxPacket answers the client's own SUBSCRIBE: taken, for 70 filters at maxPacket 64 and for a resubscription of 61", async () => {
+    const { broker } = rig;
+    const dev = await rig.connected({ maxPacket: 64, reconnectPeriod: 1_000, inflight: 64 });
+    const filters = Array.from({ length: 70 }, (_, i) => `f/${i}`);
+    const granted = await new Promise<unknown>((resolve) => dev.client.subscribe(filters, { qos: 1 }, (err, g) => resolve(err ? err.message : g)));
+    expect(granted).toHaveLength(70);
+    for (let i = 0; i < 61; i++) dev.client.subscribe(`s/${i}`, { qos: 0 }, noop);
+    await broker.until(() => (broker.seen("SUBSCRIBE").length >= 62 ? true : undefined), 5_000, () => "62 SUBSCRIBE");
+    await rig.sync();
+    const from = broker.mark();
+    broker.conn.drop();
+    await rig.nextReconnect(dev, (await dev.next("close")).index);
+    const resub = await broker.next("SUBSCRIBE", from);
+    expect(resub.packet.subscriptions).toHaveLength(131);
+    await rig.sync(dev, broker.conn);
+    expect(dev.errors().map((e) => e.message)).toEqual(["connection reset"]);
+    expect(broker.connections).toHaveLength(2);
+  });
+});

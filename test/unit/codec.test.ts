@@ -121,7 +121,10 @@ describe("malformed input", () => {
   it("rejects a packet over the size limit as soon as its length is known", () => {
     const next = decoder(100, decodeClientBound);
     // (a PUBLISH is not rejected: see the next test; issue 7, K5)
-    expect(() => next(hex("90 ff01"))).toThrow("packet of 258 bytes is over maxPacket 100");
+    expect(() => next(hex("40 ff01"))).toThrow("packet of 258 bytes is over maxPacket 100");
+    // a SUBACK answers the client's own SUBSCRIBE, one byte per filter: taken up to 64 KB (issue 7 round 2, K5)
+    expect(decoder(100, decodeClientBound)(hex("90 ff01 0001") + "\x01".repeat(253))).toMatchObject({ type: 9, messageId: 1 });
+    expect(() => decoder(100, decodeClientBound)(hex("90 ffff04"))).toThrow(/over maxPacket 100/);
   });
   it("takes a PUBLISH over the size limit from its first bytes and reads past the rest, however it is cut", () => {
     const big = encode({ type: 3, topic: "a/b", payload: "x".repeat(300), qos: 1, messageId: 7 });

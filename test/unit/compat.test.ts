@@ -239,6 +239,8 @@ describe("espruino-notes.md rules on plain JavaScript", () => {
       ["\\s", "", "space"],
       ["[^\\S]", "", "space"],
       ["[\\x00-\\xff]", "", "high-range"],
+      ["^[^:]+$", "", "negated-plus"],
+      ["x[^\\]]+", "", "negated-plus"],
       ["[ -\\x80]", "", "high-range"],
       ["\\xe9", "i", "case-fold"],
     ])("/%s/%s -> %s", (pattern, flags, feature) => {

@@ -42,7 +42,8 @@ describe("outgoing QoS flows", () => {
   it("QoS 2 moves to PUBREL on PUBREC, then completes on PUBCOMP", () => {
     const s = newSession();
     publish(s, "t", 2, noop);
-    expect(acknowledge(s, 7, 1)).toBeUndefined(); // PUBCOMP before PUBREC is not ours
+    expect(() => acknowledge(s, 7, 1)).toThrow(/malformed packet: unexpected packet type 7/); // PUBCOMP before PUBREC
+    expect(s.pending_).toHaveLength(1);
     const e = acknowledge(s, 5, 1)!;
     expect(e.packet_).toBe("\x62\x02\x00\x01"); // PUBREL
     expect(s.pending_).toHaveLength(1);
@@ -53,16 +54,35 @@ describe("outgoing QoS flows", () => {
     const s = newSession();
     const e = track(s, 9, noop);
     e.filters_ = ["a/+"];
+    e.qos_ = 1;
     expect(() => acknowledge(s, 9, 1, [1, 1])).toThrow(/malformed packet: SUBACK for 1 filters with 2 return codes/);
     expect(s.pending_).toEqual([e]);
     expect(acknowledge(s, 9, 1, [1])).toBe(e);
     expect(s.pending_).toEqual([]);
   });
-  it("an acknowledgement of the wrong type completes nothing", () => {
+  it("an acknowledgement of the wrong type is malformed and completes nothing; a PUBREC again after PUBREL is a harmless duplicate", () => {
     const s = newSession();
     track(s, 9, noop);
-    expect(acknowledge(s, 4, 1)).toBeUndefined();
+    expect(() => acknowledge(s, 4, 1)).toThrow(/malformed packet/);
     expect(acknowledge(s, 9, 1)).toBeDefined();
+    expect(acknowledge(s, 4, 99)).toBeUndefined(); // nothing waits on id 99: a duplicate
+    publish(s, "t", 2, noop);
+    acknowledge(s, 5, 2);
+    expect(acknowledge(s, 5, 2)).toBeUndefined();
+    expect(s.pending_).toHaveLength(1);
+  });
+  it("a SUBACK granting more than was asked is malformed [MQTT-3.9.3-3]; less, or a failure (128), is not", () => {
+    const s = newSession();
+    const e = track(s, 9, noop);
+    e.filters_ = ["a", "b"];
+    e.qos_ = [0, 1];
+    expect(() => acknowledge(s, 9, 1, [1, 1])).toThrow(/SUBACK grants more than asked/);
+    expect(acknowledge(s, 9, 1, [0, 128])).toBe(e);
+    const f = track(s, 9, noop);
+    f.filters_ = ["c"];
+    f.qos_ = 1;
+    expect(() => acknowledge(s, 9, 2, [2])).toThrow(/SUBACK grants more than asked/);
+    expect(acknowledge(s, 9, 2, [0])).toBe(f);
   });
 });
 
