@@ -38,6 +38,8 @@ none).
       --flash-baud N  rate to write the interpreter at (default 921600; 115200 on poor cables)
       --erase-all     with --interpreter: erase the whole flash first (Storage included)
   -m, --monitor       stay on the board's console afterwards (Ctrl-] leaves)
+      --drop-outbox   with a config that has "outbox": false: erase the board's outbox even
+                      when readings in it were not sent yet (without it, wisp flash refuses)
       --broker-dir DIR  a \`wisp broker init\` folder: the node gets its own login (and the CA)
                       from it, added to the folder when the node is new
       --no-build      upload dist/ as it is
@@ -71,6 +73,8 @@ export interface FlashOptions {
   signal?: AbortSignal;
   /** Called once the interpreter is written and verified. */
   onInstalled?: () => void;
+  /** With "outbox": false in the config: erase the board's outbox even when readings in it wait. */
+  dropOutbox?: boolean;
 }
 
 export interface FlashResult {
@@ -150,7 +154,8 @@ export async function flash(options: FlashOptions & { keepOpen?: boolean }): Pro
       say(`broker login for node ${serial} from ${options.brokerDir}${added ? " (new: send Mosquitto a SIGHUP so it reads passwd again)" : ""}`);
     }
     const outbox = await checkStorage(link, files, config.outbox === false ? 0 : (config.outbox?.maxBytes ?? OUTBOX_DEFAULT_BYTES));
-    if (outbox.segments) say(`the outbox holds ${outbox.bytes.toLocaleString("en-US")} bytes of readings in ${outbox.segments} segments: they stay, and go once the node is back`);
+    if (outbox.segments && config.outbox === false) await dropOutbox(link, outbox, options.dropOutbox === true, say);
+    else if (outbox.segments) say(`the outbox holds ${outbox.bytes.toLocaleString("en-US")} bytes of readings in ${outbox.segments} segments: they stay, and go once the node is back`);
     // stop the node that runs now (its code may run from the flash about to be rewritten)
     await link.eval("reset()");
     await link.quiet(300, 5000);
@@ -248,6 +253,37 @@ async function checkStorage(link: ConsoleLink, files: { name: string; data: Uint
     );
   }
   return outbox;
+}
+
+/**
+ * A config with "outbox": false makes a node that neither reads nor erases the outbox's files: the
+ * readings in them would never be sent, and their flash never freed. So before anything changes,
+ * the board counts the readings that wait in them (a reading is done once a "d" or a session line
+ * names it and its flow is complete: firmware/store/outbox.ts); with some waiting wisp flash refuses
+ * unless `drop` (--drop-outbox), and then, or when none waits, erases the files.
+ */
+async function dropOutbox(link: ConsoleLink, outbox: { bytes: number; segments: number }, drop: boolean, say: (line: string) => void): Promise<void> {
+  const waiting = Number(
+    await link.eval(
+      `(function(s){var h=-1,r=[],o={},n=0,k;(s.list(/^wisp\\.o\\d+$/,{sf:true})||[]).forEach(function(f){var F=s.open(f,"r"),l,c,q;` +
+        `while((l=F.readLine())!==undefined){if(l[l.length-1]!="\\n")continue;k=l.slice(0,-1).split(" ");c=l[0];q=k[0].substr(1);` +
+        `if(c=="r")r.push(parseInt(q,36));else if(c=="d")h=Math.max(h,parseInt(q,36)||0);else if(c=="p"&&k[1]!="-"){o[q]=parseInt(k[1],36)||0;h=Math.max(h,o[q]);}else if(c=="x")delete o[q];}});` +
+        `r.forEach(function(x){if(x>h)n++;});for(k in o)n++;return n;})(require("Storage"))`,
+    ),
+  );
+  const fmt = (n: number) => n.toLocaleString("en-US");
+  if (waiting > 0 && !drop) {
+    throw new LinkError(
+      `the board's outbox holds ${fmt(waiting)} readings not yet sent (${fmt(outbox.bytes)} bytes in ${outbox.segments} files wisp.o<n>), and this config has "outbox": false: the node it makes would never send them. Nothing was changed. To keep them, let the node send them first (flash once it has been online with its broker: \`npx wisp monitor\` shows "wisp: MQTT connected"), or leave "outbox": false out of the config; to drop them, flash again with --drop-outbox`,
+      "storage",
+    );
+  }
+  await link.eval(`(function(s){(s.list(/^wisp\\.o\\d+$/,{sf:true})||[]).forEach(function(f){s.open(f,"r").erase();});return 1;})(require("Storage"))`);
+  say(
+    waiting > 0
+      ? `the outbox's ${fmt(waiting)} readings not yet sent were dropped (--drop-outbox) and its ${outbox.segments} files erased: this config has "outbox": false`
+      : `the outbox's ${outbox.segments} files (no reading waiting in them) were erased: this config has "outbox": false`,
+  );
 }
 
 /**
@@ -352,6 +388,7 @@ export async function main(argv: string[]): Promise<number> {
       interpreter: { type: "string", short: "i" },
       "flash-baud": { type: "string" },
       "erase-all": { type: "boolean" },
+      "drop-outbox": { type: "boolean" },
       help: { type: "boolean", short: "h" },
     }).values;
     if (args.help) {
@@ -421,6 +458,7 @@ export async function main(argv: string[]): Promise<number> {
       eraseAll: args["erase-all"],
       signal: abort.signal,
       onInstalled: () => (installing = false),
+      dropOutbox: args["drop-outbox"],
     });
     const bytes = result.files.reduce((n, f) => n + f.bytes, 0);
     console.log(

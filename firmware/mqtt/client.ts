@@ -29,7 +29,7 @@
 // client; "end" is the last event.
 
 import { Packet, PacketType, Will, chr, decodeClientBound, encodeAck, encodeConnect, encodeSubscribe, fail as malformed, frame, nextPacket, str, text, unescapeBytes, utf8Decode, utf8Encode } from "./codec";
-import { Callback, Pending, acknowledge, backoff, redeliver, track } from "./session";
+import { Callback, Pending, acknowledge, backoff, redeliver, restorable, track } from "./session";
 import "./features";
 import { topicError } from "./topic";
 
@@ -270,15 +270,20 @@ export class Client {
     // for what their packet calls for (a PUBLISH for PUBACK or PUBREC by its QoS, a PUBREL for PUBCOMP),
     // incoming QoS 2 ids for their PUBREL. Here rather than in a function of its own, which would hold
     // its JsVars for as long as the module is loaded, to run once.
-    if (WISP_STORE && o.clean === false && o.store)
-      for (u of (this.store_ = o.store).load()) {
-        i = +u[0].substr(1);
-        if (u[0][0] == "i") WISP_QOS2 && (this.received_[i] = 1);
-        else {
+    // What does not decode as the packet its key says (a store's flash cut short or corrupted) is
+    // dropped, and said once, on the next tick: nobody listens yet.
+    if (WISP_STORE && o.clean === false && o.store) {
+      a = 0;
+      for (u of (this.store_ = o.store).load() || []) {
+        if (!u || !restorable(u[0], u[1])) a++;
+        else if (u[0][0] == "i") WISP_QOS2 && (this.received_[+u[0].substr(1)] = 1);
+        else if (!this.ids_[(i = +u[0].substr(1))]) {
           this.ids_[i] = 1;
-          this.pending_.push({ id_: i, wait_: (a = u[1].charCodeAt(0)) >> 4 == PacketType.PUBREL ? PacketType.PUBCOMP : ((a >> 1) & 3) + 3, packet_: u[1], done_: undefined as any });
+          this.pending_.push({ id_: i, wait_: u[1].charCodeAt(0) >> 4 == PacketType.PUBREL ? PacketType.PUBCOMP : ((u[1].charCodeAt(0) >> 1) & 3) + 3, packet_: u[1], done_: undefined as any });
         }
       }
+      if (a) setTimeout(this.emit.bind(this), 0, "error", Error("store: " + a + " entries not whole packets, dropped"));
+    }
     open(this);
   }
 

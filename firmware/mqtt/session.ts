@@ -3,7 +3,7 @@
 // connection, which is what a persistent session needs, and keeps the order in which messages were
 // first sent for redelivery [MQTT-4.6.0-1].
 
-import { PacketType, chr, encodeAck, fail } from "./codec";
+import { PacketType, chr, decodeClientBound, encodeAck, fail, nextPacket } from "./codec";
 import "./features";
 
 export type Callback = (err: Error | null, result?: any) => void;
@@ -87,6 +87,23 @@ export function redeliver(s: Session): string[] {
     out.push((e.packet_ = h >> 4 == PacketType.PUBLISH ? chr(h | 8) + p.substr(1) : p));
   }
   return out;
+}
+
+/**
+ * Whether an entry a SessionStore's load() gave can be restored: "i<id>" (an incoming QoS 2 id), or
+ * "o<id>" with the whole QoS 1/2 PUBLISH or the PUBREL of packet id <id> (1 to 65535, in decimal).
+ * A store's flash cut short by a power cut or corrupted gives anything else, which, sent on every
+ * connection, would have the broker close it every time.
+ */
+export function restorable(key: any, packet: any): boolean {
+  const s = { buf_: packet, at_: 0, skip_: 0 };
+  let p: any;
+  if (!/^[io][1-9][0-9]*$/.test(key)) return false;
+  if (key[0] == "i") return true;
+  try {
+    p = nextPacket(s, 1e9, decodeClientBound);
+  } catch (e) {}
+  return !!p && s.at_ == packet.length && (p.type == PacketType.PUBLISH || p.type == PacketType.PUBREL) && p.messageId == +key.substr(1);
 }
 
 /** Incoming QoS 2: true the first time `id` is seen, false for a resend before PUBREL [MQTT-4.3.3-2]. */

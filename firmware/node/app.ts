@@ -45,6 +45,8 @@ let lost = 0;
 const sent0: number[] = [];
 /** sensor statuses not published yet (taken before the broker connected), by sensor name */
 let statuses: { [name: string]: string } = {};
+/** readings of an outbox this node, without one, does not send: said on status/outbox */
+let stranded = "";
 /** the last Storage problem reported (a new one is published) */
 let storageProblem = "";
 /** duty cycle: uptime when the command subscription was granted (0: not yet) */
@@ -72,6 +74,10 @@ export function start(): void {
     openOutbox(c.outbox.maxBytes, storageFailed, readingPacket);
     const o = outboxState();
     if (o[0]) log("outbox: " + o[0] + " readings to send");
+  } else if (storage.list(/^wisp\.o\d+$/, { sf: true }).length) {
+    // flashed with "outbox": false by other means than wisp flash (which asks): never a silent loss
+    stranded = 'an earlier outbox waits in Storage (wisp.o<n>); with "outbox": false it is not sent: wisp flash --drop-outbox erases it';
+    log(stranded);
   }
   initSensors(c.sensors, sensorReport);
   if (c.i2c) I2C1.setup({ sda: c.i2c.sda, scl: c.i2c.scl, bitrate: c.i2c.bitrate });
@@ -156,7 +162,7 @@ function brokerUp(): void {
   publish("status", "online", true);
   (client as Client).subscribe(prefix + "/cmd/+", { qos: 1 }, subscribed);
   if (WISP_DISCOVERY && config.homeAssistant) announce(client as Client, config, prefix);
-  if (lost || (WISP_STORE && config.outbox && (outboxState()[0] || outboxState()[2]))) reportOutbox();
+  if (lost || stranded || (WISP_STORE && config.outbox && (outboxState()[0] || outboxState()[2] || outboxState()[3]))) reportOutbox();
   pump();
 }
 
@@ -170,7 +176,11 @@ function brokerDown(): void {
 }
 
 function brokerError(e: Error): void {
-  log("MQTT: " + e.message);
+  const m = e.message,
+    i = m.lastIndexOf(": message of ");
+  log("MQTT: " + m);
+  // a command over maxPacket: the client read past it (and acknowledged it); its answer says so
+  if (i > 0 && m.indexOf(prefix + "/cmd/") == 0) reply(m.substring(prefix.length + 5, i), '{"error":"' + m.substr(i + 2) + ' bytes: not taken"}');
 }
 
 /** Publishes under the prefix at QoS 1 (or `qos`); failures are logged, not lost in silence. */
@@ -220,11 +230,12 @@ function sendStatuses(): void {
 
 /**
  * Into the outbox, then out when the broker can take it; QoS 0 goes straight out while the node is
- * online with nothing waiting. Without the outbox (or when Storage refuses it) the client's queue holds it.
+ * online with nothing waiting and its clock settled (else it waits in the outbox for its ts). Without
+ * the outbox (or when Storage refuses it) the client's queue holds it.
  */
 function keep(name: string, json: string): void {
   const qos = config.qos == null ? 1 : config.qos;
-  if (WISP_STORE && config.outbox && !(!qos && client && client.connected && !outboxPending())) {
+  if (WISP_STORE && config.outbox && !(!qos && client && client.connected && !outboxPending() && !timeUnsettled())) {
     if (outboxAdd(name, qos, json, uptime())) return pump();
   }
   if (client) publish(name, stamped(json), false, qos, readingQueued);
@@ -276,11 +287,15 @@ function storageFailed(text: string): void {
   reportOutbox(text);
 }
 
-/** <prefix>/status/outbox, retained: readings waiting, their bytes, readings dropped, replies dropped. */
+/**
+ * <prefix>/status/outbox, retained: readings waiting, their bytes, readings dropped, replies dropped,
+ * and (when there were any) lines of flash skipped at boot as not whole records.
+ */
 function reportOutbox(problem?: string): void {
-  const o = WISP_STORE && config.outbox ? outboxState() : [0, 0, 0],
+  const o = WISP_STORE && config.outbox ? outboxState() : [0, 0, 0, 0],
     j: any = { readings: o[0], bytes: o[1], dropped: o[2] + lost, repliesDropped: repliesDropped };
-  if (problem) j.error = problem;
+  if (o[3]) j.skipped = o[3];
+  if (problem || stranded) j.error = problem || stranded;
   if (client && client.connected) publish("status/outbox", stamped(JSON.stringify(j)), true);
 }
 

@@ -21,12 +21,18 @@
 //   t<boot> <epoch>                   the clock of boot <boot> started at <epoch> (ms since 1970)
 //   z<count>                          readings dropped since the outbox began
 // Numbers are base 36. Readings are handed to the client in order, so a reading whose seq is at most
-// the highest one a "d" or "p" names is done or in the session. A line cut short by a power cut is
-// skipped; the next record starts on a new line.
+// the highest one a "d" or "p" names is done or in the session.
+//
+// Nothing read from flash is trusted: a record is used only when it is whole and valid (its fields
+// there, numbers base 36 of at most 10 digits, a packet that decodes as the PUBLISH or PUBREL its key
+// names); any other line is skipped and counted (outboxState). A line cut short by a power cut has
+// no "\n"; the next boot ends it with "#\n", which no valid record ends with, so that it stays
+// skipped on every boot after.
 //
 // What it keeps in RAM: a few numbers per segment and the session's packets (at most the client's
 // in-flight window): readings are read back from flash one at a time, when they go.
 
+import { restorable } from "../mqtt/session";
 import { storage } from "../platform/storage";
 
 /** StorageFile chunk of an ESP32 (min(4096, page) - 32, src/jswrap_storage.c): one segment. */
@@ -57,6 +63,8 @@ let open: number[] = [];
 let session: { [key: string]: any[] } = {};
 let dropped = 0;
 let droppedSeg = -1;
+/** lines in flash that are not whole, valid records */
+let skipped = 0;
 /** boot id -> [epoch, segment number of its line]; this boot's id */
 let boots: { [id: string]: number[] } = {};
 let boot = "";
@@ -74,8 +82,51 @@ function b36(n: number): string {
   return n.toString(36);
 }
 
+/** A base-36 number from flash: NaN unless it is 1 to 10 digits (under 2^53, so exact). */
 function n36(s: string): number {
-  return parseInt(s, 36);
+  return s && s.length < 11 && /^[0-9a-z]+$/.test(s) ? parseInt(s, 36) : NaN;
+}
+
+/** "o<id>" or "i<id>", <id> a packet id (1 to 65535) in decimal. */
+function sessionKey(key: string): boolean {
+  return /^[io][1-9][0-9]*$/.test(key) && +key.substr(1) < 65536;
+}
+
+/**
+ * A record's fields (the line split at spaces, its "\n" off), or undefined when the line is not a
+ * whole, valid record: cut short, ended with "#" by a boot after a power cut, or corrupted.
+ */
+function record(line: string): any[] | undefined {
+  const k: any[] = line.slice(0, -1).split(" "),
+    key = k[0].substr(1),
+    n = k.length,
+    c = line[0];
+  let t = k[1];
+  if (line[line.length - 1] != "\n") return;
+  if (c == "r") {
+    // r<seq> <qos><time> <name> <json object>
+    if (n < 4 || !(n36(key) >= 0) || "012".indexOf(t[0]) < 0 || !k[2] || k[3][0] != "{" || line.substr(-2) != "}\n") return;
+    t = t.substr(1);
+    if (t[0] == "~") {
+      t = t.substr(1).split(".");
+      if (t.length != 2 || !(n36(t[0]) >= 0 && n36(t[1]) >= 0)) return;
+    } else if (!(t.length < 9 && n36(t) > SET)) return;
+  } else if (c == "p") {
+    // p<key> <ref> [<packet in base64>]: the packet checked here; a reading's, made again, when it is
+    if (n < 2 || n > 3 || !(t == "-" || n36(t) >= 0)) return;
+    if (n == 3) {
+      try {
+        if (!/^[A-Za-z0-9+\/]*=*$/.test(k[2]) || k[2].length % 4 || !restorable(key, (k[2] = atob(k[2])))) return;
+      } catch (e) {
+        return;
+      }
+    } else if (t == "-" || key[0] != "o" || !sessionKey(key)) return;
+  } else if (c == "x") {
+    if (n != 1 || !sessionKey(key)) return;
+  } else if (c == "t") {
+    if (n != 2 || !(n36(key) >= 0 && n36(t) > SET)) return;
+  } else if ((c != "d" && c != "z") || n != 1 || !(n36(key) >= 0)) return;
+  return k;
 }
 
 /**
@@ -108,9 +159,10 @@ export function openOutbox(maxBytes: number, problem: (text: string) => void, pu
     while ((line = f.readLine()) !== undefined) {
       lens[i] += line.length;
       torn = line[line.length - 1] != "\n" ? 1 : 0;
-      // a line cut short by a power cut is of no use
-      if (torn) continue;
-      k = line.slice(0, -1).split(" ");
+      if (!(k = record(line))) {
+        skipped++;
+        continue;
+      }
       key = k[0].substr(1);
       switch (line[0]) {
         case "r":
@@ -124,7 +176,7 @@ export function openOutbox(maxBytes: number, problem: (text: string) => void, pu
           break;
         case "p":
           // without its packet: the PUBLISH of the reading it names, made again below
-          session[key] = [segs[i], k[2] ? atob(k[2]) : k[2], k[1] == "-" ? undefined : n36(k[1])];
+          session[key] = [segs[i], k[2], k[1] == "-" ? undefined : n36(k[1])];
           if (k[1] != "-") handed = Math.max(handed, n36(k[1]));
           break;
         case "x":
@@ -146,7 +198,9 @@ export function openOutbox(maxBytes: number, problem: (text: string) => void, pu
       f = reading(k[2]);
       if (f && encode) k[1] = encode(f[2], f[3], f[1], +key.substr(1));
       else {
+        // the reading it names is not in flash
         delete session[key];
+        skipped++;
         continue;
       }
     }
@@ -154,18 +208,22 @@ export function openOutbox(maxBytes: number, problem: (text: string) => void, pu
   }
   if (!segs.length) addSegment();
   else appender = file(segs[segs.length - 1], "a");
-  // a line cut short by a power cut: the next record starts on a line of its own
-  if (torn) append("\n");
+  // a line cut short by a power cut: ended so that no boot takes it for a record, the next record on a line of its own
+  if (torn) append("#\n");
+  if (skipped) report(skipped + " lines in flash not whole records (cut short or corrupted), skipped");
   while (segs.length > maxSegs) dropHead();
   reader = file(segs[0], "r");
   readAt = 0;
 }
 
-/** Readings not yet acknowledged, bytes of the outbox's segments, readings dropped so far. */
+/**
+ * Readings not yet acknowledged, bytes of the outbox's segments, readings dropped so far, lines of
+ * flash skipped at boot as not whole, valid records.
+ */
 export function outboxState(): number[] {
   let bytes = 0;
   for (const n of lens) bytes += n;
-  return [nextSeq - 1 - handed + open.length, bytes, dropped];
+  return [nextSeq - 1 - handed + open.length, bytes, dropped, skipped];
 }
 
 /** This boot's clock started at `epoch` (ms since 1970): readings taken before it was set get their time. */
@@ -225,10 +283,10 @@ export function outboxNext(): any[] | undefined {
  * "ts" in ms since 1970, or, when its time is unknown, "uptime" in s since that boot].
  */
 function compose(line: string): any[] | undefined {
-  const k = line.split(" ");
+  const k = line[0] == "r" ? record(line) : undefined;
   let at, epoch;
-  if (line[0] != "r" || k.length < 4 || line.substr(-2) != "}\n") return;
-  k[3] = k.slice(3).join(" ");
+  if (!k) return;
+  k[3] = k.slice(3).join(" ") + "\n";
   at = k[1].substr(1);
   if (at[0] == "~") {
     at = at.substr(1).split(".");

@@ -117,4 +117,38 @@ describe("the session store", () => {
     await rig.sync(dev);
     expect(dev.messages().map((m) => m.payload)).toEqual(["new"]);
   });
+
+  // A store's flash cut short by a power cut or corrupted hands back what is not a packet: sent on every
+  // connection, the broker would close each one and nothing new would ever leave.
+  const junk: Record<string, unknown[]> = {
+    "a PUBLISH cut short": ["o1", "\x32\x0a\x00"],
+    "text that is not a packet": ["o1", "hello world"],
+    "an empty packet": ["o1", ""],
+    "a QoS 0 PUBLISH (nothing to wait for)": ["o1", "\x30\x03\x00\x01a"],
+    "a PUBACK": ["o1", "\x40\x02\x00\x01"],
+    "a PUBLISH under another id than its key's": ["o2", "\x32\x05\x00\x01a\x00\x05"],
+    "a packet with bytes after it": ["o5", "\x32\x05\x00\x01a\x00\x05xx"],
+    "an unknown key": ["q9", "x"],
+    "a key whose id is not a number": ["oX", "\x32\x05\x00\x01a\x00\x05"],
+    "an entry that is not a pair": [null],
+  };
+  for (const [name, entry] of Object.entries(junk)) {
+    it(`load() gives ${name}: it is dropped and said once as an "error", the client connects once and a new QoS 1 publish is acknowledged`, async () => {
+      const valid: [string, string] = ["o7", "\x32\x05\x00\x01v\x00\x07"];
+      const store = { put() {}, remove() {}, load: () => (entry[0] === null ? [null, valid] : [entry, valid]) };
+      const dev = await rig.connected({ clean: false, store } as never);
+      let done: unknown = "pending";
+      dev.client.publish("x", "1", { qos: 1 }, (err: unknown) => (done = err));
+      await rig.broker.next((r) => r.name === "PUBLISH" && r.packet.topic === "x");
+      await rig.sync(dev);
+      expect(done).toBe(null);
+      expect(rig.broker.seen((r) => r.name === "CONNECT")).toHaveLength(1);
+      // what was whole is sent again, with DUP
+      expect(rig.broker.seen((r) => r.name === "PUBLISH").map(brief)).toEqual(["PUBLISH v 7 dup", expect.stringMatching(/^PUBLISH x \d+$/)]);
+      // on the next tick, once the application listens
+      rig.clock.tick(1);
+      await rig.runtime.settle();
+      expect(dev.errors().map((e) => e.message)).toEqual(["store: 1 entries not whole packets, dropped"]);
+    });
+  }
 });

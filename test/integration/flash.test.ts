@@ -146,6 +146,27 @@ describe("wisp flash and the outbox (readings waiting in flash)", () => {
     expect(node.flashStorage.list()).toEqual(before);
     node.flashStorage.release();
   });
+
+  it('a config with "outbox": false while readings wait in the outbox: refused with their count and how to keep or drop them; --drop-outbox erases them and says so', async () => {
+    const node = board(7);
+    const taken = Date.UTC(2025, 4, 31, 23, 0, 0).toString(36);
+    // readings 0-2 taken, 0 sent at QoS 0 ("d0"), 1 with the client and acknowledged ("x"), 2 waiting
+    const records = `r0 0${taken} climate {"a":1}\nd0\nr1 1${taken} climate {"a":2}\npo1 1\nxo1\nr2 1${taken} climate {"a":3}\n`;
+    node.flashStorage.write("wisp.o0\x01", Buffer.from(records, "latin1"), 0, 4064, STORAGEFILE);
+    const configFile = join(mkdtempSync(join(tmpdir(), "wisp-flash-no-outbox-")), "flash.config.json");
+    writeFileSync(configFile, JSON.stringify({ ...JSON.parse(readFileSync(boards.configFile, "utf8")), outbox: false }));
+    const before = node.flashStorage.list();
+    const err = await flash({ port: port(7), configFile, baud: 115200, ...quiet }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(LinkError);
+    expect((err as Error).message).toMatch(/the board's outbox holds 1 readings not yet sent \(4,096 bytes in 1 files wisp\.o<n>\), and this config has "outbox": false.*Nothing was changed.*to drop them, flash again with --drop-outbox/);
+    expect(node.flashStorage.list()).toEqual(before);
+    const said: string[] = [];
+    await flash({ port: port(7), configFile, baud: 115200, ...quiet, say: (l) => said.push(l), dropOutbox: true });
+    expect(said).toContain('the outbox\'s 1 readings not yet sent were dropped (--drop-outbox) and its 1 files erased: this config has "outbox": false');
+    // (the node flashed here has an outbox of its own: what it writes is new, the old records are gone)
+    const left = node.flashStorage.list().filter((n) => n.startsWith("wisp.o")).map((n) => Buffer.from(node.flashStorage.bytes(n)!).toString("latin1"));
+    expect(left.filter((text) => text.includes('{"a":3}'))).toEqual([]);
+  });
 });
 
 describe("the wisp flash command", () => {

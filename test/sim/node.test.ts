@@ -228,6 +228,30 @@ describe("a simulated node running dist/firmware.js", () => {
       expect(reply!.json.error).toBe('unknown command "temp\u00e9rature "x\\"; commands: interval, ping, sample, restart');
     });
 
+    it("a command over the client's maxPacket (4,096 bytes) gets an error reply naming its size, at QoS 0, 1 and 2; the node stays connected and answers the next one", async () => {
+      const s = await start();
+      const node = s.nodes[0];
+      await runUntil(s, () => node.status === "online");
+      const client = mqtt.connect(s.broker!.url, { reconnectPeriod: 0 });
+      peers.push(client);
+      const replies: { topic: string; json: any }[] = [];
+      client.on("message", (topic, payload) => replies.push({ topic, json: JSON.parse(utf8.decode(payload)) }));
+      await client.subscribeAsync(node.prefix + "/reply/#", { qos: 1 });
+      for (const qos of [0, 1, 2] as const) {
+        const from = replies.length;
+        client.publish(node.prefix + "/cmd/interval", Buffer.alloc(100_000, 0x41), { qos });
+        await runUntil(s, () => replies.length > from, 30_000);
+        // the PUBLISH's size: the payload, its topic, the header
+        expect(replies[from]!.topic).toBe(node.prefix + "/reply/interval");
+        expect(replies[from]!.json).toEqual({ error: expect.stringMatching(/^message of 1000\d\d bytes is over maxPacket 4096 bytes: not taken$/) });
+      }
+      const from = replies.length;
+      client.publish(node.prefix + "/cmd/ping", "", { qos: 1 });
+      await runUntil(s, () => replies.length > from, 10_000);
+      expect(replies[from]!.json).toMatchObject({ pong: true });
+      expect(node.log.filter((l) => /MQTT connected/.test(l))).toHaveLength(1);
+    });
+
     it("a flood of commands: the node answers what its queue takes and counts the replies it drops on <prefix>/status/outbox", async () => {
       const s = await start();
       const node = s.nodes[0];

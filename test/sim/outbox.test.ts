@@ -7,6 +7,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { startBroker, type Broker } from "../../host-sim/broker.ts";
 import { environmentAt, parseScenario } from "../../host-sim/scenario.ts";
 import { createSimulation, DEFAULT_NODE_CONFIG, type Simulation, type SimulationOptions } from "../../host-sim/sim.ts";
+import { STORAGEFILE } from "../../host-sim/storage.ts";
 import { build } from "../../tools/build.ts";
 import { startMosquitto, type Mosquitto } from "../helpers/mosquitto.ts";
 import { startProxy, type Proxy } from "../helpers/proxy.ts";
@@ -158,6 +159,21 @@ describe("the outbox, with the embedded broker (aedes)", () => {
     expectTakenAtTs(s, later);
   }, 30_000);
 
+  it("QoS 0 with the time server answering: the first reading of each boot waits for the clock too (about 6 s at most), none goes with only its uptime", async () => {
+    const s = await simulate({ changes: { qos: 0 } });
+    const node = s.nodes[0]!;
+    await s.advance(30_000);
+    node.powerOff();
+    await s.advance(5_000);
+    node.powerOn();
+    await s.advance(60_000);
+    const got = readings(s);
+    expect(got.filter((r) => r.ts === undefined)).toEqual([]);
+    expectEveryInterval(got, [5_000]);
+    expectTakenAtTs(s, got);
+    expect(got.length).toBeGreaterThanOrEqual(9);
+  }, 30_000);
+
   it("readings taken before the clock is set get their ts once it is (the broker away meanwhile)", async () => {
     const s = await simulate({ powerOn: false });
     s.stopSntp(5_000); // the first two questions go unanswered, the third is answered
@@ -240,6 +256,108 @@ describe("the outbox, with the embedded broker (aedes)", () => {
     const got = readings(s);
     expectTakenAtTs(s, got);
     expect(got.filter((r) => r.ts! - s.startMs > 30_000 && r.ts! - s.startMs < 150_000).length).toBeGreaterThanOrEqual(11);
+  }, 30_000);
+});
+
+/** The outbox's segments (their first chunk, as far as written), oldest first. */
+function segments(s: Simulation): { name: string; end: number; text: string }[] {
+  const flash = s.nodes[0]!.flashStorage;
+  return flash
+    .list()
+    .filter((n) => /^wisp\.o\d+\x01$/.test(n) && flash.fileFlags(n) === STORAGEFILE)
+    .sort((a, b) => Number(a.slice(6, -1)) - Number(b.slice(6, -1)))
+    .map((name) => {
+      const data = flash.bytes(name)!;
+      const end = data.indexOf(0xff) < 0 ? data.length : data.indexOf(0xff);
+      return { name, end, text: Buffer.from(data.subarray(0, end)).toString("latin1") };
+    });
+}
+
+const session = (packet: string) => Buffer.from(packet, "latin1").toString("base64");
+
+describe("what the outbox reads from flash is checked, never trusted", () => {
+  // A power cut stops a StorageFile.write after a few bytes; the boot after ends the line, and every
+  // boot after that must still see it for what it is. Before: "r", "d" or "po1 " read back as a whole
+  // record on the second boot made nextSeq NaN, and every later reading was kept as "rNaN" and never sent.
+  const torn = ["r", "d", "p", "po1 ", "z", "t", "r1", "x", `po5 - ${session("\x32\x21\x00\x19wisp/240ac4c1-0eda/status").slice(0, 12)}`];
+  for (const bytes of torn) {
+    it(`a write cut after ${JSON.stringify(bytes)}, then two more boots: every reading arrives with its ts, nothing NaN in flash, the line counted as skipped`, async () => {
+      const s = await simulate({});
+      const node = s.nodes[0]!;
+      await s.advance(30_000);
+      s.cutBroker(5 * 60_000);
+      await s.advance(120_000);
+      node.powerOff();
+      const last = segments(s).at(-1)!;
+      node.flashStorage.writeRaw(last.name, Buffer.from(bytes, "latin1"), last.end);
+      await s.advance(2_000);
+      for (let boot = 0; boot < 3; boot++) {
+        node.powerOn();
+        await s.advance(boot === 1 ? 5 * 60_000 : 30_000);
+        node.powerOff();
+        await s.advance(2_000);
+      }
+      node.powerOn();
+      await s.advance(120_000);
+      const got = readings(s);
+      expectEveryInterval(got, [2_000, 2_000, 2_000, 2_000]);
+      expectTakenAtTs(s, got);
+      expect(segments(s).map((x) => x.text).join("").split("\n").filter((l) => /NaN/.test(l))).toEqual([]);
+      expect(node.outboxStatus).toMatchObject({ dropped: 0, skipped: 1 });
+    }, 30_000);
+  }
+
+  // Lines no boot of this firmware wrote: junk, numbers out of range, packets that are not packets.
+  // Each is skipped and counted; the node boots, and its new readings go, each with its ts.
+  const junk: Record<string, string> = {
+    "binary bytes": Buffer.from(Array.from({ length: 600 }, (_, i) => (i * 97 + 13) % 255)).toString("latin1"),
+    "lines of another format": '{"topic":"climate","payload":"x"}\n',
+    "record letters with junk": "rubbish here\nd!!\npx y\nx\nt\nz?\nr \nd\n",
+    "a seq too big to count exactly": 'rzzzzzzzzzzzzzzz 1mbd98mu climate {"a":1}\n',
+    "a time that is not one": 'r0 1!! climate {"a":1}\nr1 1zz climate {"a":1}\n',
+    "a clock line with a junk epoch": 'tabcd zz!!\ntabce zz\n',
+    "a dropped count that is not a number": "zNaN\nz\n",
+    "a session line with a packet that is not base64": "po1 - %%%not-base64%%%\n",
+    "a session line whose packet is not a PUBLISH": `po1 - ${session("\x40\x02\x00\x01")}\npo2 - AAAA\npo3 -\n`,
+    "a session line cut in its base64": `po5 - ${session("\x32\x21\x00\x19wisp/240ac4c1-0eda/status").slice(0, 12)}\n`,
+    "a session line naming a reading that is not there": "po1 zz\n",
+    "a session key that is no packet id": `pq9 - ${session("\x32\x05\x00\x01a\x00\x05")}\npo0 - AAAA\npo70000 - AAAA\n`,
+  };
+  for (const [name, text] of Object.entries(junk)) {
+    it(`${name}: skipped and counted on status/outbox; the node connects once and its readings go with their ts`, async () => {
+      const s = await simulate({ powerOn: false });
+      const node = s.nodes[0]!;
+      node.flashStorage.write("wisp.o0\x01", Buffer.from(text, "latin1"), 0, node.flashStorage.chunkBytes, STORAGEFILE);
+      await s.powerOn();
+      await s.advance(120_000);
+      const got = readings(s);
+      expect(got.length).toBeGreaterThanOrEqual(12);
+      expectTakenAtTs(s, got);
+      expect(node.log.filter((l) => /MQTT connected/.test(l))).toHaveLength(1);
+      expect(node.log.filter((l) => /Uncaught|NaN/.test(l))).toEqual([]);
+      expect(node.outboxStatus).toMatchObject({ dropped: 0, readings: 0 });
+      expect(node.outboxStatus!.skipped).toBeGreaterThanOrEqual(1);
+      expect(node.log.some((l) => /outbox: \d+ lines in flash not whole records/.test(l))).toBe(true);
+    }, 30_000);
+  }
+});
+
+describe('a firmware update to "outbox": false while readings wait', () => {
+  // wisp flash asks first (test/integration/flash.test.ts); a firmware put there by other means says so
+  it("by other means than wisp flash: the node says on the console and on status/outbox that an earlier outbox waits unsent, and how to erase it", async () => {
+    const s = await simulate({});
+    const node = s.nodes[0]!;
+    await s.advance(30_000);
+    s.cutBroker(10 * 60_000);
+    await s.advance(5 * 60_000);
+    node.runtime!.run("reset()");
+    await s.advance(100);
+    node.flash(await firmwareFor({ outbox: false }), { ...CONFIG, outbox: false } as never);
+    node.runtime!.run("load()");
+    await s.advance(10 * 60_000);
+    const said = 'an earlier outbox waits in Storage (wisp.o<n>); with "outbox": false it is not sent: wisp flash --drop-outbox erases it';
+    expect(node.log).toContain("wisp: " + said);
+    await runUntil(s, () => node.outboxStatus?.error === said, 30_000);
   }, 30_000);
 });
 
