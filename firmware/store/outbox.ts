@@ -178,11 +178,12 @@ export function clockSet(epoch: number): void {
 }
 
 /**
- * Keeps a reading (`json`, an object's JSON) for <prefix>/<topic>, taken now (`uptime`: ms since
- * boot). False when Storage would not take it (the problem was reported).
+ * Keeps a reading (`json`, an object's JSON) for <prefix>/<topic>, taken at `uptime` (ms since boot),
+ * `ago` ms ago (0 or omitted: now; more for one that waited in RAM while Storage refused it). False
+ * when Storage would not take it (the problem was reported).
  */
-export function outboxAdd(topic: string, qos: number, json: string, uptime: number): boolean {
-  const now = Date.now();
+export function outboxAdd(topic: string, qos: number, json: string, uptime: number, ago?: number): boolean {
+  const now = Date.now() - (ago || 0);
   let time;
   if (now > SET) time = b36(now);
   else {
