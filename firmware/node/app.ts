@@ -14,7 +14,7 @@ import { clockSet, openOutbox, outboxAdd, outboxHanded, outboxNext, outboxPendin
 import { CONFIG_FILE, NodeConfig, configError, expand } from "./config";
 import { announce, discoveryMessage } from "./discovery";
 import { initSensors, sampleSensors } from "./sensors";
-import { idle, startCycle } from "./sleep";
+import { idle, setPeriod, startCycle } from "./sleep";
 import { clockKnown, initTime, syncTime, timeUnsettled, uptime } from "./time";
 
 /** The config has a homeAssistant section: discovery is built in (tools/build.ts). */
@@ -415,13 +415,20 @@ function command(topic: string, payload: string): void {
     if (payload != "") {
       // plain decimal digits only: +payload would take " 7 ", "0x3" and "1e1"
       n = /^[0-9]+$/.test(payload) ? +payload : 0;
-      if (!(n >= 1 && n <= 86400)) return reply(name, error("interval must be a whole number of seconds from 1 to 86400, in decimal digits; got ", payload));
-      config.interval = n;
+      // on a duty cycle a sample is taken each wake: the interval is the period, sleep.seconds
+      if (WISP_SLEEP && config.sleep) {
+        if (!(n >= 10 && n <= 2147)) return reply(name, error("interval (sleep.seconds on a node that sleeps) must be a whole number of seconds from 10 to 2147, in decimal digits; got ", payload));
+        config.sleep.seconds = n;
+        setPeriod(n);
+      } else {
+        if (!(n >= 1 && n <= 86400)) return reply(name, error("interval must be a whole number of seconds from 1 to 86400, in decimal digits; got ", payload));
+        config.interval = n;
+        schedule();
+      }
       // kept in wisp.json, so the new interval outlives a restart
       storage.writeJSON(CONFIG_FILE, config);
-      if (!(WISP_SLEEP && config.sleep)) schedule();
     }
-    reply(name, JSON.stringify({ interval: config.interval }));
+    reply(name, JSON.stringify({ interval: WISP_SLEEP && config.sleep ? config.sleep.seconds : config.interval }));
   } else if (name == "ping") reply(name, JSON.stringify({ pong: true, uptime: Math.round(uptime() / 1000) }));
   else if (name == "sample") {
     sampleSensors();

@@ -1,6 +1,7 @@
 // How a node reports its outbox and the order its readings go in, through the faults a user meets:
 // the broker unreachable, Storage full (other files take it), no time server. The built firmware in
 // simulated nodes on a fake clock, against the embedded broker (aedes).
+import mqtt, { type MqttClient } from "mqtt";
 import { afterEach, describe, expect, it } from "vitest";
 import { environmentAt, parseScenario } from "../../host-sim/scenario.ts";
 import { createSimulation, DEFAULT_NODE_CONFIG, type Simulation, type SimulationOptions } from "../../host-sim/sim.ts";
@@ -33,7 +34,10 @@ async function firmwareFor(changes: Record<string, unknown> = {}): Promise<strin
 }
 
 let sim: Simulation | undefined;
+let peers: MqttClient[] = [];
 afterEach(async () => {
+  for (const p of peers) p.end(true);
+  peers = [];
   await sim?.stop();
   sim = undefined;
 });
@@ -213,5 +217,46 @@ describe("readings go oldest first", () => {
     const taken = [...new Set(got.map((r) => r.ts!))];
     expect(taken.slice(1).map((t, i) => t - taken[i]!).filter((d) => d !== 10_000)).toEqual([]);
     expect(retained(s)).toMatchObject({ readings: 0, dropped: 0 });
+  }, 30_000);
+});
+
+describe("time", () => {
+  it("no time server: the first reading goes as soon as the first tries end (about 6 s), not at the next sample", async () => {
+    const s = await simulate({ powerOn: false });
+    s.stopSntp(10 * MINUTE);
+    const from = s.now();
+    await s.powerOn();
+    await runUntil(s, () => readings(s).length > 0, 30_000);
+    const first = readings(s)[0]!;
+    // Wi-Fi up at 1.5 s, then 3 tries 2 s apart
+    expect(first.at - from).toBeLessThanOrEqual(8_000);
+    expect(first.uptime).toBeGreaterThan(1);
+  }, 30_000);
+});
+
+describe("a node on a duty cycle", () => {
+  it("the interval command sets its period (sleep.seconds), kept in wisp.json, from this wake on", async () => {
+    const s = await simulate({ changes: { sleep: { seconds: 60, awake: 20 } } });
+    const node = s.nodes[0]!;
+    const operator = await mqtt.connectAsync(s.brokerUrl, { reconnectPeriod: 0, clientId: "operator", clean: false });
+    peers.push(operator);
+    const replies: string[] = [];
+    operator.on("message", (_topic, payload) => replies.push(payload.toString()));
+    await operator.subscribeAsync(node.prefix + "/reply/#", { qos: 1 });
+    await s.advance(30_000);
+    expect(node.power).toBe("sleeping");
+    // sent while it sleeps: answered at its next wake
+    await operator.publishAsync(node.prefix + "/cmd/interval", "5", { qos: 1 });
+    await operator.publishAsync(node.prefix + "/cmd/interval", "120", { qos: 1 });
+    await operator.publishAsync(node.prefix + "/cmd/interval", "", { qos: 1 });
+    await runUntil(s, () => replies.length >= 3, 2 * MINUTE);
+    expect(JSON.parse(replies[0]!).error).toBe('interval (sleep.seconds on a node that sleeps) must be a whole number of seconds from 10 to 2147, in decimal digits; got "5"');
+    expect(replies.slice(1).map((r) => JSON.parse(r))).toEqual([{ interval: 120 }, { interval: 120 }]);
+    expect(JSON.parse(node.flashStorage.read("wisp.json")!).sleep.seconds).toBe(120);
+    const from = readings(s).length - 1;
+    await s.advance(10 * MINUTE);
+    const taken = readings(s).slice(from).map((r) => r.ts!);
+    expect(taken.length).toBeGreaterThanOrEqual(5);
+    expect(taken.slice(1).map((t, i) => Math.round((t - taken[i]!) / 1000))).toEqual(taken.slice(1).map(() => 120));
   }, 30_000);
 });
