@@ -47,8 +47,7 @@ let lost = 0;
  * (at most mqtt.queueSize, the oldest dropped past it) and go after the outbox's, which are older.
  */
 let held: any[][] = [];
-/** readings were dropped and it was said: from RAM (once until it has room again), by the client (once until status/outbox has the count) */
-let heldFull = false;
+/** readings were dropped and it was said (once until status/outbox has the count) */
 let lostSaid = false;
 /**
  * What <prefix>/status/outbox holds may not be the state now: nothing said yet in this boot (the
@@ -244,8 +243,7 @@ function sendStatuses(): void {
  */
 function keep(name: string, json: string): void {
   const qos = config.qos == null ? 1 : config.qos,
-    now = uptime(),
-    room = config.mqtt.queueSize || 32;
+    now = uptime();
   let h;
   if (WISP_STORE && config.outbox) {
     if (!(!qos && client && client.connected && !outboxPending() && !held.length)) {
@@ -259,12 +257,9 @@ function keep(name: string, json: string): void {
           stale = true;
         }
       } else {
-        if (held.length >= room) {
+        if (held.length >= (config.mqtt.queueSize || 32)) {
           held.shift();
-          lost++;
-          stale = true;
-          if (!heldFull) log("outbox: RAM holds " + room + " readings (mqtt.queueSize): the oldest are dropped until Storage takes them (counted in dropped on status/outbox)");
-          heldFull = true;
+          readingQueued(Error("the oldest: RAM holds mqtt.queueSize"));
         }
         held.push([name, qos, json, now]);
       }
@@ -275,10 +270,10 @@ function keep(name: string, json: string): void {
   else readingQueued(Error("no broker yet"));
 }
 
-/** A reading that went straight to the client: one it refused is counted on status/outbox. */
+/** A reading that went straight to the client, or waited in RAM: one dropped is counted on status/outbox. */
 function readingQueued(err: Error | null): void {
   if (!err) return;
-  if (!lostSaid) log("readings dropped: " + err.message + " (counted in dropped on status/outbox)");
+  if (!lostSaid) log("readings dropped (" + err.message + "): counted on status/outbox");
   lostSaid = true;
   lost++;
   stale = true;
@@ -299,11 +294,11 @@ function pump(): void {
         client.publish(prefix + "/" + r[2], r[3], { qos: r[1], ref: r[0] }, r[1] ? readingSent : reading0Sent);
       } else {
         r = held.shift() as any[];
-        heldFull = false;
         client.publish(prefix + "/" + r[0], stamped(r[2], r[3]), { qos: r[1] }, readingSent);
       }
     }
-  if (stale && client && client.connected && !inflight && !held.length && !timeUnsettled() && !(WISP_STORE && config.outbox && outboxPending())) reportOutbox();
+  // (reportOutbox says nothing offline)
+  if (stale && !inflight && !held.length && !timeUnsettled() && !(WISP_STORE && config.outbox && outboxPending())) reportOutbox();
   if (WISP_SLEEP) idle();
 }
 
@@ -332,7 +327,7 @@ function storageFailed(text: string): void {
     if (storageProblem) return;
     // Espruino compacts before it refuses a file: what is free at the end is all there is
     storageProblem = "Storage " + (storage.getFree() < 4096 ? "is full" : "refused a write") + " (" + text.substr(9) + ")";
-    log("outbox: " + storageProblem + ": readings wait in RAM, at most " + (config.mqtt.queueSize || 32) + " (mqtt.queueSize), until it takes them");
+    log("outbox: " + storageProblem + ": readings wait in RAM (mqtt.queueSize " + (config.mqtt.queueSize || 32) + ") until it takes them");
   } else log(text);
   stale = true;
   reportOutbox();
@@ -448,9 +443,9 @@ function reboot(): void {
   load();
 }
 
-/** The wake's work is not done: the command subscription not granted yet, readings or replies on their way. */
+/** The wake's work is not done: the command subscription not granted yet, readings (in flash or RAM) or replies on their way. */
 function working(): boolean {
-  return !subscribedAt || !!inflight || !!replies || !client || !client.connected || (WISP_STORE && config.outbox ? outboxPending() > 0 || timeUnsettled() : false);
+  return !subscribedAt || !!inflight || !!replies || !client || !client.connected || (WISP_STORE && config.outbox ? outboxPending() + held.length > 0 || timeUnsettled() : false);
 }
 
 function currentClient(): Client | undefined {

@@ -206,7 +206,7 @@ describe("the outbox, with the embedded broker (aedes)", () => {
     await s.powerOn();
     await s.advance(30_000);
     expect(node.power).toBe("on");
-    expect(node.log.filter((l) => /outbox: Storage is full \(Unable to find or create file\): readings wait in RAM, at most 32 \(mqtt\.queueSize\)/.test(l))).toHaveLength(1);
+    expect(node.log.filter((l) => /^wisp: outbox: Storage is full \(Unable to find or create file\): readings wait in RAM \(mqtt\.queueSize 32\) until it takes them$/.test(l))).toHaveLength(1);
     await runUntil(s, () => typeof node.outboxStatus?.error === "string", 10_000);
     expect(node.outboxStatus!.error).toBe("Storage is full (Unable to find or create file)");
     // online, readings go out from RAM; offline, RAM holds them (mqtt.queueSize)
