@@ -410,13 +410,14 @@ function command(topic: string, payload: string): void {
     if (payload != "") {
       // plain decimal digits only: +payload would take " 7 ", "0x3" and "1e1"
       n = /^[0-9]+$/.test(payload) ? +payload : 0;
-      // on a duty cycle a sample is taken each wake: the interval is the period, sleep.seconds
+      // on a duty cycle a sample is taken each wake: the interval is the period, sleep.seconds (10 to
+      // 2147: ESP32.deepSleep takes a 32-bit count of µs); WISP_SLEEP at each use, for esbuild to fold
+      if (!(n >= (WISP_SLEEP && config.sleep ? 10 : 1) && n <= (WISP_SLEEP && config.sleep ? 2147 : 86400)))
+        return reply(name, error("interval" + (WISP_SLEEP && config.sleep ? " (sleep.seconds: the node sleeps)" : "") + " must be a whole number of seconds from " + (WISP_SLEEP && config.sleep ? 10 : 1) + " to " + (WISP_SLEEP && config.sleep ? 2147 : 86400) + ", in decimal digits; got ", payload));
       if (WISP_SLEEP && config.sleep) {
-        if (!(n >= 10 && n <= 2147)) return reply(name, error("interval (sleep.seconds on a node that sleeps) must be a whole number of seconds from 10 to 2147, in decimal digits; got ", payload));
         config.sleep.seconds = n;
         setPeriod(n);
       } else {
-        if (!(n >= 1 && n <= 86400)) return reply(name, error("interval must be a whole number of seconds from 1 to 86400, in decimal digits; got ", payload));
         config.interval = n;
         schedule();
       }

@@ -250,7 +250,7 @@ describe("a node on a duty cycle", () => {
     await operator.publishAsync(node.prefix + "/cmd/interval", "120", { qos: 1 });
     await operator.publishAsync(node.prefix + "/cmd/interval", "", { qos: 1 });
     await runUntil(s, () => replies.length >= 3, 2 * MINUTE);
-    expect(JSON.parse(replies[0]!).error).toBe('interval (sleep.seconds on a node that sleeps) must be a whole number of seconds from 10 to 2147, in decimal digits; got "5"');
+    expect(JSON.parse(replies[0]!).error).toBe('interval (sleep.seconds: the node sleeps) must be a whole number of seconds from 10 to 2147, in decimal digits; got "5"');
     expect(replies.slice(1).map((r) => JSON.parse(r))).toEqual([{ interval: 120 }, { interval: 120 }]);
     expect(JSON.parse(node.flashStorage.read("wisp.json")!).sleep.seconds).toBe(120);
     const from = readings(s).length - 1;
