@@ -183,7 +183,8 @@ export function outboxOf(node: SimNode): OutboxSummary {
 }
 
 /**
- * The node's outbox (readings waiting, their bytes, how old the oldest is, how many were dropped) and,
+ * The node's outbox (readings waiting, the flash its files take, acknowledged records included until
+ * their segment is erased; how old the oldest is, how many were dropped) and,
  * for a node on a duty cycle, how long its last wake lasted; "" when there is nothing to say.
  */
 export function outboxText(node: SimNode, now: number): string {

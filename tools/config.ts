@@ -129,6 +129,14 @@ function about(schema: FieldSchema | undefined): string {
   return d && d.length < 60 ? ` (${d.replace(/\.$/, "").replace(/^[A-Z](?![A-Z0-9])/, (c) => c.toLowerCase())})` : "";
 }
 
+/** A oneOf of `false` and an object: an optional section that can be turned off. */
+function falseOrObject(branches: unknown): boolean {
+  return Array.isArray(branches) && branches.some((b) => b?.const === false) && branches.some((b) => b?.type === "object");
+}
+
+const isObject = (v: unknown) => typeof v === "object" && v !== null && !Array.isArray(v);
+const fmtNumber = (n: number) => n.toLocaleString("en-US");
+
 /** The value at a JSON pointer. */
 function valueAt(value: unknown, pointer: string): unknown {
   return pointer
@@ -162,7 +170,14 @@ function describe(e: ErrorObject, root: unknown): string {
     case "pattern":
       return `${at}: ${JSON.stringify(typeof e.data === "string" ? redactUrl(e.data) : e.data)} does not have the right form${schema?.description ? ` (${schema.description})` : ` (pattern ${e.params.pattern})`}`;
     case "oneOf":
+      if (falseOrObject(e.schema)) {
+        const object = (e.schema as FieldSchema[]).find((b) => b.type === "object");
+        const fields = Object.keys(object?.properties ?? {});
+        return `${at}: must be false or an object${fields.length ? ` with ${fields.map((f) => `"${f}"`).join(", ")}` : ""}, got ${given(e.data)}`;
+      }
       return `${at}: must be a string or {"env": "VARIABLE_NAME"}, got ${given(e.data)}`;
+    case "multipleOf":
+      return `${at}: must be a multiple of ${fmtNumber(e.params.multipleOf)}${about(schema ?? {})}, got ${given(e.data)}`;
     case "type":
     case "minimum":
     case "maximum":
@@ -216,9 +231,14 @@ export function schemaProblems(errors: ErrorObject[] | null | undefined, root: u
   // unknown field; "must match then" and oneOf's branches only repeat what their details say.
   const misplaced = new Set(list.filter((e) => e.propertyName !== undefined).map((e) => `${e.instancePath}/${e.propertyName}`));
   const unknown = new Set(list.filter((e) => e.keyword === "additionalProperties").map((e) => `${e.instancePath}/${e.params.additionalProperty}`));
+  // A section that may also be `false` (outbox): given an object, it is checked as that object, so
+  // the error names its field ("outbox.maxBytes: must be ..."), not the oneOf.
+  const sections = list.filter((e) => e.keyword === "oneOf" && falseOrObject(e.schema) && isObject(e.data));
+  const objectBranch = (e: ErrorObject) => sections.some((o) => e.schemaPath.startsWith(`${o.schemaPath}/${(o.schema as FieldSchema[]).findIndex((b) => b.type === "object")}/`));
+  list = list.filter((e) => !sections.includes(e));
   list = list.filter(
     (e) =>
-      !/\/oneOf\/\d/.test(e.schemaPath) &&
+      (!/\/oneOf\/\d/.test(e.schemaPath) || objectBranch(e)) &&
       e.keyword !== "if" &&
       e.keyword !== "propertyNames" &&
       !misplaced.has(e.instancePath) &&

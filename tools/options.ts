@@ -4,7 +4,7 @@
 // which would push the message off the screen).
 
 import { parseArgs, type ParseArgsConfig } from "node:util";
-import { closest } from "./commands.js";
+import { closest, wrap } from "./commands.js";
 
 /** Bad command-line input: the command prints it and exits 2. */
 export class UsageError extends Error {}
@@ -89,22 +89,9 @@ export function formatHelp(text: string, columns = 80): string {
     };
     while (i + 1 < lines.length && goesOn(lines[i + 1]!)) words.push(lines[++i]!.trim());
     const indent = " ".repeat(head.length);
-    wrapWords(words.join(" "), Math.max(20, columns - head.length)).forEach((l, k) => out.push((k === 0 ? head : indent) + l));
+    wrap(words.join(" "), Math.max(20, columns - head.length)).forEach((l, k) => out.push((k === 0 ? head : indent) + l));
   }
   return out.join("\n");
-}
-
-function wrapWords(text: string, width: number): string[] {
-  const lines: string[] = [];
-  let line = "";
-  for (const word of text.split(" ")) {
-    if (line && line.length + 1 + word.length > width) {
-      lines.push(line);
-      line = word;
-    } else line = line ? `${line} ${word}` : word;
-  }
-  if (line) lines.push(line);
-  return lines;
 }
 
 /** Prints a usage error as `wisp <command>: <message>` and where the options are listed; returns 2. */

@@ -91,6 +91,16 @@ describe("flash.config.json validation", () => {
     ]);
   });
 
+  it("outbox: false or an object, and a wrong maxBytes named as maxBytes (it was called a bad secret)", () => {
+    const bad = (outbox: unknown) => validateFlashConfig({ ...good(), outbox });
+    expect(bad({ maxBytes: 5000 })).toEqual(["outbox.maxBytes: must be a whole number of at least 8192, got 5000", "outbox.maxBytes: must be a multiple of 4,096, got 5000"]);
+    expect(bad({ maxBytes: "65536" })).toEqual(['outbox.maxBytes: must be a whole number of at least 8192, got the string "65536" (write 65536 without quotes)']);
+    expect(bad({ maxbytes: 65536 })).toEqual(['outbox: unknown field "maxbytes" (did you mean "maxBytes"?)']);
+    expect(bad({ maxBytes: 10000 })).toEqual(["outbox.maxBytes: must be a multiple of 4,096, got 10000"]);
+    expect(bad(true)).toEqual(['outbox: must be false or an object with "maxBytes", got true']);
+    expect(bad(false)).toEqual([]);
+    expect(bad({ maxBytes: 65536 })).toEqual([]);
+  });
   it("rejects two sensors with one name", () => {
     const c: any = good();
     c.sensors.push({ name: "climate", type: "bme280", address: 119 });
