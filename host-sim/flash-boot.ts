@@ -108,27 +108,41 @@ export function planFlashBoot(flash: SpiFlash, board: Board): BootPlan {
     log("I", "boot", ` ${i} ${p.label.padEnd(16)} ${usage(p).padEnd(16)} ${p.type.toString(16).padStart(2, "0")} ${p.subtype.toString(16).padStart(2, "0")} ${pad8(p.offset)} ${pad8(p.size)}`);
   });
   log("I", "boot", "End of partition table");
-  // the factory app, else the first OTA app
-  const app = partitions.find((p) => p.type === 0 && p.subtype === 0) ?? partitions.find((p) => p.type === 0);
-  if (!app || app.offset + app.size > flash.size) {
-    log("E", "boot", "No bootable app partitions in the partition table");
-    return fail("no app partition");
+  // the factory app, else the OTA apps in order; one that cannot be loaded is passed over for the
+  // next (bootloader_utility.c bootloader_utility_load_boot_image: "falling back to ...")
+  const apps = partitions.filter((p) => p.type === 0 && (p.subtype === 0 || (p.subtype >= 0x10 && p.subtype < 0x20))).sort((x, y) => (x.subtype === 0 ? -1 : y.subtype === 0 ? 1 : x.subtype - y.subtype));
+  let app: Partition | undefined;
+  let bytes: Uint8Array = new Uint8Array(0);
+  let image: AppImage | undefined;
+  for (const candidate of apps) {
+    const name = candidate.subtype === 0 ? "Factory app" : `OTA app ${candidate.subtype - 0x10}`;
+    if (candidate.offset + candidate.size > flash.size) {
+      log("E", "boot", `${name} partition at 0x${candidate.offset.toString(16)} lies past the end of flash`);
+      continue;
+    }
+    const read = readImage(flash, candidate.offset, candidate.size);
+    let parsed: AppImage;
+    try {
+      parsed = parseAppImage(read);
+    } catch (err) {
+      const message = read[0] !== 0xe9 ? `image at 0x${candidate.offset.toString(16)} has invalid magic byte (nothing flashed here?)` : (err as Error).message;
+      log("E", "esp_image", message);
+      log("E", "boot", `${name} partition is not bootable`);
+      continue;
+    }
+    if (parsed.chipId !== board.chip.imageChipId) {
+      log("E", "boot_comm", `mismatch chip ID, expected ${board.chip.imageChipId}, found ${parsed.chipId}`);
+      log("E", "boot", `${name} partition is not bootable`);
+      continue;
+    }
+    app = candidate;
+    bytes = read;
+    image = parsed;
+    break;
   }
-  const bytes = readImage(flash, app.offset, app.size);
-  let image: AppImage;
-  try {
-    image = parseAppImage(bytes);
-  } catch (err) {
-    const message = bytes[0] !== 0xe9 ? `image at 0x${app.offset.toString(16)} has invalid magic byte (nothing flashed here?)` : (err as Error).message;
-    log("E", "esp_image", message);
-    log("E", "boot", "Factory app partition is not bootable");
+  if (!app || !image) {
     log("E", "boot", "No bootable app partitions in the partition table");
-    return fail(`no bootable app at 0x${app.offset.toString(16)}`);
-  }
-  if (image.chipId !== board.chip.imageChipId) {
-    log("E", "boot_comm", `mismatch chip ID, expected ${board.chip.imageChipId}, found ${image.chipId}`);
-    log("E", "boot", "Factory app partition is not bootable");
-    return fail("the app is built for another chip");
+    return fail(apps.length === 0 ? "no app partition" : "no bootable app");
   }
   log("I", "boot", `Loaded app from partition at offset 0x${app.offset.toString(16)}`);
   log("I", "boot", "Disabling RNG early entropy source...");

@@ -127,6 +127,8 @@ export interface SimNodeOptions {
   resetCircuit?: boolean;
 }
 
+/** The ROM's and the bootloaders' rate (esptool ESP_ROM_BAUD; ESP-IDF CONFIG_ESP_CONSOLE_UART_BAUDRATE). */
+const ROM_BAUD = 115_200;
 /** ms from EN's rise until the chip samples its strapping pins (the RC delay on EN). */
 const EN_RISE_MS = 5;
 
@@ -189,6 +191,11 @@ export class SimNode {
   chip: ChipModel;
   /** DTR/RTS reach EN/IO0 (the auto-program circuit is there). */
   resetCircuit: boolean;
+  /**
+   * Powered through its USB cable alone, as a DevKitC on a desk is: pulling the cable
+   * (Simulation.unplugConsole) powers it off. False for a board with its own supply (default true).
+   */
+  usbPowered = true;
   /** DTR and RTS as the host last set them (true: asserted). */
   readonly modemLines = { dtr: false, rts: false };
   /** The ROM's serial bootloader, while the chip is in download mode. */
@@ -228,6 +235,7 @@ export class SimNode {
   private enTimer: unknown;
   private readonly bootTimers = new Set<unknown>();
   private bootCache: { generation: number; plan: BootPlan } | undefined;
+  /** Espruino's console rate (the ROM's is ROM_BAUD). */
   private readonly consoleBaud: number;
 
   constructor(options: SimNodeOptions) {
@@ -305,7 +313,7 @@ export class SimNode {
     return state;
   }
 
-  /** ms since the chip last booted, 0 while off. */
+  /** ms since the chip last reset (or Espruino last started), 0 while off. */
   get uptime(): number {
     return this.power === "on" ? this.clock.Date.now() - this.bootedAt : 0;
   }
@@ -455,11 +463,15 @@ export class SimNode {
     if (reason === "power-on") this.rtcBase = this.clock.Date.now();
     this.wokeAt = this.clock.Date.now();
     this.power = "on";
+    // uptime counts from the chip's last reset, interpreter or not (a blank board's reset loop)
+    this.bootedAt = this.clock.Date.now();
     this.pins.resetModes();
     this.newSensors();
     // straps are latched at a chip reset; a CPU reset (software, deep sleep) keeps them
     if (reason === "power-on" || reason === "rtc-watchdog") this.downloadStrap = this.io0Low;
-    this.line.setBaud(this.consoleBaud);
+    // the ROM, its serial bootloader and the second-stage bootloader talk 115200 (the ROM
+    // autobauds on SYNC); Espruino's console runs at the node's rate once it starts
+    this.line.setBaud(ROM_BAUD);
     const mode = this.downloadStrap ? "download" : "flash";
     this.console.hardReset(romBanner(reason, mode));
     if (mode === "download") {
@@ -517,12 +529,20 @@ export class SimNode {
     const outcome = plan.outcome;
     if (outcome.kind === "app") {
       for (const line of plan.lines) this.console.romText(line.text + "\n");
+      this.line.setBaud(this.consoleBaud);
       this.console.identity.version = outcome.version ?? DEFAULT_VERSION;
       this.boot(".bootcde");
       return;
     }
     for (const line of plan.lines) this.bootTimer(line.atMs, () => this.console.romText(line.text + "\n"));
-    this.bootTimer(outcome.atMs, () => this.chipReset(outcome.reason));
+    // the bootloader waits for its UART to send the last line before it resets the chip
+    // (bootloader_reset(): esp_rom_uart_tx_wait_idle)
+    const reset = () => {
+      const busy = this.line.txBusyMs;
+      if (busy > 0) this.bootTimer(Math.ceil(busy) + 1, reset);
+      else this.chipReset(outcome.reason);
+    };
+    this.bootTimer(outcome.atMs, reset);
     this.changed();
   }
 

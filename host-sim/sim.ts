@@ -212,6 +212,8 @@ export class Simulation extends EventEmitter {
   private stopped = false;
   private started = false;
   private readonly ptys = new Map<SimNode, Pty>();
+  /** Nodes that lost power with their USB cable (unplugConsole). */
+  private readonly unpowered = new Set<SimNode>();
   private consoleDir: string | undefined;
 
   constructor(options: SimulationOptions, scenario: Scenario) {
@@ -489,18 +491,28 @@ export class Simulation extends EventEmitter {
    */
   async plugConsole(node: SimNode): Promise<void> {
     if (this.ptys.has(node)) return;
+    // a board that the cable powered starts again (power-on reset)
+    if (this.unpowered.delete(node) && node.power === "off") node.powerOn();
     this.consoleDir ??= mkdtempSync(join(tmpdir(), "wisp-sim-"));
     const pty = await openPty(node.line, join(this.consoleDir, `node-${node.index}`), (lines) => node.setModemLines(lines));
     this.ptys.set(node, pty);
     node.consolePath = pty.path;
   }
 
-  /** Pull the node's USB cable: its pseudo-terminal closes under whoever has it open. */
+  /**
+   * Pull the node's USB cable: its pseudo-terminal closes under whoever has it open, and a board
+   * powered through it (`node.usbPowered`, a DevKitC on USB alone) loses power until it is plugged
+   * in again.
+   */
   async unplugConsole(node: SimNode): Promise<void> {
     const pty = this.ptys.get(node);
     if (!pty) return;
     this.ptys.delete(node);
     await pty.close();
+    if (node.usbPowered && node.power !== "off") {
+      node.powerOff();
+      this.unpowered.add(node);
+    }
   }
 
   /** Power on every node that is off (createSimulation does it unless `powerOn: false`). */

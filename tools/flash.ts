@@ -67,6 +67,10 @@ export interface FlashOptions {
   eraseAll?: boolean;
   /** esptool-js's log lines, while the interpreter is written. */
   onFlasherLog?: (line: string) => void;
+  /** Stops writing the interpreter (Ctrl-C): the board is reset to run what it holds (installInterpreter). */
+  signal?: AbortSignal;
+  /** Called once the interpreter is written and verified. */
+  onInstalled?: () => void;
 }
 
 export interface FlashResult {
@@ -127,7 +131,9 @@ export async function flash(options: FlashOptions & { keepOpen?: boolean }): Pro
       say,
       progress: options.progress,
       onLog: options.onFlasherLog,
+      signal: options.signal,
     });
+    options.onInstalled?.();
   }
   const transport = await openPort(portPath, options.baud);
   const link = new ConsoleLink(transport, { baud: options.baud, onText: options.onText });
@@ -251,9 +257,10 @@ async function checkStorage(link: ConsoleLink, files: { name: string; data: Uint
  */
 export async function identifyAfter(link: ConsoleLink, justInstalled: boolean, say: (line: string) => void): Promise<Identity> {
   if (!justInstalled) return await link.identify({ unlike: noInterpreter });
+  const unlike = notStarted;
   // a board that restarts prints its boot log first; one that was not restarted prints nothing
   await link.quiet(300, 3000);
-  const quick: Identity | Error = await link.identify({ quick: true, unlike: noInterpreter }).catch((err: unknown) => (err instanceof Error ? err : new Error(String(err))));
+  const quick: Identity | Error = await link.identify({ quick: true, unlike }).catch((err: unknown) => (err instanceof Error ? err : new Error(String(err))));
   if (!(quick instanceof Error)) return quick;
   if (!(quick instanceof LinkError) || quick.code !== "no-prompt") throw quick;
   if (!/\S/.test(link.text)) {
@@ -261,7 +268,30 @@ export async function identifyAfter(link: ConsoleLink, justInstalled: boolean, s
     await link.waitForText(/\S/, 60_000);
     await link.quiet(500, 10_000);
   }
-  return await link.identify({ unlike: noInterpreter });
+  return await link.identify({ unlike });
+}
+
+/**
+ * What a board prints when the interpreter just written and verified does not start: writing it
+ * again would not help, so the message says where the fault is (the files' layout) and quotes the
+ * bootloader.
+ */
+export function notStarted(text: string): LinkError | undefined {
+  const fault = noInterpreter(text);
+  if (!fault) return undefined;
+  if (/waiting for download/.test(text)) return fault;
+  // one boot's errors (the reset loop repeats them)
+  const errors = [...new Set([...text.matchAll(/^E \(\d+\) [\w.]+: (.*?)\r?$/gm)].map((m) => m[1]!.trim()))].slice(0, 4);
+  const quote = errors.length > 0 ? `: its bootloader says "${errors.join("; ")}"` : ' ("invalid header" in a reset loop)';
+  return new LinkError(
+    `Espruino was written and verified, but the board does not start it${quote}. The build's bootloader or partition table does not suit this board: use Espruino's own ESP32 build, unchanged (https://www.espruino.com/Download)`,
+    "no-interpreter",
+  );
+}
+
+/** A word as a POSIX shell reads it back (quoted only when it needs to be). */
+function shellWord(word: string): string {
+  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", `'\\''`)}'`;
 }
 
 /** What a board without a runnable Espruino prints, turned into what to do. */
@@ -361,7 +391,14 @@ export async function main(argv: string[]): Promise<number> {
     return 1;
   }
   // Ctrl-C: put the terminal back (the progress bar hides the cursor) and say where the board is
+  const abort = new AbortController();
+  let installing = interpreter !== undefined;
   const interrupted = () => {
+    if (installing && !abort.signal.aborted) {
+      // the interpreter's writer resets the board out of its bootloader and throws "interrupted"
+      abort.abort();
+      return;
+    }
     if (process.stderr.isTTY) process.stderr.write("\x1b[?25h\x1b[?7h\n");
     console.error(
       interpreter
@@ -370,7 +407,7 @@ export async function main(argv: string[]): Promise<number> {
     );
     process.exit(130);
   };
-  process.once("SIGINT", interrupted);
+  process.on("SIGINT", interrupted);
   try {
     const result = await flash({
       port: args.port,
@@ -382,6 +419,8 @@ export async function main(argv: string[]): Promise<number> {
       interpreter,
       flashBaud,
       eraseAll: args["erase-all"],
+      signal: abort.signal,
+      onInstalled: () => (installing = false),
     });
     const bytes = result.files.reduce((n, f) => n + f.bytes, 0);
     console.log(
@@ -394,10 +433,20 @@ export async function main(argv: string[]): Promise<number> {
     }
     return 0;
   } catch (err) {
+    if (err instanceof InterpreterError && err.code === "interrupted") {
+      if (process.stderr.isTTY) process.stderr.write("\x1b[?25h\x1b[?7h\n");
+      console.error(`wisp flash: ${err.message}; the node was not uploaded`);
+      return 130;
+    }
     if (err instanceof ConfigError || err instanceof PortError || err instanceof LinkError || err instanceof BrokerFolderError || err instanceof InterpreterError) {
-      console.error(`wisp flash: ${err.message}`);
+      // the command to run next is this one with --interpreter, keeping the user's port, config and options
+      const again = ["npx", "wisp", "flash", "--interpreter", "2v29", ...argv].map(shellWord).join(" ");
+      const message = err instanceof LinkError && err.code === "no-interpreter" && !interpreter ? err.message.replaceAll("npx wisp flash --interpreter 2v29", again) : err.message;
+      console.error(`wisp flash: ${message}`);
       return 1;
     }
     throw err;
+  } finally {
+    process.off("SIGINT", interrupted);
   }
 }

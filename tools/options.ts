@@ -13,11 +13,21 @@ type Options = NonNullable<ParseArgsConfig["options"]>;
 
 /** parseArgs (strict) whose errors are UsageErrors in plain words, with "did you mean" for a typo. */
 export function parseOptions<O extends Options>(argv: string[], options: O, positionals = false) {
+  let parsed;
   try {
-    return parseArgs({ args: negativeValues(argv, options), options, strict: true, allowPositionals: positionals });
+    parsed = parseArgs({ args: negativeValues(argv, options), options, strict: true, allowPositionals: positionals, tokens: true });
   } catch (err) {
     throw new UsageError(optionMessage(err as Error & { code?: string }, options));
   }
+  // parseArgs keeps the last of a repeated option: two values for one thing is a mistake to name
+  const seen = new Map<string, string>();
+  for (const t of parsed.tokens ?? []) {
+    if (t.kind !== "option" || options[t.name]?.type !== "string" || options[t.name]?.multiple) continue;
+    const earlier = seen.get(t.name);
+    if (earlier !== undefined) throw new UsageError(`--${t.name} is given twice (${JSON.stringify(earlier)} and ${JSON.stringify(t.value ?? "")}): give it once`);
+    seen.set(t.name, t.value ?? "");
+  }
+  return { values: parsed.values, positionals: parsed.positionals };
 }
 
 /**

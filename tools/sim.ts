@@ -342,15 +342,23 @@ export async function main(argv: string[]): Promise<number> {
   console.log(`watch: ${watch}`);
   const first = sim.nodes[0]!;
   console.log(`send a command: ${commandExample(brokers?.observer.url ?? sim.brokerUrl, first.prefix, watchLogin)}`);
+  let flashLine: string | undefined;
   if (args.serial) {
     for (const node of sim.nodes) console.log(`node ${node.index} console: ${node.consolePath}`);
     const lab = writeLabConfig(config, sim);
+    // a blank board needs Espruino first: the version downloads it, a folder (wisp install-espruino
+    // --stand-in DIR makes one for the simulator, offline) works too
     const interpreter = args.blank ? "--interpreter 2v29 " : "";
-    console.log(`flash a node: npx wisp flash ${interpreter}--port ${first.consolePath} --config ${displayPath(lab)}`);
-    if (!args.blank) console.log(`test it:      npx wisp hil --port ${first.consolePath} --config ${displayPath(lab)}`);
+    flashLine = `flash a node: npx wisp flash ${interpreter}--port ${first.consolePath} --config ${displayPath(lab)}`;
+    console.log(flashLine);
+    console.log(`test it:      npx wisp hil --port ${first.consolePath} --config ${displayPath(lab)}${args.blank ? " (once flashed)" : ""}`);
+    if (args.blank) console.log("no network? npx wisp install-espruino --stand-in DIR writes a stand-in Espruino folder for the simulator; pass --interpreter DIR");
+    if (sim.nodes.length > 1) console.log(`other nodes: the same with their --port (the "node N console" lines above)`);
   }
   const { startLiveView, startPlainView } = await import("../host-sim/view.ts");
-  const view: View = tty ? startLiveView(sim, { watch, notes: notes.flatMap((n) => (n.short ? [n.short] : [])) }) : startPlainView(sim);
+  // the flash command stays in the live view's header: the lines above scroll away
+  const headerNotes = [...notes.flatMap((n) => (n.short ? [n.short] : [])), ...(flashLine ? [flashLine] : [])];
+  const view: View = tty ? startLiveView(sim, { watch, notes: headerNotes }) : startPlainView(sim);
   await sim.powerOn();
 
   await new Promise<void>((resolve) => {

@@ -212,6 +212,11 @@ export class SerialLine {
     this.outFaults.push({ kind, match, skip });
   }
 
+  /** Output faults injected that have not met their byte yet. */
+  get outputFaultsPending(): number {
+    return this.outFaults.length;
+  }
+
   private applyOutputFaults(bytes: Uint8Array): Uint8Array {
     if (this.outFaults.length === 0) return bytes;
     const out: number[] = [];
@@ -337,6 +342,13 @@ export class SerialLine {
         return;
       }
     }
+  }
+
+  /** Milliseconds until what the board sent so far has crossed the line (0: nothing waits). */
+  get txBusyMs(): number {
+    if (this.txHead === this.tx.length) return 0;
+    // bytes whose time has come are still queued until the line's next run hands them over
+    return Math.max(1, (this.txPending(this.nowUs()) * this.byteUs) / 1000);
   }
 
   /** Bytes of output still waiting to cross the line at time `at` (µs). */

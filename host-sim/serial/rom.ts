@@ -536,9 +536,13 @@ export class DownloadMode implements LineDevice {
     if (!w || w.compressed !== (op === Command.FLASH_DEFL_DATA)) return this.fail(op, RomError.FAILED, StubError.NOT_IN_FLASH_MODE);
     const b = this.block(op, data, checksum);
     if (!b) return;
-    // a block sent again after its answer got lost was written already
-    if (b.seq < w.nextSeq) return this.reply(op);
-    if (b.seq !== w.nextSeq) return this.fail(op, RomError.FAILED, StubError.BAD_DATA_LEN);
+    if (!this.stub) {
+      // a block sent again after its answer got lost was written already
+      if (b.seq < w.nextSeq) return this.reply(op);
+      if (b.seq !== w.nextSeq) return this.fail(op, RomError.FAILED, StubError.BAD_DATA_LEN);
+    }
+    // the stub checks a block's length and checksum only (stub_flasher.c, ESP_FLASH_DATA and
+    // ESP_FLASH_DEFLATED_DATA): a block sent again is written (inflated) again after the last one
     let bytes: Uint8Array = b.payload;
     let costUs = 0;
     if (w.compressed) {

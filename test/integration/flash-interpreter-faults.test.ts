@@ -2,9 +2,12 @@
 // auto-program circuit), and a blank board given to plain `wisp flash`. These wait out esptool's
 // connection attempts and the console's prompt timeouts, so they live apart from
 // flash-interpreter.test.ts and run beside it.
+import { spawn } from "node:child_process";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { esp32DevkitC } from "../../boards/esp32-devkitc.ts";
 import { flash } from "../../tools/flash.ts";
+import { PROJECT_ROOT } from "../../tools/paths.ts";
 import { installInterpreter, InterpreterError, readInterpreter } from "../../tools/serial/interpreter.ts";
 import { LinkError } from "../../tools/serial/link.ts";
 import { type EspruinoFolder, espruinoFolder } from "../helpers/espruino-files.ts";
@@ -17,7 +20,7 @@ let boards: SimBoards;
 beforeAll(async () => {
   espruino = espruinoFolder({ appBytes: 16 * 1024 });
   espruinoFolderForUnplug = espruinoFolder({ appBytes: 512 * 1024 });
-  boards = await simBoards({ nodes: 3, blank: true });
+  boards = await simBoards({ nodes: 5, blank: true });
 });
 afterAll(async () => {
   await boards?.stop();
@@ -79,7 +82,11 @@ describe("putting Espruino on a board that does not cooperate", () => {
     expect(err).toBeInstanceOf(InterpreterError);
     expect((err as InterpreterError).code).toBe("closed");
     expect((err as Error).message).toMatch(/the port closed .*unplugged.*the interpreter is not complete on it/);
+    // a DevKitC powered by its USB cable alone loses power with it, and starts again when plugged in
+    expect(node.power).toBe("off");
     await boards.sim.plugConsole(node);
+    expect(node.power).toBe("on");
+    expect(node.download).toBeUndefined();
   }, 30_000);
 
   it("plain wisp flash on a blank board says it has no Espruino and how to put it there", async () => {
@@ -88,5 +95,42 @@ describe("putting Espruino on a board that does not cooperate", () => {
     expect(err).toBeInstanceOf(LinkError);
     expect((err as LinkError).code).toBe("no-interpreter");
     expect((err as Error).message).toMatch(/this board has no Espruino: it prints "invalid header" in a reset loop.*npx wisp flash --interpreter 2v29/);
+    // from the command line, the command to run next keeps the user's port and config (it dropped them)
+    const cli = spawn(process.execPath, [join(PROJECT_ROOT, "tools", "wisp.js"), "flash", "--no-build", "--port", node.consolePath!, "--config", boards.configFile], { cwd: PROJECT_ROOT });
+    let stderr = "";
+    cli.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    const code = await new Promise<number | null>((resolve) => cli.on("exit", resolve));
+    expect(code).toBe(1);
+    expect(stderr).toContain(`Put Espruino on it first: npx wisp flash --interpreter 2v29 --no-build --port ${node.consolePath} --config ${boards.configFile} (or`);
   }, 30_000);
+
+  it("an interpreter written and verified that the board's bootloader will not start: the message quotes the bootloader, and does not say to write it again", async () => {
+    const node = boards.sim.nodes[3]!;
+    const interpreter = readInterpreter(espruino.dir, esp32DevkitC);
+    // checked files, then a flipped byte on the way (as if the build's app were built wrong): written as is, verified, not bootable
+    const app = interpreter.regions.find((r) => r.kind === "app")!;
+    app.data = app.data.slice();
+    app.data[700] ^= 0x10;
+    const err = await flash({ port: node.consolePath!, configFile: boards.configFile, baud: 115200, interpreter, say: () => undefined, progress: false }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(LinkError);
+    expect((err as Error).message).toMatch(/Espruino was written and verified, but the board does not start it: its bootloader says "checksum failed: calculated 0x[0-9a-f]+, read 0x[0-9a-f]+; Factory app partition is not bootable; No bootable app partitions in the partition table"/);
+    expect((err as Error).message).not.toMatch(/--interpreter 2v29/);
+  }, 60_000);
+
+  it("Ctrl-C while wisp flash --interpreter writes Espruino: the board is reset to run what it holds and the node is not uploaded; exit 130", async () => {
+    const node = boards.sim.nodes[4]!;
+    const child = spawn(process.execPath, [join(PROJECT_ROOT, "tools", "wisp.js"), "flash", "--no-build", "--interpreter", espruinoFolderForUnplug.dir, "--port", node.consolePath!, "--config", boards.configFile], { cwd: PROJECT_ROOT });
+    let stderr = "";
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<number | null>((r) => child.on("close", (code) => r(code)));
+    const end = Date.now() + 60_000;
+    while (node.spiFlash.stats.bytesProgrammed === 0 && Date.now() < end) await sleep(10);
+    child.kill("SIGINT");
+    expect(await exited).toBe(130);
+    expect(stderr).toMatch(/wisp flash: interrupted: Espruino may not be complete on the board, which was reset to run what it holds\. Run the same command again .*; the node was not uploaded/);
+    const until = Date.now() + 5_000;
+    while (node.download !== undefined && Date.now() < until) await sleep(20);
+    expect(node.download).toBeUndefined();
+    expect(node.flashStorage.list()).toEqual([]);
+  }, 90_000);
 });

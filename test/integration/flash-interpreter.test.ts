@@ -62,6 +62,32 @@ describe("wisp flash --interpreter: a blank ESP32 to a running node in one comma
     }
   }, 90_000);
 
+  it("offline, as the README's new user: sim --blank prints the flash and test commands; install-espruino --stand-in, install-espruino with it, then its 'next' command brings the node online", async () => {
+    const sim = wisp(["sim", "--serial", "--blank", "--plain", "--no-build", "--port", "0", "--nodes", "2", "--duration", "120"]);
+    const standIn = mkdtempSync(join(tmpdir(), "wisp-stand-in-"));
+    try {
+      const [, port, config] = await sim.waitFor(/flash a node: npx wisp flash --interpreter 2v29 --port (\S+) --config (\S+)/, 20_000);
+      await sim.waitFor(/test it: +npx wisp hil --port \S+ --config \S+ \(once flashed\)/, 1_000);
+      await sim.waitFor(/no network\? npx wisp install-espruino --stand-in DIR/, 1_000);
+      await sim.waitFor(/other nodes: the same with their --port/, 1_000);
+      const made = await run(["install-espruino", "--stand-in", standIn]);
+      expect(made.code).toBe(0);
+      expect(made.stdout).toMatch(/NOT Espruino/);
+      expect(readInterpreter(standIn, esp32DevkitC)).toMatchObject({ version: "2v29", standIn: true });
+      const installed = await run(["install-espruino", standIn, "--port", port!]);
+      expect(installed.stderr).toBe("");
+      const next = /next: (npx wisp flash .*)/.exec(installed.stdout)?.[1];
+      expect(next).toBe(`npx wisp flash --port ${port} --config ${config}`);
+      const flashed = await run([...next!.split(" ").slice(2), "--no-build"]);
+      expect(flashed.code).toBe(0);
+      const id = /node (\S+) booted/.exec(flashed.stdout)![1]!;
+      await sim.waitFor(new RegExp(`mqtt wisp/${id}/status online`), 20_000);
+    } finally {
+      rmSync(standIn, { recursive: true, force: true });
+      await sim.stop();
+    }
+  }, 120_000);
+
   it("a block that lands wrong in flash is caught by its MD5 and the region is written again; then the board is reset into it (EN low for 100 ms, IO0 released)", async () => {
     const node = board(0);
     const lines: { at: number; dtr: boolean; rts: boolean }[] = [];
@@ -116,7 +142,7 @@ describe("wisp install-espruino", () => {
     try {
       const none = await run(["install-espruino", "--port", node.consolePath!], { WISP_ESPRUINO_BINARIES: "http://127.0.0.1:1", XDG_CACHE_HOME: cache });
       expect(none.code).toBe(1);
-      expect(none.stderr).toMatch(/could not reach http:\/\/127\.0\.0\.1:1\/espruino_2v29_esp32\/ .*no network here\?\. Get Espruino for ESP32 from https:\/\/www\.espruino\.com\/Download .*npx wisp flash --interpreter/);
+      expect(none.stderr).toMatch(/could not reach http:\/\/127\.0\.0\.1:1\/espruino_2v29_esp32\/bootloader\.bin \([^)]+\): no network here\? Get Espruino for ESP32 from https:\/\/www\.espruino\.com\/Download .*npx wisp flash --interpreter/);
     } finally {
       rmSync(cache, { recursive: true, force: true });
     }

@@ -99,6 +99,8 @@ describe("a command's --help and option errors", () => {
     expect(parseOptions(["--nodes", "-3", "--plain"], options).values.nodes).toBe("-3");
     expect(parseOptions(["-n", "-3"], options).values.nodes).toBe("-3");
     expect(parseOptions(["-n", "3"], options).values.nodes).toBe("3");
+    // parseArgs alone keeps the last: two values for one option are named instead
+    expect(fails(["-n", "3", "--nodes=4"])).toBe('--nodes is given twice ("3" and "4"): give it once');
   });
 
   it("help texts fit 80 columns: descriptions and paragraphs wrap at word boundaries, blank lines stay", () => {
@@ -225,5 +227,13 @@ describe("config files given to commands", () => {
     const quoted = run("quoted.json");
     expect(quoted.status).toBe(1);
     expect(quoted.stderr).toContain('quoted.json is not valid:\n  interval: must be a whole number from 1 to 86400 (seconds between samples), got the string "10" (write 10 without quotes)');
+  });
+});
+
+describe("--flash-baud", () => {
+  it("takes 115200 up: slower rates cannot carry esptool-js's blocks within their timeout", async () => {
+    const { FLASH_BAUD } = await import("../../tools/serial/interpreter.ts");
+    expect(() => intOption("flash-baud", "19200", 921600, FLASH_BAUD)).toThrow(/--flash-baud must be a whole number from 115,200 to 3,000,000 bits per second/);
+    expect(intOption("flash-baud", "115200", 921600, FLASH_BAUD)).toBe(115200);
   });
 });

@@ -8,7 +8,7 @@ import { SimNode, type SimNodeOptions } from "../../host-sim/node.ts";
 import type { Clock } from "../../host-sim/runtime.ts";
 import { CHIP_DETECT_MAGIC_REG, Command } from "../../host-sim/serial/rom.ts";
 import { AccessPoint } from "../../host-sim/wifi.ts";
-import { buildAppImage } from "../../tools/serial/esp-image.ts";
+import { buildAppImage, buildPartitionTable } from "../../tools/serial/esp-image.ts";
 
 const nodes: SimNode[] = [];
 afterEach(() => {
@@ -203,6 +203,41 @@ describe("the simulated ESP32's ROM", () => {
     expect(b.node.interpreterVersion).toBeUndefined();
   });
 
+  it("the stub, as esptool's does, checks a data block's length and checksum only: a block sent again is written again after the last", async () => {
+    const b = board({ blank: true });
+    b.node.setButton("BOOT", true);
+    b.node.powerOn();
+    await b.clock.tickAsync(10);
+    const code = new Uint8Array(64).fill(0x36);
+    let sum = 0xef;
+    for (const x of code) sum ^= x;
+    b.send(Command.MEM_BEGIN, Uint8Array.from([...b.word(64), ...b.word(1), ...b.word(0x1800), ...b.word(0x400a8000)]));
+    await b.clock.tickAsync(10);
+    b.send(Command.MEM_DATA, Uint8Array.from([...b.word(64), ...b.word(0), ...b.word(0), ...b.word(0), ...code]), sum);
+    await b.clock.tickAsync(10);
+    b.send(Command.MEM_END, Uint8Array.from([...b.word(0), ...b.word(0x400a8010)]));
+    await b.clock.tickAsync(20);
+    expect(b.node.download!.stub).toBe(true);
+    const block = (seq: number, fill: number) => {
+      const data = new Uint8Array(1024).fill(fill);
+      let s = 0xef;
+      for (const x of data) s ^= x;
+      return [Uint8Array.from([...b.word(data.length), ...b.word(seq), ...b.word(0), ...b.word(0), ...data]), s] as const;
+    };
+    b.send(Command.FLASH_BEGIN, Uint8Array.from([...b.word(3072), ...b.word(3), ...b.word(1024), ...b.word(0x9000)]));
+    await b.clock.tickAsync(100);
+    for (const [seq, fill] of [
+      [0, 0x11],
+      [0, 0x22], // sent again (its answer lost, say), with the same sequence number
+      [1, 0x33],
+    ] as const) {
+      b.send(Command.FLASH_DATA, ...block(seq, fill));
+      await b.clock.tickAsync(200);
+      expect([...b.packets.at(-1)!.subarray(-2)]).toEqual([0, 0]);
+    }
+    expect([b.node.spiFlash.read(0x9000, 1)[0], b.node.spiFlash.read(0x9400, 1)[0], b.node.spiFlash.read(0x9800, 1)[0]]).toEqual([0x11, 0x22, 0x33]);
+  });
+
   it("boots the interpreter the flash holds and reports the version its image carries", async () => {
     const b = board();
     b.node.installInterpreter("2v27");
@@ -227,6 +262,37 @@ describe("the simulated ESP32's ROM", () => {
     expect(text).toContain("rst:0x3 (SW_RESET)");
   });
 
+  it("the bootloader's last log line is sent whole before it resets the chip; a factory app that fails is passed over for the first OTA app", async () => {
+    const b = board();
+    b.node.installInterpreter("2v27");
+    // a table with the factory app at 0x10000 (now broken) and an OTA slot holding Espruino
+    const table = buildPartitionTable([
+      { label: "nvs", type: 1, subtype: 2, offset: 0x9000, size: 0x6000, flags: 0 },
+      { label: "factory", type: 0, subtype: 0, offset: 0x10000, size: 0x100000, flags: 0 },
+      { label: "ota_0", type: 0, subtype: 0x10, offset: 0x110000, size: 0x100000, flags: 0 },
+    ]);
+    b.node.spiFlash.erase(0x8000, 0x1000);
+    b.node.spiFlash.program(0x8000, table);
+    const app = buildAppImage({ version: "2v28" });
+    b.node.spiFlash.erase(0x110000, 0x10000);
+    b.node.spiFlash.program(0x110000, app);
+    b.node.spiFlash.erase(0x10000, 0x1000);
+    b.node.powerOn();
+    await b.clock.tickAsync(500);
+    expect(b.text()).toMatch(/E \(\d+\) boot: Factory app partition is not bootable/);
+    expect(b.text()).toContain("Loaded app from partition at offset 0x110000");
+    expect(b.node.interpreterVersion).toBe("2v28");
+
+    // no app that boots: every line of the log arrives, the last one too, before the reset
+    b.node.powerOff();
+    b.node.spiFlash.erase(0x110000, 0x1000);
+    b.clearText();
+    b.node.powerOn();
+    await b.clock.tickAsync(300);
+    const text = b.text().replace(/\r/g, "");
+    expect(text).toMatch(/E \(\d+\) boot: No bootable app partitions in the partition table\nets Jun/);
+  });
+
   it("erasing flash over Storage's area erases Storage's files", () => {
     const b = board();
     b.node.flashStorage.write("x", Uint8Array.of(1, 2, 3));
@@ -234,5 +300,31 @@ describe("the simulated ESP32's ROM", () => {
     expect(b.node.flashStorage.list()).toEqual(["x"]);
     b.node.spiFlash.erase(0x320000, 0x1000);
     expect(b.node.flashStorage.list()).toEqual([]);
+  });
+});
+
+describe("the ROM's rate", () => {
+  it("the ROM and the bootloader talk 115200 whatever the console's rate; Espruino's console then runs at its own", async () => {
+    const b = board({ blank: true, baud: 9600 });
+    b.node.powerOn();
+    await b.clock.tickAsync(5);
+    expect(b.node.line.baud).toBe(115_200);
+    const c = board({ baud: 9600 });
+    c.node.installInterpreter("2v29");
+    c.node.powerOn();
+    await c.clock.tickAsync(2000);
+    expect(c.node.runtime).toBeDefined();
+    expect(c.node.line.baud).toBe(9600);
+  });
+});
+
+describe("a blank board's uptime", () => {
+  it("counts from its last reset, not from 1970", async () => {
+    const clock = FakeTimers.createClock(1_700_000_000_000, 1e9);
+    const node = new SimNode({ index: 0, clock: clock as unknown as Clock, ap: new AccessPoint(), blank: true });
+    nodes.push(node);
+    node.powerOn();
+    await clock.tickAsync(2000);
+    expect(node.uptime).toBeLessThan(1000); // the RTC watchdog resets it every few hundred ms
   });
 });

@@ -57,6 +57,8 @@ export interface AppImage {
   /** The image's bytes, checksum and SHA-256 included. */
   length: number;
   hashAppended: boolean;
+  /** The first segment starts with an app description (esp_app_desc_t): an application, not a bootloader. */
+  appDescription: boolean;
   /** esp_app_desc_t.version and project_name, when the first segment starts with one. */
   appVersion?: string;
   projectName?: string;
@@ -108,13 +110,32 @@ export function parseAppImage(bytes: Uint8Array): AppImage {
     if (!digest.equals(Buffer.from(bytes.subarray(length, length + 32)))) throw new ImageError("the image's SHA-256 does not match its contents");
     length += 32;
   }
-  const image: AppImage = { entry: u32(bytes, 4), chipId: u16(bytes, 12), segments, length, hashAppended };
+  const image: AppImage = { entry: u32(bytes, 4), chipId: u16(bytes, 12), segments, length, hashAppended, appDescription: false };
   const first = segments[0];
   if (first && first.length >= 256 && u32(bytes, first.offset) === APP_DESC_MAGIC) {
+    image.appDescription = true;
     image.appVersion = cString(bytes, first.offset + 16, 32);
     image.projectName = cString(bytes, first.offset + 48, 32);
   }
   return image;
+}
+
+/**
+ * Where a chip maps its flash into the address space (esp_image_format.c should_map(), soc.h
+ * SOC_DROM_LOW/HIGH and SOC_IROM_LOW/HIGH): an application's code and constants load there, a
+ * bootloader's segments never do (they load into RAM: bootloader.ld).
+ */
+const FLASH_MAPPED: Record<string, readonly (readonly [number, number])[]> = {
+  ESP32: [
+    [0x3f400000, 0x3f800000],
+    [0x400d0000, 0x40400000],
+  ],
+};
+
+/** `address` is in `chip`'s flash-mapped ranges; undefined for a chip whose map is not known here. */
+export function isFlashMapped(chip: string, address: number): boolean | undefined {
+  const ranges = FLASH_MAPPED[chip];
+  return ranges ? ranges.some(([lo, hi]) => address >= lo && address < hi) : undefined;
 }
 
 /** The chip an image's header names, as esptool names it (`ESP32`, `ESP32-S3`, …). */
@@ -187,8 +208,10 @@ export interface AppImageOptions {
   entry?: number;
   /** Seed of the filler (deterministic, half compressible like code). */
   seed?: number;
-  /** A bootloader: no app description. */
+  /** A bootloader: no app description, segments in RAM. */
   bootloader?: boolean;
+  /** An application's segments without an app description (not something ESP-IDF builds). */
+  noAppDescription?: boolean;
 }
 
 const pad4 = (n: number) => (n + 3) & ~3;
@@ -208,7 +231,7 @@ export function buildAppImage(options: AppImageOptions = {}): Uint8Array {
   }
   const text = Buffer.from(`\x00${version}\x00Espruino ${version}\x00`, "latin1");
   const drom = new Uint8Array(pad4(256 + text.length));
-  if (!options.bootloader) {
+  if (!options.bootloader && !options.noAppDescription) {
     const view = new DataView(drom.buffer);
     view.setUint32(0, APP_DESC_MAGIC, true);
     drom.set(Buffer.from(version, "latin1").subarray(0, 31), 16);

@@ -2,15 +2,18 @@
 // build before anything touches the board, then write them with Espressif's esptool-js through
 // Wisp's Web Serial adapter (webserial.ts): reset into the ROM bootloader with DTR/RTS, detect the
 // chip, refuse another family than the board file's, start the flasher stub, raise the baud rate,
-// write each region compressed, check each by MD5, reset the board into what it now holds.
+// write each region compressed in 64 KB pieces checked by MD5 (skipping pieces in place), reset the
+// board into what it now holds. A garbled or lost answer costs a piece, not the run: esptool's stub
+// checks a block's length and checksum only, so a block esptool-js sends again after a lost answer
+// is written twice; the piece is begun again instead (a new FLASH_DEFL_BEGIN), or a new session.
 //
 // Found while driving esptool-js 0.7.0 from Node (each is worked around here):
 // - its HardReset (after "hard_reset") only releases RTS and never asserts it, so an ESP32 on a
-//   DevKitC-style circuit is not reset after flashing; Wisp passes its own, as esptool.py does it
-//   (RTS asserted for 100 ms, then released), setting DTR low with it each time: setRTS() would
-//   re-send a stale DTR "asserted" (Transport.setSignals() stores DTR only when true), which
-//   releases EN again at once (a 0.1 ms pulse, measured against the simulated board) and holds IO0
-//   low until the port closes;
+//   DevKitC-style circuit is not reset after flashing, and Transport.setRTS() re-sends a stale DTR
+//   "asserted" (setSignals() stores DTR only when true), which releases EN again at once (a 0.1 ms
+//   pulse) and holds IO0 low; and after a failure (a chip it could not identify) its reset throws.
+//   Wisp resets the board itself, on the port after esptool-js let go of it, as esptool.py does
+//   (RTS asserted for 100 ms with DTR low, then both released): after success and after failure;
 // - Transport.trace() writes to console.log whether tracing is on or not (readLoop's exit,
 //   flashSizeBytes()); Wisp routes it to the log it was given;
 // - it picks its reset sequence from getInfo()'s USB ids, so the adapter reports them when
@@ -21,169 +24,36 @@
 //   calls releaseLock() on a reader disconnect() has cleared: an unhandled rejection).
 
 import { createHash } from "node:crypto";
-import { existsSync, readdirSync, readFileSync, realpathSync, statSync } from "node:fs";
-import { basename, join, resolve } from "node:path";
-import { ESPError, ESPLoader, HardReset, Transport, UnexpectedChipIdError, UnexpectedChipMagicError } from "esptool-js";
+import { existsSync, realpathSync } from "node:fs";
+export { describeRegions, ESPRUINO_DOWNLOAD, findInterpreter, type Interpreter, InterpreterError, readInterpreter, type Region, whereToGetEspruino } from "./interpreter-files.ts";
+import { ESPError, ESPLoader, Transport, UnexpectedChipIdError, UnexpectedChipMagicError } from "esptool-js";
 import type { Board } from "../../boards/types.ts";
-import { type AppImage, espruinoVersion, imageChipName, ImageError, type Partition, PARTITION_TABLE_BYTES, parseAppImage, parsePartitionTable, partitionKind } from "./esp-image.ts";
-import { listPorts } from "./port.ts";
+import { listPorts, PortError } from "./port.ts";
 import { startProgress } from "./progress.ts";
-import { hasPacketProtocol } from "./protocol.ts";
-import { DownloadError, downloadEspruino, type DownloadOptions, isEspruinoVersion, TESTED_ESPRUINO } from "./espruino-download.ts";
+import { type Interpreter, InterpreterError, whereToGetEspruino } from "./interpreter-files.ts";
 import { NodeSerialPort } from "./webserial.ts";
-
-/** Where Espruino's ESP32 build is published, for messages. */
-export const ESPRUINO_DOWNLOAD = "https://www.espruino.com/Download";
-/** The ROM bootloader's rate, which the chip starts at (esptool's ESP_ROM_BAUD). */
-export const ROM_BAUD = 115_200;
-/** The rate esptool writes ESP32s at (Espruino's make/targets/ESP32.make FLASH_BAUD). */
-export const DEFAULT_FLASH_BAUD = 921_600;
-/** The rates --flash-baud takes: what the ROM autobauds from, up to what CP210x and CH340 bridges reach. */
-export const FLASH_BAUD = { min: 9600, max: 3_000_000, unit: "bits per second (e.g. 921600)" };
-/** Attempts per region when its MD5 does not match what was sent. */
-const REGION_ATTEMPTS = 3;
-
-export class InterpreterError extends Error {
-  constructor(
-    message: string,
-    readonly code: "files" | "download" | "old-interpreter" | "no-download-mode" | "wrong-chip" | "flash-size" | "md5" | "closed" | "flash",
-  ) {
-    super(message);
-  }
-}
-
-export interface Region {
-  /** The file it came from. */
-  name: string;
-  kind: "bootloader" | "partition-table" | "app";
-  address: number;
-  data: Uint8Array;
-}
-
-export interface Interpreter {
-  /** The folder the files were read from. */
-  dir: string;
-  /** The Espruino version the app image carries (`2v29`), when it says. */
-  version: string | undefined;
-  /** In the order they are written. */
-  regions: Region[];
-  /** The partition the app goes in, from the partition table. */
-  appPartition: Partition;
-}
 
 const hex = (n: number) => "0x" + n.toString(16);
 const bytes = (n: number) => n.toLocaleString("en-US");
 
-/** What to tell someone who has no Espruino ESP32 files yet. */
-export function whereToGetEspruino(board: Board): string {
-  const names = board.interpreter.files.map((f) => f.name).join(", ");
-  return (
-    `Get Espruino for ${board.chip.name} from ${ESPRUINO_DOWNLOAD} (the folder espruino_2v29_${board.espruinoBuild} of its binaries, also at ` +
-    `https://www.espruino.com/binaries/espruino_2v29_${board.espruinoBuild}/), with ${names}, and pass that folder: npx wisp flash --interpreter ./espruino_2v29_${board.espruinoBuild}`
-  );
-}
-
+/** The ROM bootloader's rate, which the chip starts at (esptool's ESP_ROM_BAUD). */
+export const ROM_BAUD = 115_200;
+/** The rate esptool writes ESP32s at (Espruino's make/targets/ESP32.make FLASH_BAUD). */
+export const DEFAULT_FLASH_BAUD = 921_600;
 /**
- * Reads and checks Espruino's files for `board` from `dir` (or from the one subfolder of `dir`
- * that has them, as in Espruino's release zip): each file by name, each image's magic byte,
- * segments, checksum and SHA-256, the chip it is built for, that the bootloader ends before the
- * partition table, that the partition table has the app partition the interpreter goes in, and
- * that the interpreter fits it. Throws an InterpreterError that names the file and the fix.
+ * The rates --flash-baud takes: the ROM's own rate up to what CP210x and CH340 bridges reach. Not
+ * below 115200: the ROM talks 115200 anyway, and esptool-js gives a 16 KB block 3 s, which a
+ * slower line cannot carry (at 19200 a block takes 8.5 s).
  */
-export function readInterpreter(dir: string, board: Board): Interpreter {
-  const root = resolve(dir);
-  if (!existsSync(root) || !statSync(root).isDirectory()) {
-    throw new InterpreterError(`${dir} is not a folder. ${whereToGetEspruino(board)}`, "files");
-  }
-  const names = board.interpreter.files.map((f) => f.name);
-  const has = (d: string) => names.every((n) => existsSync(join(d, n)));
-  let folder = root;
-  if (!has(root)) {
-    const inside = readdirSync(root, { withFileTypes: true })
-      .filter((e) => e.isDirectory() && has(join(root, e.name)))
-      .map((e) => join(root, e.name));
-    if (inside.length === 1) folder = inside[0]!;
-    else {
-      const missing = names.filter((n) => !existsSync(join(root, n)));
-      throw new InterpreterError(`${dir} has no ${missing.join(", ")}. ${whereToGetEspruino(board)}`, "files");
-    }
-  }
-  const chipId = board.chip.imageChipId;
-  const regions: Region[] = board.interpreter.files.map((f) => ({ name: f.name, kind: f.kind, address: f.address, data: new Uint8Array(readFileSync(join(folder, f.name))) }));
-  const region = (kind: Region["kind"]) => regions.find((r) => r.kind === kind)!;
-  const image = (r: Region, what: string): AppImage => {
-    let parsed: AppImage;
-    try {
-      parsed = parseAppImage(r.data);
-    } catch (err) {
-      if (!(err instanceof ImageError)) throw err;
-      throw new InterpreterError(`${r.name} is not ${what}: ${err.message}. Download Espruino's ESP32 build again (${ESPRUINO_DOWNLOAD})`, "files");
-    }
-    if (parsed.chipId !== chipId) {
-      throw new InterpreterError(`${r.name} is built for the ${imageChipName(parsed.chipId)}, not the ${board.chip.name} of board ${board.id}: take Espruino's ${board.chip.name} build (${ESPRUINO_DOWNLOAD})`, "files");
-    }
-    return parsed;
-  };
-  const table = region("partition-table");
-  const app = region("app");
-  const bootloader = region("bootloader");
-  image(bootloader, `an ${board.chip.name} bootloader image`);
-  if (bootloader.address + bootloader.data.length > table.address) {
-    throw new InterpreterError(
-      `${bootloader.name} is ${bytes(bootloader.data.length)} bytes: written at ${hex(bootloader.address)} it would run into the partition table at ${hex(table.address)} (at most ${bytes(table.address - bootloader.address)} bytes)`,
-      "files",
-    );
-  }
-  if (table.data.length > PARTITION_TABLE_BYTES) {
-    throw new InterpreterError(`${table.name} is ${bytes(table.data.length)} bytes; a partition table has at most ${bytes(PARTITION_TABLE_BYTES)}`, "files");
-  }
-  let partitions: Partition[];
-  try {
-    partitions = parsePartitionTable(table.data);
-  } catch (err) {
-    if (!(err instanceof ImageError)) throw err;
-    throw new InterpreterError(`${table.name} is not a partition table: ${err.message}`, "files");
-  }
-  const appPartition = partitions.find((p) => p.type === 0 && p.offset === app.address);
-  if (!appPartition) {
-    const list = partitions.map((p) => `${p.label} (${partitionKind(p)}) at ${hex(p.offset)}`).join(", ");
-    throw new InterpreterError(`${table.name} has no app partition at ${hex(app.address)}, where ${app.name} goes; it has ${list}`, "files");
-  }
-  const appImage = image(app, `an ${board.chip.name} app image`);
-  if (app.data.length > appPartition.size) {
-    throw new InterpreterError(
-      `${app.name} is ${bytes(app.data.length)} bytes; its partition (${appPartition.label} at ${hex(appPartition.offset)}) holds ${bytes(appPartition.size)}`,
-      "files",
-    );
-  }
-  for (const r of regions) {
-    if (r.address + r.data.length > board.flash.chipBytes) throw new InterpreterError(`${r.name} at ${hex(r.address)} does not fit the board's ${board.flash.chipBytes / 1048576} MB flash`, "files");
-  }
-  const version = espruinoVersion(app.data.subarray(0, appImage.length)) ?? (/^\d+v\d+/.test(appImage.appVersion ?? "") ? appImage.appVersion : undefined);
-  const m = version ? /^(\d+)v(\d+)/.exec(version) : null;
-  if (m && !hasPacketProtocol(Number(m[1]), Number(m[2]))) {
-    throw new InterpreterError(`${app.name} is Espruino ${version}; Wisp needs 2v25 or newer (the console's packet protocol). Take Espruino 2v29 for ESP32 from ${ESPRUINO_DOWNLOAD}`, "old-interpreter");
-  }
-  return { dir: folder, version, regions, appPartition };
-}
-
-/**
- * The interpreter `spec` names: a folder (readInterpreter), or a version such as `2v29` (or
- * nothing: the version Wisp is tested with) fetched from espruino.com into the cache first
- * (espruino-download.ts). Either way every check of readInterpreter applies.
- */
-export async function findInterpreter(spec: string | undefined, board: Board, options: DownloadOptions = {}): Promise<Interpreter> {
-  if (spec !== undefined && !(isEspruinoVersion(spec) && !existsSync(spec))) return readInterpreter(spec, board);
-  const version = spec ?? TESTED_ESPRUINO;
-  let dir: string;
-  try {
-    dir = await downloadEspruino(version, board, options);
-  } catch (err) {
-    if (!(err instanceof DownloadError)) throw err;
-    throw new InterpreterError(`${err.message}. ${whereToGetEspruino(board)}`, "download");
-  }
-  return readInterpreter(dir, board);
-}
+export const FLASH_BAUD = { min: ROM_BAUD, max: 3_000_000, unit: "bits per second (e.g. 921600; 115200 on a poor cable)" };
+/** Writes of a piece of a region (MD5 differs, or the line garbled an answer) before a run gives up. */
+const REGION_ATTEMPTS = 3;
+/** Writes of a piece that a garbled or lost answer interrupted, before a run gives up. */
+const PIECE_FAULT_ATTEMPTS = 8;
+/** Regions are written, checked and skipped when in place in pieces of this size (64 KB, an erase block). */
+const PIECE_BYTES = 0x10000;
+/** New sessions after transport errors in one run, at most: a line that bad will not carry 1.5 MB. */
+const MAX_RESTARTS = 8;
 
 export interface InstallOptions {
   /** The board's serial port. */
@@ -200,6 +70,11 @@ export interface InstallOptions {
   progress?: boolean;
   /** esptool-js's own log lines. */
   onLog?: (line: string) => void;
+  /**
+   * Stops the run (Ctrl-C): the port is closed under esptool-js, the board reset to run what it
+   * holds, and an InterpreterError "interrupted" thrown.
+   */
+  signal?: AbortSignal;
   /** Reset-and-sync rounds before giving up on download mode (default 7, as esptool). */
   connectAttempts?: number;
 }
@@ -210,24 +85,11 @@ export interface InstallResult {
   mac: string;
   /** The rate the regions were written at (esptool-js falls back to 115200 when the board does not follow). */
   baud: number;
-  regions: { name: string; address: number; bytes: number; compressed: number; seconds: number; md5: string }[];
+  /** `bytes` the region's size, `written` what had to be written (pieces already in place are not). */
+  regions: { name: string; address: number; bytes: number; written: number; compressed: number; seconds: number; md5: string }[];
   /** Regions written again because their MD5 did not match. */
   retries: number;
   seconds: number;
-}
-
-/**
- * esptool.py's HardReset: EN low for 100 ms through RTS, then released with IO0 high. Both lines
- * are named in each request: Transport.setRTS() follows RTS with DTR at the level it remembers,
- * which stays "asserted" after the classic reset (setSignals() records DTR only when it is true),
- * and DTR with RTS releases EN at once: the pulse would last as long as one request.
- */
-class RtsHardReset extends HardReset {
-  override async reset(): Promise<void> {
-    await this.transport.setSignals(false, true);
-    await new Promise((r) => setTimeout(r, 100));
-    await this.transport.setSignals(false, false);
-  }
 }
 
 /** USB ids of `path` when the system lists it (esptool-js picks its reset sequence by them). */
@@ -242,19 +104,38 @@ async function usbIds(path: string): Promise<{ usbVendorId?: number; usbProductI
   return {};
 }
 
-/** What the board printed, read as an answer to "why did it not enter download mode?". */
-function whatTheBoardSaid(device: NodeSerialPort): string {
+/**
+ * What the board printed, read as an answer to "why did it not enter download mode?", and whether
+ * holding BOOT would help (not when it did enter download mode and only its answers got lost).
+ */
+function whatTheBoardSaid(device: NodeSerialPort): { why: string; byHand: boolean } {
   const text = device.received;
-  if (/waiting for download/.test(text)) return "it entered download mode but its bootloader did not answer: check the cable and the port, and that nothing else holds the port";
-  if (/invalid header: 0x/.test(text)) return 'it keeps booting from its flash, which is empty ("invalid header")';
-  if (/boot:0x(13|33)\b/.test(text)) return "it booted from its flash (boot:0x13), not into its ROM bootloader: DTR/RTS do not reach its IO0";
-  if (text.length > 0) return "it answered with console text, not the ROM bootloader's protocol";
-  return "it said nothing";
+  if (/waiting for download/.test(text)) {
+    return { why: "the board entered its ROM bootloader (download mode), but none of its answers came through intact: noise on the line, a poor cable, or another program on the port", byHand: false };
+  }
+  if (/invalid header: 0x/.test(text)) return { why: 'it keeps booting from its flash, which is empty ("invalid header")', byHand: true };
+  if (/boot:0x(13|33)\b/.test(text)) return { why: "it booted from its flash (boot:0x13), not into its ROM bootloader: DTR/RTS do not reach its IO0", byHand: true };
+  if (text.length > 0) return { why: "it answered with console text, not the ROM bootloader's protocol", byHand: true };
+  return { why: "it said nothing", byHand: true };
 }
 
+/** An error's message as part of a sentence: one line, no closing full stop (esptool-js ends some with one). */
+function said(err: unknown): string {
+  const text = err instanceof Error ? err.message : String(err);
+  return text.replace(/\s+/g, " ").trim().replace(/[.\s]+$/, "");
+}
+
+/** Whole sessions (reset, sync, stub) per run, and writes per region, before a run gives up. */
+const SESSION_ATTEMPTS = 3;
+
 /**
- * Writes the interpreter's regions to the board on `port` with esptool-js, verifies each by MD5 and
- * resets the board so that it boots them. Throws an InterpreterError with the cause and the fix.
+ * Writes the interpreter's regions to the board on `port` with esptool-js in 64 KB pieces, each
+ * verified by MD5 (a piece in place already is not written again), and resets the board so that it
+ * boots them. A transport error (a garbled or lost answer) costs a piece: it is written again once
+ * the stub answers, or after a fresh session (reset into the ROM bootloader, sync, stub), a bounded
+ * number of times. Whatever fails, and on `signal`, a board this put into its bootloader is reset
+ * to run what it holds. Throws an InterpreterError with the cause and the fix (or a PortError when
+ * the port would not open).
  */
 export async function installInterpreter(options: InstallOptions): Promise<InstallResult> {
   const say = options.say ?? ((line: string) => console.log(line));
@@ -262,6 +143,7 @@ export async function installInterpreter(options: InstallOptions): Promise<Insta
   const { board, interpreter } = options;
   const started = performance.now();
   const flashBaud = options.flashBaud ?? DEFAULT_FLASH_BAUD;
+  const attempts = options.connectAttempts ?? 7;
   const device = new NodeSerialPort(options.port, await usbIds(options.port));
   const transport = new Transport(device as unknown as ConstructorParameters<typeof Transport>[0], false);
   transport.trace = (message: string) => log(`trace: ${message}`);
@@ -270,48 +152,127 @@ export async function installInterpreter(options: InstallOptions): Promise<Insta
     baudrate: flashBaud,
     romBaudrate: ROM_BAUD,
     terminal: { clean: () => undefined, writeLine: log, write: log },
-    resetConstructors: { hardReset: (t: Transport, usbOtg?: boolean) => new RtsHardReset(t, usbOtg) },
   });
-  const lost = (err: unknown): never => {
-    if (device.lost) {
-      throw new InterpreterError(`the port closed (${device.lost.message}): the board was unplugged or reset its USB connection. Plug it in and run the command again; the interpreter is not complete on it`, "closed");
-    }
-    throw err;
+  const state = loader as unknown as { baudrate: number; IS_STUB: boolean };
+  /** Where a line goes while a progress bar is up: above it. */
+  let note = say;
+  const advice = flashBaud > ROM_BAUD ? `Run the command again; on a long or poor cable a lower --flash-baud (${ROM_BAUD}) helps` : "Run the command again; if it repeats, try another USB cable or port";
+  const closed = (): InterpreterError =>
+    options.signal?.aborted ? interrupted() : new InterpreterError(
+      `the port closed (${said(device.lost)}): the board was unplugged or reset its USB connection. Plug it in and run the command again; the interpreter is not complete on it`,
+      "closed",
+    );
+  const interrupted = () =>
+    new InterpreterError("interrupted: Espruino may not be complete on the board, which was reset to run what it holds. Run the same command again (what is in place already is not written again)", "interrupted");
+  /** Any error of a step, as an InterpreterError naming the step (or the unplugged board). */
+  const failed = (what: string, err: unknown): InterpreterError | PortError => {
+    if (options.signal?.aborted) return interrupted();
+    if (err instanceof InterpreterError || err instanceof PortError) return err;
+    if (device.lost) return closed();
+    return new InterpreterError(`${what} failed (${said(err)}): the serial line lost or garbled bytes. ${advice}`, "link");
   };
-  let connected = false;
-  try {
+  const step = async <T>(what: string, run: () => Promise<T>): Promise<T> => {
     try {
-      await loader.detectChip("default_reset", options.connectAttempts ?? 7);
-      connected = true;
+      return await run();
     } catch (err) {
-      if (err instanceof UnexpectedChipMagicError || err instanceof UnexpectedChipIdError) {
-        connected = true;
-        throw new InterpreterError(`${options.port}: ${err.message}. This is not an Espressif chip that esptool knows; board ${board.id} is an ${board.chip.name}`, "wrong-chip");
+      throw failed(what, err);
+    }
+  };
+  /**
+   * Does the board answer a register read within 2 s? (Short tries, so one garbled try costs
+   * little; a garbled command can keep the stub busy for a while: an MD5 over a size that the
+   * noise made large.)
+   */
+  const answering = async (): Promise<boolean> => {
+    for (let i = 0; i < 8; i++) {
+      try {
+        await loader.readReg(loader.CHIP_DETECT_MAGIC_REG_ADDR, 250);
+        return true;
+      } catch {
+        if (device.lost) return false;
+        transport.flushInput();
       }
-      if (device.lost) lost(err);
-      // a port that would not open (PortError) says so itself
-      if (!(err instanceof ESPError)) throw err;
-      const lines = device.modemLines === "none" ? " This port has no DTR/RTS lines to reset it with (a pseudo-terminal?)." : "";
+    }
+    return false;
+  };
+  /** Lets go of the port so that esptool-js can open it again (a new session) or Wisp can reset the board. */
+  const release = async () => {
+    device.dropLockedWritable();
+    await transport.disconnect().catch(() => undefined);
+    await device.close().catch(() => undefined);
+  };
+
+  /**
+   * Resets the board into its ROM bootloader and identifies the chip. A chip read as another than
+   * the board's is read again in a new session (noise can turn the chip-id answer into another
+   * chip's): refused only when two reads agree.
+   */
+  const enterBootloader = async (): Promise<void> => {
+    let earlier: string | undefined;
+    for (let round = 1; ; round++) {
+      let name: string;
+      let unknown: string | undefined;
+      try {
+        await loader.detectChip("default_reset", attempts);
+        name = loader.chip.CHIP_NAME;
+      } catch (err) {
+        if (device.lost || options.signal?.aborted) throw closed();
+        if (err instanceof UnexpectedChipMagicError || err instanceof UnexpectedChipIdError) {
+          name = unknown = said(err);
+        } else if (err instanceof ESPError && /Failed to connect/i.test(err.message)) {
+          const { why, byHand } = whatTheBoardSaid(device);
+          const lines = device.modemLines === "none" ? " This port has no DTR/RTS lines to reset it with (a pseudo-terminal?)." : "";
+          throw new InterpreterError(
+            `${options.port}: ${byHand ? `the board did not enter its ROM bootloader (download mode): ${why}` : why}.${lines} ` +
+              (byHand
+                ? "Put it there by hand: hold the BOOT button down, press and release EN, let go of BOOT, and run the command again. If it still does not answer, try another USB cable (some carry power only) or port"
+                : "Run the command again; if it repeats, try another USB cable or port, and close other programs that use it (a serial monitor)"),
+            "no-download-mode",
+          );
+        } else if (err instanceof PortError) {
+          throw err;
+        } else if (round < SESSION_ATTEMPTS) {
+          log(`identifying the chip failed (${said(err)}); starting over`);
+          await release();
+          continue;
+        } else {
+          throw failed("identifying the chip", err);
+        }
+      }
+      if (name === board.chip.name) return;
+      if (earlier === name || round >= SESSION_ATTEMPTS) {
+        if (unknown) throw new InterpreterError(`${options.port}: ${unknown}. This is not an Espressif chip that esptool knows; board ${board.id} is an ${board.chip.name}`, "wrong-chip");
+        throw new InterpreterError(
+          `${options.port} has an ${name}, not an ${board.chip.name}: board ${board.id} (flash.config.json "board") needs an ${board.chip.name}, and Espruino's ${board.chip.name} build runs on nothing else. Pick the ${board.chip.name}'s port (wisp ports), or a board file for this chip`,
+          "wrong-chip",
+        );
+      }
+      earlier = name;
+      log(`the chip read as ${name}; reading it again in a new session`);
+      await release();
+    }
+  };
+
+  /** A session: bootloader, chip, flasher stub, the write rate, the flash's size. */
+  const session = async (first: boolean): Promise<{ description: string; mac: string }> => {
+    if (!first) {
+      await release();
+      state.IS_STUB = false;
+    }
+    await enterBootloader();
+    // a simulated board's port has the modem-line socket beside it; a real board's does not
+    if (interpreter.standIn && device.modemLines !== "socket") {
       throw new InterpreterError(
-        `${options.port}: the board did not enter its ROM bootloader (download mode): ${whatTheBoardSaid(device)}.${lines} ` +
-          "Put it there by hand: hold the BOOT button down, press and release EN, let go of BOOT, and run the command again. " +
-          "If it still does not answer, try another USB cable (some carry power only) or port",
-        "no-download-mode",
+        `${interpreter.dir} holds Wisp's stand-in files for the simulator (wisp install-espruino --stand-in), not Espruino: a real board cannot run them. ${whereToGetEspruino(board)}`,
+        "files",
       );
     }
-    const chip = loader.chip;
-    if (chip.CHIP_NAME !== board.chip.name) {
-      throw new InterpreterError(
-        `${options.port} has an ${chip.CHIP_NAME}, not an ${board.chip.name}: board ${board.id} (flash.config.json "board") needs an ${board.chip.name}, and Espruino's ${board.chip.name} build runs on nothing else. Pick the ${board.chip.name}'s port (wisp ports), or a board file for this chip`,
-        "wrong-chip",
-      );
-    }
-    const description = await chip.getChipDescription(loader);
-    const mac = await chip.readMac(loader);
-    say(`${options.port}: ${description}, MAC ${mac}, in its ROM bootloader`);
-    await loader.runStub();
-    if (flashBaud !== ROM_BAUD) await loader.changeBaud();
-    const flashId = await loader.readFlashId();
+    const description = await step("reading the chip's description", () => loader.chip.getChipDescription(loader));
+    const mac = await step("reading the chip's MAC address", () => loader.chip.readMac(loader));
+    if (first) say(`${options.port}: ${description}, MAC ${mac}, in its ROM bootloader`);
+    await step("starting esptool's flasher stub", () => loader.runStub());
+    if (state.baudrate !== ROM_BAUD) await step(`changing to ${state.baudrate} baud`, () => loader.changeBaud());
+    const flashId = await step("reading the flash chip's id", () => loader.readFlashId());
     const sizeCode = (flashId >> 16) & 0xff;
     const flashBytes = sizeCode >= 0x12 && sizeCode <= 0x1c ? 2 ** sizeCode : undefined;
     if (flashBytes !== undefined && flashBytes < board.flash.chipBytes) {
@@ -320,69 +281,146 @@ export async function installInterpreter(options: InstallOptions): Promise<Insta
         "flash-size",
       );
     }
-    if (options.eraseAll) {
-      say("erasing the whole flash (this takes 10 to 20 s)...");
-      await loader.eraseFlash();
-    }
-    // changeBaud() goes back to the ROM's rate when the board stops answering at the new one
-    const baud = (loader as unknown as { baudrate: number }).baudrate;
-    const result: InstallResult = { chip: description, mac, baud, regions: [], retries: 0, seconds: 0 };
-    for (const region of interpreter.regions) {
-      for (let attempt = 1; ; attempt++) {
-        const t0 = performance.now();
-        let bar: ReturnType<typeof startProgress> | undefined;
-        let compressed = 0;
-        const md5 = createHash("md5").update(padTo4(region.data)).digest("hex");
-        try {
-          await loader.writeFlash({
-            fileArray: [{ data: region.data, address: region.address }],
-            flashMode: "keep",
-            flashFreq: "keep",
-            flashSize: "keep",
-            eraseAll: false,
-            compress: true,
-            reportProgress: (_file, written, total) => {
-              compressed = total;
-              bar ??= startProgress(total, options.progress !== false);
-              bar.update(written, region.name);
-            },
-            calculateMD5Hash: (image) => createHash("md5").update(image).digest("hex"),
-          });
-        } catch (err) {
-          bar?.stop();
-          if (device.lost) lost(err);
-          if (err instanceof Error && /MD5 of file does not match/.test(err.message)) {
-            if (attempt < REGION_ATTEMPTS) {
-              result.retries++;
-              say(`${region.name}: the flash at ${hex(region.address)} does not hold what was sent (MD5 differs); writing it again`);
-              continue;
-            }
-            throw new InterpreterError(
-              `${region.name}: the flash at ${hex(region.address)} still differs from the file after ${REGION_ATTEMPTS} writes (MD5 ${md5} sent). The flash chip may be failing: run again with --erase-all, and if it repeats, use another board`,
-              "md5",
-            );
-          }
-          throw new InterpreterError(`writing ${region.name} at ${hex(region.address)} failed: ${(err as Error).message}. Run the command again; a lower --flash-baud (e.g. 115200) helps on long or poor cables`, "flash");
-        }
-        bar?.stop();
-        const seconds = (performance.now() - t0) / 1000;
-        result.regions.push({ name: region.name, address: region.address, bytes: region.data.length, compressed, seconds, md5 });
-        say(`wrote ${region.name} at ${hex(region.address)}: ${bytes(region.data.length)} bytes (${bytes(compressed)} compressed) in ${seconds.toFixed(1)} s, MD5 verified`);
-        break;
+    return { description, mac };
+  };
+
+  /** A session, started again on transport errors up to SESSION_ATTEMPTS times. */
+  const startSession = async (first: boolean): Promise<{ description: string; mac: string }> => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await session(first && attempt === 1);
+      } catch (err) {
+        if (options.signal?.aborted) throw interrupted();
+        if (!(err instanceof InterpreterError) || err.code !== "link" || attempt >= SESSION_ATTEMPTS) throw err;
+        note(`${err.message.replace(/\. Run the command again.*$/, "")}; starting over (${attempt + 1} of ${SESSION_ATTEMPTS})`);
       }
     }
-    await loader.after("hard_reset");
-    connected = false;
+  };
+
+  const stop = () => {
+    device.dropLockedWritable();
+    void device.close().catch(() => undefined);
+  };
+  if (options.signal?.aborted) throw interrupted();
+  options.signal?.addEventListener("abort", stop, { once: true });
+  try {
+    const { description, mac } = await startSession(true);
+    if (options.eraseAll) {
+      say("erasing the whole flash (this takes 10 to 20 s)...");
+      await step("erasing the flash", () => loader.eraseFlash());
+    }
+    // changeBaud() goes back to the ROM's rate when the board stops answering at the new one
+    const result: InstallResult = { chip: description, mac, baud: state.baudrate, regions: [], retries: 0, seconds: 0 };
+    let restarts = 0;
+    for (const region of interpreter.regions) {
+      const t0 = performance.now();
+      const bar = startProgress(region.data.length, options.progress !== false, process.stderr, say);
+      note = (line) => bar.log(line);
+      const done = { written: 0, inPlace: 0, compressed: 0 };
+      try {
+        // in pieces, each checked by MD5: one that is in place already is not written again, and
+        // a line fault costs one piece, not the region
+        for (let at = 0; at < region.data.length; at += PIECE_BYTES) {
+          const piece = padTo4(region.data.subarray(at, at + PIECE_BYTES));
+          const address = region.address + at;
+          const md5 = createHash("md5").update(piece).digest("hex");
+          for (let attempt = 1; ; attempt++) {
+            let compressed = 0;
+            try {
+              if (!options.eraseAll && (await loader.flashMd5sum(address, piece.length)) === md5) {
+                done.inPlace += piece.length;
+                bar.update(at + piece.length, region.name);
+                break;
+              }
+              await loader.writeFlash({
+                fileArray: [{ data: piece, address }],
+                flashMode: "keep",
+                flashFreq: "keep",
+                flashSize: "keep",
+                eraseAll: false,
+                compress: true,
+                reportProgress: (_file, written, total) => {
+                  compressed = total;
+                  bar.update(at + Math.round((piece.length * written) / Math.max(total, 1)), region.name);
+                },
+                calculateMD5Hash: (image) => createHash("md5").update(image).digest("hex"),
+              });
+              done.written += piece.length;
+              done.compressed += compressed;
+              break;
+            } catch (err) {
+              if (device.lost || options.signal?.aborted) throw closed();
+              const mismatch = err instanceof Error && /MD5 of file does not match/.test(err.message);
+              if (mismatch ? attempt >= REGION_ATTEMPTS : attempt >= PIECE_FAULT_ATTEMPTS || restarts >= MAX_RESTARTS) {
+                if (mismatch) {
+                  throw new InterpreterError(
+                    `${region.name}: the flash at ${hex(address)} still differs from the file after ${attempt} writes (MD5 ${md5} sent). The flash chip may be failing: run again with --erase-all, and if it repeats, use another board`,
+                    "md5",
+                  );
+                }
+                throw new InterpreterError(`writing ${region.name} at ${hex(address)} failed ${attempt} times (last: ${said(err)}): the serial line keeps losing or garbling bytes. ${advice}`, "flash");
+              }
+              result.retries++;
+              if (mismatch) {
+                bar.log(`${region.name}: the flash at ${hex(address)} does not hold what was sent (MD5 differs); writing it again`);
+                continue;
+              }
+              log(`writing ${region.name} at ${hex(address)} failed (${said(err)}); writing that piece again`);
+              // a late answer may still be on its way; then the stub, if it answers, takes a new
+              // FLASH_DEFL_BEGIN (which drops what it made of a garbled block); if not, a new session
+              await new Promise((r) => setTimeout(r, 50));
+              await transport.drainInput(20, 200).catch(() => undefined);
+              const answers = await answering();
+              if (device.lost) throw closed();
+              if (!answers) {
+                restarts++;
+                bar.log(`writing ${region.name} at ${hex(address)} failed (${said(err)}) and the board stopped answering; starting over from its bootloader (${restarts} of ${MAX_RESTARTS})`);
+                await startSession(false);
+                result.baud = state.baudrate;
+              }
+            }
+          }
+        }
+      } finally {
+        bar.stop();
+        note = say;
+      }
+      const seconds = (performance.now() - t0) / 1000;
+      const md5 = createHash("md5").update(padTo4(region.data)).digest("hex");
+      result.regions.push({ name: region.name, address: region.address, bytes: region.data.length, written: done.written, compressed: done.compressed, seconds, md5 });
+      if (done.written === 0) {
+        say(`${region.name} at ${hex(region.address)} is in place already (${bytes(region.data.length)} bytes, MD5 verified): not written again`);
+      } else {
+        const kept = done.inPlace > 0 ? `; ${bytes(Math.min(done.inPlace, region.data.length))} bytes of it were in place already` : "";
+        say(`wrote ${region.name} at ${hex(region.address)}: ${bytes(Math.min(done.written, region.data.length))} bytes (${bytes(done.compressed)} compressed) in ${seconds.toFixed(1)} s, MD5 verified${kept}`);
+      }
+    }
     result.seconds = (performance.now() - started) / 1000;
     return result;
   } catch (err) {
-    return lost(err);
+    throw failed("talking to the board's ROM bootloader", err);
   } finally {
-    // a board left in its bootloader (refused, failed half-way) runs what it holds again
-    if (connected && !device.lost) await loader.after("hard_reset").catch(() => undefined);
-    // Transport.disconnect() waits for the writable's lock, which its write() keeps after a failed write
-    device.dropLockedWritable();
-    await transport.disconnect().catch(() => undefined);
+    options.signal?.removeEventListener("abort", stop);
+    // the board runs what it holds again: the new interpreter, or (refused, failed half-way) what it had
+    await release();
+    if (device.modemLines !== undefined && !device.lost) await resetToRun(device, log);
+  }
+}
+
+/**
+ * esptool.py's hard reset (EN low 100 ms through RTS, IO0 released), on a port of its own: it
+ * works whatever state esptool-js was left in (a chip it could not identify, a session that
+ * failed half-way). A port that will not open again (unplugged meanwhile) is left alone.
+ */
+async function resetToRun(device: NodeSerialPort, log: (line: string) => void): Promise<void> {
+  try {
+    await device.open({ baudRate: ROM_BAUD });
+    await device.setSignals({ dataTerminalReady: false, requestToSend: true });
+    await new Promise((r) => setTimeout(r, 100));
+    await device.setSignals({ dataTerminalReady: false, requestToSend: false });
+  } catch (err) {
+    log(`resetting the board failed: ${said(err)}`);
+  } finally {
     await device.close().catch(() => undefined);
   }
 }
@@ -392,9 +430,4 @@ function padTo4(data: Uint8Array): Uint8Array {
   const out = new Uint8Array(data.length + 4 - (data.length % 4)).fill(0xff);
   out.set(data);
   return out;
-}
-
-/** `espruino_esp32.bin at 0x10000 (1,523,456 bytes)` lines for a summary. */
-export function describeRegions(interpreter: Interpreter): string {
-  return interpreter.regions.map((r) => `${r.name} at ${hex(r.address)} (${bytes(r.data.length)} bytes)`).join(", ") + ` from ${basename(interpreter.dir)}`;
 }

@@ -139,7 +139,17 @@ export class NodeSerialPort {
         this.modemLines = existsSync(modemLinesSocket(this.path)) ? "socket" : "none";
       }
     }
-    if (this.modemLines === "socket") await this.socketSet();
+    if (this.modemLines === "socket") {
+      let socket: Socket;
+      try {
+        socket = this.socket ?? (await this.connectSocket());
+      } catch {
+        // a socket file nobody listens on (left by a simulator that stopped): no lines to set
+        this.modemLines = "none";
+        return;
+      }
+      await this.socketSet(socket);
+    }
   }
 
   /**
@@ -169,8 +179,7 @@ export class NodeSerialPort {
     this.writable = null;
   }
 
-  private async socketSet(): Promise<void> {
-    const socket = this.socket ?? (await this.connectSocket());
+  private async socketSet(socket: Socket): Promise<void> {
     const reply = new Promise<string>((resolve) => this.socketReplies.push(resolve));
     socket.write(`dtr=${this.signals.dtr ? 1 : 0} rts=${this.signals.rts ? 1 : 0}\n`);
     const answer = await reply;
