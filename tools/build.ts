@@ -65,8 +65,9 @@ export const OUTPUTS: Output[] = [
   // on the merge of both (the outbox itself is a part, below); issue #7's second round 2,100; issue
   // #9's review 761 (the restored session checked, lines skipped in flash counted on status/outbox,
   // QoS 0 readings waiting for the clock, the error reply to a command over maxPacket, the word on an
-  // outbox left by an earlier firmware).
-  { entry: "firmware/main.ts", outfile: "dist/firmware.js", budget: 19500, parts: true },
+  // outbox left by an earlier firmware) and its second round 850 (status/outbox kept current, readings
+  // Storage refuses held in RAM in order, the interval command on a duty cycle).
+  { entry: "firmware/main.ts", outfile: "dist/firmware.js", budget: 20350, parts: true },
 ];
 
 /** The features of the MQTT client that a build can leave out (firmware/mqtt/features.ts). */
@@ -113,8 +114,8 @@ export const PROFILES: Output[] = [
   // (both: + issue #7's second round, 2,053 and 2,063 bytes)
   { entry: "firmware/mqtt/index.ts", outfile: "dist/mqtt.js", profile: "QoS 0/1, mqtt://, no will, no login in the URL, no store", features: { qos2: false, tls: false, will: false, urlLogin: false, store: false }, budget: 11589 },
   // Issue #9 added 3,729 bytes to this profile's base, as to dist/firmware.js's (the outbox is a part),
-  // and its review 761 more (as there).
-  { entry: "firmware/main.ts", outfile: "dist/firmware.js", profile: "for the config", features: "config", budget: 19063, parts: true },
+  // and its review 761 and second round 850 more (as there).
+  { entry: "firmware/main.ts", outfile: "dist/firmware.js", profile: "for the config", features: "config", budget: 19913, parts: true },
 ];
 
 /**

@@ -14,7 +14,7 @@ import { clockSet, openOutbox, outboxAdd, outboxHanded, outboxNext, outboxPendin
 import { CONFIG_FILE, NodeConfig, configError, expand } from "./config";
 import { announce, discoveryMessage } from "./discovery";
 import { initSensors, sampleSensors } from "./sensors";
-import { idle, startCycle } from "./sleep";
+import { idle, setPeriod, startCycle } from "./sleep";
 import { clockKnown, initTime, syncTime, timeUnsettled, uptime } from "./time";
 
 /** The config has a homeAssistant section: discovery is built in (tools/build.ts). */
@@ -35,20 +35,34 @@ let sampleTimer = 0;
 let wifiDelay = 1000;
 let joining = false;
 let lastConfigError = "";
-/** readings with the client, command replies with the client, replies dropped since the last report */
+/** readings with the client, command replies with the client, replies dropped (since boot; since said) */
 let inflight = 0;
 let replies = 0;
 let repliesDropped = 0;
+let repliesNew = 0;
 /** readings neither the outbox nor the client could keep */
 let lost = 0;
+/**
+ * Readings Storage refused, oldest first, as [name, qos, json, uptime when taken]: they wait in RAM
+ * (at most mqtt.queueSize, the oldest dropped past it) and go after the outbox's, which are older.
+ */
+let held: any[][] = [];
+/** readings were dropped and it was said (once until status/outbox has the count) */
+let lostSaid = false;
+/**
+ * What <prefix>/status/outbox holds may not be the state now: nothing said yet in this boot (the
+ * broker may keep one from before), readings said to wait, or counts or the error changed since.
+ */
+let stale = true;
 /** QoS 0 readings handed to the client, oldest first (their callbacks come in this order) */
 const sent0: number[] = [];
 /** sensor statuses not published yet (taken before the broker connected), by sensor name */
 let statuses: { [name: string]: string } = {};
 /** readings of an outbox this node, without one, does not send: said on status/outbox */
 let stranded = "";
-/** the last Storage problem reported (a new one is published) */
+/** Storage refuses writes: what is said on status/outbox ("" when it takes them); uptime of the last refusal */
 let storageProblem = "";
+let refusedAt = 0;
 /** duty cycle: uptime when the command subscription was granted (0: not yet) */
 let subscribedAt = 0;
 
@@ -124,9 +138,12 @@ function readingPacket(topic: string, payload: string, qos: number, id: number):
   return encodePublish(prefix + "/" + topic, payload, qos, 0, 0, id);
 }
 
-/** The clock was set (`epoch`: ms since 1970 at boot): readings taken before it get their time. */
+/**
+ * The clock was set (`epoch`: ms since 1970 at boot): readings taken before it get their time; or
+ * (0) the first tries went unanswered: readings stop waiting for it.
+ */
 function timeSet(epoch: number): void {
-  if (WISP_STORE && config.outbox) clockSet(epoch);
+  if (epoch && WISP_STORE && config.outbox) clockSet(epoch);
   pump();
 }
 
@@ -162,7 +179,8 @@ function brokerUp(): void {
   publish("status", "online", true);
   (client as Client).subscribe(prefix + "/cmd/+", { qos: 1 }, subscribed);
   if (WISP_DISCOVERY && config.homeAssistant) announce(client as Client, config, prefix);
-  if (lost || stranded || (WISP_STORE && config.outbox && (outboxState()[0] || outboxState()[2] || outboxState()[3]))) reportOutbox();
+  // readings that do not go at once, a Storage problem or a stranded outbox are said now; else once they have gone (pump)
+  if (stranded || storageProblem || (WISP_STORE && config.outbox && outboxState()[0] + held.length > WINDOW)) reportOutbox();
   pump();
 }
 
@@ -197,14 +215,14 @@ function schedule(): void {
   sampleTimer = setInterval(sampleSensors, config.interval * 1000);
 }
 
-/** `"ts":<ms since 1970>` of now, or, while the clock is not set, `"uptime":<s>`. */
-function stamp(): string {
-  return clockKnown() ? '"ts":' + Date.now() : '"uptime":' + uptime() / 1000;
-}
-
-/** A JSON object's text with the time added. */
-function stamped(json: string): string {
-  return json.slice(0, -1) + (json.length > 2 ? "," : "") + stamp() + "}";
+/**
+ * A JSON object's text with the time it was taken added (`at`: uptime in ms, now when omitted):
+ * `"ts":<ms since 1970>`, or, while the clock is not set, `"uptime":<s>`.
+ */
+function stamped(json: string, at?: number): string {
+  const now = uptime();
+  if (at == null) at = now;
+  return json.slice(0, -1) + (json.length > 2 ? "," : "") + (clockKnown() ? '"ts":' + (Date.now() - now + at) : '"uptime":' + at / 1000) + "}";
 }
 
 /**
@@ -230,36 +248,67 @@ function sendStatuses(): void {
 
 /**
  * Into the outbox, then out when the broker can take it; QoS 0 goes straight out while the node is
- * online with nothing waiting and its clock settled (else it waits in the outbox for its ts). Without
- * the outbox (or when Storage refuses it) the client's queue holds it.
+ * online with nothing waiting and its clock settled (else it waits in the outbox for its ts). When
+ * Storage refuses it, it waits in RAM (held); without the outbox the client's queue holds it.
  */
 function keep(name: string, json: string): void {
-  const qos = config.qos == null ? 1 : config.qos;
-  if (WISP_STORE && config.outbox && !(!qos && client && client.connected && !outboxPending() && !timeUnsettled())) {
-    if (outboxAdd(name, qos, json, uptime())) return pump();
+  const qos = config.qos == null ? 1 : config.qos,
+    now = uptime();
+  let h;
+  if (WISP_STORE && config.outbox) {
+    if (!(!qos && client && client.connected && !outboxPending() && !held.length && !timeUnsettled())) {
+      // those that waited in RAM go into flash first: they are older
+      while ((h = held[0]) && outboxAdd(h[0], h[1], h[2], h[3], now - h[3])) held.shift();
+      if (!h && outboxAdd(name, qos, json, now)) {
+        // the error goes from status/outbox once Storage has taken readings for a minute
+        if (storageProblem && now - refusedAt > 60000) {
+          log("outbox: Storage takes readings again");
+          storageProblem = "";
+          stale = true;
+        }
+      } else {
+        if (held.length >= (config.mqtt.queueSize || 32)) {
+          held.shift();
+          readingQueued(Error("the oldest: RAM holds mqtt.queueSize"));
+        }
+        held.push([name, qos, json, now]);
+      }
+      return pump();
+    }
   }
   if (client) publish(name, stamped(json), false, qos, readingQueued);
   else readingQueued(Error("no broker yet"));
 }
 
-/** A reading that went straight to the client: one it refused is counted on status/outbox. */
+/** A reading that went straight to the client, or waited in RAM: one dropped is counted on status/outbox. */
 function readingQueued(err: Error | null): void {
   if (!err) return;
+  if (!lostSaid) log("readings dropped (" + err.message + "): counted on status/outbox");
+  lostSaid = true;
   lost++;
-  log("a reading dropped: " + err.message);
-  reportOutbox();
+  stale = true;
 }
 
-/** Hands the outbox's oldest readings to the client, a few at a time, once the clock is settled. */
+/**
+ * Hands the oldest readings to the client, a few at a time, once the clock is settled: the outbox's,
+ * then those waiting in RAM (taken later). Once all have gone, status/outbox says so if it is stale.
+ */
 function pump(): void {
   let r;
   if (WISP_STORE && config.outbox)
-    while (client && client.connected && inflight < WINDOW && !timeUnsettled() && (r = outboxNext())) {
+    while (client && client.connected && inflight < WINDOW && !timeUnsettled() && ((r = outboxNext()) || held.length)) {
       inflight++;
-      outboxHanded(r[0]);
-      if (!r[1]) sent0.push(r[0]);
-      client.publish(prefix + "/" + r[2], r[3], { qos: r[1], ref: r[0] }, r[1] ? readingSent : reading0Sent);
+      if (r) {
+        outboxHanded(r[0]);
+        if (!r[1]) sent0.push(r[0]);
+        client.publish(prefix + "/" + r[2], r[3], { qos: r[1], ref: r[0] }, r[1] ? readingSent : reading0Sent);
+      } else {
+        r = held.shift() as any[];
+        client.publish(prefix + "/" + r[0], stamped(r[2], r[3]), { qos: r[1] }, readingSent);
+      }
     }
+  // (reportOutbox says nothing offline)
+  if (stale && !inflight && !held.length && !timeUnsettled() && !(WISP_STORE && config.outbox && outboxPending())) reportOutbox();
   if (WISP_SLEEP) idle();
 }
 
@@ -278,25 +327,37 @@ function reading0Sent(err: Error | null): void {
   pump();
 }
 
-/** Storage refused a write: said on the console and, once per new problem, on <prefix>/status/outbox. */
+/**
+ * The outbox's news: Storage refused a write ("Storage: <Espruino's message>"), said once on the
+ * console and on <prefix>/status/outbox until it takes readings again; or it dropped readings.
+ */
 function storageFailed(text: string): void {
-  // a Storage problem is said once, not at every reading it refuses again
-  if (text == storageProblem) return;
-  if (text.indexOf("Storage") == 0) storageProblem = text;
-  log("outbox: " + text);
-  reportOutbox(text);
+  if (text.indexOf("Storage") == 0) {
+    refusedAt = uptime();
+    if (storageProblem) return;
+    // Espruino compacts before it refuses a file: what is free at the end is all there is
+    storageProblem = "Storage " + (storage.getFree() < 4096 ? "is full" : "refused a write") + " (" + text.substr(9) + ")";
+    log("outbox: " + storageProblem + ": readings wait in RAM (mqtt.queueSize " + (config.mqtt.queueSize || 32) + ") until it takes them");
+  } else log(text);
+  stale = true;
+  reportOutbox();
 }
 
 /**
- * <prefix>/status/outbox, retained: readings waiting, their bytes, readings dropped, replies dropped,
- * and (when there were any) lines of flash skipped at boot as not whole records.
+ * <prefix>/status/outbox, retained, when online: readings waiting, bytes of the outbox, readings
+ * dropped, replies dropped, lines of flash skipped at boot as not whole records (when any), the Storage
+ * problem or a stranded outbox. Said when something changed, not per reading.
  */
-function reportOutbox(problem?: string): void {
+function reportOutbox(): void {
+  if (!client || !client.connected) return;
   const o = WISP_STORE && config.outbox ? outboxState() : [0, 0, 0, 0],
-    j: any = { readings: o[0], bytes: o[1], dropped: o[2] + lost, repliesDropped: repliesDropped };
+    j: any = { readings: o[0] + held.length, bytes: o[1], dropped: o[2] + lost, repliesDropped: repliesDropped };
   if (o[3]) j.skipped = o[3];
-  if (problem || stranded) j.error = problem || stranded;
-  if (client && client.connected) publish("status/outbox", stamped(JSON.stringify(j)), true);
+  if (storageProblem || stranded) j.error = storageProblem || stranded;
+  // readings said to wait: said again once they have gone
+  stale = j.readings > 0;
+  lostSaid = false;
+  publish("status/outbox", stamped(JSON.stringify(j)), true);
 }
 
 /**
@@ -329,7 +390,8 @@ function error(text: string, value: string, rest?: string): string {
  */
 function reply(name: string, json: string, done?: (err: Error | null) => void): void {
   if (replies >= REPLIES) {
-    if (!repliesDropped++) log("commands come faster than their replies go: replies dropped (counted on status/outbox)");
+    repliesDropped++;
+    if (!repliesNew++) log("commands come faster than their replies go: replies dropped (counted on status/outbox)");
     return;
   }
   replies++;
@@ -340,11 +402,13 @@ function replied(err: Error | null): void {
   replies--;
   if (err) {
     repliesDropped++;
+    repliesNew++;
     log("reply: " + err.message);
   }
-  if (!replies && repliesDropped) {
+  if (!replies && repliesNew) {
+    repliesNew = 0;
+    stale = true;
     reportOutbox();
-    repliesDropped = 0;
   }
   if (WISP_SLEEP) idle();
 }
@@ -358,13 +422,21 @@ function command(topic: string, payload: string): void {
     if (payload != "") {
       // plain decimal digits only: +payload would take " 7 ", "0x3" and "1e1"
       n = /^[0-9]+$/.test(payload) ? +payload : 0;
-      if (!(n >= 1 && n <= 86400)) return reply(name, error("interval must be a whole number of seconds from 1 to 86400, in decimal digits; got ", payload));
-      config.interval = n;
+      // on a duty cycle a sample is taken each wake: the interval is the period, sleep.seconds (10 to
+      // 2147: ESP32.deepSleep takes a 32-bit count of µs); WISP_SLEEP at each use, for esbuild to fold
+      if (!(n >= (WISP_SLEEP && config.sleep ? 10 : 1) && n <= (WISP_SLEEP && config.sleep ? 2147 : 86400)))
+        return reply(name, error("interval" + (WISP_SLEEP && config.sleep ? " (sleep.seconds: the node sleeps)" : "") + " must be a whole number of seconds from " + (WISP_SLEEP && config.sleep ? 10 : 1) + " to " + (WISP_SLEEP && config.sleep ? 2147 : 86400) + ", in decimal digits; got ", payload));
+      if (WISP_SLEEP && config.sleep) {
+        config.sleep.seconds = n;
+        setPeriod(n);
+      } else {
+        config.interval = n;
+        schedule();
+      }
       // kept in wisp.json, so the new interval outlives a restart
       storage.writeJSON(CONFIG_FILE, config);
-      if (!(WISP_SLEEP && config.sleep)) schedule();
     }
-    reply(name, JSON.stringify({ interval: config.interval }));
+    reply(name, JSON.stringify({ interval: WISP_SLEEP && config.sleep ? config.sleep.seconds : config.interval }));
   } else if (name == "ping") reply(name, JSON.stringify({ pong: true, uptime: Math.round(uptime() / 1000) }));
   else if (name == "sample") {
     sampleSensors();
@@ -384,9 +456,9 @@ function reboot(): void {
   load();
 }
 
-/** The wake's work is not done: the command subscription not granted yet, readings or replies on their way. */
+/** The wake's work is not done: the command subscription not granted yet, readings (in flash or RAM) or replies on their way. */
 function working(): boolean {
-  return !subscribedAt || !!inflight || !!replies || !client || !client.connected || (WISP_STORE && config.outbox ? outboxPending() > 0 || timeUnsettled() : false);
+  return !subscribedAt || !!inflight || !!replies || !client || !client.connected || (WISP_STORE && config.outbox ? outboxPending() + held.length > 0 || timeUnsettled() : false);
 }
 
 function currentClient(): Client | undefined {

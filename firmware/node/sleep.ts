@@ -26,6 +26,11 @@ export function startCycle(seconds: number, awake: number, working: () => boolea
   timer = setTimeout(sleep, awake * 1000);
 }
 
+/** The period is `seconds` from now on (the `interval` command), this wake's sleep included. */
+export function setPeriod(seconds: number): void {
+  period = seconds * 1000;
+}
+
 /** Something finished: if nothing is left to do, sleep in a moment (a command that waited may still come). */
 export function idle(): void {
   if (!period || sleeping || samplesRunning() || busy()) return;

@@ -48,7 +48,7 @@ export function clockKnown(): boolean {
 
 /**
  * Keeps the clock set from `host` (an NTP server's name or address); `set` gets the boot's epoch
- * (ms since 1970 at boot) each time the clock is set.
+ * (ms since 1970 at boot) each time the clock is set, and 0 when the first tries went unanswered.
  */
 export function initTime(host: string, set: (epoch: number) => void, say: (text: string) => void): void {
   server = host;
@@ -90,9 +90,12 @@ function noAnswer(): void {
   timer = 0;
   if (tries < 3) return ask();
   tries = 0;
-  if (!gaveUp) log("time: no answer from " + server + "; readings go with their uptime until it answers (asked each minute)");
-  gaveUp = true;
   timer = setTimeout(syncTime, 60000);
+  if (gaveUp) return;
+  log("time: no answer from " + server + "; readings go with their uptime until it answers (asked each minute)");
+  gaveUp = true;
+  // the readings that waited for it go now
+  onSet(0);
 }
 
 /**

@@ -210,7 +210,7 @@ export function openOutbox(maxBytes: number, problem: (text: string) => void, pu
   else appender = file(segs[segs.length - 1], "a");
   // a line cut short by a power cut: ended so that no boot takes it for a record, the next record on a line of its own
   if (torn) append("#\n");
-  if (skipped) report(skipped + " lines in flash not whole records (cut short or corrupted), skipped");
+  if (skipped) report("outbox: " + skipped + " lines in flash not whole records (cut short or corrupted), skipped");
   while (segs.length > maxSegs) dropHead();
   reader = file(segs[0], "r");
   readAt = 0;
@@ -236,11 +236,12 @@ export function clockSet(epoch: number): void {
 }
 
 /**
- * Keeps a reading (`json`, an object's JSON) for <prefix>/<topic>, taken now (`uptime`: ms since
- * boot). False when Storage would not take it (the problem was reported).
+ * Keeps a reading (`json`, an object's JSON) for <prefix>/<topic>, taken at `uptime` (ms since boot),
+ * `ago` ms ago (0 or omitted: now; more for one that waited in RAM while Storage refused it). False
+ * when Storage would not take it (the problem was reported).
  */
-export function outboxAdd(topic: string, qos: number, json: string, uptime: number): boolean {
-  const now = Date.now();
+export function outboxAdd(topic: string, qos: number, json: string, uptime: number, ago?: number): boolean {
+  const now = Date.now() - (ago || 0);
   let time;
   if (now > SET) time = b36(now);
   else {
