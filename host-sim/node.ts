@@ -459,8 +459,11 @@ export class SimNode {
   /** The chip starts: the ROM prints its banner, then runs its serial bootloader or what flash holds. */
   private start(reason: ResetReason): void {
     this.stop();
-    // the RTC keeps its time through a CPU reset and deep sleep; power and EN start it from 0 (1970)
-    if (reason === "power-on") this.rtcBase = this.clock.Date.now();
+    // the RTC keeps its time through a CPU reset and deep sleep; power and EN start it from 0 (1970).
+    // Espruino's Date.now() counts the RTC's ticks, not whole milliseconds (1748757601507.364 on a
+    // board): a quarter millisecond keeps the device's times fractional as there, and rounds to the
+    // simulation's own whole milliseconds
+    if (reason === "power-on") this.rtcBase = this.clock.Date.now() - 0.25;
     this.wokeAt = this.clock.Date.now();
     this.power = "on";
     // uptime counts from the chip's last reset, interpreter or not (a blank board's reset loop)
@@ -695,7 +698,8 @@ export class SimNode {
     runtime = createRuntime({
       name: this.serial,
       clock: this.clock,
-      rtc: { now: () => this.deviceTime, set: (ms) => (this.rtcBase = this.clock.Date.now() - ms) },
+      // setTime keeps the ticks' quarter millisecond (see start())
+      rtc: { now: () => this.deviceTime, set: (ms) => (this.rtcBase = this.clock.Date.now() - Math.floor(ms) - 0.25) },
       log: (line) => {
         if (runtime === undefined || runtime === this.runtime) this.console.print(line);
       },

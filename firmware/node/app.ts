@@ -222,7 +222,7 @@ function schedule(): void {
 function stamped(json: string, at?: number): string {
   const now = uptime();
   if (at == null) at = now;
-  return json.slice(0, -1) + (json.length > 2 ? "," : "") + (clockKnown() ? '"ts":' + (Date.now() - now + at) : '"uptime":' + at / 1000) + "}";
+  return json.slice(0, -1) + (json.length > 2 ? "," : "") + (clockKnown() ? '"ts":' + Math.round(Date.now() - now + at) : '"uptime":' + Math.round(at) / 1000) + "}";
 }
 
 /**

@@ -108,7 +108,7 @@ function answered(msg: string): void {
   if (msg.length < 48 || (byte(msg, 0) & 7) != 4 || !byte(msg, 1) || !s || !tries) return;
   // from 2036, era 1: the seconds start again from 0 (RFC 4330 section 3)
   if (s < 0x80000000) s += 4294967296;
-  const t = (s - UNIX_FROM_NTP) * 1000 + Math.round((byte(msg, 44) * 1000) / 256) + (now - sentAt) / 2,
+  const t = (s - UNIX_FROM_NTP) * 1000 + Math.round((byte(msg, 44) * 1000) / 256 + (now - sentAt) / 2),
     first = !clockKnown();
   clearTimeout(timer);
   timer = setTimeout(syncTime, 3600000);

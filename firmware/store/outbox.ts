@@ -79,7 +79,9 @@ function file(n: number, mode: "r" | "a"): any {
 }
 
 function b36(n: number): string {
-  return n.toString(36);
+  // whole numbers only: Espruino's Date.now() has a fraction (it counts RTC ticks), and "mx23i4st.i"
+  // would be read back as no number at all, its reading skipped
+  return Math.round(n).toString(36);
 }
 
 /** A base-36 number from flash: NaN unless it is 1 to 10 digits (under 2^53, so exact). */
@@ -294,7 +296,7 @@ function compose(line: string): any[] | undefined {
     epoch = at[0] == boot && bootEpoch ? bootEpoch : boots[at[0]] ? boots[at[0]][0] : 0;
     at = epoch ? epoch + n36(at[1]) : -n36(at[1]);
   } else at = n36(at);
-  return [n36(k[0].substr(1)), +k[1][0], k[2], k[3].slice(0, -2) + (k[3].length > 4 ? "," : "") + (at > 0 ? '"ts":' + at : '"uptime":' + -at / 1000) + "}"];
+  return [n36(k[0].substr(1)), +k[1][0], k[2], k[3].slice(0, -2) + (k[3].length > 4 ? "," : "") + (at > 0 ? '"ts":' + Math.round(at) : '"uptime":' + -at / 1000) + "}"];
 }
 
 /** Reading `seq`, read back from its segment, composed as outboxNext() gives it. */
