@@ -3,36 +3,11 @@
 // simulated nodes on a fake clock, against the embedded broker (aedes).
 import mqtt, { type MqttClient } from "mqtt";
 import { afterEach, describe, expect, it } from "vitest";
-import { environmentAt, parseScenario } from "../../host-sim/scenario.ts";
-import { createSimulation, DEFAULT_NODE_CONFIG, type Simulation, type SimulationOptions } from "../../host-sim/sim.ts";
-import { build } from "../../tools/build.ts";
+import { environmentAt } from "../../host-sim/scenario.ts";
+import { createSimulation, type Simulation, type SimulationOptions } from "../../host-sim/sim.ts";
+import { CONFIG, firmwareFor, RAMP } from "../helpers/outbox-sim.ts";
 
 const MINUTE = 60_000;
-/** 12 °C an hour, back and forth: a reading's time can be told from its temperature. */
-const RAMP = parseScenario({
-  name: "ramp",
-  environment: [
-    { at: 0, temperature: 10, humidity: 50, pressure: 1010 },
-    { at: 3600, temperature: 22, humidity: 50, pressure: 1010 },
-  ],
-  repeat: 7200,
-  faults: [],
-});
-const CONFIG = { ...DEFAULT_NODE_CONFIG, interval: 10, outbox: { maxBytes: 262144 }, time: { server: "pool.ntp.org" } };
-
-const firmwares = new Map<string, string>();
-/** The firmware as `wisp build --config` makes it for these config changes (e.g. sleep). */
-async function firmwareFor(changes: Record<string, unknown> = {}): Promise<string> {
-  const key = JSON.stringify(changes);
-  if (!firmwares.has(key)) {
-    const config = { $schema: "./flash.schema.json", board: "esp32-devkitc", wifi: { ssid: "x" }, mqtt: { url: "mqtt://127.0.0.1:1883" }, prefix: "wisp/{id}", interval: 10, sensors: [{ name: "climate", type: "bme280" }], ...changes };
-    const result = await build({ config: config as never, write: false, log: () => {} });
-    expect(result.ok).toBe(true);
-    firmwares.set(key, result.reports.find((r) => r.target)!.bundle!.code);
-  }
-  return firmwares.get(key)!;
-}
-
 let sim: Simulation | undefined;
 let peers: MqttClient[] = [];
 afterEach(async () => {

@@ -5,41 +5,16 @@
 import mqtt, { type MqttClient } from "mqtt";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { startBroker, type Broker } from "../../host-sim/broker.ts";
-import { environmentAt, parseScenario } from "../../host-sim/scenario.ts";
-import { createSimulation, DEFAULT_NODE_CONFIG, type Simulation, type SimulationOptions } from "../../host-sim/sim.ts";
+import { environmentAt } from "../../host-sim/scenario.ts";
+import { createSimulation, type Simulation, type SimulationOptions } from "../../host-sim/sim.ts";
 import { STORAGEFILE } from "../../host-sim/storage.ts";
-import { build } from "../../tools/build.ts";
+import { CONFIG, firmwareFor, RAMP } from "../helpers/outbox-sim.ts";
 import { startMosquitto, type Mosquitto } from "../helpers/mosquitto.ts";
 import { startProxy, type Proxy } from "../helpers/proxy.ts";
 import { describeWithMosquitto } from "../helpers/suites.ts";
 import { WISP } from "../helpers/users.ts";
 
 const HOUR = 3_600_000;
-/** 12 °C an hour, back and forth: a reading's time can be told from its temperature. */
-const RAMP = parseScenario({
-  name: "ramp",
-  environment: [
-    { at: 0, temperature: 10, humidity: 50, pressure: 1010 },
-    { at: 3600, temperature: 22, humidity: 50, pressure: 1010 },
-  ],
-  repeat: 7200,
-  faults: [],
-});
-const CONFIG = { ...DEFAULT_NODE_CONFIG, interval: 10, outbox: { maxBytes: 262144 }, time: { server: "pool.ntp.org" } };
-
-const firmwares = new Map<string, string>();
-/** The firmware as `wisp build --config` makes it for these config changes (sleep, outbox: false). */
-async function firmwareFor(changes: Record<string, unknown> = {}): Promise<string> {
-  const key = JSON.stringify(changes);
-  if (!firmwares.has(key)) {
-    const config = { $schema: "./flash.schema.json", board: "esp32-devkitc", wifi: { ssid: "x" }, mqtt: { url: "mqtt://127.0.0.1:1883" }, prefix: "wisp/{id}", interval: 10, sensors: [{ name: "climate", type: "bme280" }], ...changes };
-    const result = await build({ config: config as never, write: false, log: () => {} });
-    expect(result.ok).toBe(true);
-    firmwares.set(key, result.reports.find((r) => r.target)!.bundle!.code);
-  }
-  return firmwares.get(key)!;
-}
-
 let sim: Simulation | undefined;
 let peers: MqttClient[] = [];
 afterEach(async () => {
