@@ -10,12 +10,11 @@ import * as path from "node:path";
 import { crc32 } from "node:zlib";
 import { boards } from "../boards/index.ts";
 import { ensureBuilt, PROJECT_ROOT } from "./build.ts";
-import { displayPath } from "./files.ts";
 import { ConfigError, loadFlashConfig, OUTBOX_DEFAULT_BYTES, renderDeviceConfig, type FlashConfig } from "./config.ts";
 import { BAUD, intOption, parseOptions, UsageError, usageFailure, formatHelp } from "./options.ts";
 import { ConsoleLink, type FileProgress, type Identity, lastLines, LinkError } from "./serial/link.ts";
 import { jsString } from "./serial/protocol.ts";
-import { BrokerFolderError, ensureNodeLogin, type NodeLogin, readManifest } from "./broker/folder.ts";
+import { BrokerFolderError, ensureNodeLogin, type NodeLogin, operatorShellLogin } from "./broker/folder.ts";
 import { DEFAULT_FLASH_BAUD, findInterpreter, FLASH_BAUD, type InstallResult, installInterpreter, type Interpreter, InterpreterError } from "./serial/interpreter.ts";
 import { findBoardPort, openPort, PortError } from "./serial/port.ts";
 import { startProgress } from "./serial/progress.ts";
@@ -365,11 +364,9 @@ export function watchCommand(brokerUrl: string, prefix: string, brokerDir?: stri
   let auth = "";
   let ca = tls ? " --cafile <your CA file>" : "";
   if (brokerDir !== undefined) {
-    const operator = readManifest(brokerDir)?.operator ?? "wisp-operator";
-    const shown = displayPath(path.join(brokerDir, "passwords.json"));
-    const passwords = path.isAbsolute(shown) ? shown : `./${shown}`;
-    auth = ` -u ${operator} -P "$(node -p 'require(${JSON.stringify(passwords)}).operator.password')"`;
-    if (tls) ca = ` --cafile ${displayPath(path.join(brokerDir, "ca.crt"))}`;
+    const login = operatorShellLogin(brokerDir);
+    auth = ` -u ${login.username} -P ${login.password}`;
+    if (tls) ca = ` --cafile ${login.cafile}`;
   }
   return `mosquitto_sub -h ${url.hostname} -p ${port}${ca}${auth} -v -t '${prefix}/#'`;
 }

@@ -282,14 +282,9 @@ export async function main(argv: string[]): Promise<number> {
     if (args["broker-config"] !== undefined || args.topology === "edge-cloud") {
       brokers = await startBrokers(args["broker-config"], args.topology === "edge-cloud" ? "edge-cloud" : "single", config, configFile, nodes, seed, args.port === undefined ? undefined : port);
       brokerUrl = brokers.nodeUrl;
-      // as the user can type it: relative to where they are when the folder is there (require() wants ./)
-      const shown = displayPath(path.join(brokers.dir, "passwords.json"));
-      const passwords = path.isAbsolute(shown) ? shown : `./${shown}`;
-      watchLogin = {
-        username: brokers.observer.username,
-        password: `"$(node -p 'require(${JSON.stringify(passwords)}).operator.password')"`,
-        cafile: brokers.observer.ca ? displayPath(path.join(brokers.dir, "ca.crt")) : undefined,
-      };
+      const { operatorShellLogin } = await import("./broker/folder.ts");
+      const operator = operatorShellLogin(brokers.dir, brokers.observer.username);
+      watchLogin = { ...operator, cafile: brokers.observer.ca ? operator.cafile : undefined };
     }
     sim = await createSimulation({
       nodes,

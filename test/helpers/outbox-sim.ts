@@ -2,7 +2,7 @@
 // with the outbox and a time server, and the firmware built for config changes as `wisp build --config` does.
 import { expect } from "vitest";
 import { parseScenario } from "../../host-sim/scenario.ts";
-import { DEFAULT_NODE_CONFIG } from "../../host-sim/sim.ts";
+import { createSimulation, DEFAULT_NODE_CONFIG, type Simulation, type SimulationOptions } from "../../host-sim/sim.ts";
 import { build } from "../../tools/build.ts";
 
 /** 12 °C an hour, back and forth: a reading's time can be told from its temperature. */
@@ -28,4 +28,10 @@ export async function firmwareFor(changes: Record<string, unknown> = {}): Promis
     firmwares.set(key, result.reports.find((r) => r.target)!.bundle!.code);
   }
   return firmwares.get(key)!;
+}
+
+/** One node on a fake clock with the ramp scenario, running the firmware built for `changes` with CONFIG and them. */
+export async function outboxSimulation(options: SimulationOptions & { changes?: Record<string, unknown> } = {}): Promise<Simulation> {
+  const { changes, ...rest } = options;
+  return createSimulation({ nodes: 1, clock: "fake", scenario: RAMP, trafficLength: 100_000, firmware: await firmwareFor(changes), config: { ...CONFIG, ...(changes as object) } as never, ...rest });
 }

@@ -11,7 +11,7 @@ import { PROJECT_ROOT } from "../../tools/paths.ts";
 import { installInterpreter, InterpreterError, readInterpreter } from "../../tools/serial/interpreter.ts";
 import { LinkError } from "../../tools/serial/link.ts";
 import { type EspruinoFolder, espruinoFolder } from "../helpers/espruino-files.ts";
-import { type SimBoards, simBoards } from "../helpers/sim-board.ts";
+import { interruptWhileWriting, type SimBoards, simBoards } from "../helpers/sim-board.ts";
 
 let espruino: EspruinoFolder;
 /** Big enough that the write is still going when the cable comes out. */
@@ -119,14 +119,8 @@ describe("putting Espruino on a board that does not cooperate", () => {
 
   it("Ctrl-C while wisp flash --interpreter writes Espruino: the board is reset to run what it holds and the node is not uploaded; exit 130", async () => {
     const node = boards.sim.nodes[4]!;
-    const child = spawn(process.execPath, [join(PROJECT_ROOT, "tools", "wisp.js"), "flash", "--no-build", "--interpreter", espruinoFolderForUnplug.dir, "--port", node.consolePath!, "--config", boards.configFile], { cwd: PROJECT_ROOT });
-    let stderr = "";
-    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    const exited = new Promise<number | null>((r) => child.on("close", (code) => r(code)));
-    const end = Date.now() + 60_000;
-    while (node.spiFlash.stats.bytesProgrammed === 0 && Date.now() < end) await sleep(10);
-    child.kill("SIGINT");
-    expect(await exited).toBe(130);
+    const { code, stderr } = await interruptWhileWriting(node, ["flash", "--no-build", "--interpreter", espruinoFolderForUnplug.dir, "--port", node.consolePath!, "--config", boards.configFile]);
+    expect(code).toBe(130);
     expect(stderr).toMatch(/wisp flash: interrupted: Espruino may not be complete on the board, which was reset to run what it holds\. Run the same command again .*; the node was not uploaded/);
     const until = Date.now() + 5_000;
     while (node.download !== undefined && Date.now() < until) await sleep(20);

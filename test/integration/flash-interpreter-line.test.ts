@@ -2,7 +2,6 @@
 // esptool-js fail outside the region writes: every outcome is the interpreter written and
 // verified, or an InterpreterError that names the step and the fix; never a raw esptool-js error;
 // and never a board left in its ROM bootloader (the node would stay offline).
-import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -15,7 +14,7 @@ import { PROJECT_ROOT } from "../../tools/paths.ts";
 import { installInterpreter, InterpreterError, readInterpreter } from "../../tools/serial/interpreter.ts";
 import { writeStandIn } from "../../tools/serial/stand-in.ts";
 import { type EspruinoFolder, espruinoFolder } from "../helpers/espruino-files.ts";
-import { type SimBoards, simBoards } from "../helpers/sim-board.ts";
+import { interruptWhileWriting, type SimBoards, simBoards } from "../helpers/sim-board.ts";
 
 const md5 = (data: Uint8Array) => createHash("md5").update(data).digest("hex");
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -208,14 +207,8 @@ describe("failures outside the region writes are named, and the board is left ru
 
   it("Ctrl-C while wisp install-espruino writes: the board is reset to run what it holds, the message says what to do, exit 130", async () => {
     const node = boards.sim.nodes[4]!;
-    const child = spawn(process.execPath, [join(PROJECT_ROOT, "tools", "wisp.js"), "install-espruino", espruino.dir, "--port", node.consolePath!], { cwd: PROJECT_ROOT });
-    let stderr = "";
-    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    const exited = new Promise<number | null>((r) => child.on("close", (code) => r(code)));
-    const end = Date.now() + 60_000;
-    while (node.spiFlash.stats.bytesProgrammed === 0 && Date.now() < end) await sleep(10);
-    child.kill("SIGINT");
-    expect(await exited).toBe(130);
+    const { code, stderr } = await interruptWhileWriting(node, ["install-espruino", espruino.dir, "--port", node.consolePath!]);
+    expect(code).toBe(130);
     expect(stderr).toMatch(/wisp install-espruino: interrupted: Espruino may not be complete on the board, which was reset to run what it holds\. Run the same command again/);
     expect(stderr).not.toMatch(/internal error/);
     await runsAgain(node);

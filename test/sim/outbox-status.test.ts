@@ -4,8 +4,8 @@
 import mqtt, { type MqttClient } from "mqtt";
 import { afterEach, describe, expect, it } from "vitest";
 import { environmentAt } from "../../host-sim/scenario.ts";
-import { createSimulation, type Simulation, type SimulationOptions } from "../../host-sim/sim.ts";
-import { CONFIG, firmwareFor, RAMP } from "../helpers/outbox-sim.ts";
+import type { Simulation } from "../../host-sim/sim.ts";
+import { outboxSimulation, RAMP } from "../helpers/outbox-sim.ts";
 
 const MINUTE = 60_000;
 let sim: Simulation | undefined;
@@ -17,9 +17,8 @@ afterEach(async () => {
   sim = undefined;
 });
 
-async function simulate(options: SimulationOptions & { changes?: Record<string, unknown> } = {}): Promise<Simulation> {
-  const { changes, ...rest } = options;
-  sim = await createSimulation({ nodes: 1, clock: "fake", scenario: RAMP, trafficLength: 100_000, firmware: await firmwareFor(changes), config: { ...CONFIG, ...(changes as object) } as never, ...rest });
+async function simulate(options: Parameters<typeof outboxSimulation>[0] = {}): Promise<Simulation> {
+  sim = await outboxSimulation(options);
   return sim;
 }
 

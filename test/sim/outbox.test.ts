@@ -6,9 +6,9 @@ import mqtt, { type MqttClient } from "mqtt";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { startBroker, type Broker } from "../../host-sim/broker.ts";
 import { environmentAt } from "../../host-sim/scenario.ts";
-import { createSimulation, type Simulation, type SimulationOptions } from "../../host-sim/sim.ts";
+import { type Simulation, type SimulationOptions } from "../../host-sim/sim.ts";
 import { STORAGEFILE } from "../../host-sim/storage.ts";
-import { CONFIG, firmwareFor, RAMP } from "../helpers/outbox-sim.ts";
+import { CONFIG, firmwareFor, outboxSimulation, RAMP } from "../helpers/outbox-sim.ts";
 import { startMosquitto, type Mosquitto } from "../helpers/mosquitto.ts";
 import { startProxy, type Proxy } from "../helpers/proxy.ts";
 import { describeWithMosquitto } from "../helpers/suites.ts";
@@ -24,9 +24,8 @@ afterEach(async () => {
   sim = undefined;
 });
 
-async function simulate(options: SimulationOptions & { changes?: Record<string, unknown> }): Promise<Simulation> {
-  const { changes, ...rest } = options;
-  sim = await createSimulation({ nodes: 1, clock: "fake", scenario: RAMP, trafficLength: 100_000, firmware: await firmwareFor(changes), config: { ...CONFIG, ...(changes as object) } as never, ...rest });
+async function simulate(options: Parameters<typeof outboxSimulation>[0]): Promise<Simulation> {
+  sim = await outboxSimulation(options);
   return sim;
 }
 

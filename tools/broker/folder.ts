@@ -525,6 +525,21 @@ function renderCentralConf(dir: string, manifest: Manifest): string {
   return lines.join("\n");
 }
 
+/**
+ * The folder's operator login as a user types it into mosquitto_sub: the user name, and the password
+ * as a shell expression that reads it from the folder's passwords.json when the command runs (so it is
+ * never printed), the path as the user would type it (require() wants ./ before a relative one).
+ */
+export function operatorShellLogin(dir: string, username?: string): { username: string; password: string; cafile: string } {
+  const shown = displayPath(path.join(dir, "passwords.json"));
+  const passwords = path.isAbsolute(shown) ? shown : `./${shown}`;
+  return {
+    username: username ?? readManifest(dir)?.operator ?? OPERATOR,
+    password: `"$(node -p 'require(${JSON.stringify(passwords)}).operator.password')"`,
+    cafile: displayPath(path.join(dir, "ca.crt")),
+  };
+}
+
 /** The node's login from the folder, or undefined when the node has none (see ensureNodeLogin). */
 export function nodeLogin(dir: string, id: string): NodeLogin | undefined {
   const manifest = readManifest(dir);
