@@ -28,7 +28,7 @@
 // Every callback runs exactly once and a throwing one is reported as an "error", not thrown into the
 // client; "end" is the last event.
 
-import { Packet, PacketType, Will, chr, decodeClientBound, encodeAck, encodeConnect, encodeSubscribe, fail as malformed, frame, nextPacket, str, text, unescapeBytes, utf8Decode, utf8Encode } from "./codec";
+import { Packet, PacketType, Will, chr, decodeClientBound, encodeAck, encodeConnect, encodeSubscribe, fail as malformed, frame, nextPacket, str, text, utf8Decode, utf8Encode } from "./codec";
 import { Callback, Pending, acknowledge, backoff, redeliver, restorable, track } from "./session";
 import "./features";
 import { topicError } from "./topic";
@@ -92,8 +92,10 @@ type Socket = Espruino.Socket & { client_: Client; closing_: 0 | 1; hello_?: 1 }
 /** Why a build without QoS 2 refuses it (topicError() checks the QoS range); only such a build has it. */
 const NO_QOS2 = "QoS 2 is not in this build";
 
-/** unsent_ while calls cannot go because of the connection's state, whatever is written */
-const CLOSED = 1e9;
+/** unsent_ while calls cannot go because of the connection's state, whatever is written (an enum: inlined) */
+const enum Gate {
+  CLOSED = 1e9,
+}
 
 // Messages are written out where they are used, not kept in module constants: a constant is a JsVar
 // or more for as long as the module is loaded, a literal in code run from flash costs RAM only while used.
@@ -105,12 +107,13 @@ function call(c: Client, callback: Callback | undefined, err: Error | null, resu
       callback(err, result);
     } catch (e) {
       // after "end" no event may come: thrown on its own, as from a listener (an uncaught exception)
-      c.finished_ ? setTimeout(rethrow, 0, e) : c.emit("error", e);
+      // (a function made here, on this rare path, rather than one held by the module)
+      c.finished_
+        ? setTimeout(() => {
+            throw e;
+          }, 0)
+        : c.emit("error", e);
     }
-}
-
-function rethrow(e: any): never {
-  throw e;
 }
 
 /**
@@ -153,7 +156,7 @@ export class Client {
    * is negative (and the in-flight window has room), so one comparison answers "connected, not ended,
    * send buffer not full".
    */
-  unsent_ = CLOSED;
+  unsent_ = Gate.CLOSED;
   /** the connection's socket, until the connection is over (its "close", or 5 s after hanging up) */
   socket_: Socket | undefined = undefined;
   /** the session store (`store` with `clean: false`), 0 without one; undefined in a build without WISP_STORE */
@@ -221,8 +224,8 @@ export class Client {
     if (WISP_URL_LOGIN)
       try {
         i = u.indexOf(":");
-        if (u) o.username = utf8Decode(unescapeBytes(utf8Encode(i < 0 ? u : u.substr(0, i))));
-        if (i >= 0) o.password = utf8Decode(unescapeBytes(utf8Encode(u.substr(i + 1))));
+        if (u) o.username = utf8Decode(utf8Encode(i < 0 ? u : u.substr(0, i), 1));
+        if (i >= 0) o.password = utf8Decode(utf8Encode(u.substr(i + 1), 1));
       } catch (e) {
         o.host = "";
       }
@@ -314,7 +317,7 @@ export class Client {
       message = (n = message.length) < 128 ? chr(0x30 | (qos << 1) | (o.retain ? 1 : 0), n) + message : frame(0x30 | (qos << 1) | (o.retain ? 1 : 0), message);
       // kept in the store, if any, before it leaves (the socket sends once this code returns): the
       // interpreter reads past what a QoS 0 message skips, so that is short
-      if (e) (e.packet_ = message), WISP_STORE && c.store_ && stored(c, e, o);
+      if (e) (e.packet_ = message), WISP_STORE && c.store_ && keep(c, "o" + e.id_, message, o.ref);
       // on a live connection (the gate above): its socket takes it (counted as a 2-byte fixed header: a
       // packet of 128 bytes or more has 1 to 3 more, not worth a test on every publish)
       (c.socket_ as Socket).write(message);
@@ -342,16 +345,16 @@ export class Client {
     const c = this,
       ending = c.ended_;
     (c.ended_ = ending || []).push(typeof force == "function" ? force : callback);
-    c.unsent_ = CLOSED;
+    c.unsent_ = Gate.CLOSED;
     // offline: the timer is the next attempt, which will not come
     if (!c.socket_) {
       clearTimeout(c.timer_);
       c.timer_ = 0;
     }
-    fail(c, Error("client ended"), true);
+    fail(c, Error("client ended"), 1);
     if (force === true || !c.pending_.length || !c.connected) {
       if (force !== true && c.connected) write(c, "\xe0\0");
-      c.socket_ ? hangUp(c) : finish(c);
+      c.socket_ ? hangUp(c) : fail(c, Error("client ended"), 2);
     } else if (!ending) {
       // the acknowledgements are awaited for connectTimeout at most, then tick() ends the connection
       clearTimeout(c.timer_);
@@ -361,30 +364,13 @@ export class Client {
   }
 }
 
-/** A QoS 1/2 PUBLISH goes to the store (with its publish options' `ref`) as it is first sent. */
-function stored(c: Client, e: Pending, o: any): void {
-  (c.store_ as SessionStore).put("o" + e.id_, e.packet_, o.ref);
-}
-
 /**
- * Incoming QoS 2: true the first time `id` is seen, which the store is told, false for a resend before
- * PUBREL [MQTT-4.3.3-2]. A function of its own: a QoS 0/1 message reads past a call, not its body. Ids
- * awaiting PUBREL are bounded (100; Mosquitto sends 20 at a time): past that the broker is not releasing
- * them, a protocol error, thrown before the PUBREC.
+ * Tells the store, if any, what changed in the session: `packet` put under `key` (a QoS 1/2 PUBLISH as
+ * it is first sent with its publish options' `ref`), or (none) the key removed.
  */
-function fresh(c: Client, id: number): boolean | void {
-  if (!c.received_[id]) {
-    if (Object.keys(c.received_).length > 99) throw Error("over 100 QoS 2 messages without PUBREL");
-    c.received_[id] = 1;
-    if (WISP_STORE) keep(c, "i" + id, "");
-    return true;
-  }
-}
-
-/** Tells the store, if any, what changed in the session: `packet` put under `key`, or (none) the key removed. */
-function keep(c: Client, key: string, packet?: string): void {
+function keep(c: Client, key: string, packet?: string, ref?: any): void {
   const s = c.store_;
-  if (s) packet == null ? s.remove(key) : s.put(key, packet);
+  if (s) packet == null ? s.remove(key) : s.put(key, packet, ref);
 }
 
 /**
@@ -413,7 +399,7 @@ function open(c: Client, again?: 0 | 1, err?: Error): void {
   }
   if (again) c.emit("reconnect");
   try {
-    s = c.socket_ = c.net_.connect(c.options_, ready) as Socket;
+    s = c.socket_ = c.net_.connect(c.options_, event) as Socket;
   } catch (e) {
     // Espruino throws when it cannot create the socket at all (measured: a refused port on 2v29).
     // Reported on the next tick: Espruino queues an event with the listeners it has when emitted,
@@ -427,9 +413,9 @@ function open(c: Client, again?: 0 | 1, err?: Error): void {
   c.at_ = c.skip_ = 0;
   c.timer_ = setTimeout(tick, c.options_.connectTimeout || 30000, c) as any;
   s.on("data", opening);
-  s.on("drain", ready);
-  s.on("error", lost);
-  s.on("close", lost);
+  s.on("drain", event);
+  s.on("error", event);
+  s.on("close", event);
 }
 
 // Socket listeners: Espruino calls them with the socket as `this`. A socket the client hung up on
@@ -437,12 +423,17 @@ function open(c: Client, again?: 0 | 1, err?: Error): void {
 // the client's socket_ any more: what it still reports is not the client's business.
 
 /**
- * The connect callback, then "drain" (Espruino emits one right after connecting, and each time the
- * socket has sent everything written to it): the first time CONNECT goes, then the waiting calls may.
+ * Every event of the socket but "data", in one function (each function is JsVars for as long as the
+ * module is loaded): "error" (an object with a message) and "close" (a boolean, hadError) end the
+ * connection; the connect callback, then "drain" (the socket or nothing as the argument; Espruino emits
+ * one right after connecting, and each time the socket has sent everything written to it): the first
+ * time CONNECT goes, then the waiting calls may.
  */
-function ready(this: Socket): void {
+function event(this: Socket, e?: any): void {
   const c = this.client_;
-  if (this.hello_) {
+  if (e === !!e || (e && e.message)) {
+    if (this == c.socket_) e.message ? c.emit("error", Error(e.message)) : gone(c);
+  } else if (this.hello_) {
     c.quiet_ = 0;
     if (c.connected && !c.ended_) {
       c.unsent_ = -(c.options_.sendBuffer || 4096);
@@ -454,20 +445,17 @@ function ready(this: Socket): void {
   }
 }
 
-/** "error" (an object with a message) and "close" (a boolean, hadError) */
-function lost(this: Socket, e?: any): void {
-  const c = this.client_;
-  if (this == c.socket_) e && e.message ? c.emit("error", Error(e.message)) : gone(c);
-}
-
 /**
  * Bytes from the broker before CONNACK, which must come first [MQTT-3.2.0-1]: anything else is a
- * protocol error. Then received() takes this read's rest and every later one (so its loop, which runs
- * for every packet, does not ask whether the connection is up).
+ * protocol error. CONNACK: the connection is up (redeliver, resubscribe, keepalive, the waiting calls),
+ * or refused. Then received() takes this read's rest and every later one (so its loop, which runs for
+ * every packet, does not ask whether the connection is up).
  */
 function opening(this: Socket, data: string): void {
-  const c = this.client_;
-  let p;
+  const c = this.client_,
+    subs = c.subscriptions_,
+    l = c.pending_;
+  let p: any, e: any, list: any, i, fresh;
   if (!this.closing_)
     try {
       c.buf_ += data;
@@ -475,7 +463,43 @@ function opening(this: Socket, data: string): void {
         if (p.type != PacketType.CONNACK) malformed("unexpected packet type " + p.type + " before CONNACK");
         this.removeAllListeners("data");
         this.on("data", received);
-        connack(c, p);
+        clearTimeout(c.timer_);
+        c.timer_ = 0;
+        if ((i = p.returnCode)) {
+          // attempt_ is not reset, so a refused login backs off instead of looping; return codes [MQTT-3.2.2.3]
+          e = Error("Connection refused: " + ",unacceptable protocol version,identifier rejected,server unavailable,bad username or password,not authorized".split(",")[i]);
+          e.code = i;
+          throw e; // (below: the connection ends with it)
+        }
+        // [MQTT-3.2.2-1] no session after a clean start, whatever the broker says
+        fresh = !p.sessionPresent || c.options_.clean !== false;
+        c.connected = true;
+        // what was written before (CONNECT) went: the broker answered it
+        c.unsent_ = -(c.options_.sendBuffer || 4096);
+        c.since_ = Date.now() + 10000; // 10 s: then the connection counts as lasting
+        c.idle_ = c.quiet_ = 0;
+        if ((i = c.options_.keepalive * 500)) c.timer_ = setInterval(tick, i, c) as any;
+        if (fresh) {
+          if (WISP_QOS2) {
+            // the broker has no session: neither has the store
+            if (WISP_STORE) for (i in c.received_) keep(c, "i" + i);
+            c.received_ = {};
+          }
+          // the broker has no session: the last resubscription is replaced by the one below
+          if ((i = l.indexOf(c.resub_ as Pending)) >= 0) delete c.ids_[l.splice(i, 1)[0].id_];
+        }
+        for (e of redeliver(c)) write(c, e);
+        if (fresh) {
+          list = [];
+          i = [];
+          for (e in subs) {
+            list.push(e);
+            i.push(subs[e]);
+          }
+          if (list.length) c.resub_ = send(c, PacketType.SUBACK, list, i);
+        }
+        c.emit("connect", p);
+        flush(c);
         received.call(this, "");
       }
     } catch (e) {
@@ -523,7 +547,7 @@ function received(this: Socket, data: string): void {
 function published(c: Client, p: Packet): void {
   const qos = p.qos as number,
     // (a new QoS 2 id is checked, and kept in the store, before its PUBREC leaves)
-    again = WISP_QOS2 && qos > 1 && !fresh(c, p.messageId as number);
+    again = WISP_QOS2 && qos > 1 && !acked(c, p);
   if (qos) write(c, encodeAck(qos + 3, p.messageId as number));
   // (c.skip_, the bytes still to discard, is set right after a PUBLISH over maxPacket: cheaper to
   // read than p.over_, which a message that fits does not have)
@@ -535,7 +559,7 @@ function published(c: Client, p: Packet): void {
  * finds that one first), in a function short enough for every QoS 1 publish to pass through; any
  * other goes on to acked().
  */
-function puback(c: Client, id: number): void {
+function puback(c: Client, id: number): true | void {
   const l = c.pending_,
     e = l[0];
   if (!e || e.id_ != id || e.wait_ != PacketType.PUBACK) return acked(c, { type: PacketType.PUBACK, messageId: id });
@@ -552,88 +576,50 @@ function puback(c: Client, id: number): void {
   else if (c.queue_[0]) flush(c);
 }
 
-/** PUBACK (other than puback()'s), PUBREC, PUBREL, PUBCOMP, SUBACK, UNSUBACK, PINGRESP; a CONNACK here is a second one. */
-function acked(c: Client, p: Packet): void {
+/**
+ * PUBACK (other than puback()'s), PUBREC, PUBREL, PUBCOMP, SUBACK, UNSUBACK, PINGRESP; a CONNACK here is
+ * a second one. And a QoS 2 PUBLISH (from published(), whose QoS 0/1 messages read past a call, not this):
+ * true the first time its id is seen, which the store is told, nothing for a resend before PUBREL
+ * [MQTT-4.3.3-2]. Ids awaiting PUBREL are bounded (100; Mosquitto sends 20 at a time): past that the
+ * broker is not releasing them, a protocol error, thrown before the PUBREC.
+ */
+function acked(c: Client, p: Packet): true | void {
   const type = p.type,
     id = p.messageId as number,
-    l = c.pending_;
-  let e: any;
+    l = c.pending_,
+    g = p.granted as number[];
+  let e: any, list: any, f, q, i, j;
   if (type == PacketType.CONNACK) malformed("unexpected packet type 2");
-  else if (WISP_QOS2 && type == PacketType.PUBREL) {
+  else if (WISP_QOS2 && type == PacketType.PUBLISH) {
+    if (c.received_[id]) return;
+    if (Object.keys(c.received_).length > 99) throw Error("over 100 QoS 2 messages without PUBREL");
+    c.received_[id] = 1;
+    if (WISP_STORE) keep(c, "i" + id, "");
+    return true;
+  } else if (WISP_QOS2 && type == PacketType.PUBREL) {
     if (WISP_STORE && c.received_[id]) keep(c, "i" + id);
     delete c.received_[id];
     return write(c, encodeAck(PacketType.PUBCOMP, id));
-  } else if (!(e = acknowledge(c, type, id, type == PacketType.SUBACK ? p.granted : undefined))) return;
+  } else if (!(e = acknowledge(c, type, id, type == PacketType.SUBACK ? g : undefined))) return;
   // (a PINGRESP acknowledges nothing: that something came is all keepalive needs)
   else if (WISP_QOS2 && type == PacketType.PUBREC) {
     if (WISP_STORE) keep(c, "o" + id, e.packet_);
     return write(c, e.packet_);
   }
   if (WISP_STORE && (type == PacketType.PUBACK || type == PacketType.PUBCOMP)) keep(c, "o" + id);
-  call(c, e.done_, null, type == PacketType.SUBACK ? granted(c, e, p.granted as number[]) : undefined);
+  // A SUBACK's return codes: the granted filters are remembered for resubscribing (but not from a
+  // resubscription: its filters are there already), and reported as MQTT.js does.
+  if (type == PacketType.SUBACK)
+    for (list = [], i = 0; i < g.length; i++) {
+      // not a filter unsubscribed since (its UNSUBSCRIBE still waits: the broker answers in order)
+      for (j = 0, f = e.filters_[i]; (q = l[j]) && !(q.wait_ == PacketType.UNSUBACK && (q.filters_ as string[]).indexOf(f) >= 0); j++);
+      if (g[i] < 128 && e != c.resub_ && !q) c.subscriptions_[f] = e.qos_;
+      list.push({ topic: f, qos: g[i] });
+    }
+  call(c, e.done_, null, list);
   // a graceful end() waits for the last acknowledgement
   if (c.ended_) l.length || c.end();
   else if (c.queue_[0]) flush(c);
-}
-
-/**
- * A SUBACK's return codes: the granted filters are remembered for resubscribing (but not from a
- * resubscription: its filters are there already), and reported as MQTT.js does.
- */
-function granted(c: Client, e: any, g: number[]): { topic: string; qos: number }[] {
-  const list = [];
-  let f, p, j;
-  for (let i = 0; i < g.length; i++) {
-    // not a filter unsubscribed since (its UNSUBSCRIBE still waits: the broker answers in order)
-    for (j = 0, f = e.filters_[i]; (p = c.pending_[j]) && !(p.wait_ == PacketType.UNSUBACK && (p.filters_ as string[]).indexOf(f) >= 0); j++);
-    if (g[i] < 128 && e != c.resub_ && !p) c.subscriptions_[f] = e.qos_;
-    list.push({ topic: f, qos: g[i] });
-  }
-  return list;
-}
-
-/** CONNACK: the connection is up (redeliver, resubscribe, keepalive, the waiting calls), or refused. */
-function connack(c: Client, p: Packet): void {
-  const subs = c.subscriptions_,
-    // [MQTT-3.2.2-1] no session after a clean start, whatever the broker says
-    fresh = !p.sessionPresent || c.options_.clean !== false,
-    l = c.pending_;
-  let e: any, list: any, i;
-  clearTimeout(c.timer_);
-  c.timer_ = 0;
-  if ((i = p.returnCode)) {
-    // attempt_ is not reset, so a refused login backs off instead of looping; return codes [MQTT-3.2.2.3]
-    e = Error("Connection refused: " + ",unacceptable protocol version,identifier rejected,server unavailable,bad username or password,not authorized".split(",")[i]);
-    e.code = i;
-    return hangUp(c, e);
-  }
-  c.connected = true;
-  // what was written before (CONNECT) went: the broker answered it
-  c.unsent_ = -(c.options_.sendBuffer || 4096);
-  c.since_ = Date.now() + 10000; // 10 s: then the connection counts as lasting
-  c.idle_ = c.quiet_ = 0;
-  if ((i = c.options_.keepalive * 500)) c.timer_ = setInterval(tick, i, c) as any;
-  if (fresh) {
-    if (WISP_QOS2) {
-      // the broker has no session: neither has the store
-      if (WISP_STORE) for (i in c.received_) keep(c, "i" + i);
-      c.received_ = {};
-    }
-    // the broker has no session: the last resubscription is replaced by the one below
-    if ((i = l.indexOf(c.resub_ as Pending)) >= 0) delete c.ids_[l.splice(i, 1)[0].id_];
-  }
-  for (e of redeliver(c)) write(c, e);
-  if (fresh) {
-    list = [];
-    i = [];
-    for (e in subs) {
-      list.push(e);
-      i.push(subs[e]);
-    }
-    if (list.length) c.resub_ = send(c, PacketType.SUBACK, list, i);
-  }
-  c.emit("connect", p);
-  flush(c);
 }
 
 /**
@@ -647,7 +633,7 @@ function write(c: Client, packet: string): void {
   let n;
   if (s && !s.closing_) {
     s.write(packet);
-    if ((c.unsent_ += packet.length) > 0 && c.unsent_ < CLOSED) {
+    if ((c.unsent_ += packet.length) > 0 && c.unsent_ < Gate.CLOSED) {
       n = c.options_.sendBuffer || 4096;
       for (const e of c.pending_) n += e.packet_.length;
       if (c.unsent_ > n) hangUp(c, Error("send buffer: the broker does not read"));
@@ -682,7 +668,7 @@ function hangUp(c: Client, err?: Error): void {
   if (err) c.emit("error", err);
   if (!s.closing_) {
     c.connected = false;
-    c.unsent_ = CLOSED;
+    c.unsent_ = Gate.CLOSED;
     clearTimeout(c.timer_);
     s.closing_ = 1;
     s.end();
@@ -695,7 +681,7 @@ function gone(c: Client): void {
   const was = c.since_,
     period = c.options_.reconnectPeriod;
   c.connected = false;
-  c.unsent_ = CLOSED;
+  c.unsent_ = Gate.CLOSED;
   clearTimeout(c.timer_);
   c.timer_ = 0;
   c.socket_ = c.since_ = undefined;
@@ -706,24 +692,25 @@ function gone(c: Client): void {
   if (!c.ended_ && period != 0) c.timer_ = setTimeout(open, backoff(c.attempt_++, period || 1000, Math.random()), c, 1) as any;
   c.emit("close");
   if (was) c.emit("offline");
-  if (c.ended_) finish(c);
+  if (c.ended_) fail(c, Error("client ended"), 2);
   else if (!c.timer_) fail(c, Error("connection closed"));
 }
 
-/** The callbacks of end(), then "end" (unless it was emitted already): what they throw comes before it. */
-function finish(c: Client): void {
-  fail(c, Error("client ended"));
-  for (const f of (c.ended_ as Callback[]).splice(0)) call(c, f, null);
-  if (!c.finished_) {
-    c.emit("end");
-    c.finished_ = 1;
-  }
-}
-
-/** Fails everything waiting, queued calls and (unless `queueOnly`) the session's: nothing is dropped unheard. */
-function fail(c: Client, err: Error, queueOnly?: boolean): void {
+/**
+ * Fails everything waiting with `err`: queued calls and (`only` not 1) the session's, so nothing is
+ * dropped unheard. `only` 2: the client has ended, so then the callbacks of end() run, and "end" is
+ * emitted (unless it was already): what they throw comes before it.
+ */
+function fail(c: Client, err: Error, only?: 1 | 2): void {
   for (const w of c.queue_.splice(0)) call(c, w[2], err);
-  if (!queueOnly) for (const e of c.pending_.splice(0)) call(c, e.done_, err);
+  if (only != 1) for (const e of c.pending_.splice(0)) call(c, e.done_, err);
+  if (only == 2) {
+    for (const f of (c.ended_ as Callback[]).splice(0)) call(c, f, null);
+    if (!c.finished_) {
+      c.emit("end");
+      c.finished_ = 1;
+    }
+  }
 }
 
 /** Sends a SUBSCRIBE (with `qos`) or an UNSUBSCRIBE, tracked until `wait` comes. */
@@ -733,11 +720,6 @@ function send(c: Client, wait: number, list: string[], qos: number | number[] | 
   e.qos_ = qos;
   write(c, (e.packet_ = encodeSubscribe(list, qos, e.id_)));
   return e;
-}
-
-/** Room for one more request, on a live connection: in flight, and in the socket's send buffer. */
-function hasRoom(c: Client): boolean {
-  return c.unsent_ < 0 && !c.pending_[c.window_];
 }
 
 /**
@@ -753,7 +735,7 @@ function request(c: Client, bad: string, done: Callback | undefined, method: Fun
   if (!bad) {
     if (c.ended_) bad = "client ended";
     else if (!c.socket_ && !c.timer_) bad = "connection closed";
-    else if ((replayed || !q.length) && hasRoom(c)) return true;
+    else if ((replayed || !q.length) && c.unsent_ < 0 && !c.pending_[c.window_]) return true; // room: in flight, and in the send buffer
     else if (q.length >= (c.options_.queueSize || 16)) bad = "queue full";
     else return void q.push([method, args, done]);
   }
@@ -764,7 +746,7 @@ function request(c: Client, bad: string, done: Callback | undefined, method: Fun
 function flush(c: Client): void {
   const q = c.queue_;
   let w;
-  while (q[0] && hasRoom(c)) {
+  while (q[0] && c.unsent_ < 0 && !c.pending_[c.window_]) {
     w = q.shift() as [Function, IArguments, Callback];
     // only when others still wait: a replayed publish that finds the queue empty takes the short way,
     // which does not look at (nor clear) this flag

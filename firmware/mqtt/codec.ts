@@ -73,36 +73,33 @@ export function fail(reason: string): never {
   throw Error("malformed packet: " + reason);
 }
 
-/**
- * Matches a character that is not printable ASCII nor a control character other than NUL: on the hot
- * paths a string it does not match is its own UTF-8 and holds no U+0000 (and, with '+' and '#' taken
- * out, no wildcard). Ranges stop below 0x80: Espruino compares characters as signed bytes
- * (docs/espruino-notes.md), and one native test costs what a few steps of a JavaScript loop do.
- */
-export const NOT_PLAIN = /[^\x01-\x7f]/;
-/**
- * What a topic name needs a closer look for: anything but printable ASCII (so also control characters,
- * which [MQTT-1.5.3-2] says not to send, and bytes from 0x80 on), '#' and '+'
- */
-export const NOT_PLAIN_NAME = /[^\x20-\x22\x24-\x2a\x2c-\x7e]/;
+// The two character tests below are RegExp literals where they are used, not module constants: a RegExp
+// held by the module is 18 JsVars for as long as it is loaded, one made where it is used costs about
+// 3 µs (measured on Espruino 2v29, 64-bit) and only on the paths that run them: a topic seen for the
+// first time, text that is not plain ASCII.
+// - /[^\x01-\x7f]/: a character that is not printable ASCII nor a control character other than NUL;
+//   a string it does not match is its own UTF-8 and holds no U+0000. Ranges stop below 0x80: Espruino
+//   compares characters as signed bytes (docs/espruino-notes.md).
+// - /[^\x20-\x22\x24-\x2a\x2c-\x7e]/: what a topic name needs a closer look for: anything but
+//   printable ASCII (so also control characters, which [MQTT-1.5.3-2] says not to send, and bytes from
+//   0x80 on), '#' and '+'.
 
 /**
  * Text to UTF-8 bytes. encodeURIComponent does the work: on a host it encodes Unicode, and on an
  * ESP32, whose strings already hold the UTF-8 bytes of the source text, it gives them back unchanged.
- * ASCII is its own UTF-8 and is returned as it is. Throws on V8 for a lone surrogate.
+ * ASCII is its own UTF-8 and is returned as it is. Throws on V8 for a lone surrogate. With `escaped`,
+ * the text's %-escapes are then bytes ("%E2%82%AC" -> the three bytes of U+20AC): each two hex digits,
+ * else fail (decodeURIComponent would throw on V8 and take it on Espruino). A loop, not replace()
+ * with a callback, and one function for both: each function is JsVars for as long as the module is loaded.
  */
-export function utf8Encode(s: string): string {
-  return NOT_PLAIN.test(s) ? unescapeBytes(encodeURIComponent(s)) : s;
-}
-
-/**
- * "%E2%82%AC" -> bytes, each escape two hex digits (else fail: decodeURIComponent would throw on V8 and
- * take it on Espruino). A loop, not replace() with a callback: one function less in RAM.
- */
-export function unescapeBytes(s: string): string {
-  const parts = s.split("%");
-  s = parts[0];
-  for (let i = 1; i < parts.length; i++) s += (/^[\dA-Fa-f][\dA-Fa-f]/.test(parts[i]) ? chr(+("0x" + parts[i].substr(0, 2))) : fail("bad %-escape")) + parts[i].substr(2);
+export function utf8Encode(s: string, escaped?: 1): string {
+  let parts, i;
+  // (encodeURIComponent gives ASCII: the call made with it goes straight to its escapes)
+  if (/[^\x01-\x7f]/.test(s)) s = utf8Encode(encodeURIComponent(s), 1);
+  if (escaped) {
+    s = (parts = s.split("%"))[0];
+    for (i = 1; i < parts.length; i++) s += (/^[\dA-Fa-f][\dA-Fa-f]/.test(parts[i]) ? chr(+("0x" + parts[i].substr(0, 2))) : fail("bad %-escape")) + parts[i].substr(2);
+  }
   return s;
 }
 
@@ -114,7 +111,7 @@ export function unescapeBytes(s: string): string {
  */
 export function text(s: string): string {
   utf8Decode((s = utf8Encode(s)));
-  // on the bytes (classes above 0x80 on their own: see NOT_PLAIN)
+  // on the bytes (classes above 0x80 on their own: see the tests above utf8Encode)
   return s.length > 65535 || /[\0-\x1f\x7f]|\xc2[\x80-\x9f]|\xef\xb7[\x90-\xaf]|[\x8f\x9f\xaf\xbf\xef]\xbf[\xbe\xbf]/.test(s) ? fail("not text") : s;
 }
 
@@ -125,7 +122,7 @@ export function text(s: string): string {
  * as it is, without the loop (220 µs for 7 characters on the interpreter, against 10 for the test).
  */
 export function utf8Decode(s: string): string {
-  if (!NOT_PLAIN.test(s)) return s;
+  if (!/[^\x01-\x7f]/.test(s)) return s;
   let escaped = "";
   for (let i = 0; i < s.length; ) {
     let c = s.charCodeAt(i);
@@ -144,6 +141,7 @@ export function utf8Decode(s: string): string {
   return decodeURIComponent(escaped);
 }
 
+/** A 16-bit big-endian integer [MQTT-1.5.2]. The client's encoders write it out (one function less in RAM). */
 export function u16(n: number): string {
   return chr(n >> 8, n & 255);
 }
@@ -151,7 +149,7 @@ export function u16(n: number): string {
 /** A length-prefixed UTF-8 string [MQTT-1.5.3]. */
 export function str(s: string): string {
   s = utf8Encode(s);
-  return u16(s.length) + s;
+  return chr(s.length >> 8, s.length & 255) + s;
 }
 
 /** Fixed header: type and flags, then the remaining length in 1 to 4 bytes of 7 bits [MQTT-2.2.3]. */
@@ -170,7 +168,7 @@ export function encodeConnect(o: ConnectOptions): string {
     tail = "";
   if ((typeof WISP_WILL == "undefined" || WISP_WILL) && w) {
     flags |= 4 | ((w.qos || 0) << 3) | (w.retain ? 32 : 0);
-    tail += str(w.topic) + u16(w.payload.length) + w.payload;
+    tail += str(w.topic) + chr(w.payload.length >> 8, w.payload.length & 255) + w.payload;
   }
   // [MQTT-3.1.2-22] a password only with a user name
   if (user != null) {
@@ -182,7 +180,7 @@ export function encodeConnect(o: ConnectOptions): string {
     }
   }
   // protocol name "MQTT" and level 4 [MQTT-3.1.2-1], [MQTT-3.1.2-2]
-  return frame(0x10, "\0\x04MQTT\x04" + chr(flags) + u16(o.keepalive) + str(o.clientId) + tail);
+  return frame(0x10, "\0\x04MQTT\x04" + chr(flags, o.keepalive >> 8, o.keepalive & 255) + str(o.clientId) + tail);
 }
 
 export function encodePublish(topic: string, payload: string, qos: number, retain: any, dup: any, id: number): string {
@@ -194,14 +192,14 @@ export function encodePublish(topic: string, payload: string, qos: number, retai
  * throws on indexing a number, hence typeof). UNSUBSCRIBE without it.
  */
 export function encodeSubscribe(topics: string[], qos: number | number[] | undefined, id: number): string {
-  let rest = u16(id);
+  let rest = chr(id >> 8, id & 255);
   for (let i = 0; i < topics.length; i++) rest += str(topics[i]) + (qos == null ? "" : chr(typeof qos == "number" ? qos : qos[i]));
   return frame(qos == null ? 0xa2 : 0x82, rest); // [MQTT-3.8.1-1], [MQTT-3.10.1-1] flags 0010
 }
 
 /** PUBACK, PUBREC, PUBREL, PUBCOMP, UNSUBACK: a packet id and nothing else. */
 export function encodeAck(type: number, id: number): string {
-  return frame((type << 4) | (type == PacketType.PUBREL ? 2 : 0), u16(id)); // [MQTT-3.6.1-1]
+  return frame((type << 4) | (type == PacketType.PUBREL ? 2 : 0), chr(id >> 8, id & 255)); // [MQTT-3.6.1-1]
 }
 
 export const PINGREQ = "\xc0\0";
@@ -275,7 +273,7 @@ export function decodeClientBound(header: number, b: string): Packet {
   // topic is remembered once checked: a burst to one topic is checked once.
   if (qos > (typeof WISP_QOS2 == "undefined" || WISP_QOS2 ? 2 : 1) || (!qos && header & 8)) fail("bad PUBLISH");
   if (t !== lastTopic) {
-    if (!NOT_PLAIN_NAME.test(t)) lastTopic = t || fail("bad PUBLISH");
+    if (!/[^\x20-\x22\x24-\x2a\x2c-\x7e]/.test(t)) lastTopic = t || fail("bad PUBLISH");
     else if (/[+#]/.test((t = utf8Decode(t)))) fail("bad PUBLISH");
   }
   t = { type: PacketType.PUBLISH, topic: t, payload: b.substr(qos ? at + 2 : at), qos, dup: (header & 8) > 0, retain: (header & 1) > 0 } as Packet;

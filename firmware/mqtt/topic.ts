@@ -1,6 +1,6 @@
 // Topic names and filters [MQTT-4.7].
 
-import { NOT_PLAIN_NAME, text } from "./codec";
+import { text } from "./codec";
 
 /**
  * Why `topic` cannot be used, or "" when it can. A name (for PUBLISH) has no wildcards
@@ -16,7 +16,7 @@ export function topicError(topic: any, filter?: any, qos?: any): string {
     if (
       typeof topic == "string" &&
       topic &&
-      (NOT_PLAIN_NAME.test(topic)
+      (/[^\x20-\x22\x24-\x2a\x2c-\x7e]/.test(topic)
         ? // Espruino's RegExp: top-level alternation and classes only, `/` escaped even inside a class, and
           // `[^]` where any character is meant: `.` does not match a line terminator on V8 but does on Espruino
           !(filter ? /#[^]|[^\/][+#]|\+[^\/]/ : /[+#]/).test(topic) && text(topic)
