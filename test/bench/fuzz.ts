@@ -173,6 +173,10 @@ export async function fuzz(seed: number, count: number, log: (line: string) => v
     }
     report.messages = seen.message;
     report.errors = seen.error;
+    // measured in the state of the first figure, connected: between connections the socket's "data"
+    // listener is the one that waits for CONNACK, whose source the simulator counts as RAM (on a board
+    // a function run from Storage keeps its code in flash)
+    if (!report.hungAt && !(await until("connect", count + 1))) report.hungAt = count + 1;
     report.jsVars.last = size();
     report.heapMB.last = heapMB();
     report.crashes = [...rig.runtime.logs.filter((l) => /Uncaught/.test(l)), ...rig.runtime.errors.map(String)];
