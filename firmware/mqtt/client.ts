@@ -28,7 +28,7 @@
 // Every callback runs exactly once and a throwing one is reported as an "error", not thrown into the
 // client; "end" is the last event.
 
-import { Packet, PacketType, Will, chr, decodeClientBound, encodeAck, encodeConnect, encodeSubscribe, fail as malformed, frame, nextPacket, str, text, utf8Decode, utf8Encode } from "./codec";
+import { Packet, PacketType, Will, chr, decodeClientBound, encodeAck, encodeConnect, encodeSubscribe, fail as malformed, frame, nextLong, nextPacket, str, text, utf8Decode, utf8Encode } from "./codec";
 import { Callback, Pending, acknowledge, backoff, redeliver, restorable, track } from "./session";
 import "./features";
 import { topicError } from "./topic";
@@ -120,15 +120,17 @@ function call(c: Client, callback: Callback | undefined, err: Error | null, resu
  * A payload as bytes: a string as it is, null or undefined as an empty payload (as in MQTT.js), a typed
  * array or DataView as its bytes (the same on both engines: Espruino's E.toString refuses a DataView),
  * anything else its text (not E.toString for a number: it makes one byte of it); undefined for an
- * object without toString, or one whose toString throws.
+ * object without toString, or one whose toString throws, which, given the client `c`, fails the
+ * publish through its callback `done` (here, not in publish(): its text is read on every publish).
  */
-function bytes(m: any): string | undefined {
+function bytes(m: any, c?: Client, done?: Callback): string | undefined {
+  let s;
   try {
     // (an object without toString: V8's "" + m throws, Espruino's gives "[object Object]"; refused on both)
-    return m == null ? "" : m.buffer ? E.toString(new Uint8Array(m.buffer, m.byteOffset, m.byteLength)) : m.toString && "" + m;
-  } catch (e) {
-    // the caller reports it
-  }
+    s = m == null ? "" : m.buffer ? E.toString(new Uint8Array(m.buffer, m.byteOffset, m.byteLength)) : m.toString && "" + m;
+  } catch (e) {}
+  if (s == null && c) call(c, done, Error("payload: not a string, typed array or number"));
+  return s;
 }
 
 export class Client {
@@ -298,6 +300,8 @@ export class Client {
     const c = this,
       o: any = options || 0,
       qos = o.qos | 0,
+      // the fixed header's first byte [MQTT-3.3.1]
+      h = 0x30 | (qos << 1) | (o.retain ? 1 : 0),
       done = typeof options == "function" ? options : callback,
       // the topic of the last publish: checked and encoded then (most applications publish to few topics)
       known = topic === c.topic_ && qos >>> 0 < (WISP_QOS2 ? 3 : 2);
@@ -309,12 +313,12 @@ export class Client {
       ((known && c.unsent_ < 0 && !c.pending_[c.window_] && (!c.queue_[0] || (c.replaying_ && !(c.replaying_ = 0)))) ||
         (request(c, known ? "" : (!WISP_QOS2 && qos == 2 && NO_QOS2) || topicError(topic, 0, qos), done, c.publish, arguments) && (known || (c.head_ = str((c.topic_ = topic)))))) &&
       // the payload as bytes before a packet id is taken; what cannot be one fails through the callback
-      (typeof message == "string" || (message = bytes(message) as string) != null || call(c, done, Error("payload: not a string, typed array or number")))
+      (typeof message == "string" || (message = bytes(message, c, done) as string) != null)
     ) {
       e = qos && track(c, qos + 3, done as Callback); // waits for PUBACK (4) or PUBREC (5)
       message = c.head_ + (e ? chr(e.id_ >> 8, e.id_ & 255) + message : message);
       // the fixed header: a one-byte remaining length for most, frame() for the others
-      message = (n = message.length) < 128 ? chr(0x30 | (qos << 1) | (o.retain ? 1 : 0), n) + message : frame(0x30 | (qos << 1) | (o.retain ? 1 : 0), message);
+      message = (n = message.length) < 128 ? chr(h, n) + message : frame(h, message);
       // kept in the store, if any, before it leaves (the socket sends once this code returns): the
       // interpreter reads past what a QoS 0 message skips, so that is short
       if (e) (e.packet_ = message), WISP_STORE && c.store_ && keep(c, "o" + e.id_, message, o.ref);
@@ -517,25 +521,33 @@ function received(this: Socket, data: string): void {
   let p: any,
     b: any = c.buf_,
     n,
-    i;
+    i,
+    k;
   // a socket hung up on is not read: its bytes are not the next connection's
   if (this.closing_) return;
   // codec's feed(), written out (one call less per read); n: where the read ends
   n = (b = c.buf_ = c.at_ < b.length ? b.substr(c.at_) + data : data).length;
   c.at_ = 0;
-  // (the end of the read checked here, not by a call that finds nothing)
-  while (!this.closing_ && (i = c.at_) < n)
-    try {
-      // a PUBACK as it should be, every QoS 1 publish's answer, is taken here without decoding a
-      // packet object (codec.ts decodes it the same way: packet id 0 is malformed [MQTT-2.3.1-1])
-      if (b.charCodeAt(i) == 0x40 && b.charCodeAt(i + 1) == 2 && i + 4 <= n && !c.skip_) {
-        c.at_ = i + 4;
-        puback(c, ((b.charCodeAt(i + 2) << 8) | b.charCodeAt(i + 3)) || malformed("packet id 0"));
-      } else if (!(p = nextPacket(c, max, decodeClientBound))) break;
+  // (one try for the loop, not one per packet: a malformed packet ends the connection, and the loop)
+  try {
+    // (the end of the read checked here, not by a call that finds nothing)
+    while (!this.closing_ && (i = c.at_) < n)
+      // the usual packet (all there, under 128 bytes, nothing to skip) is framed here, codec's
+      // nextPacket() written out; a PUBACK as it should be, every QoS 1 publish's answer, is taken
+      // without decoding a packet object (codec.ts decodes it the same way: packet id 0 is malformed
+      // [MQTT-2.3.1-1]); nextLong() takes the others
+      if ((k = b.charCodeAt(i + 1) + 2) < 130 && k <= max && i + k <= n && !c.skip_) {
+        c.at_ = i + k;
+        k == 4 && b.charCodeAt(i) == 0x40
+          ? puback(c, ((b.charCodeAt(i + 2) << 8) | b.charCodeAt(i + 3)) || malformed("packet id 0"))
+          : (p = decodeClientBound(b.charCodeAt(i), b.substr(i + 2, k - 2))).type == PacketType.PUBLISH
+            ? published(c, p)
+            : acked(c, p);
+      } else if (!(p = nextLong(c, max, decodeClientBound))) break;
       else p.type == PacketType.PUBLISH ? published(c, p) : acked(c, p);
-    } catch (e) {
-      hangUp(c, e as Error);
-    }
+  } catch (e) {
+    hangUp(c, e as Error);
+  }
   // alive (keepalive): a whole packet came; bytes alone do not count (a trickle, an over-size PUBLISH still skipped)
   if (c.at_ && !c.skip_) c.idle_ = 0;
 }

@@ -358,7 +358,7 @@ export function nextPacket(stream: Stream, max: number, decode: (header: number,
  * decoded from its first `max` bytes (topic, packet id, the start of the payload) with `over_` saying
  * why it cannot be delivered, and the rest of its bytes are discarded as they arrive.
  */
-function nextLong(stream: Stream, max: number, decode: (header: number, body: string) => Packet): Packet | undefined {
+export function nextLong(stream: Stream, max: number, decode: (header: number, body: string) => Packet): Packet | undefined {
   const b = stream.buf_,
     n = b.length;
   let at = stream.at_,
