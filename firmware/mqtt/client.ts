@@ -28,7 +28,7 @@
 // Every callback runs exactly once and a throwing one is reported as an "error", not thrown into the
 // client; "end" is the last event.
 
-import { Packet, PacketType, Will, chr, decodeClientBound, encodeAck, encodeConnect, encodeSubscribe, fail as malformed, frame, nextLong, nextPacket, str, text, utf8Decode, utf8Encode } from "./codec";
+import { Packet, PacketType, Will, chr, decodeClientBound, encodeAck, encodeConnect, encodeSubscribe, fail as malformed, frame, nextLong, str, text, utf8Decode, utf8Encode } from "./codec";
 import { Callback, Pending, acknowledge, backoff, redeliver, restorable, track } from "./session";
 import "./features";
 import { topicError } from "./topic";
@@ -379,16 +379,24 @@ function keep(c: Client, key: string, packet?: string, ref?: any): void {
 
 /**
  * subscribe() with `qos`, unsubscribe() without: one filter or a list of them, at least one
- * [MQTT-3.8.3-3], [MQTT-3.10.3-2], each checked before anything is sent.
+ * [MQTT-3.8.3-3], [MQTT-3.10.3-2], each checked before anything is sent; then the SUBSCRIBE or
+ * UNSUBSCRIBE goes, tracked until its SUBACK or UNSUBACK. Without `method`, the resubscription on
+ * CONNACK (`qos`: one per filter): its filters were checked when first subscribed, it goes at once,
+ * and it becomes `resub_`.
  */
-function subscription(c: Client, topic: any, qos: number | undefined, done: Callback | undefined, method: Function, args: IArguments): Client {
+function subscription(c: Client, topic: any, qos: number | number[] | undefined, done?: Callback, method?: Function, args?: IArguments): Client {
   const list = typeof topic == "string" ? [topic] : topic || [];
   let bad = list.length ? (!WISP_QOS2 && qos == 2 && NO_QOS2) || "" : "no topic filter",
-    i = 0;
-  for (; i < list.length; i++) bad = bad || topicError(list[i], 1, qos);
-  if (request(c, bad, done, method, args)) {
+    i = 0,
+    e: Subscribing;
+  for (; method && i < list.length; i++) bad = bad || topicError(list[i], 1, qos);
+  if (!method || request(c, bad, done, method, args as IArguments)) {
     if (qos == null) for (i = 0; i < list.length; i++) delete c.subscriptions_[list[i]];
-    send(c, qos == null ? PacketType.UNSUBACK : PacketType.SUBACK, list, qos, done);
+    e = track(c, qos == null ? PacketType.UNSUBACK : PacketType.SUBACK, done as Callback) as Subscribing;
+    e.filters_ = list;
+    e.qos_ = qos;
+    write(c, (e.packet_ = encodeSubscribe(list, qos, e.id_)));
+    if (!method) c.resub_ = e;
   }
   return c;
 }
@@ -463,7 +471,7 @@ function opening(this: Socket, data: string): void {
   if (!this.closing_)
     try {
       c.buf_ += data;
-      if ((p = nextPacket(c, c.max_, decodeClientBound))) {
+      if ((p = nextLong(c, c.max_, decodeClientBound))) {
         if (p.type != PacketType.CONNACK) malformed("unexpected packet type " + p.type + " before CONNACK");
         this.removeAllListeners("data");
         this.on("data", received);
@@ -500,7 +508,7 @@ function opening(this: Socket, data: string): void {
             list.push(e);
             i.push(subs[e]);
           }
-          if (list.length) c.resub_ = send(c, PacketType.SUBACK, list, i);
+          if (list.length) subscription(c, list, i);
         }
         c.emit("connect", p);
         flush(c);
@@ -723,15 +731,6 @@ function fail(c: Client, err: Error, only?: 1 | 2): void {
       c.finished_ = 1;
     }
   }
-}
-
-/** Sends a SUBSCRIBE (with `qos`) or an UNSUBSCRIBE, tracked until `wait` comes. */
-function send(c: Client, wait: number, list: string[], qos: number | number[] | undefined, done?: Callback): Subscribing {
-  const e = track(c, wait, done as Callback) as Subscribing;
-  e.filters_ = list;
-  e.qos_ = qos;
-  write(c, (e.packet_ = encodeSubscribe(list, qos, e.id_)));
-  return e;
 }
 
 /**

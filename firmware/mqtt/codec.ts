@@ -356,7 +356,9 @@ export function nextPacket(stream: Stream, max: number, decode: (header: number,
  * nextPacket for the rest: a remaining length of 2 to 4 bytes [MQTT-2.2.3], a packet not all there
  * yet, and one over `max`. A PUBLISH over `max` is not malformed, and it is not buffered whole: it is
  * decoded from its first `max` bytes (topic, packet id, the start of the payload) with `over_` saying
- * why it cannot be delivered, and the rest of its bytes are discarded as they arrive.
+ * why it cannot be delivered, and the rest of its bytes are discarded as they arrive. It takes any
+ * packet, only slower than nextPacket: where speed does not matter (the client's CONNACK, a stored
+ * session's check), it is called for all, and the client frames the usual packet itself.
  */
 export function nextLong(stream: Stream, max: number, decode: (header: number, body: string) => Packet): Packet | undefined {
   const b = stream.buf_,

@@ -3,7 +3,7 @@
 // connection, which is what a persistent session needs, and keeps the order in which messages were
 // first sent for redelivery [MQTT-4.6.0-1].
 
-import { PacketType, chr, decodeClientBound, encodeAck, fail, nextPacket } from "./codec";
+import { PacketType, chr, decodeClientBound, encodeAck, fail, nextLong } from "./codec";
 import "./features";
 
 export type Callback = (err: Error | null, result?: any) => void;
@@ -101,7 +101,7 @@ export function restorable(key: any, packet: any): boolean {
   if (!/^[io][1-9][0-9]*$/.test(key)) return false;
   if (key[0] == "i") return true;
   try {
-    p = nextPacket(s, 1e9, decodeClientBound);
+    p = nextLong(s, 1e9, decodeClientBound);
   } catch (e) {}
   return !!p && s.at_ == packet.length && (p.type == PacketType.PUBLISH || p.type == PacketType.PUBREL) && p.messageId == +key.substr(1);
 }
