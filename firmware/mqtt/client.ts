@@ -138,7 +138,11 @@ export class Client {
   // fields the hot paths read come first.
   /**
    * The last topic published to, and its length-prefixed UTF-8 (valid: it was checked). NaN until
-   * then: no argument is === NaN, not even NaN.
+   * then: no argument is === NaN, not even NaN. It is also the gate of publish()'s short way, so that
+   * way reads one field, not the queue and the window (two array reads cost as much as a tenth of a
+   * QoS 0 publish on the interpreter): NaN whenever a call waits in the queue (request()), the
+   * in-flight window is full (after track()) or a connection starts (its CONNACK: what was in flight
+   * is again). The next publish then goes through request(), which sets it again once it can go.
    */
   topic_: any = NaN;
   head_ = "";
@@ -297,38 +301,41 @@ export class Client {
    * payload (as in MQTT.js), anything else its text (not E.toString for a number: it makes one byte of it).
    */
   publish(topic: string, message: string | Uint8Array, options?: PublishOptions | Callback, callback?: Callback): this {
-    const c = this,
-      o: any = options || 0,
-      qos = o.qos | 0,
-      // the fixed header's first byte [MQTT-3.3.1]
-      h = 0x30 | (qos << 1) | (o.retain ? 1 : 0),
-      done = typeof options == "function" ? options : callback,
-      // the topic of the last publish: checked and encoded then (most applications publish to few topics)
-      known = topic === c.topic_ && qos >>> 0 < (WISP_QOS2 ? 3 : 2);
-    let e: any, n;
-    // the usual call: a known topic, a valid QoS (qos >>> 0: negative ones become large), room to send
-    // (see unsent_), nothing waiting before it (or flush() replays it: others wait behind it);
-    // request() sorts out the rest
+    // On the interpreter a local variable costs about as much as a property read, and `this` less than
+    // a local holding it: so one local, and the parameters take what is computed once their values are
+    // not needed (the queue keeps `arguments` as they were when the call had to wait).
+    let qos = ((options = options || (0 as any)) as any).qos | 0;
+    if (typeof options == "function") callback = options;
+    // the usual call: the topic of the last publish (checked and encoded then: most applications publish
+    // to few topics; see topic_ for why that also says the in-flight window has room and nothing
+    // waits), a valid QoS (qos >>> 0: negative ones become large), room in the send buffer on a live
+    // connection (see unsent_); request() sorts out the rest
     if (
-      ((known && c.unsent_ < 0 && !c.pending_[c.window_] && (!c.queue_[0] || (c.replaying_ && !(c.replaying_ = 0)))) ||
-        (request(c, known ? "" : (!WISP_QOS2 && qos == 2 && NO_QOS2) || topicError(topic, 0, qos), done, c.publish, arguments) && (known || (c.head_ = str((c.topic_ = topic)))))) &&
+      ((topic === this.topic_ && qos >>> 0 < (WISP_QOS2 ? 3 : 2) && this.unsent_ < 0) ||
+        (request(this, (!WISP_QOS2 && qos == 2 && NO_QOS2) || topicError(topic, 0, qos), callback, this.publish, arguments) &&
+          (topic === this.topic_ || (this.head_ = str((this.topic_ = topic)))) &&
+          // flush() is replaying this call and others wait behind it
+          (!this.queue_[0] || !(this.topic_ = NaN)))) &&
       // the payload as bytes before a packet id is taken; what cannot be one fails through the callback
-      (typeof message == "string" || (message = bytes(message, c, done) as string) != null)
+      (typeof message == "string" || (message = bytes(message, this, callback) as string) != null)
     ) {
-      e = qos && track(c, qos + 3, done as Callback); // waits for PUBACK (4) or PUBREC (5)
-      message = c.head_ + (e ? chr(e.id_ >> 8, e.id_ & 255) + message : message);
+      // topic: the fixed header's first byte [MQTT-3.3.1]; qos: what waits for PUBACK (4) or PUBREC (5)
+      topic = (0x30 | (qos << 1) | ((options as any).retain ? 1 : 0)) as any;
+      qos = qos && (track(this, qos + 3, callback as Callback) as any);
+      // the in-flight window is full: the next call takes the long way (see topic_)
+      if (qos && this.pending_[this.window_]) this.topic_ = NaN;
+      message = this.head_ + (qos ? chr((qos as any).id_ >> 8, (qos as any).id_ & 255) + message : message);
       // the fixed header: a one-byte remaining length for most, frame() for the others
-      message = (n = message.length) < 128 ? chr(h, n) + message : frame(h, message);
+      message = message.length < 128 ? chr(topic as any, message.length) + message : frame(topic as any, message);
       // kept in the store, if any, before it leaves (the socket sends once this code returns): the
       // interpreter reads past what a QoS 0 message skips, so that is short
-      if (e) (e.packet_ = message), WISP_STORE && c.store_ && keep(c, "o" + e.id_, message, o.ref);
-      // on a live connection (the gate above): its socket takes it (counted as a 2-byte fixed header: a
-      // packet of 128 bytes or more has 1 to 3 more, not worth a test on every publish)
-      (c.socket_ as Socket).write(message);
-      c.unsent_ += n + 2;
-      if (!e && done) call(c, done, null); // QoS 0: once written
+      if (qos) ((qos as any).packet_ = message), WISP_STORE && this.store_ && keep(this, "o" + (qos as any).id_, message, (options as any).ref);
+      // on a live connection (the gate above): its socket takes it
+      (this.socket_ as Socket).write(message);
+      this.unsent_ += message.length;
+      if (!qos && callback) call(this, callback, null); // QoS 0: once written
     }
-    return c;
+    return this;
   }
 
   subscribe(topic: string | string[], options?: PublishOptions | Callback, callback?: Callback): this {
@@ -393,6 +400,7 @@ function subscription(c: Client, topic: any, qos: number | number[] | undefined,
   if (!method || request(c, bad, done, method, args as IArguments)) {
     if (qos == null) for (i = 0; i < list.length; i++) delete c.subscriptions_[list[i]];
     e = track(c, qos == null ? PacketType.UNSUBACK : PacketType.SUBACK, done as Callback) as Subscribing;
+    if (c.pending_[c.window_]) c.topic_ = NaN; // the window is full: see topic_
     e.filters_ = list;
     e.qos_ = qos;
     write(c, (e.packet_ = encodeSubscribe(list, qos, e.id_)));
@@ -486,6 +494,8 @@ function opening(this: Socket, data: string): void {
         // [MQTT-3.2.2-1] no session after a clean start, whatever the broker says
         fresh = !p.sessionPresent || c.options_.clean !== false;
         c.connected = true;
+        // what was in flight is again, maybe a full window: see topic_
+        c.topic_ = NaN;
         // what was written before (CONNECT) went: the broker answered it
         c.unsent_ = -(c.options_.sendBuffer || 4096);
         c.since_ = Date.now() + 10000; // 10 s: then the connection counts as lasting
@@ -748,7 +758,7 @@ function request(c: Client, bad: string, done: Callback | undefined, method: Fun
     else if (!c.socket_ && !c.timer_) bad = "connection closed";
     else if ((replayed || !q.length) && c.unsent_ < 0 && !c.pending_[c.window_]) return true; // room: in flight, and in the send buffer
     else if (q.length >= (c.options_.queueSize || 16)) bad = "queue full";
-    else return void q.push([method, args, done]);
+    else return void (q.push([method, args, done]), (c.topic_ = NaN));
   }
   call(c, done, Error(bad));
 }
@@ -759,8 +769,7 @@ function flush(c: Client): void {
   let w;
   while (q[0] && c.unsent_ < 0 && !c.pending_[c.window_]) {
     w = q.shift() as [Function, IArguments, Callback];
-    // only when others still wait: a replayed publish that finds the queue empty takes the short way,
-    // which does not look at (nor clear) this flag
+    // only when others still wait (request() reads and clears it)
     c.replaying_ = q.length ? 1 : 0;
     w[0].apply(c, w[1]);
   }

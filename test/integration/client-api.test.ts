@@ -56,6 +56,75 @@ describe("offline queue", () => {
     await rig.sync();
     expect(done).toEqual(["1: ok", "2: ok", "3: ok"]);
   });
+
+  // publish() to the topic of the last publish takes a short way that reads neither the queue nor the
+  // window (the topic it remembers is cleared when either holds calls back): these are the ways a call
+  // to that same topic could have overtaken what waits.
+  it("a QoS 0 publish to the last topic waits while QoS 1 publishes fill the window, and goes after them", async () => {
+    const { broker } = rig;
+    broker.script = (r) => r.name !== "PUBLISH" && broker.respond(r);
+    const dev = await rig.connected({ inflight: 2 });
+    const done: string[] = [];
+    dev.client.publish("w", "1", { qos: 1 }, recorder(done, "1"));
+    dev.client.publish("w", "2", { qos: 1 }, recorder(done, "2"));
+    dev.client.publish("w", "3", { qos: 1 }, recorder(done, "3"));
+    dev.client.publish("w", "4", { qos: 0 }, recorder(done, "4"));
+    await broker.next("PUBLISH");
+    await rig.sync();
+    const sent = broker.seen("PUBLISH");
+    expect(sent.map((r) => r.packet.payload)).toEqual(["1", "2"]);
+    expect(done).toEqual([]);
+
+    broker.conn.send({ type: type("PUBACK"), messageId: sent[0].packet.messageId });
+    await broker.next("PUBLISH", sent[1].index + 1);
+    await rig.sync();
+    // "3" took the freed slot; "4" waits behind it for the next one
+    expect(broker.seen("PUBLISH").map((r) => r.packet.payload)).toEqual(["1", "2", "3"]);
+    broker.conn.send({ type: type("PUBACK"), messageId: sent[1].packet.messageId });
+    await broker.next("PUBLISH", broker.seen("PUBLISH")[2].index + 1);
+    await rig.sync();
+    expect(broker.seen("PUBLISH").map((r) => r.packet.payload)).toEqual(["1", "2", "3", "4"]);
+    expect(done).toEqual(["1: ok", "2: ok", "4: ok"]);
+  });
+
+  it("a publish to the last topic waits while a SUBSCRIBE holds the window's last slot", async () => {
+    const { broker } = rig;
+    broker.script = (r) => r.name !== "SUBSCRIBE" && broker.respond(r); // SUBACK when the test says
+    const dev = await rig.connected({ inflight: 1 });
+    const done: string[] = [];
+    dev.client.publish("w", "before", { qos: 0 }, recorder(done, "before"));
+    dev.client.subscribe("s", { qos: 0 }, recorder(done, "subscribe"));
+    dev.client.publish("w", "after", { qos: 0 }, recorder(done, "after"));
+    const subscribe = await broker.next("SUBSCRIBE");
+    await rig.sync();
+    expect(broker.seen("PUBLISH").map((r) => r.packet.payload)).toEqual(["before"]);
+    expect(done).toEqual(["before: ok"]);
+
+    broker.conn.send({ type: type("SUBACK"), messageId: subscribe.packet.messageId, granted: [0] });
+    await broker.next("PUBLISH", subscribe.index + 1);
+    await rig.sync();
+    expect(broker.seen("PUBLISH").map((r) => r.packet.payload)).toEqual(["before", "after"]);
+    expect(done).toEqual(["before: ok", "subscribe: ok", "after: ok"]);
+  });
+
+  it("a publish made in a replayed call's callback goes behind the calls still queued, even to the last topic", async () => {
+    const { broker } = rig;
+    broker.script = (r) => r.name !== "CONNECT" && broker.respond(r); // CONNACK when the test says
+    const dev = rig.connect({});
+    const connect = await broker.next("CONNECT");
+    const done: string[] = [];
+    dev.client.publish("w", "1", { qos: 0 }, (err) => {
+      recorder(done, "1")(err);
+      dev.client.publish("w", "from 1's callback", { qos: 0 }, recorder(done, "from 1's callback"));
+    });
+    dev.client.publish("w", "2", { qos: 0 }, recorder(done, "2"));
+    dev.client.publish("w", "3", { qos: 0 }, recorder(done, "3"));
+    connect.conn.send({ type: type("CONNACK"), sessionPresent: false, returnCode: 0 });
+    await dev.next("connect");
+    await broker.next("PUBLISH");
+    await rig.sync();
+    expect(broker.seen("PUBLISH").map((r) => r.packet.payload)).toEqual(["1", "2", "3", "from 1's callback"]);
+  });
 });
 
 describe("end()", () => {
