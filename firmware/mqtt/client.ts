@@ -138,11 +138,10 @@ export class Client {
   // fields the hot paths read come first.
   /**
    * The last topic published to, and its length-prefixed UTF-8 (valid: it was checked). NaN until
-   * then: no argument is === NaN, not even NaN. It is also the gate of publish()'s short way, so that
-   * way reads one field, not the queue and the window (two array reads cost as much as a tenth of a
-   * QoS 0 publish on the interpreter): NaN whenever a call waits in the queue (request()), the
-   * in-flight window is full (after track()) or a connection starts (its CONNACK: what was in flight
-   * is again). The next publish then goes through request(), which sets it again once it can go.
+   * then: no argument is === NaN, not even NaN. It also says that no call waits in the queue, so
+   * publish()'s short way does not read the queue (an array read costs some 5% of a QoS 0 publish on
+   * the interpreter): NaN whenever a call is queued (request()); the publish that finds the queue
+   * empty again (through request()) sets it.
    */
   topic_: any = NaN;
   head_ = "";
@@ -307,11 +306,11 @@ export class Client {
     let qos = ((options = options || (0 as any)) as any).qos | 0;
     if (typeof options == "function") callback = options;
     // the usual call: the topic of the last publish (checked and encoded then: most applications publish
-    // to few topics; see topic_ for why that also says the in-flight window has room and nothing
-    // waits), a valid QoS (qos >>> 0: negative ones become large), room in the send buffer on a live
-    // connection (see unsent_); request() sorts out the rest
+    // to few topics; see topic_ for why that also says nothing waits), a valid QoS (qos >>> 0: negative
+    // ones become large), room to send (see unsent_), room in the in-flight window; request() sorts out
+    // the rest
     if (
-      ((topic === this.topic_ && qos >>> 0 < (WISP_QOS2 ? 3 : 2) && this.unsent_ < 0) ||
+      ((topic === this.topic_ && qos >>> 0 < (WISP_QOS2 ? 3 : 2) && this.unsent_ < 0 && !this.pending_[this.window_]) ||
         (request(this, (!WISP_QOS2 && qos == 2 && NO_QOS2) || topicError(topic, 0, qos), callback, this.publish, arguments) &&
           (topic === this.topic_ || (this.head_ = str((this.topic_ = topic)))) &&
           // flush() is replaying this call and others wait behind it
@@ -322,8 +321,6 @@ export class Client {
       // topic: the fixed header's first byte [MQTT-3.3.1]; qos: what waits for PUBACK (4) or PUBREC (5)
       topic = (0x30 | (qos << 1) | ((options as any).retain ? 1 : 0)) as any;
       qos = qos && (track(this, qos + 3, callback as Callback) as any);
-      // the in-flight window is full: the next call takes the long way (see topic_)
-      if (qos && this.pending_[this.window_]) this.topic_ = NaN;
       message = this.head_ + (qos ? chr((qos as any).id_ >> 8, (qos as any).id_ & 255) + message : message);
       // the fixed header: a one-byte remaining length for most, frame() for the others
       message = message.length < 128 ? chr(topic as any, message.length) + message : frame(topic as any, message);
@@ -400,7 +397,6 @@ function subscription(c: Client, topic: any, qos: number | number[] | undefined,
   if (!method || request(c, bad, done, method, args as IArguments)) {
     if (qos == null) for (i = 0; i < list.length; i++) delete c.subscriptions_[list[i]];
     e = track(c, qos == null ? PacketType.UNSUBACK : PacketType.SUBACK, done as Callback) as Subscribing;
-    if (c.pending_[c.window_]) c.topic_ = NaN; // the window is full: see topic_
     e.filters_ = list;
     e.qos_ = qos;
     write(c, (e.packet_ = encodeSubscribe(list, qos, e.id_)));
@@ -494,8 +490,6 @@ function opening(this: Socket, data: string): void {
         // [MQTT-3.2.2-1] no session after a clean start, whatever the broker says
         fresh = !p.sessionPresent || c.options_.clean !== false;
         c.connected = true;
-        // what was in flight is again, maybe a full window: see topic_
-        c.topic_ = NaN;
         // what was written before (CONNECT) went: the broker answered it
         c.unsent_ = -(c.options_.sendBuffer || 4096);
         c.since_ = Date.now() + 10000; // 10 s: then the connection counts as lasting
