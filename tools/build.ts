@@ -55,8 +55,10 @@ export const OUTPUTS: Output[] = [
   // before CONNACK, acks of the wrong kind, end()'s deadline, QoS 2 ids and acks in the send buffer
   // bounded, an over-size PUBLISH read to its packet id, SUBACKs past maxPacket); checking what the
   // store gives back (a whole PUBLISH or PUBREL under its key, else dropped and said as an "error") 373.
+  // Then 12,588 less 142: ten functions fewer for the JsVars (a function is some 6 JsVars however
+  // short), the RegExps where used, the usual packet framed in the receive loop.
   // The budget is a ceiling a little above, so growth still fails the build.
-  { entry: "firmware/mqtt/index.ts", outfile: "dist/mqtt.js", budget: 12790 },
+  { entry: "firmware/mqtt/index.ts", outfile: "dist/mqtt.js", budget: 12600 },
   // The sensor-node application (client, app), uploaded as Storage .bootcde, plus the parts its
   // config uses: 11,448 + the BME280's 2,048 + drivers/bus.ts's 128 + a one-type registry's 200 was
   // the 13,824 the BME280-only firmware had before drivers were chosen per config; issue #8's client
@@ -112,7 +114,7 @@ export const PROFILES: Output[] = [
   // The aim of issue #8 was 4,096 bytes for this profile: what it leaves out is small next to what every
   // client needs (framing and checking every packet, the session, the queue, reconnecting).
   // (both: + issue #7's second round, 2,053 and 2,063 bytes)
-  { entry: "firmware/mqtt/index.ts", outfile: "dist/mqtt.js", profile: "QoS 0/1, mqtt://, no will, no login in the URL, no store", features: { qos2: false, tls: false, will: false, urlLogin: false, store: false }, budget: 11589 },
+  { entry: "firmware/mqtt/index.ts", outfile: "dist/mqtt.js", profile: "QoS 0/1, mqtt://, no will, no login in the URL, no store", features: { qos2: false, tls: false, will: false, urlLogin: false, store: false }, budget: 11480 },
   // Issue #9 added 3,729 bytes to this profile's base, as to dist/firmware.js's (the outbox is a part),
   // and its review 761 and second round 850 more (as there).
   { entry: "firmware/main.ts", outfile: "dist/firmware.js", profile: "for the config", features: "config", budget: 19913, parts: true },

@@ -1,0 +1,1 @@
+require("Storage").write("m", require("fs").readFileSync("/work/main/dist/mqtt.js"));
