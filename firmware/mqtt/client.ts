@@ -161,7 +161,7 @@ export class Client {
    * is negative (and the in-flight window has room), so one comparison answers "connected, not ended,
    * send buffer not full".
    */
-  unsent_ = Gate.CLOSED;
+  unsent_: number = Gate.CLOSED;
   /** the connection's socket, until the connection is over (its "close", or 5 s after hanging up) */
   socket_: Socket | undefined = undefined;
   /** the session store (`store` with `clean: false`), 0 without one; undefined in a build without WISP_STORE */
@@ -327,9 +327,11 @@ export class Client {
       // kept in the store, if any, before it leaves (the socket sends once this code returns): the
       // interpreter reads past what a QoS 0 message skips, so that is short
       if (qos) ((qos as any).packet_ = message), WISP_STORE && this.store_ && keep(this, "o" + (qos as any).id_, message, (options as any).ref);
-      // on a live connection (the gate above): its socket takes it
+      // on a live connection (the gate above): its socket takes it. What one message takes past the
+      // send buffer is not counted: that shuts the gate all the same, and write()'s check of a broker
+      // that does not read then counts what is written while it is shut, not this message
       (this.socket_ as Socket).write(message);
-      this.unsent_ += message.length;
+      if ((this.unsent_ += message.length) > 0) this.unsent_ = 0;
       if (!qos && callback) call(this, callback, null); // QoS 0: once written
     }
     return this;
@@ -556,7 +558,7 @@ function received(this: Socket, data: string): void {
             ? published(c, p)
             : acked(c, p);
       } else if (!(p = nextLong(c, max, decodeClientBound))) break;
-      else p.type == PacketType.PUBLISH ? published(c, p) : acked(c, p);
+      else p.type == PacketType.PUBLISH ? published(c, p, p.over_) : acked(c, p);
   } catch (e) {
     hangUp(c, e as Error);
   }
@@ -566,16 +568,17 @@ function received(this: Socket, data: string): void {
 
 /**
  * A PUBLISH: PUBACK for QoS 1, PUBREC for QoS 2; [MQTT-4.3.3-2] a QoS 2 resend with DUP is delivered
- * once. A message over maxPacket is acknowledged too, so the broker does not send it again, and reported.
+ * once. A message over maxPacket (`over`: why, from nextLong(), the only way such a packet comes) is
+ * acknowledged too, so the broker does not send it again, and reported. (Told by its own argument: the
+ * bytes still to skip are none when the topic filled maxPacket, and reading p.over_ on every message
+ * would cost more than the parameter.)
  */
-function published(c: Client, p: Packet): void {
+function published(c: Client, p: Packet, over?: string): void {
   const qos = p.qos as number,
     // (a new QoS 2 id is checked, and kept in the store, before its PUBREC leaves)
     again = WISP_QOS2 && qos > 1 && !acked(c, p);
   if (qos) write(c, encodeAck(qos + 3, p.messageId as number));
-  // (c.skip_, the bytes still to discard, is set right after a PUBLISH over maxPacket: cheaper to
-  // read than p.over_, which a message that fits does not have)
-  if (!again) c.skip_ ? c.emit("error", Error(p.over_)) : c.emit("message", p.topic, p.payload, p);
+  if (!again) over ? c.emit("error", Error(over)) : c.emit("message", p.topic, p.payload, p);
 }
 
 /**
@@ -649,8 +652,9 @@ function acked(c: Client, p: Packet): true | void {
 /**
  * Writes to the socket unless it is hung up (Espruino throws on a write after end()), counting the
  * bytes until the socket drains. Acknowledgements go whatever the send buffer holds, so a broker that
- * sends and does not read would fill it: past twice sendBuffer and what is in flight (a redelivery
- * writes that much), the link is dead.
+ * sends and does not read would fill it: past a full send buffer (where publish() leaves the count, however
+ * big its last message), sendBuffer more and what is in flight (a redelivery writes that much), the
+ * link is dead.
  */
 function write(c: Client, packet: string): void {
   const s = c.socket_;
