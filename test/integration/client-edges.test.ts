@@ -9,32 +9,13 @@ import { beforeEach, describe, expect, it } from "vitest";
 import { encode } from "../../firmware/mqtt/codec-server.ts";
 import { brief, type Rig, recorder, useRig } from "../helpers/fake-time-device.ts";
 import { closedPort, type } from "../helpers/scripted-broker.ts";
+import { memoryStore } from "../helpers/memory-store.ts";
 
 const rigOf = useRig();
 let rig: Rig;
 beforeEach(() => {
   rig = rigOf();
 });
-
-function memoryStore(entries: [string, string][] = []) {
-  const map = new Map<string, string>(entries);
-  const calls: string[] = [];
-  return {
-    map,
-    calls,
-    put(key: string, packet: string) {
-      calls.push(`put ${key}`);
-      map.set(key, packet);
-    },
-    remove(key: string) {
-      calls.push(`remove ${key}`);
-      map.delete(key);
-    },
-    load() {
-      return [...map].map(([k, v]) => [k, v]);
-    },
-  };
-}
 
 describe("CONNACK", () => {
   for (const code of [1, 2, 3, 4, 5]) {

@@ -4,34 +4,13 @@
 import { beforeEach, describe, expect, it } from "vitest";
 import { brief, type Rig, useRig } from "../helpers/fake-time-device.ts";
 import { type } from "../helpers/scripted-broker.ts";
+import { memoryStore } from "../helpers/memory-store.ts";
 
 const rigOf = useRig();
 let rig: Rig;
 beforeEach(() => {
   rig = rigOf();
 });
-
-/** A store in RAM that records every call, as a flash-backed one would see them. */
-function memoryStore(entries: [string, string][] = []) {
-  const map = new Map<string, string>(entries);
-  const calls: string[] = [];
-  return {
-    map,
-    calls,
-    put(key: string, packet: string, ref?: unknown) {
-      calls.push(`put ${key} ${packet.charCodeAt(0).toString(16)}${ref === undefined ? "" : ` ref ${ref}`}`);
-      map.set(key, packet);
-    },
-    remove(key: string) {
-      calls.push(`remove ${key}`);
-      map.delete(key);
-    },
-    load() {
-      calls.push("load");
-      return [...map].map(([k, v]) => [k, v]);
-    },
-  };
-}
 
 describe("the session store", () => {
   it("gets each QoS 1/2 flow when it starts (with the publish's ref), the PUBREL in place of its PUBLISH, and loses it when it completes; incoming QoS 2 ids until PUBREL", async () => {
