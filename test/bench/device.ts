@@ -329,8 +329,15 @@ async function startBroker(host: string, dir: string): Promise<Broker> {
   return { host, port, process, dir };
 }
 
+/**
+ * The benchmark's own subscriber or publisher on this machine. An error after it connected (the broker
+ * gone mid-run) is said on stderr rather than thrown as an unhandled 'error' event: the phase then ends
+ * by its own deadline, and the run's cleanup stops what it started.
+ */
 async function hostClient(broker: Broker, id: string): Promise<MqttClient> {
-  return mqtt.connectAsync(`mqtt://${broker.host}:${broker.port}`, { clientId: id, reconnectPeriod: 0 });
+  const client = await mqtt.connectAsync(`mqtt://${broker.host}:${broker.port}`, { clientId: id, reconnectPeriod: 0 });
+  client.on("error", (e) => console.error(`bench:device: the benchmark's MQTT client ${id} on ${broker.host}:${broker.port}: ${e.message}`));
+  return client;
 }
 
 function timeout<T>(ms: number, what: string): Promise<T> {
