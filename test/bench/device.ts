@@ -27,13 +27,13 @@
 import { parse } from "acorn";
 import { simple } from "acorn-walk";
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { accessSync, closeSync, constants, existsSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { networkInterfaces, tmpdir } from "node:os";
 import * as path from "node:path";
 import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import mqtt, { type MqttClient } from "mqtt";
-import { findTool, freePort, launchMosquitto, type MosquittoProcess } from "../../tools/broker/mosquitto.ts";
+import { findTool, freePort, isExecutable, launchMosquitto, type MosquittoProcess } from "../../tools/broker/mosquitto.ts";
 import { PROJECT_ROOT } from "../../tools/build.ts";
 import { loadFlashConfig, renderDeviceConfig } from "../../tools/config.ts";
 import { ConsoleLink } from "../../tools/serial/link.ts";
@@ -747,11 +747,7 @@ export function checkProgram(who: string, variable: string, file: string): strin
     return `${who}: is a directory, not the interpreter: set ${variable} to the program itself${inside ? `, e.g. ${inside}` : ""}`;
   }
   if (!stat.isFile()) return `${who}: not a regular file: set ${variable} to the Espruino program built for Linux`;
-  try {
-    accessSync(file, constants.X_OK);
-  } catch {
-    return `${who}: not executable: chmod +x ${file} (or set ${variable} to the build itself)`;
-  }
+  if (!isExecutable(file)) return `${who}: not executable: chmod +x ${file} (or set ${variable} to the build itself)`;
   const head = Buffer.alloc(5);
   const fd = openSync(file, "r");
   try {

@@ -1,7 +1,7 @@
 // What the outbox suites share: a scenario whose temperature tells a reading's time, the node config
 // with the outbox and a time server, and the firmware built for config changes as `wisp build --config` does.
 import { expect } from "vitest";
-import { parseScenario } from "../../host-sim/scenario.ts";
+import { environmentAt, parseScenario } from "../../host-sim/scenario.ts";
 import { createSimulation, DEFAULT_NODE_CONFIG, type Simulation, type SimulationOptions } from "../../host-sim/sim.ts";
 import { build } from "../../tools/build.ts";
 
@@ -34,4 +34,27 @@ export async function firmwareFor(changes: Record<string, unknown> = {}): Promis
 export async function outboxSimulation(options: SimulationOptions & { changes?: Record<string, unknown> } = {}): Promise<Simulation> {
   const { changes, ...rest } = options;
   return createSimulation({ nodes: 1, clock: "fake", scenario: RAMP, trafficLength: 100_000, firmware: await firmwareFor(changes), config: { ...CONFIG, ...(changes as object) } as never, ...rest });
+}
+
+/** A reading of the node's climate sensor as the broker saw it: when it came (ms since the start) and its JSON. */
+export interface Reading {
+  at: number;
+  temperature: number;
+  ts?: number;
+  uptime?: number;
+}
+
+/** The node's readings as the broker saw them, in order. */
+export function readings(s: Simulation): Reading[] {
+  const topic = s.nodes[0]!.prefix + "/climate";
+  return s.traffic.filter((m) => m.topic === topic).map((m) => ({ at: m.at, ...JSON.parse(m.payload) }));
+}
+
+/** Each reading's temperature fits the scenario at its "ts" (BME280: ±1 °C), not at its arrival. */
+export function expectTakenAtTs(s: Simulation, list: Reading[]): void {
+  for (const r of list) {
+    expect(r.ts, JSON.stringify(r)).toBeGreaterThan(s.startMs);
+    const env = environmentAt(RAMP, (r.ts! - s.startMs) / 1000);
+    expect(Math.abs(r.temperature - env.temperature), `${JSON.stringify(r)} vs ${env.temperature.toFixed(2)} °C at its ts`).toBeLessThanOrEqual(1);
+  }
 }

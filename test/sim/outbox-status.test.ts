@@ -3,9 +3,8 @@
 // simulated nodes on a fake clock, against the embedded broker (aedes).
 import mqtt, { type MqttClient } from "mqtt";
 import { afterEach, describe, expect, it } from "vitest";
-import { environmentAt } from "../../host-sim/scenario.ts";
 import type { Simulation } from "../../host-sim/sim.ts";
-import { outboxSimulation, RAMP } from "../helpers/outbox-sim.ts";
+import { expectTakenAtTs, outboxSimulation, readings, type Reading } from "../helpers/outbox-sim.ts";
 
 const MINUTE = 60_000;
 let sim: Simulation | undefined;
@@ -22,19 +21,6 @@ async function simulate(options: Parameters<typeof outboxSimulation>[0] = {}): P
   return sim;
 }
 
-interface Reading {
-  at: number;
-  temperature: number;
-  ts?: number;
-  uptime?: number;
-}
-
-/** The node's readings as the broker saw them, in order. */
-function readings(s: Simulation): Reading[] {
-  const topic = s.nodes[0]!.prefix + "/climate";
-  return s.traffic.filter((m) => m.topic === topic).map((m) => ({ at: m.at, ...JSON.parse(m.payload) }));
-}
-
 /** Every <prefix>/status/outbox the broker saw, in order, with when (ms since the start). */
 function statuses(s: Simulation): ({ at: number; retain: boolean } & Record<string, unknown>)[] {
   const topic = s.nodes[0]!.prefix + "/status/outbox";
@@ -46,15 +32,6 @@ function retained(s: Simulation): Record<string, unknown> | undefined {
   const all = statuses(s);
   for (const st of all) expect(st.retain).toBe(true);
   return all[all.length - 1];
-}
-
-/** Each reading's temperature fits the scenario at its "ts" (BME280: ±1 °C), not at its arrival. */
-function expectTakenAtTs(s: Simulation, list: Reading[]): void {
-  for (const r of list) {
-    expect(r.ts, JSON.stringify(r)).toBeGreaterThan(s.startMs);
-    const env = environmentAt(RAMP, (r.ts! - s.startMs) / 1000);
-    expect(Math.abs(r.temperature - env.temperature), `${JSON.stringify(r)} vs ${env.temperature.toFixed(2)} °C at its ts`).toBeLessThanOrEqual(1);
-  }
 }
 
 /** Node time in steps of a second until `until()` holds (at most `limitMs`). */

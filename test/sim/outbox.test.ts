@@ -5,10 +5,9 @@
 import mqtt, { type MqttClient } from "mqtt";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { startBroker, type Broker } from "../../host-sim/broker.ts";
-import { environmentAt } from "../../host-sim/scenario.ts";
 import { type Simulation, type SimulationOptions } from "../../host-sim/sim.ts";
 import { STORAGEFILE } from "../../host-sim/storage.ts";
-import { CONFIG, firmwareFor, outboxSimulation, RAMP } from "../helpers/outbox-sim.ts";
+import { CONFIG, expectTakenAtTs, firmwareFor, outboxSimulation, readings, type Reading } from "../helpers/outbox-sim.ts";
 import { startMosquitto, type Mosquitto } from "../helpers/mosquitto.ts";
 import { startProxy, type Proxy } from "../helpers/proxy.ts";
 import { describeWithMosquitto } from "../helpers/suites.ts";
@@ -27,29 +26,6 @@ afterEach(async () => {
 async function simulate(options: Parameters<typeof outboxSimulation>[0]): Promise<Simulation> {
   sim = await outboxSimulation(options);
   return sim;
-}
-
-interface Reading {
-  at: number;
-  temperature: number;
-  ts?: number;
-  uptime?: number;
-  dup: number;
-}
-
-/** The node's readings as the broker saw them, in order. */
-function readings(s: Simulation): Reading[] {
-  const topic = s.nodes[0]!.prefix + "/climate";
-  return s.traffic.filter((m) => m.topic === topic).map((m) => ({ at: m.at, dup: 0, ...JSON.parse(m.payload) }));
-}
-
-/** Each reading's temperature fits the scenario at its "ts" (BME280: ±1 °C), not at its arrival. */
-function expectTakenAtTs(s: Simulation, list: Reading[]): void {
-  for (const r of list) {
-    expect(r.ts, JSON.stringify(r)).toBeGreaterThan(s.startMs);
-    const env = environmentAt(RAMP, (r.ts! - s.startMs) / 1000);
-    expect(Math.abs(r.temperature - env.temperature), `${JSON.stringify(r)} vs ${env.temperature.toFixed(2)} °C at its ts`).toBeLessThanOrEqual(1);
-  }
 }
 
 /** One reading every interval from the first to the last, apart from `gaps` (ms) where the node was off. */
